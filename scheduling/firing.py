@@ -1,0 +1,69 @@
+"""What happens when a job's time comes: run its prompt and record the lifecycle."""
+
+from typing import Any
+
+from scheduling.job_log import JobLogEntry, LogKind
+from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.resilient import append_with_retry
+from scheduling.models import Job, JobResult
+from scheduling.prompts import FiringContext, run_prompt
+
+
+def fire_job(job: Job, context: FiringContext) -> JobResult:
+    """Run the job's prompt once; the result is its outcome, whatever the target did."""
+    fired_at = context.clock()
+    log_errors: list[str] = []
+
+    def record(kind: LogKind, order: str, message: str, fields: dict[str, Any]) -> None:
+        # Ids derive from exec_at, so a re-run activity overwrites its entries instead of
+        # adding a second "fired" line.
+        entry = JobLogEntry(
+            transaction_id=job.transaction_id,
+            entry_id=make_entry_id(job.exec_at, order),
+            timestamp=context.clock(),
+            kind=kind,
+            level="info" if kind != "outcome" or fields.get("ok") else "error",
+            message=message,
+            fields=fields,
+        )
+        error = append_with_retry(context.job_log, entry)
+        if error is not None:
+            log_errors.append(f"{kind} entry not stored: {error}")
+
+    record("fired", "1-fired", f"{job.prompt_type} fired", {"prompt_type": job.prompt_type})
+    try:
+        outcome = run_prompt(job.prompt_type, job.payload, context).model_dump(mode="json")
+    except Exception as error:  # a handler bug must still end the job with a visible outcome
+        outcome = {"ok": False, "error": f"internal error in {job.prompt_type}: {error!r}"}
+    ok = bool(outcome.get("ok"))
+    summary = "succeeded" if ok else f"failed: {outcome.get('error')}"
+    record("outcome", "3-outcome", f"{job.prompt_type} {summary}", outcome)
+    return JobResult(
+        transaction_id=job.transaction_id,
+        prompt_type=job.prompt_type,
+        ok=ok,
+        fired_at=fired_at,
+        outcome=outcome,
+        log_errors=log_errors,
+    )
+
+
+def cancelled_result(job: Job) -> JobResult:
+    """The output of a job whose registry entry was gone when it came due."""
+    return JobResult(
+        transaction_id=job.transaction_id,
+        prompt_type=job.prompt_type,
+        ok=False,
+        cancelled=True,
+        outcome={"ok": False, "error": "the job was deleted or wiped before it fired"},
+    )
+
+
+def failed_result(job: Job, error: str) -> JobResult:
+    """The output of a job whose prompt could not be run at all."""
+    return JobResult(
+        transaction_id=job.transaction_id,
+        prompt_type=job.prompt_type,
+        ok=False,
+        outcome={"ok": False, "error": error},
+    )

@@ -1,0 +1,65 @@
+"""The shapes a job takes: the request that creates it, the record that runs it, the result."""
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from scheduling.timing import format_utc, parse_exec_at
+
+UtcDatetime = Annotated[
+    AwareDatetime,
+    BeforeValidator(lambda value: parse_exec_at(value) if isinstance(value, str) else value),
+    PlainSerializer(format_utc, return_type=str),
+]
+
+
+class ScheduleRequest(BaseModel):
+    """The body of `POST /api/schedule`; the payload is checked against its prompt type later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exec_at: UtcDatetime
+    prompt_type: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any]
+
+
+class Job(BaseModel):
+    """An accepted job: the orchestration's input, and all it needs to fire."""
+
+    transaction_id: str
+    exec_at: UtcDatetime
+    prompt_type: str
+    payload: dict[str, Any]
+    accepted_at: UtcDatetime
+    registry_shard: str
+
+
+class PendingJob(BaseModel):
+    """What the registry keeps of a job until it has fired."""
+
+    transaction_id: str
+    exec_at: UtcDatetime
+    prompt_type: str
+    accepted_at: UtcDatetime
+    firing: bool = False
+
+    @classmethod
+    def of(cls, job: Job) -> "PendingJob":
+        return cls(
+            transaction_id=job.transaction_id,
+            exec_at=job.exec_at,
+            prompt_type=job.prompt_type,
+            accepted_at=job.accepted_at,
+        )
+
+
+class JobResult(BaseModel):
+    """What a fired (or cancelled) job ends with: its orchestration's output."""
+
+    transaction_id: str
+    prompt_type: str
+    ok: bool
+    fired_at: UtcDatetime | None = None
+    cancelled: bool = False
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    log_errors: list[str] = Field(default_factory=list)

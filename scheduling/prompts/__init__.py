@@ -1,0 +1,54 @@
+"""The prompt types a job can run, and the table that dispatches on `prompt_type`."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from scheduling.prompts.context import FiringContext, PayloadRules
+from scheduling.prompts.http_call import HttpCallPayload, run_http_call
+from scheduling.prompts.log_append import LogAppendPayload, run_log_append
+
+
+@dataclass(frozen=True)
+class PromptType:
+    payload_model: type[BaseModel]
+    run: Callable[[Any, FiringContext], BaseModel]
+
+
+PROMPT_TYPES: Mapping[str, PromptType] = {
+    "http.call": PromptType(HttpCallPayload, run_http_call),
+    "log.append": PromptType(LogAppendPayload, run_log_append),
+}
+
+
+class UnknownPromptType(ValueError):
+    def __init__(self, prompt_type: str) -> None:
+        known = ", ".join(sorted(PROMPT_TYPES))
+        super().__init__(f"unknown prompt_type {prompt_type!r}; known types: {known}")
+
+
+def parse_payload(prompt_type: str, payload: Mapping[str, Any], rules: PayloadRules) -> BaseModel:
+    """The payload as its type's model; raises UnknownPromptType or pydantic's ValidationError."""
+    if prompt_type not in PROMPT_TYPES:
+        raise UnknownPromptType(prompt_type)
+    model = PROMPT_TYPES[prompt_type].payload_model
+    return model.model_validate(payload, context={"rules": rules})
+
+
+def run_prompt(prompt_type: str, payload: Mapping[str, Any], context: FiringContext) -> BaseModel:
+    """Run an accepted payload (validated again, without create-time rules: they already held)."""
+    prompt = PROMPT_TYPES[prompt_type]
+    return prompt.run(prompt.payload_model.model_validate(payload), context)
+
+
+__all__ = [
+    "PROMPT_TYPES",
+    "FiringContext",
+    "PayloadRules",
+    "PromptType",
+    "UnknownPromptType",
+    "parse_payload",
+    "run_prompt",
+]

@@ -1,0 +1,35 @@
+"""What prompt handlers are given: for checking a payload, and for running it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from scheduling.job_log import JobLog
+from scheduling.settings import SchedulerSettings
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class PayloadRules:
+    """Create-time checks a payload model needs beyond its own fields.
+
+    `vet_url` raises ValueError with the reason when a destination is refused.
+    """
+
+    settings: SchedulerSettings
+    vet_url: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FiringContext:
+    """Everything a handler may touch when its job fires."""
+
+    transaction_id: str
+    exec_at: datetime
+    settings: SchedulerSettings
+    job_log: JobLog
+    clock: Clock
+    open_http_client: Callable[[float], httpx.Client]

@@ -1,0 +1,212 @@
+"""`http.call`: send one HTTP request to a URL and record what came back."""
+
+import json
+import re
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from scheduling.prompts.context import FiringContext, PayloadRules
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+# Headers that describe one connection, not the request: a caller setting them could smuggle
+# a second request or confuse the target's framing. Host is ours to set from the URL.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+# Response headers worth keeping in the outcome; cookies and the like are not.
+KEPT_RESPONSE_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "date",
+        "etag",
+        "last-modified",
+        "location",
+        "retry-after",
+        "x-request-id",
+        "request-id",
+        "x-correlation-id",
+    }
+)
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
+TRANSACTION_HEADER = "X-Scheduler-Transaction-Id"
+USER_AGENT = "durable-scheduler/0.1"
+
+
+def _rules(info: ValidationInfo) -> PayloadRules | None:
+    rules = info.context.get("rules") if isinstance(info.context, dict) else None
+    return rules if isinstance(rules, PayloadRules) else None
+
+
+class HttpCallPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    method: HttpMethod = "POST"
+    url: str = Field(min_length=1, max_length=2048)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    body: str | None = None
+    json_body: Any = Field(default=None, alias="json")
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _vet_url(cls, value: str, info: ValidationInfo) -> str:
+        rules = _rules(info)
+        if rules is not None:
+            rules.vet_url(value)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not a valid HTTP token")
+            if name.lower() in FORBIDDEN_HEADERS:
+                raise ValueError(f"header {name!r} is set by the scheduler, not by the payload")
+            if any(char in value for char in "\r\n\0"):
+                raise ValueError(f"header {name!r} contains a line break or NUL")
+        return headers
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _bound_timeout(cls, value: float | None, info: ValidationInfo) -> float | None:
+        rules = _rules(info)
+        limit = rules.settings.http_call_max_timeout_seconds if rules else None
+        if value is not None and limit is not None and value > limit:
+            raise ValueError(f"timeout_seconds must be at most {limit:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self, info: ValidationInfo) -> "HttpCallPayload":
+        if self.body is not None and "json_body" in self.model_fields_set:
+            raise ValueError("give either `body` (text) or `json`, not both")
+        rules = _rules(info)
+        limit = rules.settings.http_call_max_request_body_bytes if rules else None
+        size = len(self.content() or b"")
+        if limit is not None and size > limit:
+            raise ValueError(f"request body is {size} bytes; the limit is {limit}")
+        return self
+
+    def content(self) -> bytes | None:
+        if "json_body" in self.model_fields_set:
+            return json.dumps(self.json_body, separators=(",", ":")).encode()
+        return None if self.body is None else self.body.encode()
+
+    def request_headers(self, transaction_id: str) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if "json_body" in self.model_fields_set:
+            headers["Content-Type"] = "application/json"
+        elif self.body is not None:
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+        lowered = {name.lower() for name in self.headers}
+        headers = {name: value for name, value in headers.items() if name.lower() not in lowered}
+        return {**headers, **self.headers, TRANSACTION_HEADER: transaction_id}
+
+
+class HttpCallOutcome(BaseModel):
+    ok: bool
+    status_code: int | None = None
+    elapsed_ms: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_excerpt: str = ""
+    body_truncated: bool = False
+    error: str | None = None
+
+
+def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallOutcome:
+    """Send the request; every failure of the target is an outcome, never an exception."""
+    settings = context.settings
+    timeout = payload.timeout_seconds or settings.http_call_default_timeout_seconds
+    started = time.monotonic()
+
+    def elapsed_ms() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        with (
+            context.open_http_client(timeout) as client,
+            client.stream(
+                payload.method,
+                payload.url,
+                headers=payload.request_headers(context.transaction_id),
+                content=payload.content(),
+            ) as response,
+        ):
+            excerpt, truncated = _read_excerpt(
+                response, settings.http_call_response_excerpt_bytes, started + timeout
+            )
+    except httpx.TimeoutException:
+        return HttpCallOutcome(
+            ok=False, elapsed_ms=elapsed_ms(), error=f"timed out after {timeout:g} s"
+        )
+    except _TotalTimeExceeded:
+        return HttpCallOutcome(
+            ok=False, elapsed_ms=elapsed_ms(), error=f"response took longer than {timeout:g} s"
+        )
+    except httpx.ConnectError as error:
+        return HttpCallOutcome(
+            ok=False, elapsed_ms=elapsed_ms(), error=f"could not connect: {error}"
+        )
+    except Exception as error:  # any other failure of the target is still an outcome
+        return HttpCallOutcome(
+            ok=False, elapsed_ms=elapsed_ms(), error=f"{type(error).__name__}: {error}"
+        )
+    status = response.status_code
+    return HttpCallOutcome(
+        ok=200 <= status < 300,
+        status_code=status,
+        elapsed_ms=elapsed_ms(),
+        headers={
+            name: value
+            for name, value in response.headers.items()
+            if name.lower() in KEPT_RESPONSE_HEADERS
+        },
+        body_excerpt=excerpt,
+        body_truncated=truncated,
+        error=None if 200 <= status < 300 else f"target answered {status} {response.reason_phrase}",
+    )
+
+
+class _TotalTimeExceeded(Exception):
+    pass
+
+
+def _read_excerpt(response: httpx.Response, limit: int, deadline: float) -> tuple[str, bool]:
+    """At most `limit` bytes of the body; stops reading there, and at the deadline."""
+    received = bytearray()
+    for chunk in response.iter_raw():
+        received.extend(chunk)
+        if len(received) > limit:
+            return received[:limit].decode("utf-8", errors="replace"), True
+        if time.monotonic() > deadline:
+            raise _TotalTimeExceeded
+    return received.decode("utf-8", errors="replace"), False

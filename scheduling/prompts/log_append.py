@@ -1,0 +1,42 @@
+"""`log.append`: write the user's entry to the job log."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduling.job_log import JobLogEntry
+from scheduling.job_log.entries import make_entry_id
+from scheduling.prompts.context import FiringContext
+
+
+class LogAppendPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=8192)
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogAppendOutcome(BaseModel):
+    ok: bool
+    entry_id: str | None = None
+    error: str | None = None
+
+
+def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppendOutcome:
+    # The id derives from exec_at, not the clock, so a re-run activity rewrites the same entry.
+    entry_id = make_entry_id(context.exec_at, "2-log")
+    entry = JobLogEntry(
+        transaction_id=context.transaction_id,
+        entry_id=entry_id,
+        timestamp=context.clock(),
+        kind="log",
+        level=payload.level,
+        message=payload.message,
+        fields=payload.fields,
+    )
+    try:
+        context.job_log.append(entry)
+    except Exception as error:  # a store failure is this prompt's failed outcome
+        return LogAppendOutcome(ok=False, error=f"job log store failed: {error}")
+    return LogAppendOutcome(ok=True, entry_id=entry_id)

@@ -1,0 +1,65 @@
+"""The scheduler's settings, read from app settings (environment variables)."""
+
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class SchedulerSettings(BaseSettings):
+    """Every knob an operator can turn; names match the app setting names."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    min_lead_seconds: int = Field(default=60, ge=0)
+    max_horizon_days: int = Field(default=366, ge=1)
+    registry_shards: int = Field(default=16, ge=1, le=1024)
+    max_request_bytes: int = Field(default=256 * 1024, ge=1024)
+
+    http_call_default_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_call_max_timeout_seconds: float = Field(default=60.0, gt=0)
+    http_call_max_request_body_bytes: int = Field(default=64 * 1024, ge=0)
+    http_call_response_excerpt_bytes: int = Field(default=4096, ge=0)
+    http_call_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
+    http_call_allowed_hosts: Annotated[list[str], NoDecode] = []
+
+    redacted_headers: Annotated[list[str], NoDecode] = []
+
+    cosmos_endpoint: str = ""
+    cosmos_key: str = ""
+    cosmos_database: str = "scheduler"
+    cosmos_container: str = "joblog"
+    job_log_table: str = "joblog"
+    azure_web_jobs_storage: str = Field(default="", alias="AzureWebJobsStorage")
+
+    @field_validator("http_call_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            return [
+                ip_network(item, strict=False) if isinstance(item, str) else item for item in items
+            ]
+        return items
+
+    @field_validator("http_call_allowed_hosts", "redacted_headers", mode="before")
+    @classmethod
+    def _parse_names(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            return [item.lower().rstrip(".") if isinstance(item, str) else item for item in items]
+        return items
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> SchedulerSettings:
+    """The settings of this worker process (`load_settings.cache_clear()` re-reads them)."""
+    return SchedulerSettings()

@@ -1,0 +1,109 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduling.timing import (
+    MAX_TIMER_CHUNK,
+    ExecAtError,
+    check_schedule_window,
+    format_utc,
+    next_wait,
+    parse_exec_at,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-01T10:00:00Z", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        ("2026-12-01T10:00:00+05:45", datetime(2026, 12, 1, 4, 15, tzinfo=UTC)),
+        ("2026-12-01T10:00:00-03:30", datetime(2026, 12, 1, 13, 30, tzinfo=UTC)),
+        ("2026-12-01T10:00:00.250Z", datetime(2026, 12, 1, 10, 0, 0, 250000, tzinfo=UTC)),
+        # More than microsecond precision is cut, not refused.
+        ("2026-12-01T10:00:00.123456789Z", datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)),
+        ("2028-02-29T23:30:00-01:00", datetime(2028, 3, 1, 0, 30, tzinfo=UTC)),
+        ("  2026-12-01T10:00:00+00:00 ", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_parse_exec_at_normalises_to_utc(text: str, expected: datetime) -> None:
+    parsed = parse_exec_at(text)
+    assert parsed == expected
+    assert parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("2026-12-01T10:00:00", "offset"),
+        ("2026-12-01", "offset"),
+        ("2027-02-29T10:00:00Z", "format"),
+        ("2026-13-01T10:00:00Z", "format"),
+        ("2026-12-01T24:00:00Z", "format"),
+        ("next tuesday", "format"),
+        ("", "format"),
+        (1764158400, "format"),
+        (None, "format"),
+    ],
+)
+def test_parse_exec_at_refuses(value: object, rule: str) -> None:
+    with pytest.raises(ExecAtError) as raised:
+        parse_exec_at(value)
+    assert raised.value.rule == rule
+
+
+def test_lead_boundary_is_inclusive() -> None:
+    check_schedule_window(
+        NOW + timedelta(seconds=60), NOW, min_lead_seconds=60, max_horizon_days=366
+    )
+    with pytest.raises(ExecAtError) as raised:
+        check_schedule_window(
+            NOW + timedelta(seconds=59, microseconds=999999),
+            NOW,
+            min_lead_seconds=60,
+            max_horizon_days=366,
+        )
+    assert raised.value.rule == "min_lead"
+    assert "at least 60 s" in str(raised.value)
+
+
+def test_horizon_boundary_is_inclusive() -> None:
+    check_schedule_window(NOW + timedelta(days=366), NOW, min_lead_seconds=60, max_horizon_days=366)
+    with pytest.raises(ExecAtError) as raised:
+        check_schedule_window(
+            NOW + timedelta(days=366, seconds=1), NOW, min_lead_seconds=60, max_horizon_days=366
+        )
+    assert raised.value.rule == "max_horizon"
+    assert "at most 366 days" in str(raised.value)
+
+
+def test_past_time_is_too_soon() -> None:
+    with pytest.raises(ExecAtError, match="at least"):
+        check_schedule_window(NOW - timedelta(days=1), NOW, min_lead_seconds=0, max_horizon_days=1)
+
+
+def test_next_wait_is_none_when_due() -> None:
+    assert next_wait(NOW, NOW) is None
+    assert next_wait(NOW, NOW - timedelta(seconds=1)) is None
+
+
+def test_next_wait_reaches_a_near_exec_at() -> None:
+    step = next_wait(NOW, NOW + timedelta(hours=5))
+    assert step is not None
+    assert step.until == NOW + timedelta(hours=5)
+    assert step.reaches_exec_at
+
+
+def test_next_wait_chunks_a_far_exec_at() -> None:
+    exec_at = NOW + timedelta(days=300)
+    now, waits = NOW, 0
+    while (step := next_wait(now, exec_at)) is not None:
+        assert step.until - now <= MAX_TIMER_CHUNK
+        now, waits = step.until, waits + 1
+    assert now == exec_at
+    assert waits == 100
+
+
+def test_format_utc_uses_z() -> None:
+    assert format_utc(parse_exec_at("2026-12-01T10:00:00+01:00")) == "2026-12-01T09:00:00Z"
