@@ -20,7 +20,7 @@ class PayloadRules:
     """
 
     settings: SchedulerSettings
-    vet_url: Callable[[str], None]
+    vet_url: Callable[[str], object]
 
 
 @dataclass(frozen=True)

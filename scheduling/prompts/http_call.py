@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from scheduling.egress import DestinationRefused
 from scheduling.prompts.context import FiringContext, PayloadRules
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -164,6 +165,10 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
             excerpt, truncated = _read_excerpt(
                 response, settings.http_call_response_excerpt_bytes, started + timeout
             )
+    except DestinationRefused as refused:
+        return HttpCallOutcome(
+            ok=False, elapsed_ms=elapsed_ms(), error=f"destination refused: {refused.reason}"
+        )
     except httpx.TimeoutException:
         return HttpCallOutcome(
             ok=False, elapsed_ms=elapsed_ms(), error=f"timed out after {timeout:g} s"

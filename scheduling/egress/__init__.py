@@ -1,0 +1,28 @@
+"""Egress guard for http.call: only public destinations, unless an operator allows more.
+
+Create time: `vet_url`. Fire time: `resolve_and_vet`, used by `PinnedTransport` on every connection.
+"""
+
+from scheduling.egress.addresses import IPAddress, IPNetwork, address_refusal, denial_reason
+from scheduling.egress.errors import DestinationRefused
+from scheduling.egress.policy import EgressPolicy
+from scheduling.egress.resolving import Resolver, resolve_and_vet, system_resolver
+from scheduling.egress.transport import PinnedNetworkBackend, PinnedTransport, pinned_client
+from scheduling.egress.urls import VettedUrl, vet_url
+
+__all__ = [
+    "DestinationRefused",
+    "EgressPolicy",
+    "IPAddress",
+    "IPNetwork",
+    "PinnedNetworkBackend",
+    "PinnedTransport",
+    "Resolver",
+    "VettedUrl",
+    "address_refusal",
+    "denial_reason",
+    "pinned_client",
+    "resolve_and_vet",
+    "system_resolver",
+    "vet_url",
+]

@@ -1,0 +1,41 @@
+"""The egress policy as one value: allowed networks, allowed hosts and the resolver to use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from scheduling.egress.addresses import IPAddress, IPNetwork
+from scheduling.egress.resolving import Resolver, resolve_and_vet, system_resolver
+from scheduling.egress.urls import VettedUrl, vet_url
+
+if TYPE_CHECKING:
+    from scheduling.settings import SchedulerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    """Where http.call may connect: the one object both vetting stages and the transport use."""
+
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    allowed_hosts: frozenset[str] = frozenset()
+    resolver: Resolver = system_resolver
+
+    @classmethod
+    def from_settings(
+        cls, settings: SchedulerSettings, resolver: Resolver = system_resolver
+    ) -> EgressPolicy:
+        """The policy HTTP_CALL_ALLOWED_NETWORKS and HTTP_CALL_ALLOWED_HOSTS describe."""
+        return cls(
+            allowed_networks=tuple(settings.http_call_allowed_networks),
+            allowed_hosts=frozenset(settings.http_call_allowed_hosts),
+            resolver=resolver,
+        )
+
+    def vet_url(self, url: str) -> VettedUrl:
+        """Create-time check of `url`; raises DestinationRefused."""
+        return vet_url(url, self.allowed_networks, self.allowed_hosts)
+
+    def resolve_and_vet(self, host: str, port: int) -> list[IPAddress]:
+        """Fire-time resolution of `host` with this policy's resolver; raises DestinationRefused."""
+        return resolve_and_vet(host, port, self.resolver, self.allowed_networks, self.allowed_hosts)

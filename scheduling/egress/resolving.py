@@ -1,0 +1,61 @@
+"""Fire-time vetting: resolve a host once and check every address it resolves to."""
+
+import socket
+from collections.abc import Callable, Collection, Sequence
+from ipaddress import ip_address
+
+from scheduling.egress.addresses import IPAddress, IPNetwork, address_refusal
+from scheduling.egress.errors import DestinationRefused
+from scheduling.egress.hosts import (
+    is_allow_listed,
+    looks_numeric,
+    name_refusal,
+    parse_address_literal,
+)
+
+Resolver = Callable[[str, int], Sequence[IPAddress]]
+"""Maps (host, port) to the addresses to try; raises OSError when the name does not resolve."""
+
+
+def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """The OS resolver's TCP addresses for `host`, in the order it prefers them."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ip_address(info[4][0]) for info in infos if isinstance(info[4][0], str)]
+
+
+def resolve_and_vet(
+    host: str,
+    port: int,
+    resolver: Resolver = system_resolver,
+    allowed_networks: Sequence[IPNetwork] = (),
+    allowed_hosts: Collection[str] = (),
+) -> list[IPAddress]:
+    """The addresses to connect to for `host`; raise DestinationRefused if any of them is denied."""
+    host = host.removeprefix("[").removesuffix("]")
+    literal = parse_address_literal(host)
+    if literal is not None:
+        if why := address_refusal(literal.address, allowed_networks):
+            raise DestinationRefused(f"address {literal.address} is refused: {why}")
+        return [literal.address]
+    if looks_numeric(host):
+        raise DestinationRefused(f"host {host!r} ends in a number but is not a valid IPv4 address")
+
+    # An allow-listed name is trusted to resolve to internal addresses: reaching an internal
+    # service by name is what allow-listing is for.
+    trusted = is_allow_listed(host, allowed_hosts)
+    if not trusted and (why := name_refusal(host)):
+        raise DestinationRefused(why)
+    addresses = list(dict.fromkeys(resolver(host, port)))
+    if not addresses:
+        raise DestinationRefused(f"host {host!r} resolved to no address")
+    if not trusted:
+        refusals = [
+            f"{address} ({why})"
+            for address in addresses
+            if (why := address_refusal(address, allowed_networks))
+        ]
+        if refusals:
+            raise DestinationRefused(
+                f"host {host!r} resolves to a refused address: {', '.join(refusals)}"
+            )
+    return addresses
