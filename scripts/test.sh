@@ -19,6 +19,17 @@ if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# checkov (the infra/ lint run by tests/infra/test_checkov.py) lives in its own venv:
+# its dependencies clash with the app's pins. Re-installed only when the pin changes.
+CHECKOV_VENV=.venv-tools/checkov
+if [ ! -x "$CHECKOV_VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$CHECKOV_VENV"
+fi
+if ! cmp -s requirements-tools.txt "$CHECKOV_VENV/.installed-requirements"; then
+    "$CHECKOV_VENV/bin/python" -m pip install -qq --disable-pip-version-check -r requirements-tools.txt
+    cp requirements-tools.txt "$CHECKOV_VENV/.installed-requirements"
+fi
+
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

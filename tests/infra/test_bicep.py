@@ -1,0 +1,822 @@
+"""The azd deployment (azure.yaml, infra/*.bicep) is secure by default and wired correctly.
+
+No Bicep compiler is available, so these tests read pycep's parse of every file
+(see bicep_model.py). Each requirement is a `*_problems(project)` function that
+lists what is wrong; the tests assert the lists are empty, and
+`test_checks_catch_regressions` edits the Bicep text in memory (shared keys back
+on, a wrong role id, ...) to prove that each check notices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scheduling.settings import SchedulerSettings
+
+from .bicep_model import (
+    INFRA_DIR,
+    MAIN_BICEP,
+    REPO_ROOT,
+    BicepFile,
+    Module,
+    Project,
+    bicep_paths,
+    load_project,
+    parse,
+    render,
+    unquote,
+    walk,
+)
+
+# Built-in Azure role definition ids, from Microsoft's "Azure built-in roles" reference.
+STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+# Cosmos DB's own data-plane role "Cosmos DB Built-in Data Contributor".
+COSMOS_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
+
+STORAGE_ACCOUNTS = "Microsoft.Storage/storageAccounts"
+APP_INSIGHTS = "Microsoft.Insights/components"
+LOG_ANALYTICS = "Microsoft.OperationalInsights/workspaces"
+COSMOS_ACCOUNTS = "Microsoft.DocumentDB/databaseAccounts"
+COSMOS_CONTAINERS = "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
+COSMOS_SQL_ROLE_ASSIGNMENTS = "Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments"
+ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
+USER_ASSIGNED_IDENTITIES = "Microsoft.ManagedIdentity/userAssignedIdentities"
+SERVER_FARMS = "Microsoft.Web/serverfarms"
+SITES = "Microsoft.Web/sites"
+BLOB_CONTAINERS = "Microsoft.Storage/storageAccounts/blobServices/containers"
+
+# role id -> the resource type it must be scoped to
+EXPECTED_ROLES = {
+    STORAGE_BLOB_DATA_OWNER: STORAGE_ACCOUNTS,
+    STORAGE_QUEUE_DATA_CONTRIBUTOR: STORAGE_ACCOUNTS,
+    STORAGE_TABLE_DATA_CONTRIBUTOR: STORAGE_ACCOUNTS,
+    MONITORING_METRICS_PUBLISHER: APP_INSIGHTS,
+}
+
+# App settings Flex Consumption rejects or ignores (runtime and package live in functionAppConfig),
+# and settings that would carry a key or a key-based connection string.
+FORBIDDEN_APP_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD",
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountKey",
+    "APPINSIGHTS_INSTRUMENTATIONKEY",
+    "COSMOS_KEY",
+}
+SECRET_WORDS = re.compile(r"key|secret|password|sas|token", re.IGNORECASE)
+
+# The scheduler's own settings that the deployment sets explicitly (at their defaults).
+SCHEDULER_APP_SETTINGS = (
+    "MIN_LEAD_SECONDS",
+    "MAX_HORIZON_DAYS",
+    "REGISTRY_SHARDS",
+    "HTTP_CALL_ALLOWED_NETWORKS",
+    "HTTP_CALL_ALLOWED_HOSTS",
+)
+
+# Text that means a key, a SAS or a key-based connection string is being built or read.
+SECRET_TEXT = re.compile(
+    r"AccountKey=|SharedAccessSignature|SharedAccessKey|[?&]sig=|InstrumentationKey="
+    r"|listKeys|listConnectionStrings|listAccountSas|listServiceSas|primaryMasterKey",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture(scope="module")
+def project() -> Project:
+    return load_project()
+
+
+# --- helpers over the model -------------------------------------------------------------------
+
+
+def expr(file: BicepFile, node: Any) -> str:
+    """`render(node)` with string-valued variables of `file` substituted (role ids, names)."""
+    variables = file.variables
+
+    def substitute(value: Any) -> Any:
+        if isinstance(value, str):
+            literal = variables.get(value)
+            return literal if isinstance(literal, str) else file.resolve(value)
+        if isinstance(value, dict):
+            return {k: substitute(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [substitute(v) for v in value]
+        return value
+
+    return render(substitute(node))
+
+
+def single_module(project: Project, relative: str, problems: list[str]) -> Module | None:
+    modules = project.modules_of(relative)
+    if len(modules) != 1:
+        problems.append(f"main.bicep deploys {relative} {len(modules)} times, expected once")
+        return None
+    return modules[0]
+
+
+def identity_expressions(project: Project, problems: list[str]) -> dict[str, str]:
+    """What main.bicep writes for the user-assigned identity's name, principal id and client id.
+
+    Checks the chain on the way: main deploys modules/identity.bicep once and unconditionally,
+    and its outputs really are that identity's properties.
+    """
+    identity_file = project.file("modules/identity.bicep")
+    identities = identity_file.resources(USER_ASSIGNED_IDENTITIES, existing=False)
+    if len(identities) != 1:
+        problems.append(f"identity.bicep declares {len(identities)} user-assigned identities")
+        return {}
+    symbol = identities[0].symbol
+    wanted = {
+        "name": f"{symbol}.name",
+        "principalId": f"{symbol}.properties.principalId",
+        "clientId": f"{symbol}.properties.clientId",
+    }
+    outputs = identity_file.outputs
+    for output, value in wanted.items():
+        if render(outputs.get(output)) != value:
+            problems.append(
+                f"identity.bicep: output {output} is {render(outputs.get(output))}, not {value}"
+            )
+    module = single_module(project, "modules/identity.bicep", problems)
+    if module is None:
+        return {}
+    if module.condition is not None:
+        problems.append("main.bicep: the identity module must not be conditional")
+    return {output: f"{module.symbol}.outputs.{output}" for output in wanted}
+
+
+def module_output(project: Project, relative: str, output: str, problems: list[str]) -> str:
+    module = single_module(project, relative, problems)
+    return "<missing>" if module is None else f"{module.symbol}.outputs.{output}"
+
+
+def app_settings(site_file: BicepFile, problems: list[str]) -> dict[str, Any]:
+    site = site_file.only_resource(SITES)
+    raw = site.properties.get("siteConfig", {}).get("appSettings", [])
+    settings: dict[str, Any] = {}
+    for entry in raw:
+        if not isinstance(entry, dict) or set(entry) != {"name", "value"}:
+            problems.append(
+                f"function-app.bicep: app setting {render(entry)} is not {{name, value}}"
+            )
+            continue
+        name = str(entry["name"])
+        if name.lower() in {n.lower() for n in settings}:
+            problems.append(f"function-app.bicep: app setting {name} is set twice")
+        settings[name] = entry["value"]
+    return settings
+
+
+# --- requirements -----------------------------------------------------------------------------
+
+
+def storage_problems(project: Project) -> list[str]:
+    problems: list[str] = []
+    accounts = project.all_resources(STORAGE_ACCOUNTS)
+    if len(accounts) != 1:
+        return [f"expected one storage account, found {[str(a) for a in accounts]}"]
+    account = accounts[0]
+    props = account.properties
+    required = {
+        "allowSharedKeyAccess": False,  # no account keys, no SAS signed with them
+        "allowBlobPublicAccess": False,
+        "minimumTlsVersion": "TLS1_2",
+        "supportsHttpsTrafficOnly": True,
+        "defaultToOAuthAuthentication": True,
+    }
+    for name, value in required.items():
+        if props.get(name) != value or type(props.get(name)) is not type(value):
+            problems.append(
+                f"{account}: {name} is {render(props.get(name))}, must be {render(value)}"
+            )
+    # General-purpose v2 is the kind with blob, queue and table endpoints (Durable needs all three).
+    if account.body.get("kind") != "StorageV2":
+        problems.append(f"{account}: kind must be StorageV2 (blob, queue and table)")
+    for container in project.all_resources(BLOB_CONTAINERS):
+        if container.properties.get("publicAccess") != "None":
+            problems.append(f"{container}: publicAccess must be None")
+    return problems
+
+
+def cosmos_problems(project: Project) -> list[str]:
+    problems: list[str] = []
+    cosmos_file = project.file("modules/cosmos.bicep")
+    accounts = project.all_resources(COSMOS_ACCOUNTS)
+    if len(accounts) != 1 or accounts[0].file is not cosmos_file:
+        return [
+            f"expected one Cosmos DB account in cosmos.bicep, found {[str(a) for a in accounts]}"
+        ]
+    account = accounts[0]
+    props = account.properties
+    if props.get("disableLocalAuth") is not True:
+        problems.append(f"{account}: disableLocalAuth must be true (key auth off)")
+    capabilities = [c.get("name") for c in props.get("capabilities", []) if isinstance(c, dict)]
+    if "EnableServerless" not in capabilities:
+        problems.append(f"{account}: must have the EnableServerless capability")
+    if account.body.get("kind", "GlobalDocumentDB") != "GlobalDocumentDB":
+        problems.append(f"{account}: kind must be GlobalDocumentDB (SQL API)")
+
+    containers = project.all_resources(COSMOS_CONTAINERS)
+    if len(containers) != 1:
+        problems.append(f"expected one Cosmos container, found {[str(c) for c in containers]}")
+    for container in containers:
+        key = container.properties.get("resource", {}).get("partitionKey", {})
+        if key.get("paths") != ["/transaction_id"]:
+            problems.append(
+                f"{container}: partition key paths {render(key.get('paths'))} != [/transaction_id]"
+            )
+
+    # The app's identity holds the data-plane role (what replaces the Cosmos keys).
+    wanted_role = f"{account.symbol}.id/sqlRoleDefinitions/{COSMOS_DATA_CONTRIBUTOR}"
+    app_grants = []
+    for grant in cosmos_file.resources(COSMOS_SQL_ROLE_ASSIGNMENTS, existing=False):
+        role = (
+            expr(cosmos_file, grant.properties.get("roleDefinitionId"))
+            .replace("${", "")
+            .replace("}", "")
+        )
+        if role != wanted_role:
+            problems.append(
+                f"{grant}: roleDefinitionId {role} is not the built-in Data Contributor"
+            )
+        if render(grant.properties.get("scope")) != f"{account.symbol}.id":
+            problems.append(f"{grant}: scope must be the whole account ({account.symbol}.id)")
+        if render(grant.body.get("parent")) != account.symbol:
+            problems.append(f"{grant}: parent must be {account.symbol}")
+        principal = render(grant.properties.get("principalId"))
+        if grant.condition is None and principal in cosmos_file.parameters:
+            app_grants.append(principal)
+    if len(app_grants) != 1:
+        problems.append(
+            f"cosmos.bicep: expected one unconditional data-role grant, found {app_grants}"
+        )
+        return problems
+    ids = identity_expressions(project, problems)
+    module = single_module(project, "modules/cosmos.bicep", problems)
+    if module is not None and ids:
+        passed = render(module.params.get(app_grants[0]))
+        if passed != ids["principalId"]:
+            problems.append(
+                f"{module}: {app_grants[0]} is {passed}, must be the app identity "
+                f"({ids['principalId']})"
+            )
+    return problems
+
+
+def monitoring_problems(project: Project) -> list[str]:
+    problems: list[str] = []
+    components = project.all_resources(APP_INSIGHTS)
+    workspaces = project.all_resources(LOG_ANALYTICS)
+    if len(components) != 1 or len(workspaces) != 1:
+        found = [str(r) for r in [*components, *workspaces]]
+        return [f"expected one Application Insights and one Log Analytics, found {found}"]
+    insights, workspace = components[0], workspaces[0]
+    if insights.properties.get("DisableLocalAuth") is not True:
+        problems.append(f"{insights}: DisableLocalAuth must be true (Entra-only ingestion)")
+    if workspace.properties.get("features", {}).get("disableLocalAuth") is not True:
+        problems.append(f"{workspace}: features.disableLocalAuth must be true")
+    if render(insights.properties.get("WorkspaceResourceId")) != f"{workspace.symbol}.id":
+        problems.append(f"{insights}: must be workspace-based on {workspace.symbol}")
+    return problems
+
+
+def rbac_problems(project: Project) -> list[str]:
+    problems: list[str] = []
+    rbac = project.file("modules/rbac.bicep")
+    grants = rbac.resources(ROLE_ASSIGNMENTS, existing=False)
+    found: dict[str, int] = {}
+    for grant in grants:
+        props = grant.properties
+        role = expr(rbac, props.get("roleDefinitionId"))
+        match = re.fullmatch(
+            r"subscription_resource_id\(Microsoft\.Authorization/roleDefinitions, (.+)\)", role
+        )
+        role_id = match.group(1) if match else role
+        found[role_id] = found.get(role_id, 0) + 1
+        if role_id not in EXPECTED_ROLES:
+            problems.append(f"{grant}: unexpected role {role}")
+            continue
+        scope_type = rbac.symbol_type(render(grant.body.get("scope")))
+        if (scope_type or "").lower() != EXPECTED_ROLES[role_id].lower():
+            problems.append(
+                f"{grant}: role {role_id} must be scoped to the {EXPECTED_ROLES[role_id]}"
+            )
+        if render(props.get("principalId")) != "principalId":
+            problems.append(f"{grant}: principalId must be the module's principalId parameter")
+        if render(props.get("principalType")) != "principalType":
+            problems.append(f"{grant}: principalType must be the module's principalType parameter")
+        name = expr(rbac, grant.body.get("name"))
+        if not (name.startswith("guid(") and "principalId" in name and role_id in name):
+            problems.append(
+                f"{grant}: name {name} must be guid(scope, principalId, role) to stay unique"
+            )
+        if grant.condition is not None or grant.is_loop:
+            problems.append(f"{grant}: must not be conditional")
+    for role_id in EXPECTED_ROLES:
+        if found.get(role_id) != 1:
+            problems.append(
+                f"rbac.bicep: role {role_id} assigned {found.get(role_id, 0)} times, expected once"
+            )
+
+    # main.bicep grants these roles to the app identity (always) and to the deploying user (if set).
+    ids = identity_expressions(project, problems)
+    storage_name = module_output(project, "modules/storage.bicep", "name", problems)
+    insights_name = module_output(
+        project, "modules/monitoring.bicep", "applicationInsightsName", problems
+    )
+    app, user = [], []
+    for module in project.modules_of("modules/rbac.bicep"):
+        params = {k: render(v) for k, v in module.params.items()}
+        if params.get("storageAccountName") != storage_name:
+            problems.append(f"{module}: storageAccountName must be {storage_name}")
+        if params.get("applicationInsightsName") != insights_name:
+            problems.append(f"{module}: applicationInsightsName must be {insights_name}")
+        if module.condition is None:
+            app.append(module)
+            if ids and params.get("principalId") != ids["principalId"]:
+                problems.append(
+                    f"{module}: principalId must be the app identity ({ids['principalId']})"
+                )
+            if params.get("principalType") != "ServicePrincipal":
+                problems.append(f"{module}: a managed identity's principalType is ServicePrincipal")
+        else:
+            user.append(module)
+            if render(module.condition) != "!empty(principalId)":
+                problems.append(f"{module}: must be deployed only if principalId is set")
+            if (
+                params.get("principalId") != "principalId"
+                or params.get("principalType") != "principalType"
+            ):
+                problems.append(f"{module}: must grant the principalId/principalType parameters")
+    if len(app) != 1:
+        problems.append(
+            f"main.bicep: expected one unconditional rbac module for the app, found {len(app)}"
+        )
+    if len(user) > 1:
+        problems.append("main.bicep: more than one rbac module for the deploying user")
+    return problems
+
+
+def function_app_problems(project: Project) -> list[str]:
+    problems: list[str] = []
+    site_file = project.file("modules/function-app.bicep")
+    plan = site_file.only_resource(SERVER_FARMS)
+    site = site_file.only_resource(SITES)
+    if plan.body.get("sku") != {"name": "FC1", "tier": "FlexConsumption"}:
+        problems.append(
+            f"{plan}: sku must be FC1 / FlexConsumption, not {render(plan.body.get('sku'))}"
+        )
+    if plan.properties.get("reserved") is not True:
+        problems.append(f"{plan}: reserved must be true (Linux)")
+    kind = str(site.body.get("kind", ""))
+    if set(kind.split(",")) != {"functionapp", "linux"}:
+        problems.append(f"{site}: kind must be functionapp,linux, not {kind}")
+    if render(site.properties.get("serverFarmId")) != f"{plan.symbol}.id":
+        problems.append(f"{site}: serverFarmId must be {plan.symbol}.id")
+    if site.properties.get("httpsOnly") is not True:
+        problems.append(f"{site}: httpsOnly must be true")
+
+    config = site.properties.get("functionAppConfig", {})
+    runtime = config.get("runtime", {})
+    if runtime != {"name": "python", "version": "3.11"}:
+        problems.append(
+            f"{site}: functionAppConfig.runtime must be python 3.11, not {render(runtime)}"
+        )
+
+    # The identity the app runs as is the one main.bicep created.
+    identities = site_file.resources(USER_ASSIGNED_IDENTITIES, existing=True)
+    storages = site_file.resources(STORAGE_ACCOUNTS, existing=True)
+    insights = site_file.resources(APP_INSIGHTS, existing=True)
+    if len(identities) != 1 or len(storages) != 1 or len(insights) != 1:
+        return [
+            *problems,
+            f"{site_file.name}: expected one existing identity, storage account, App Insights",
+        ]
+    uai, storage, appi = identities[0], storages[0], insights[0]
+    ids = identity_expressions(project, problems)
+    module = single_module(project, "modules/function-app.bicep", problems)
+    if module is not None and ids:
+        identity_param = render(uai.body.get("name"))
+        if render(module.params.get(identity_param)) != ids["name"]:
+            problems.append(f"{module}: {identity_param} must be {ids['name']} (the app identity)")
+        storage_param = render(storage.body.get("name"))
+        storage_name = module_output(project, "modules/storage.bicep", "name", problems)
+        if render(module.params.get(storage_param)) != storage_name:
+            problems.append(f"{module}: {storage_param} must be {storage_name}")
+
+    identity = site.body.get("identity", {})
+    assigned = [unquote(k) for k in identity.get("userAssignedIdentities", {})]
+    if identity.get("type") != "UserAssigned" or assigned != [f"${{{uai.symbol}.id}}"]:
+        problems.append(f"{site}: must run as (only) the user-assigned identity {uai.symbol}")
+
+    package = config.get("deployment", {}).get("storage", {})
+    auth = package.get("authentication", {})
+    if package.get("type") != "blobContainer":
+        problems.append(f"{site}: functionAppConfig.deployment.storage.type must be blobContainer")
+    if not str(package.get("value", "")).startswith(
+        f"${{{storage.symbol}.properties.primaryEndpoints.blob}}"
+    ):
+        problems.append(f"{site}: the package container must be in the app's storage account")
+    if auth.get("type") != "UserAssignedIdentity" or render(
+        auth.get("userAssignedIdentityResourceId")
+    ) != (f"{uai.symbol}.id"):
+        problems.append(f"{site}: the package must be read with the user-assigned identity")
+
+    tags = [node for node in walk(site.body.get("tags")) if isinstance(node, dict)]
+    if not any(unquote(k) == "azd-service-name" and v == "api" for t in tags for k, v in t.items()):
+        problems.append(f"{site}: needs the tag azd-service-name: api (azd deploys to it)")
+
+    settings = app_settings(site_file, problems)
+    client_id = f"{uai.symbol}.properties.clientId"
+    endpoints = f"{storage.symbol}.properties.primaryEndpoints"
+    expected = {
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "AzureWebJobsStorage__clientId": client_id,
+        "AzureWebJobsStorage__blobServiceUri": f"{endpoints}.blob",
+        "AzureWebJobsStorage__queueServiceUri": f"{endpoints}.queue",
+        "AzureWebJobsStorage__tableServiceUri": f"{endpoints}.table",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": f"{appi.symbol}.properties.ConnectionString",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": f"ClientId=${{{client_id}}};Authorization=AAD",
+        "AZURE_CLIENT_ID": client_id,
+    }
+    for name, value in expected.items():
+        if name not in settings:
+            problems.append(f"{site}: app setting {name} is missing")
+        elif render(settings[name]).lower() != value.lower():
+            problems.append(
+                f"{site}: app setting {name} is {render(settings[name])}, must be {value}"
+            )
+
+    forbidden = {n.lower() for n in FORBIDDEN_APP_SETTINGS}
+    fields = {name.upper() for name in SchedulerSettings.model_fields}
+    for name in settings:
+        if name.lower() in forbidden:
+            problems.append(
+                f"{site}: app setting {name} must not be set (Flex Consumption / no keys)"
+            )
+        elif name not in expected and name not in fields:
+            problems.append(
+                f"{site}: app setting {name} is neither a platform setting nor a scheduler setting"
+            )
+        elif name not in expected and SECRET_WORDS.search(name):
+            problems.append(f"{site}: app setting {name} looks like a secret")
+
+    # The job log, by identity: endpoint and names come from the Cosmos module.
+    cosmos = single_module(project, "modules/cosmos.bicep", problems)
+    if module is not None and cosmos is not None:
+        wiring = {
+            "COSMOS_ENDPOINT": f"{cosmos.symbol}.outputs.endpoint",
+            "COSMOS_DATABASE": render(cosmos.params.get("databaseName")),
+            "COSMOS_CONTAINER": render(cosmos.params.get("containerName")),
+        }
+        for name, wanted in wiring.items():
+            param = render(settings.get(name))
+            if name not in settings or param not in site_file.parameters:
+                problems.append(f"{site}: app setting {name} must come from a module parameter")
+            elif render(module.params.get(param)) != wanted:
+                problems.append(
+                    f"{module}: {param} is {render(module.params.get(param))}, must be {wanted}"
+                )
+        cosmos_file = project.file("modules/cosmos.bicep")
+        account = cosmos_file.only_resource(COSMOS_ACCOUNTS).symbol
+        if render(cosmos_file.outputs.get("endpoint")) != f"{account}.properties.documentEndpoint":
+            problems.append("cosmos.bicep: output endpoint must be the account's documentEndpoint")
+
+    # The scheduler's settings, as strings, at the defaults of scheduling/settings.py.
+    values: dict[str, str] = {}
+    for name in SCHEDULER_APP_SETTINGS:
+        raw = settings.get(name)
+        if not isinstance(raw, str):
+            problems.append(
+                f"{site}: app setting {name} must be a string literal, is {render(raw)}"
+            )
+        else:
+            values[name.lower()] = raw
+    parsed = SchedulerSettings.model_validate(values)
+    for field in values:
+        default = SchedulerSettings.model_fields[field].default
+        if getattr(parsed, field) != default:
+            problems.append(
+                f"{site}: app setting {field.upper()}={values[field]!r} differs from the default"
+            )
+    return problems
+
+
+def secret_problems(project: Project) -> list[str]:
+    """No key, SAS or key-based connection string is built, read, passed or output anywhere."""
+    problems: list[str] = []
+    for bicep in project.files.values():
+        for node in walk(bicep.tree):
+            if isinstance(node, str) and SECRET_TEXT.search(node):
+                problems.append(f"{bicep.name}: {node!r} builds or reads a key")
+            if (
+                isinstance(node, dict)
+                and "function" in node
+                and node["function"].get("type") == "list_func"
+            ):
+                problems.append(f"{bicep.name}: {render(node)} reads keys")
+            if isinstance(node, dict) and "operator" in node:
+                operands = node["operator"].get("operands", {})
+                if str(operands.get("func_name", "")).lower().startswith("list"):
+                    problems.append(f"{bicep.name}: {render(node)} reads keys")
+        for name, param in bicep.parameters.items():
+            if any(d.get("type") == "secure" for d in param.get("decorators", [])):
+                problems.append(
+                    f"{bicep.name}: @secure() parameter {name}: nothing here should need a secret"
+                )
+        for name, output in bicep.tree.get("outputs", {}).items():
+            value = render(output["value"])
+            if any(d.get("type") == "secure" for d in output.get("decorators", [])):
+                problems.append(f"{bicep.name}: @secure() output {name}")
+            if SECRET_WORDS.search(name) or re.search(
+                r"connectionstring|instrumentationkey", value, re.I
+            ):
+                problems.append(f"{bicep.name}: output {name} = {value} looks like a secret")
+    return problems
+
+
+def wiring_problems(project: Project) -> list[str]:
+    """Module calls match the modules' parameters (what a Bicep compiler would check)."""
+    problems: list[str] = []
+    used = {MAIN_BICEP}
+    for bicep in project.files.values():
+        for module in bicep.modules():
+            if module.path not in project.files:
+                problems.append(f"{module}: file does not exist")
+                continue
+            used.add(module.path)
+            declared = project.module_file(module).parameters
+            required = {name for name, p in declared.items() if p.get("default") is None}
+            passed = set(module.params)
+            for name in sorted(passed - set(declared)):
+                problems.append(f"{module}: passes {name}, which the module does not declare")
+            for name in sorted(required - passed):
+                problems.append(f"{module}: does not pass required parameter {name}")
+            if bicep.path == MAIN_BICEP and render(module.body.get("scope")) != "rg":
+                problems.append(f"{module}: must deploy into the resource group rg")
+    for path in sorted(set(project.files) - used):
+        problems.append(f"{path.relative_to(INFRA_DIR)} is not used by main.bicep")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Project], list[str]]] = {
+    "storage": storage_problems,
+    "cosmos": cosmos_problems,
+    "monitoring": monitoring_problems,
+    "rbac": rbac_problems,
+    "function_app": function_app_problems,
+    "secrets": secret_problems,
+    "wiring": wiring_problems,
+}
+
+
+def all_problems(project: Project) -> list[str]:
+    return [problem for check in CHECKS.values() for problem in check(project)]
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_infra_has_the_expected_files() -> None:
+    names = {str(p.relative_to(INFRA_DIR)) for p in bicep_paths()}
+    assert "main.bicep" in names
+    assert {
+        "modules/identity.bicep",
+        "modules/storage.bicep",
+        "modules/monitoring.bicep",
+        "modules/cosmos.bicep",
+        "modules/rbac.bicep",
+        "modules/function-app.bicep",
+    } <= names
+
+
+@pytest.mark.parametrize("path", bicep_paths(), ids=lambda p: str(p.relative_to(INFRA_DIR)))
+def test_every_bicep_file_parses(path: Path) -> None:
+    tree = parse(path.read_text(encoding="utf-8"))
+    assert tree.get("resources") or tree.get("modules"), f"{path} declares nothing"
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_requirement(project: Project, name: str) -> None:
+    problems = CHECKS[name](project)
+    assert not problems, "\n".join(problems)
+
+
+def test_main_is_an_azd_entry_point(project: Project) -> None:
+    main = project.main
+    assert main.target_scope == "subscription"
+    params = main.parameters
+    assert {"environmentName", "location", "principalId"} <= set(params)
+    assert params["principalId"]["default"] == "", (
+        "principalId must be optional (empty = grant nothing)"
+    )
+    group = main.only_resource("Microsoft.Resources/resourceGroups")
+    tags = group.body.get("tags")
+    assert render(tags) == "tags"
+    assert {unquote(k): v for k, v in main.variables["tags"].items()} == {
+        "azd-env-name": "environmentName"
+    }
+
+    app = project.modules_of("modules/function-app.bicep")[0]
+    outputs = {name: render(value) for name, value in main.outputs.items()}
+    assert outputs["FUNCTION_APP_NAME"] == f"{app.symbol}.outputs.name"
+    assert outputs["FUNCTION_APP_URL"] == f"{app.symbol}.outputs.url"
+    site_file = project.module_file(app)
+    site = site_file.only_resource(SITES)
+    assert (
+        render(site_file.outputs["url"]) == f"https://${{{site.symbol}.properties.defaultHostName}}"
+    )
+    assert render(site_file.outputs["name"]) == f"{site.symbol}.name"
+
+
+def test_parameters_file_feeds_main_from_the_azd_environment(project: Project) -> None:
+    document = json.loads((INFRA_DIR / "main.parameters.json").read_text(encoding="utf-8"))
+    values = {name: entry["value"] for name, entry in document["parameters"].items()}
+    assert values["environmentName"] == "${AZURE_ENV_NAME}"
+    assert values["location"] == "${AZURE_LOCATION}"
+    assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
+    declared = project.main.parameters
+    assert set(values) <= set(declared), "main.parameters.json sets parameters main.bicep lacks"
+    required = {name for name, p in declared.items() if p.get("default") is None}
+    assert required <= set(values), (
+        "a required parameter of main.bicep is not in main.parameters.json"
+    )
+
+
+def test_azure_yaml_deploys_the_api_service_as_a_python_function() -> None:
+    text = (REPO_ROOT / "azure.yaml").read_text(encoding="utf-8")
+    # No YAML parser in the dev dependencies: read the `api` service block by indentation.
+    block = re.search(r"^services:\n  api:\n((?:    .*\n|\s*\n)+)", text, re.MULTILINE)
+    assert block, "azure.yaml needs services: api:"
+    fields = dict(re.findall(r"^    (\w+): *([^\s#]+)", block.group(1), re.MULTILINE))
+    assert fields.get("project") in {".", "./"}
+    assert fields.get("language") in {"python", "py"}
+    assert fields.get("host") == "function"
+
+
+def test_deploy_workflow_signs_in_with_oidc_and_stores_no_secret() -> None:
+    text = (REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+id-token: write", text, re.MULTILINE)
+    assert "secrets." not in text, (
+        "the deploy workflow must use only ids (vars.*), no stored secrets"
+    )
+    assert "client-secret" not in text
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_SUBSCRIPTION_ID",
+        "AZURE_ENV_NAME",
+        "AZURE_LOCATION",
+    ):
+        assert f"{name}: ${{{{ vars.{name} }}}}" in text
+    assert "--federated-credential-provider github" in text
+
+
+def test_ci_workflow_runs_the_test_command() -> None:
+    text = (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    assert re.search(r"^\s+run: scripts/test\.sh\s*$", text, re.MULTILINE)
+    assert re.search(r"python-version: \"?3\.11\"?", text)
+    assert re.search(r"node-version: \"?20\"?", text)
+    assert re.search(r"^on:\n(\s+.*\n)*?\s+push:", text, re.MULTILINE)
+    assert re.search(r"^on:\n(\s+.*\n)*?\s+pull_request:", text, re.MULTILINE)
+
+
+# Each edit reintroduces a regression the checks exist for; the check must notice it.
+MUTATIONS = [
+    pytest.param(
+        "modules/storage.bicep",
+        "allowSharedKeyAccess: false",
+        "allowSharedKeyAccess: true",
+        "allowSharedKeyAccess",
+        id="storage-shared-keys-on",
+    ),
+    pytest.param(
+        "modules/storage.bicep",
+        "allowBlobPublicAccess: false",
+        "allowBlobPublicAccess: true",
+        "allowBlobPublicAccess",
+        id="storage-public-blobs",
+    ),
+    pytest.param(
+        "modules/cosmos.bicep",
+        "disableLocalAuth: true",
+        "disableLocalAuth: false",
+        "disableLocalAuth",
+        id="cosmos-key-auth-on",
+    ),
+    pytest.param(
+        "modules/cosmos.bicep",
+        "'/transaction_id'",
+        "'/id'",
+        "partition key",
+        id="cosmos-partition-key",
+    ),
+    pytest.param(
+        "modules/cosmos.bicep",
+        "principalId: identityPrincipalId",
+        "principalId: userPrincipalId",
+        "app identity",
+        id="cosmos-role-not-for-identity",
+    ),
+    pytest.param(
+        "modules/monitoring.bicep",
+        "DisableLocalAuth: true",
+        "DisableLocalAuth: false",
+        "DisableLocalAuth",
+        id="app-insights-key-auth-on",
+    ),
+    pytest.param(
+        "modules/rbac.bicep",
+        STORAGE_BLOB_DATA_OWNER,
+        # Storage Blob Data Contributor: not enough for the host's leases.
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        STORAGE_BLOB_DATA_OWNER,
+        id="rbac-wrong-blob-role",
+    ),
+    pytest.param(
+        "main.bicep",
+        "principalId: identity.outputs.principalId\n    principalType: 'ServicePrincipal'",
+        "principalId: principalId\n    principalType: 'ServicePrincipal'",
+        "app identity",
+        id="rbac-granted-to-someone-else",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'FC1'",
+        "name: 'Y1'",
+        "FC1",
+        id="not-flex-consumption",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "version: '3.11'",
+        "version: '3.12'",
+        "python 3.11",
+        id="wrong-python",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'AZURE_CLIENT_ID'",
+        "name: 'FUNCTIONS_WORKER_RUNTIME'",
+        "FUNCTIONS_WORKER_RUNTIME",
+        id="worker-runtime-setting-on-flex",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "value: 'managedidentity'",
+        "value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};"
+        "AccountKey=${storage.listKeys().keys[0].value}'",
+        "AccountKey",
+        id="key-based-connection-string",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'MIN_LEAD_SECONDS'\n          value: '60'",
+        "name: 'MIN_LEAD_SECONDS'\n          value: '5'",
+        "MIN_LEAD_SECONDS",
+        id="scheduler-setting-not-default",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'REGISTRY_SHARDS'",
+        "name: 'REGISTRY_SHARD'",
+        "REGISTRY_SHARD ",
+        id="misspelt-scheduler-setting",
+    ),
+    pytest.param(
+        "main.bicep",
+        "cosmosEndpoint: cosmos.outputs.endpoint",
+        "cosmosEndpoint: cosmos.outputs.endpoint\n    cosmosKey: 'x'",
+        "cosmosKey",
+        id="module-parameter-typo",
+    ),
+]
+
+
+@pytest.mark.parametrize(("relative", "old", "new", "expected"), MUTATIONS)
+def test_checks_catch_regressions(relative: str, old: str, new: str, expected: str) -> None:
+    path = INFRA_DIR / relative
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, (
+        f"{relative} no longer contains {old!r} exactly once; update the test"
+    )
+    problems = all_problems(load_project({path: text.replace(old, new)}))
+    assert any(expected in problem for problem in problems), (
+        f"editing {relative} ({old!r} -> {new!r}) went unnoticed; problems: {problems}"
+    )
