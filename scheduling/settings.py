@@ -17,7 +17,7 @@ def _split_csv(value: object) -> object:
 class SchedulerSettings(BaseSettings):
     """Every knob an operator can turn; names match the app setting names."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
 
     min_lead_seconds: int = Field(default=60, ge=0)
     max_horizon_days: int = Field(default=366, ge=1)

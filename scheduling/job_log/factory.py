@@ -1,0 +1,157 @@
+"""Choosing and caching the job log store of this worker process."""
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from scheduling.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured, JobLogPage
+from scheduling.settings import SchedulerSettings
+
+# The identity-based form of AzureWebJobsStorage, as the Functions host reads it.
+STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
+STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
+STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+
+
+class ClosableJobLog(JobLog, Protocol):
+    """A store that holds clients to close when it is no longer used."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobLogConfig:
+    """What decides which store to open; equal configs share one store per process."""
+
+    kind: Literal["cosmos", "table-connection-string", "table-identity", "none"]
+    table_name: str = ""
+    # repr=False: keys and connection strings must not end up in logs.
+    connection_string: str = field(default="", repr=False)
+    table_service_uri: str = ""
+    client_id: str = ""
+    cosmos_endpoint: str = ""
+    cosmos_key: str = field(default="", repr=False)
+    cosmos_database: str = ""
+    cosmos_container: str = ""
+    redacted_headers: tuple[str, ...] = ()
+
+
+def _lookup(environ: Mapping[str, str], name: str) -> str:
+    # Case-insensitive like the settings: app setting names are, environment variables not.
+    wanted = name.lower()
+    return next((value for key, value in environ.items() if key.lower() == wanted), "").strip()
+
+
+def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> JobLogConfig:
+    """Cosmos DB when COSMOS_ENDPOINT is set, else Table Storage on AzureWebJobsStorage."""
+    redacted = tuple(settings.redacted_headers)
+    if settings.cosmos_endpoint:
+        return JobLogConfig(
+            kind="cosmos",
+            cosmos_endpoint=settings.cosmos_endpoint,
+            cosmos_key=settings.cosmos_key,
+            cosmos_database=settings.cosmos_database,
+            cosmos_container=settings.cosmos_container,
+            redacted_headers=redacted,
+        )
+    if settings.azure_web_jobs_storage:
+        return JobLogConfig(
+            kind="table-connection-string",
+            table_name=settings.job_log_table,
+            connection_string=settings.azure_web_jobs_storage,
+            redacted_headers=redacted,
+        )
+    table_uri = _lookup(environ, STORAGE_TABLE_URI)
+    account = _lookup(environ, STORAGE_ACCOUNT_NAME)
+    if not table_uri and account:
+        table_uri = f"https://{account}.table.core.windows.net"
+    if table_uri:
+        return JobLogConfig(
+            kind="table-identity",
+            table_name=settings.job_log_table,
+            table_service_uri=table_uri,
+            client_id=_lookup(environ, STORAGE_CLIENT_ID),
+            redacted_headers=redacted,
+        )
+    return JobLogConfig(kind="none")
+
+
+class UnconfiguredJobLog:
+    """The store when none can be opened: every call raises JobLogNotConfigured with why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def append(self, entry: JobLogEntry) -> None:
+        raise JobLogNotConfigured(self.reason)
+
+    def read(self, transaction_id: str, limit: int, cursor: str | None = None) -> JobLogPage:
+        raise JobLogNotConfigured(self.reason)
+
+    def close(self) -> None:
+        pass
+
+
+def build_job_log(config: JobLogConfig) -> ClosableJobLog:
+    """A new store for `config`, without network calls; a setting that cannot work yields an
+    UnconfiguredJobLog, so the error surfaces where log failures are handled."""
+    try:
+        return _build(config)
+    except ValueError as error:
+        return UnconfiguredJobLog(f"the job log store cannot be opened: {error}")
+
+
+def _build(config: JobLogConfig) -> ClosableJobLog:
+    # The stores import their SDKs (~0.1 s each) here, on first use, not at cold start.
+    if config.kind == "cosmos":
+        from scheduling.job_log.cosmos_store import CosmosJobLog
+
+        return CosmosJobLog(
+            config.cosmos_endpoint,
+            config.cosmos_database,
+            config.cosmos_container,
+            key=config.cosmos_key,
+            redacted_headers=config.redacted_headers,
+        )
+    from scheduling.job_log.table_store import TableJobLog
+
+    if config.kind == "table-connection-string":
+        return TableJobLog.from_connection_string(
+            config.connection_string, config.table_name, config.redacted_headers
+        )
+    if config.kind == "table-identity":
+        return TableJobLog.from_identity(
+            config.table_service_uri,
+            config.table_name,
+            client_id=config.client_id or None,
+            redacted_headers=config.redacted_headers,
+        )
+    return UnconfiguredJobLog(
+        "no job log store is configured: set COSMOS_ENDPOINT, or AzureWebJobsStorage "
+        f"(or {STORAGE_TABLE_URI}) for Table Storage"
+    )
+
+
+_stores: dict[JobLogConfig, ClosableJobLog] = {}
+_stores_lock = threading.Lock()
+
+
+def open_job_log(settings: SchedulerSettings, environ: Mapping[str, str] | None = None) -> JobLog:
+    """This process's store for `settings`: made on first call, then the same object."""
+    config = job_log_config(settings, os.environ if environ is None else environ)
+    with _stores_lock:
+        store = _stores.get(config)
+        if store is None:
+            store = _stores[config] = build_job_log(config)
+        return store
+
+
+def close_job_logs() -> None:
+    """Close and forget every cached store (tests; a worker just exits)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.close()
