@@ -1,0 +1,551 @@
+"""An in-process stand-in for the Durable Functions extension, for tests without a Functions host.
+
+`DurableHost(app, start)` drives the app's own orchestrator, activity and entity functions
+with the JSON the extension sends them (worker_calls.py, orchestration_protocol.py), serves
+the HTTP API that `DurableOrchestrationClient` calls (durable_http.py) and keeps every
+instance's history. Work happens only inside `run()` / `advance*()` / `step()`: one message
+at a time, FIFO, on a virtual clock. Each message gets an orchestrator call of its own, so
+histories are at least as long as the real extension's (Azure Storage may batch messages).
+"""
+
+import copy
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import azure.functions as func
+
+from tests.support import history as events
+from tests.support.durable_http import DurableHttpApi
+from tests.support.durable_model import (
+    TERMINAL_STATUSES,
+    ActivityCall,
+    ClientCall,
+    Delivery,
+    EntityOperation,
+    EntityView,
+    InstanceAlreadyExistsError,
+    InstanceView,
+    PurgeNonTerminal,
+    RuntimeStatus,
+    UnknownFunctionError,
+)
+from tests.support.durable_work import (
+    ActivityWork,
+    DeliverEvent,
+    EntityWork,
+    InstanceRecord,
+    Mailbox,
+    StartExecution,
+    Terminate,
+    Work,
+)
+from tests.support.history import EventType, HistoryEvent
+from tests.support.orchestration_protocol import (
+    ReplyHandler,
+    execution_started,
+    orchestrator_input,
+    record_termination,
+)
+from tests.support.worker_calls import (
+    DurableFunction,
+    OrchestratorReply,
+    call_activity,
+    call_entity,
+    call_orchestrator,
+    discover,
+)
+
+
+class NonDeterminismError(AssertionError):
+    """Two calls of an orchestrator with the same history returned different replies."""
+
+
+class DurableHost:
+    """Runs a `df.DFApp`'s durable functions and serves the extension's HTTP API on 127.0.0.1."""
+
+    def __init__(
+        self,
+        app: func.FunctionRegister,
+        start: datetime,
+        *,
+        purge_non_terminal: PurgeNonTerminal = PurgeNonTerminal.DELETE,
+        check_replay_determinism: bool = False,
+        task_hub_name: str = "TestHubName",
+        max_steps_per_run: int = 10_000,
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self.purge_non_terminal = purge_non_terminal
+        self.check_replay_determinism = check_replay_determinism
+        self.task_hub_name = task_hub_name
+        self._max_steps_per_run = max_steps_per_run
+        self._functions = discover(app)
+        # Guards all state: the HTTP thread reads and queues while tests drive the processing.
+        self._lock = threading.RLock()
+        self._now = start.astimezone(UTC)
+        self._mailbox = Mailbox()
+        self._instances: dict[str, InstanceRecord] = {}
+        self._entities: dict[tuple[str, str], EntityView] = {}
+        self._activity_calls: list[ActivityCall] = []
+        self._entity_operations: list[EntityOperation] = []
+        self._discarded: list[str] = []
+        self._running = False
+        self._http = DurableHttpApi(self)
+
+    def close(self) -> None:
+        """Stop the HTTP server."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- clock and processing --------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The virtual time, tz-aware UTC."""
+        with self._lock:
+            return self._now
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """A zero-argument callable returning the virtual time, for the app's own code."""
+        return self.now
+
+    def run(self) -> None:
+        """Process queued messages and due timers until nothing is left; the clock stays put."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("DurableHost.run() is already running")
+            self._running = True
+        try:
+            for _ in range(self._max_steps_per_run):
+                if not self.step():
+                    return
+            raise RuntimeError(
+                f"still busy after {self._max_steps_per_run} steps: does an orchestration loop "
+                "without waiting for a later time?"
+            )
+        finally:
+            with self._lock:
+                self._running = False
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by `seconds`, firing due timers in order (see advance_to)."""
+        self.advance_to(self.now() + timedelta(seconds=seconds))
+
+    def advance_to(self, moment: datetime) -> None:
+        """Move the clock to `moment`, stopping at each due timer's FireAt to run to quiescence."""
+        target = moment.astimezone(UTC)
+        if target < self.now():
+            raise ValueError(f"the virtual clock cannot go back from {self.now()} to {target}")
+        self.run()
+        while (fire_at := self._earliest_fire_at()) is not None and fire_at <= target:
+            with self._lock:
+                self._now = max(self._now, fire_at)
+            self.run()
+        with self._lock:
+            self._now = target
+        self.run()
+
+    def _earliest_fire_at(self) -> datetime | None:
+        with self._lock:
+            timers = self._mailbox.timers()
+            return timers[0].fire_at if timers else None
+
+    def step(self) -> bool:
+        """Process one queued message, else fire the earliest due timer; False when idle.
+
+        For races: e.g. purge or terminate while work of the instance is still queued.
+        """
+        with self._lock:
+            work: Work | None = self._mailbox.take()
+            if work is None:
+                timer = self._mailbox.take_due_timer(self._now)
+                if timer is None:
+                    return False
+                fired = events.timer_fired(
+                    self._now, timer_id=timer.timer_id, fire_at=timer.fire_at
+                )
+                work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
+        if isinstance(work, ActivityWork):
+            self._run_activity(work)
+        elif isinstance(work, EntityWork):
+            self._run_entity_batch(work)
+        elif isinstance(work, Terminate):
+            self._terminate(work)
+        else:
+            self._run_orchestrator(work)
+        return True
+
+    # -- the three kinds of function -------------------------------------------------------
+
+    def _run_orchestrator(self, message: StartExecution | DeliverEvent) -> None:
+        with self._lock:
+            instance = self._target_of(message)
+            if instance is None:
+                return
+            new_event: HistoryEvent | None = None
+            if isinstance(message, StartExecution):
+                instance.begin_execution()
+            else:
+                new_event = {**message.event, "Timestamp": events.format_timestamp(self._now)}
+            call_start = len(instance.history)
+            instance.history.append(events.orchestrator_started(self._now))
+            instance.history.append(new_event or execution_started(instance, self._now))
+            context_json = orchestrator_input(instance, call_start)
+            orchestrator = self._functions.orchestrators[instance.name.lower()]
+            execution_id = instance.execution_id
+        # App code runs outside the lock, so it may itself call the HTTP API.
+        reply = call_orchestrator(orchestrator, context_json)
+        if self.check_replay_determinism:
+            self._check_same_reply(orchestrator, context_json, reply)
+        with self._lock:
+            current = self._instances.get(message.instance_id)
+            if current is None or current.execution_id != execution_id:
+                self._discard(f"reply of {message.instance_id!r}: purged or replaced meanwhile")
+                return
+            ReplyHandler(current, self._now, self._mailbox, self._functions).apply(new_event, reply)
+
+    def _target_of(self, message: StartExecution | DeliverEvent) -> InstanceRecord | None:
+        instance = self._instances.get(message.instance_id)
+        if instance is None:
+            self._discard(f"{_describe(message)}: no such instance (purged?)")
+            return None
+        if message.execution_id not in (None, instance.execution_id):
+            self._discard(f"{_describe(message)}: addressed to a finished execution")
+            return None
+        if isinstance(message, StartExecution):
+            return instance
+        if instance.status in TERMINAL_STATUSES:
+            self._discard(f"{_describe(message)}: the instance is {instance.status}")
+            return None
+        if instance.status is RuntimeStatus.PENDING:
+            if self._mailbox.has_start_for(instance.instance_id):
+                self._mailbox.send(message)  # its start is queued ahead; the event waits for it
+            else:
+                self._discard(f"{_describe(message)}: the instance never started")
+            return None
+        return instance
+
+    def _check_same_reply(
+        self, orchestrator: DurableFunction, context_json: str, reply: OrchestratorReply
+    ) -> None:
+        again = call_orchestrator(orchestrator, context_json)
+        if (again.raw, again.raised) != (reply.raw, reply.raised):
+            raise NonDeterminismError(
+                f"orchestrator {orchestrator.durable_name!r} replied differently to the same "
+                f"history:\n{reply.raw or reply.raised}\n{again.raw or again.raised}"
+            )
+
+    def _terminate(self, message: Terminate) -> None:
+        with self._lock:
+            instance = self._instances.get(message.instance_id)
+            if instance is None or instance.status in TERMINAL_STATUSES:
+                self._discard(f"{_describe(message)}: the instance is gone or finished")
+                return
+            record_termination(instance, message.reason, self._now)
+            self._mailbox.drop_timers(instance.execution_id)
+
+    def _run_activity(self, work: ActivityWork) -> None:
+        with self._lock:
+            activity = self._functions.activities[work.function_name.lower()]
+            client_binding = self.client_binding()
+        outcome = call_activity(activity, work.input_json, client_binding)
+        with self._lock:
+            now = self._now
+            self._activity_calls.append(
+                ActivityCall(
+                    instance_id=work.instance_id,
+                    name=activity.durable_name,
+                    input_json=work.input_json,
+                    at=now,
+                    result_json=outcome.result_json,
+                    error_message=outcome.error_message,
+                )
+            )
+            if outcome.result_json is not None:
+                event = events.task_completed(
+                    now, task_scheduled_id=work.task_id, result_json=outcome.result_json
+                )
+            else:
+                # The extension cuts the message out of the host's "...\nException: <msg>\nStack:"
+                # text and keeps the space after the colon.
+                message = f" {outcome.error_message}"
+                event = events.task_failed(
+                    now,
+                    task_scheduled_id=work.task_id,
+                    reason=f"Activity function '{activity.durable_name}' failed: {message}",
+                    details=json.dumps({"ClassName": "System.Exception", "Message": message}),
+                )
+            self._mailbox.send(DeliverEvent(work.instance_id, work.execution_id, event))
+
+    def _run_entity_batch(self, first: EntityWork) -> None:
+        with self._lock:
+            batch = self._mailbox.take_entity_batch(first)
+            entity = self._require_entity(first.name)
+            stored = self.entity(first.name, first.key)
+            batch_json = json.dumps(
+                {
+                    "self": {"name": first.name, "key": first.key},
+                    "exists": stored.exists,
+                    "state": stored.state_json,
+                    "batch": [
+                        {"name": w.operation, "input": w.input_json, "isSignal": w.is_signal}
+                        for w in batch
+                    ],
+                }
+            )
+        reply = call_entity(entity, batch_json)
+        with self._lock:
+            exists = bool(reply["entityExists"])
+            self._entities[(first.name, first.key)] = EntityView(
+                first.name, first.key, exists, reply.get("entityState") if exists else None
+            )
+            for work, result in zip(batch, reply["results"], strict=True):
+                self._entity_operations.append(
+                    EntityOperation(
+                        name=work.name,
+                        key=work.key,
+                        operation=work.operation,
+                        input_json=work.input_json,
+                        is_signal=work.is_signal,
+                        caller_instance_id=work.caller_instance_id,
+                        at=self._now,
+                        is_error=bool(result["isError"]),
+                        result_json=result.get("result"),
+                    )
+                )
+                if not work.is_signal and work.caller_instance_id is not None:
+                    self._answer_entity_call(work, work.caller_instance_id, result)
+
+    def _answer_entity_call(
+        self, work: EntityWork, caller_instance_id: str, result: dict[str, Any]
+    ) -> None:
+        # The SDK finds the waiting call by the request id and reads `result`/`exceptionType`.
+        response: dict[str, Any] = {"result": result.get("result")}
+        if result["isError"]:
+            response["exceptionType"] = "Error"
+        answer = events.event_raised(
+            self._now, name=work.request_id, input_json=json.dumps(response)
+        )
+        self._mailbox.send(DeliverEvent(caller_instance_id, work.caller_execution_id, answer))
+
+    def _require_entity(self, name: str) -> DurableFunction:
+        entity = self._functions.entities.get(name.lower())
+        if entity is None:
+            raise UnknownFunctionError(
+                f"The function '{name}' doesn't exist, is disabled, or is not an entity function."
+            )
+        return entity
+
+    # -- client operations (what the HTTP API calls; tests may call them directly) ---------
+
+    def start_instance(
+        self, name: str, instance_id: str | None, input_json: str | None, version: str = ""
+    ) -> str:
+        """Create (or replace a finished) instance and queue its start; returns its id.
+
+        `input_json` is stored as the extension stores it: for the Python client, a JSON
+        string holding the JSON text, e.g. `json.dumps(json.dumps(value))`.
+        """
+        with self._lock:
+            if name.lower() not in self._functions.orchestrators:
+                raise UnknownFunctionError(
+                    f"The function '{name}' doesn't exist, is disabled, or is not an "
+                    "orchestrator function."
+                )
+            if not instance_id:
+                instance_id = self._mailbox.new_guid().hex
+            elif instance_id.startswith("@") or any(
+                c in "/\\#?" or ord(c) < 32 for c in instance_id
+            ):
+                raise ValueError(f"invalid instance id {instance_id!r}")
+            existing = self._instances.get(instance_id)
+            if existing is not None:
+                if existing.status not in TERMINAL_STATUSES:
+                    raise InstanceAlreadyExistsError(existing.status)
+                self._mailbox.drop_timers(existing.execution_id)
+            instance = InstanceRecord(
+                instance_id=instance_id,
+                name=name,
+                version=version,
+                execution_id=self._mailbox.new_guid().hex,
+                input_json=input_json,
+                created_time=self._now,
+                last_updated_time=self._now,
+            )
+            self._instances[instance_id] = instance
+            self._mailbox.send(StartExecution(instance_id, instance.execution_id))
+            return instance_id
+
+    def purge_instance(self, instance_id: str) -> int | None:
+        """Delete an instance's state; None if unknown, else the number deleted (0 or 1)."""
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            if instance is None:
+                return None
+            if (
+                instance.status not in TERMINAL_STATUSES
+                and self.purge_non_terminal is PurgeNonTerminal.KEEP
+            ):
+                return 0
+            self._mailbox.drop_timers(instance.execution_id)
+            del self._instances[instance_id]
+            return 1
+
+    def request_termination(self, instance_id: str, reason: str) -> Delivery:
+        """Queue a terminate message; the instance stays as it is until it is processed."""
+        with self._lock:
+            delivery = self._delivery_to(instance_id)
+            if delivery is Delivery.ACCEPTED:
+                self._mailbox.send(Terminate(instance_id, reason))
+            return delivery
+
+    def raise_event(self, instance_id: str, name: str, input_json: str | None) -> Delivery:
+        """Queue an external event for the instance's current execution."""
+        with self._lock:
+            delivery = self._delivery_to(instance_id)
+            if delivery is Delivery.ACCEPTED:
+                event = events.event_raised(self._now, name=name, input_json=input_json)
+                self._mailbox.send(DeliverEvent(instance_id, None, event))
+            return delivery
+
+    def signal_entity(self, name: str, key: str, operation: str, input_json: str | None) -> None:
+        """Queue a one-way operation for entity `name` (lower-cased) / `key`."""
+        with self._lock:
+            self._require_entity(name)
+            request_id = str(self._mailbox.new_guid())
+            self._mailbox.send(
+                EntityWork(name.lower(), key, operation, input_json, True, request_id)
+            )
+
+    def _delivery_to(self, instance_id: str) -> Delivery:
+        instance = self._instances.get(instance_id)
+        if instance is None:
+            return Delivery.NOT_FOUND
+        if instance.status in TERMINAL_STATUSES:
+            return Delivery.GONE
+        return Delivery.ACCEPTED
+
+    # -- HTTP API --------------------------------------------------------------------------
+
+    @property
+    def rpc_base_url(self) -> str:
+        """`http://127.0.0.1:{port}/durabletask/`, what the SDK client calls."""
+        return self._http.rpc_base_url
+
+    def client_binding(self) -> str:
+        """The durable client binding JSON the worker passes to a `durable_client_input`."""
+        return self._http.client_binding()
+
+    def request(
+        self, method: str, path: str, body: str | None = None, content_type: str | None = None
+    ) -> tuple[int, Any]:
+        """Call the HTTP API in-process (logged like a real request); returns (status, JSON)."""
+        return self._http.request(method, path, body, content_type)
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def find_instance(self, instance_id: str) -> InstanceView | None:
+        """A snapshot of the instance, or None if it was never started or was purged."""
+        with self._lock:
+            instance = self._instances.get(instance_id)
+            return None if instance is None else _view(instance)
+
+    def instance(self, instance_id: str) -> InstanceView:
+        """A snapshot of the instance; KeyError if unknown or purged."""
+        view = self.find_instance(instance_id)
+        if view is None:
+            raise KeyError(instance_id)
+        return view
+
+    def instance_ids(self) -> list[str]:
+        """Ids of every instance that exists (not purged), in creation order."""
+        with self._lock:
+            return list(self._instances)
+
+    def entity(self, name: str, key: str) -> EntityView:
+        """The stored state of entity `name` (case-insensitive) / `key`."""
+        with self._lock:
+            found = self._entities.get((name.lower(), key))
+            return found or EntityView(name.lower(), key, exists=False, state_json=None)
+
+    def entity_state(self, name: str, key: str) -> Any:
+        """The decoded state of an existing entity; KeyError if it does not exist."""
+        view = self.entity(name, key)
+        if not view.exists:
+            raise KeyError((name, key))
+        return view.state
+
+    @property
+    def client_calls(self) -> list[ClientCall]:
+        """Every request the HTTP API received, in order."""
+        return self._http.client_calls()
+
+    @property
+    def activity_calls(self) -> list[ActivityCall]:
+        """Every activity invocation, in order."""
+        with self._lock:
+            return list(self._activity_calls)
+
+    @property
+    def entity_operations(self) -> list[EntityOperation]:
+        """Every entity operation processed, in order."""
+        with self._lock:
+            return list(self._entity_operations)
+
+    @property
+    def discarded_messages(self) -> list[str]:
+        """Why messages were dropped: their instance was purged, replaced or had finished."""
+        with self._lock:
+            return list(self._discarded)
+
+    def pending_timers(self) -> list[tuple[str, datetime]]:
+        """(instance id, FireAt) of every timer not yet fired, earliest first."""
+        with self._lock:
+            return [(t.instance_id, t.fire_at) for t in self._mailbox.timers()]
+
+    def queued_message_count(self) -> int:
+        """Messages waiting to be processed."""
+        with self._lock:
+            return len(self._mailbox)
+
+    def _discard(self, why: str) -> None:
+        self._discarded.append(why)
+
+
+def _view(instance: InstanceRecord) -> InstanceView:
+    return InstanceView(
+        instance_id=instance.instance_id,
+        name=instance.name,
+        runtime_status=instance.status,
+        input_json=instance.input_json,
+        output_json=instance.output_json,
+        custom_status_json=instance.custom_status_json,
+        created_time=instance.created_time,
+        last_updated_time=instance.last_updated_time,
+        history=copy.deepcopy(instance.history),
+        episode_count=instance.episode_count,
+        max_history_length_per_episode=list(instance.max_history_lengths),
+    )
+
+
+def _describe(message: StartExecution | DeliverEvent | Terminate) -> str:
+    if isinstance(message, StartExecution):
+        return f"start of {message.instance_id!r}"
+    if isinstance(message, Terminate):
+        return f"terminate of {message.instance_id!r}"
+    kind = EventType(message.event["EventType"]).name
+    return f"{kind} for {message.instance_id!r}"

@@ -1,0 +1,161 @@
+"""A small DFApp that exercises every feature of DurableHost, for its own tests."""
+
+import asyncio
+import json
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+JOURNAL = "Journal"
+# Attempts per key seen by `flaky`; tests clear it.
+flaky_attempts: dict[str, int] = {}
+# Calls of `coin_flip`; lets a test make an orchestrator nondeterministic on purpose.
+coin_flip_calls: list[int] = []
+
+
+def _decoded(value: Any) -> Any:
+    # Python-client inputs and external events arrive as JSON text.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@app.orchestration_trigger(context_name="context")
+def round_trip(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Activity, timer, external event, entity signal and call; continues as new per round."""
+    job = _decoded(context.get_input())
+    greeting = yield context.call_activity("greet", {"who": job["who"]})
+    context.set_custom_status({"round": job["round"], "stage": "sleeping"})
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=job["sleep"]))
+    context.set_custom_status({"round": job["round"], "stage": "waiting"})
+    answer = _decoded((yield context.wait_for_external_event("go")))
+    journal = df.EntityId(JOURNAL, job["who"])
+    context.signal_entity(journal, "append", f"{greeting}/{answer}")
+    size = yield context.call_entity(journal, "append", f"round {job['round']}")
+    if job["round"] + 1 < job["rounds"]:
+        context.continue_as_new({**job, "round": job["round"] + 1})
+        return None
+    return {"greeting": greeting, "answer": answer, "journal_size": size}
+
+
+@app.orchestration_trigger(context_name="context")
+def alarm(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Sleep, then note the label through an (async) activity."""
+    job = _decoded(context.get_input())
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=job["sleep"]))
+    return (yield context.call_activity("shout", job["label"]))
+
+
+@app.orchestration_trigger(context_name="context")
+def race(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """A timer against a "cancel" event (task_any); then waits for "finish" to end."""
+    timer = context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+    cancel = context.wait_for_external_event("cancel")
+    winner = yield context.task_any([timer, cancel])
+    if winner == cancel:
+        timer.cancel()
+    outcome = "cancelled" if winner == cancel else "timed out"
+    context.set_custom_status(outcome)
+    yield context.wait_for_external_event("finish")
+    return outcome
+
+
+@app.orchestration_trigger(context_name="context")
+def careful(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Call a failing activity (maybe with retries) and report what the SDK raised."""
+    job = _decoded(context.get_input())
+    try:
+        if job.get("retries"):
+            options = df.RetryOptions(job["retry_ms"], job["retries"])
+            result = yield context.call_activity_with_retry("flaky", options, job)
+        else:
+            result = yield context.call_activity("explode", job["message"])
+    except Exception as error:
+        return {"caught": str(error)}
+    return {"result": result}
+
+
+@app.orchestration_trigger(context_name="context")
+def crashing(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Set a custom status, then fail."""
+    context.set_custom_status("about to fail")
+    yield context.call_activity("greet", {"who": "crash"})
+    raise RuntimeError("orchestrator gave up")
+
+
+@app.orchestration_trigger(context_name="context")
+def misnamed(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Calls an activity the app does not have."""
+    return (yield context.call_activity("no_such_activity", None))
+
+
+@app.orchestration_trigger(context_name="context")
+def journal_writer(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Signal one entry, then call for another: both queue behind earlier operations."""
+    job = _decoded(context.get_input())
+    journal = df.EntityId(JOURNAL, job["key"])
+    context.signal_entity(journal, "append", "signalled by orchestration")
+    entries = yield context.call_entity(journal, "append_and_read", "called by orchestration")
+    failure = None
+    try:
+        yield context.call_entity(journal, "fail")
+    except Exception as error:
+        failure = str(error)
+    return {"entries": entries, "failure": failure}
+
+
+@app.orchestration_trigger(context_name="context")
+def coin_flip(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Nondeterministic on purpose: each call picks another activity."""
+    coin_flip_calls.append(1)
+    activity = "greet" if len(coin_flip_calls) % 2 else "shout"
+    yield context.call_activity(activity, {"who": "coin"} if activity == "greet" else "coin")
+    return "flipped"
+
+
+@app.activity_trigger(input_name="payload", activity="greet")
+def greet_activity(payload: dict[str, str]) -> str:
+    """Registered as "greet": the trigger's name wins over the function name."""
+    return f"hello {payload['who']}"
+
+
+@app.activity_trigger(input_name="text")
+async def shout(text: str) -> str:
+    """An async activity."""
+    await asyncio.sleep(0)
+    return text.upper()
+
+
+@app.activity_trigger(input_name="message")
+def explode(message: str) -> None:
+    """Always fails."""
+    raise ValueError(message)
+
+
+@app.activity_trigger(input_name="job")
+def flaky(job: dict[str, Any]) -> str:
+    """Fails until its `succeed_on` attempt."""
+    attempt = flaky_attempts.get(job["key"], 0) + 1
+    flaky_attempts[job["key"]] = attempt
+    if attempt < job["succeed_on"]:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return f"ok on attempt {attempt}"
+
+
+@app.entity_trigger(context_name="context", entity_name=JOURNAL)
+def journal(context: df.DurableEntityContext) -> None:
+    """A list of entries: append, append_and_read, read, fail (after appending), delete."""
+    entries: list[Any] = context.get_state(list)
+    operation = context.operation_name
+    if operation in ("append", "append_and_read", "fail"):
+        entries.append(context.get_input() if operation != "fail" else "before failure")
+        context.set_state(entries)
+    if operation == "fail":
+        raise ValueError("journal refused")
+    if operation == "delete":
+        context.destruct_on_exit()
+        return
+    context.set_result(len(entries) if operation == "append" else entries)
