@@ -1,0 +1,1 @@
+"""Thin adapters between the Functions triggers and the `scheduling` domain."""

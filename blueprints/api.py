@@ -1,0 +1,64 @@
+"""The public HTTP API under /api/schedule: one route, one job operation."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from blueprints import job_logs, jobs
+from blueprints.http_io import problem_responses
+
+bp = df.Blueprint()
+FUNCTION = func.AuthLevel.FUNCTION
+
+
+@bp.route(route="schedule", methods=["POST"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def create_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await jobs.create_job(client, req)
+
+
+@bp.route(route="schedule", methods=["GET"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def list_jobs(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await jobs.list_jobs(client, req)
+
+
+@bp.route(route="schedule", methods=["DELETE"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def wipe_jobs(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await jobs.wipe_jobs(client, req)
+
+
+@bp.route(route="schedule/{transaction_id}/status", methods=["GET"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def job_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await jobs.job_status(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/{transaction_id}/logs", methods=["GET"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def job_log(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await job_logs.read_job_log(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/{transaction_id}", methods=["DELETE"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def delete_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    return await jobs.delete_job(client, req, req.route_params["transaction_id"])

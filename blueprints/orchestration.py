@@ -1,0 +1,61 @@
+"""The orchestrator that waits for a job's time, and the activity that fires it."""
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from blueprints import dependencies
+from scheduling.firing import cancelled_result, failed_result, fire_job
+from scheduling.models import Job
+from scheduling.registry import REGISTRY_ENTITY
+from scheduling.timing import format_utc, next_wait
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Wait until exec_at in timers of at most 3 days, claim the job, fire it, unregister it.
+
+    An episode that cannot reach exec_at in one timer continues as new, so history stays small.
+    """
+    job = Job.model_validate(_decoded(context.get_input()))
+    registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
+    wait = next_wait(context.current_utc_datetime, job.exec_at)
+    if wait is not None:
+        context.set_custom_status({"phase": "waiting", "exec_at": format_utc(job.exec_at)})
+        yield context.create_timer(wait.until)
+        if not wait.reaches_exec_at:
+            context.continue_as_new(job.model_dump(mode="json"))
+            return None
+
+    claimed = yield context.call_entity(registry, "claim", {"transaction_id": job.transaction_id})
+    if not claimed:
+        context.set_custom_status({"phase": "cancelled"})
+        return cancelled_result(job).model_dump(mode="json")
+
+    context.set_custom_status({"phase": "firing"})
+    try:
+        result = yield context.call_activity("execute_prompt", job.model_dump(mode="json"))
+    except Exception as error:
+        # The activity itself broke (not the target: that is an outcome). The job still ends
+        # with one visible result, and still leaves the registry.
+        result = failed_result(job, f"execute_prompt failed: {error}").model_dump(mode="json")
+    context.signal_entity(registry, "remove", {"transaction_id": job.transaction_id})
+    context.set_custom_status({"phase": "done", "ok": bool(result.get("ok"))})
+    return result
+
+
+def _decoded(value: Any) -> Any:
+    # Inputs started by the Python client arrive as a JSON string (see ARCHITECTURE.md).
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@bp.activity_trigger(input_name="job")
+def execute_prompt(job: dict[str, Any]) -> dict[str, Any]:
+    """Run the job's prompt; target failures come back as a failed outcome, never raised."""
+    accepted = Job.model_validate(_decoded(job))
+    context = dependencies.firing_context(accepted)
+    return fire_job(accepted, context).model_dump(mode="json")

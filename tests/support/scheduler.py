@@ -1,0 +1,99 @@
+"""The whole app under test: its HTTP routes, its durable functions on DurableHost, a real log.
+
+`scheduler` gives a test the app wired to a virtual clock, a Table Storage job log on Azurite,
+and an egress policy that allows loopback (local target servers), as a developer runs it.
+"""
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+from azure.durable_functions.models.utils import http_utils
+
+from blueprints import dependencies
+from blueprints.jobs import ORCHESTRATOR
+from function_app import app
+from scheduling.job_log import JobLog
+from scheduling.job_log.factory import close_job_logs, open_job_log
+from scheduling.settings import SchedulerSettings
+from scheduling.timing import format_utc
+from tests.support.app_client import AppClient, Reply
+from tests.support.durable_host import DurableHost
+from tests.support.services import AzuriteService
+
+START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+_tables = itertools.count()
+
+
+@dataclass
+class Scheduler:
+    host: DurableHost
+    api: AppClient
+    settings: SchedulerSettings
+    job_log: JobLog
+
+    def now(self) -> datetime:
+        return self.host.now()
+
+    async def schedule(
+        self, prompt_type: str, payload: dict[str, Any], *, at: datetime | None = None
+    ) -> Reply:
+        exec_at = at or self.now() + timedelta(minutes=10)
+        return await self.api.post(
+            "/api/schedule",
+            {"exec_at": format_utc(exec_at), "prompt_type": prompt_type, "payload": payload},
+        )
+
+    async def accepted(
+        self, prompt_type: str, payload: dict[str, Any], *, at: datetime | None = None
+    ) -> str:
+        """Schedule a job that must be accepted; returns its transaction id."""
+        reply = await self.schedule(prompt_type, payload, at=at)
+        assert reply.status == 202, reply.json()
+        transaction_id: str = reply.json()["transaction_id"]
+        return transaction_id
+
+    def orchestrations_started(self) -> list[str]:
+        return [
+            call.path.rsplit("/", 1)[-1]
+            for call in self.host.client_calls
+            if call.method == "POST" and f"orchestrators/{ORCHESTRATOR}/" in call.path
+        ]
+
+
+def scheduler_settings(azurite: AzuriteService, **overrides: Any) -> SchedulerSettings:
+    """Developer-like settings: loopback targets allowed, a fresh log table per test."""
+    values: dict[str, Any] = {
+        "http_call_allowed_networks": [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        "azure_web_jobs_storage": azurite.connection_string,
+        "job_log_table": f"joblog{next(_tables)}",
+        **overrides,
+    }
+    return SchedulerSettings(**values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def close_sdk_http_session() -> AsyncIterator[None]:
+    """The SDK keeps one aiohttp session per process; close it on the loop that made it."""
+    yield
+    await http_utils._close_session()
+
+
+@pytest.fixture
+def scheduler(azurite: AzuriteService) -> Iterator[Scheduler]:
+    settings = scheduler_settings(azurite)
+    job_log = open_job_log(settings)
+    with (
+        DurableHost(app, START, check_replay_determinism=True) as host,
+        dependencies.overridden(
+            clock=host.clock, settings=lambda: settings, job_log=lambda _settings: job_log
+        ),
+    ):
+        yield Scheduler(
+            host=host, api=AppClient(host.client_binding()), settings=settings, job_log=job_log
+        )
+    close_job_logs()

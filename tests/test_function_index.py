@@ -1,0 +1,83 @@
+"""The app indexes exactly the functions, routes and triggers the API promises."""
+
+import inspect
+import json
+from typing import Any
+
+import pytest
+
+from function_app import app
+from tests.support.worker_calls import index_functions
+
+FUNCTIONS = index_functions(app)
+
+HTTP_ROUTES = {
+    # function name: (route, methods, auth level)
+    "create_job": ("schedule", ["POST"], "FUNCTION"),
+    "list_jobs": ("schedule", ["GET"], "FUNCTION"),
+    "wipe_jobs": ("schedule", ["DELETE"], "FUNCTION"),
+    "job_status": ("schedule/{transaction_id}/status", ["GET"], "FUNCTION"),
+    "job_log": ("schedule/{transaction_id}/logs", ["GET"], "FUNCTION"),
+    "delete_job": ("schedule/{transaction_id}", ["DELETE"], "FUNCTION"),
+    "healthz": ("healthz", ["GET"], "ANONYMOUS"),
+    "admin_list_jobs": ("schedules", ["GET"], "ADMIN"),
+    "admin_job_status": ("status/{instance_id}", ["GET"], "ADMIN"),
+    "admin_terminate_job": ("terminate/{instance_id}", ["POST"], "ADMIN"),
+    "admin_wipe": ("wipe", ["POST"], "ADMIN"),
+}
+DURABLE_TRIGGERS = {
+    "schedule_orchestrator": "orchestrationTrigger",
+    "execute_prompt": "activityTrigger",
+    "schedule_entity": "entityTrigger",
+}
+
+
+def bindings_of(name: str) -> list[dict[str, Any]]:
+    function = next(f for f in FUNCTIONS if f.get_function_name() == name)
+    bindings: list[dict[str, Any]] = json.loads(function.get_function_json())["bindings"]
+    return bindings
+
+
+def test_exactly_the_expected_functions() -> None:
+    names = sorted(str(function.get_function_name()) for function in FUNCTIONS)
+    assert names == sorted([*HTTP_ROUTES, *DURABLE_TRIGGERS])
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_ROUTES))
+def test_http_routes(name: str) -> None:
+    route, methods, auth_level = HTTP_ROUTES[name]
+    bindings = bindings_of(name)
+    trigger = next(b for b in bindings if b["type"] == "httpTrigger")
+    assert trigger["route"] == route
+    assert [method.upper() for method in trigger["methods"]] == methods
+    assert trigger["authLevel"].upper() == auth_level
+    assert {b["type"] for b in bindings} == {"httpTrigger", "http", "durableClient"}
+
+
+def test_no_two_http_functions_share_a_route_and_method() -> None:
+    pairs = [(route, method) for route, methods, _ in HTTP_ROUTES.values() for method in methods]
+    assert len(pairs) == len(set(pairs))
+
+
+@pytest.mark.parametrize("name", sorted(DURABLE_TRIGGERS))
+def test_durable_triggers(name: str) -> None:
+    types = [b["type"] for b in bindings_of(name)]
+    assert DURABLE_TRIGGERS[name] in types
+
+
+def test_entity_name_is_the_registry_name() -> None:
+    trigger = next(b for b in bindings_of("schedule_entity") if b["type"] == "entityTrigger")
+    assert trigger["entityName"] == "schedule_entity"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.get_function_name())
+def test_user_function_parameters_match_binding_names(function: Any) -> None:
+    user_function = function.get_user_function()
+    # The durable client middleware keeps the user's signature through functools.wraps.
+    parameters = set(inspect.signature(user_function).parameters)
+    inputs = {
+        b["name"]
+        for b in json.loads(function.get_function_json())["bindings"]
+        if b["direction"].upper() == "IN"
+    }
+    assert parameters == inputs

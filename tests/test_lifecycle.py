@@ -1,0 +1,246 @@
+"""A job's whole life through the public routes only: accepted, waiting, fired once, visible."""
+
+import random
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from scheduling.prompts.http_call import TRANSACTION_HEADER
+from scheduling.registry import REGISTRY_ENTITY
+from tests.support.scheduler import START, Scheduler
+
+
+async def status_of(scheduler: Scheduler, transaction_id: str) -> dict[str, Any]:
+    reply = await scheduler.api.get(f"/api/schedule/{transaction_id}/status")
+    assert reply.status == 200, reply.body
+    status: dict[str, Any] = reply.json()
+    return status
+
+
+async def listed_ids(scheduler: Scheduler) -> list[str]:
+    reply = await scheduler.api.get("/api/schedule?limit=500")
+    return [job["transaction_id"] for job in reply.json()["jobs"]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_http_call_fires_once_at_its_time(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/reminder", method="PUT").respond_with_json({"got": "it"})
+    exec_at = START + timedelta(hours=3)
+    transaction_id = await scheduler.accepted(
+        "http.call",
+        {
+            "method": "PUT",
+            "url": httpserver.url_for("/reminder"),
+            "headers": {"X-Team": "blue"},
+            "json": {"text": "stand-up"},
+        },
+        at=exec_at,
+    )
+    scheduler.host.run()
+    assert await listed_ids(scheduler) == [transaction_id]
+
+    scheduler.host.advance_to(exec_at - timedelta(seconds=1))
+    assert httpserver.log == []
+    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
+
+    scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+    assert len(httpserver.log) == 1
+    request, _ = httpserver.log[0]
+    assert request.method == "PUT"
+    assert request.headers["X-Team"] == "blue"
+    assert request.headers[TRANSACTION_HEADER] == transaction_id
+    assert request.get_json() == {"text": "stand-up"}
+
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["ok"] is True
+    assert status["output"]["fired_at"] == "2026-12-01T11:00:00Z"
+    assert status["output"]["outcome"]["status_code"] == 200
+    assert status["custom_status"] == {"phase": "done", "ok": True}
+    assert await listed_ids(scheduler) == []
+
+    scheduler.host.advance(7 * 24 * 3600)
+    assert len(httpserver.log) == 1
+
+
+async def test_log_append_fires_and_its_entry_is_readable(scheduler: Scheduler) -> None:
+    exec_at = START + timedelta(minutes=5)
+    transaction_id = await scheduler.accepted(
+        "log.append",
+        {"message": "backup finished", "level": "warning", "fields": {"size_gb": 12}},
+        at=exec_at,
+    )
+    scheduler.host.advance_to(exec_at)
+
+    reply = await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")
+    assert reply.status == 200
+    entries = reply.json()["entries"]
+    assert [entry["kind"] for entry in entries] == ["accepted", "fired", "log", "outcome"]
+    user_entry = entries[2]
+    assert user_entry["message"] == "backup finished"
+    assert user_entry["level"] == "warning"
+    assert user_entry["fields"] == {"size_gb": 12}
+    status = await status_of(scheduler, transaction_id)
+    assert status["output"]["outcome"]["entry_id"] == user_entry["entry_id"]
+
+
+async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/never").respond_with_data("no")
+    exec_at = START + timedelta(hours=1)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
+    )
+    scheduler.host.advance_to(exec_at - timedelta(minutes=1))
+
+    deleted = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert deleted.status == 200
+    scheduler.host.advance_to(exec_at + timedelta(days=1))
+
+    assert httpserver.log == []
+    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
+    assert await listed_ids(scheduler) == []
+    shards = [
+        scheduler.host.entity(REGISTRY_ENTITY, f"shard-{index}")
+        for index in range(scheduler.settings.registry_shards)
+    ]
+    assert all(not (shard.state or {}).get("jobs") for shard in shards)
+    logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
+    assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
+
+
+async def test_a_job_missing_from_the_registry_completes_cancelled(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # As when a delete's unregistration landed but its termination did not: the claim fails.
+    httpserver.expect_request("/never").respond_with_data("no")
+    exec_at = START + timedelta(minutes=30)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
+    )
+    scheduler.host.run()
+    shard = (await status_of(scheduler, transaction_id))["input"]["registry_shard"]
+    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
+    await client.signal_entity(
+        df.EntityId(REGISTRY_ENTITY, shard), "remove", {"transaction_id": transaction_id}
+    )
+    scheduler.host.advance_to(exec_at)
+
+    assert httpserver.log == []
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["cancelled"] is True
+
+
+async def test_wipe_of_fifty_jobs_over_the_shards(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/never").respond_with_data("no")
+    ids = [
+        await scheduler.accepted(
+            "http.call", {"url": httpserver.url_for("/never")}, at=START + timedelta(minutes=5 + n)
+        )
+        for n in range(50)
+    ]
+    scheduler.host.run()
+    shards = {(await status_of(scheduler, tid))["input"]["registry_shard"] for tid in ids}
+    assert len(shards) >= 10
+
+    wiped = await scheduler.api.delete("/api/schedule")
+    assert wiped.json() == {"registry_entries_removed": 50, "terminated": 50}
+    scheduler.host.advance(3600 * 2)
+
+    assert httpserver.log == []
+    assert await listed_ids(scheduler) == []
+    for transaction_id in ids[:5]:
+        assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
+
+
+async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler) -> None:
+    exec_at = START + timedelta(days=300, hours=5)
+    transaction_id = await scheduler.accepted("log.append", {"message": "see you"}, at=exec_at)
+
+    scheduler.host.advance_to(exec_at - timedelta(seconds=1))
+    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
+    scheduler.host.advance_to(exec_at)
+
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["fired_at"] == "2027-09-27T13:00:00Z"
+    instance = scheduler.host.instance(transaction_id)
+    assert instance.episode_count == 101
+    # 3-day chunks with continue-as-new: no episode's history grows with the wait.
+    assert max(instance.max_history_length_per_episode) <= 20
+
+
+async def test_target_failures_are_visible_outcomes(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(0.6)
+        return Response("late")
+
+    httpserver.expect_request("/fails").respond_with_data("broken", status=500)
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    exec_at = START + timedelta(minutes=2)
+    cases: dict[str, dict[str, Any]] = {
+        "down": {"url": f"http://127.0.0.1:{free_port()}/"},
+        "500": {"url": httpserver.url_for("/fails")},
+        "timeout": {"url": httpserver.url_for("/slow"), "timeout_seconds": 0.2},
+    }
+    ids = {
+        name: await scheduler.accepted("http.call", payload, at=exec_at)
+        for name, payload in cases.items()
+    }
+    scheduler.host.advance_to(exec_at)
+
+    outcomes = {}
+    for name, transaction_id in ids.items():
+        status = await status_of(scheduler, transaction_id)
+        assert status["runtime_status"] == "Completed"
+        assert status["output"]["ok"] is False
+        outcomes[name] = status["output"]["outcome"]
+    assert outcomes["down"]["error"].startswith("could not connect")
+    assert outcomes["500"]["status_code"] == 500
+    assert outcomes["500"]["body_excerpt"] == "broken"
+    assert outcomes["timeout"]["error"] == "timed out after 0.2 s"
+    assert await listed_ids(scheduler) == []
+
+
+async def test_two_hundred_jobs_fire_in_order_exactly_once(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    fired: list[str] = []
+
+    def record(request: Request) -> Response:
+        fired.append(request.headers[TRANSACTION_HEADER])
+        return Response("ok")
+
+    httpserver.expect_request("/tick").respond_with_handler(record)
+    rng = random.Random(20261126)
+    planned: dict[str, Any] = {}
+    for _ in range(200):
+        exec_at = START + timedelta(seconds=rng.randint(60, 6 * 24 * 3600))
+        transaction_id = await scheduler.accepted(
+            "http.call", {"url": httpserver.url_for("/tick")}, at=exec_at
+        )
+        planned[transaction_id] = exec_at
+    scheduler.host.advance_to(START + timedelta(days=7))
+
+    assert sorted(fired) == sorted(planned)
+    assert len(set(fired)) == 200
+    fire_times = [planned[transaction_id] for transaction_id in fired]
+    assert fire_times == sorted(fire_times)
+    assert await listed_ids(scheduler) == []

@@ -1,0 +1,229 @@
+"""schedule_orchestrator driven through the real SDK with the history JSON the host sends."""
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from function_app import app
+from scheduling.models import Job
+from tests.support import history as events
+from tests.support.worker_calls import OrchestratorReply, call_orchestrator, discover
+
+ORCHESTRATOR = discover(app).orchestrators["schedule_orchestrator"]
+INSTANCE = "7f1c2a34-0000-4000-8000-000000000001"
+T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+CLAIM_REQUEST = "a1b2c3d4-0000-4000-8000-00000000c1a1"
+
+# Action types of the out-of-process protocol (ARCHITECTURE.md).
+CALL_ACTIVITY, CONTINUE_AS_NEW, CREATE_TIMER, CALL_ENTITY, SIGNAL_ENTITY = 0, 4, 5, 7, 9
+
+
+def job(exec_at: datetime) -> Job:
+    return Job(
+        transaction_id=INSTANCE,
+        exec_at=exec_at,
+        prompt_type="log.append",
+        payload={"message": "hello"},
+        accepted_at=T0,
+        registry_shard="shard-3",
+    )
+
+
+class Episode:
+    """Builds one execution's history the way the extension appends to it."""
+
+    def __init__(self, started: datetime, job: Job) -> None:
+        # The Python client posts the input as a JSON string; the extension stores it as such.
+        self.input = json.dumps(job.model_dump(mode="json"))
+        self.input_json = json.dumps(self.input)
+        self.history = [
+            events.orchestrator_started(started),
+            events.execution_started(
+                started,
+                name="schedule_orchestrator",
+                version="",
+                input_json=self.input_json,
+                instance_id=INSTANCE,
+                execution_id="exec-1",
+            ),
+        ]
+
+    def run(self) -> OrchestratorReply:
+        context = {
+            "history": self.history,
+            "input": self.input,
+            "instanceId": INSTANCE,
+            "isReplaying": False,
+            "parentInstanceId": None,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": "3.00:00:00",
+            "maximumShortTimerDuration": "6.00:00:00",
+        }
+        return call_orchestrator(ORCHESTRATOR, json.dumps(context))
+
+    def then(self, at: datetime, *recorded: dict[str, Any], new: dict[str, Any]) -> None:
+        """Record what the last call did, then a new call at `at` that brings `new`."""
+        self.history += [
+            *recorded,
+            events.orchestrator_completed(at),
+            events.orchestrator_started(at),
+            new,
+        ]
+
+
+def actions_of(reply: OrchestratorReply) -> list[dict[str, Any]]:
+    """Every action of the execution so far: the SDK reports replayed ones again."""
+    return [action for group in reply.actions for action in group]
+
+
+def newest_action(reply: OrchestratorReply, count: int) -> dict[str, Any]:
+    """The action the latest call added, checking the execution has `count` in all."""
+    actions = actions_of(reply)
+    assert len(actions) == count, actions
+    return actions[-1]
+
+
+def claim_answered(episode: Episode, at: datetime, claimed: bool, event_id: int) -> None:
+    request = events.entity_request(
+        operation="claim",
+        input_json=json.dumps(json.dumps({"transaction_id": INSTANCE})),
+        request_id=CLAIM_REQUEST,
+        is_signal=False,
+        parent_instance_id=INSTANCE,
+        parent_execution_id="exec-1",
+    )
+    episode.then(
+        at,
+        events.event_sent(
+            at,
+            event_id=event_id,
+            target_instance_id="@schedule_entity@shard-3",
+            name="claim",
+            input_json=request,
+        ),
+        new=events.event_raised(
+            at, name=CLAIM_REQUEST, input_json=json.dumps({"result": json.dumps(claimed)})
+        ),
+    )
+
+
+def test_first_episode_waits_for_exec_at() -> None:
+    exec_at = T0 + timedelta(hours=2)
+    reply = Episode(T0, job(exec_at)).run()
+    assert not reply.is_done
+    action = newest_action(reply, 1)
+    assert action["actionType"] == CREATE_TIMER
+    assert datetime.fromisoformat(action["fireAt"]) == exec_at
+    assert reply.state["customStatus"] == {"phase": "waiting", "exec_at": "2026-12-01T10:00:00Z"}
+
+
+def test_fired_timer_claims_then_calls_the_activity_then_unregisters() -> None:
+    exec_at = T0 + timedelta(hours=2)
+    the_job = job(exec_at)
+    episode = Episode(T0, the_job)
+    episode.run()
+
+    episode.then(
+        exec_at,
+        events.timer_created(T0, event_id=0, fire_at=exec_at),
+        new=events.timer_fired(exec_at, timer_id=0, fire_at=exec_at),
+    )
+    claim = newest_action(episode.run(), 2)
+    assert claim["actionType"] == CALL_ENTITY
+    assert claim["instanceId"] == "@schedule_entity@shard-3"
+    assert claim["operation"] == "claim"
+
+    claim_answered(episode, exec_at, claimed=True, event_id=1)
+    call = newest_action(episode.run(), 3)
+    assert call["actionType"] == CALL_ACTIVITY
+    assert call["functionName"] == "execute_prompt"
+    assert json.loads(call["input"]) == the_job.model_dump(mode="json")
+
+    outcome = {"transaction_id": INSTANCE, "ok": True, "outcome": {"ok": True}}
+    episode.then(
+        exec_at,
+        events.task_scheduled(exec_at, event_id=2, name="execute_prompt", input_json=call["input"]),
+        new=events.task_completed(exec_at, task_scheduled_id=2, result_json=json.dumps(outcome)),
+    )
+    reply = episode.run()
+    assert reply.is_done
+    assert reply.state["output"] == outcome
+    signal = newest_action(reply, 4)
+    assert signal["actionType"] == SIGNAL_ENTITY
+    assert signal["instanceId"] == "@schedule_entity@shard-3"
+    assert signal["operation"] == "remove"
+
+
+def test_a_past_exec_at_fires_at_once() -> None:
+    reply = Episode(T0, job(T0 - timedelta(minutes=5))).run()
+    assert newest_action(reply, 1)["actionType"] == CALL_ENTITY
+
+
+def test_an_unclaimable_job_completes_cancelled_without_firing() -> None:
+    episode = Episode(T0, job(T0 - timedelta(minutes=5)))
+    episode.run()
+    claim_answered(episode, T0, claimed=False, event_id=0)
+    reply = episode.run()
+    assert reply.is_done
+    assert [action["actionType"] for action in actions_of(reply)] == [CALL_ENTITY]
+    assert reply.state["output"]["cancelled"] is True
+    assert reply.state["output"]["ok"] is False
+
+
+def test_a_failed_activity_still_completes_and_unregisters() -> None:
+    episode = Episode(T0, job(T0))
+    episode.run()
+    claim_answered(episode, T0, claimed=True, event_id=0)
+    call = newest_action(episode.run(), 2)
+    episode.then(
+        T0,
+        events.task_scheduled(T0, event_id=1, name="execute_prompt", input_json=call["input"]),
+        new=events.task_failed(
+            T0,
+            task_scheduled_id=1,
+            reason="Activity function 'execute_prompt' failed",
+            details="boom",
+        ),
+    )
+    reply = episode.run()
+    assert reply.is_done
+    assert reply.state["output"]["ok"] is False
+    assert "execute_prompt failed" in reply.state["output"]["outcome"]["error"]
+    assert newest_action(reply, 3)["operation"] == "remove"
+
+
+@pytest.mark.parametrize("days", [4, 300])
+def test_a_far_job_waits_three_days_then_continues_as_new(days: int) -> None:
+    the_job = job(T0 + timedelta(days=days))
+    episode = Episode(T0, the_job)
+    timer = newest_action(episode.run(), 1)
+    assert timer["actionType"] == CREATE_TIMER
+    chunk_end = T0 + timedelta(days=3)
+    assert datetime.fromisoformat(timer["fireAt"]) == chunk_end
+
+    episode.then(
+        chunk_end,
+        events.timer_created(T0, event_id=0, fire_at=chunk_end),
+        new=events.timer_fired(chunk_end, timer_id=0, fire_at=chunk_end),
+    )
+    reply = episode.run()
+    again = newest_action(reply, 2)
+    assert again["actionType"] == CONTINUE_AS_NEW
+    assert Job.model_validate(json.loads(again["input"])) == the_job
+
+
+def test_replaying_the_same_history_gives_the_same_actions() -> None:
+    episode = Episode(T0, job(T0 + timedelta(hours=1)))
+    episode.run()
+    episode.then(
+        T0 + timedelta(hours=1),
+        events.timer_created(T0, event_id=0, fire_at=T0 + timedelta(hours=1)),
+        new=events.timer_fired(
+            T0 + timedelta(hours=1), timer_id=0, fire_at=T0 + timedelta(hours=1)
+        ),
+    )
+    first, second = episode.run(), episode.run()
+    assert first.raw == second.raw
