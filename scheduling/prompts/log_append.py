@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.resilient import append_with_retry
 from scheduling.prompts.context import FiringContext
 
 
@@ -35,8 +36,7 @@ def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppe
         message=payload.message,
         fields=payload.fields,
     )
-    try:
-        context.job_log.append(entry)
-    except Exception as error:  # a store failure is this prompt's failed outcome
+    error = append_with_retry(context.job_log, entry)
+    if error is not None:
         return LogAppendOutcome(ok=False, error=f"job log store failed: {error}")
     return LogAppendOutcome(ok=True, entry_id=entry_id)
