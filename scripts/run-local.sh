@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Run the Function App on this machine: Azurite (the storage emulator) + `func start`, one command.
+#
+# Usage: scripts/run-local.sh [extra `func start` arguments, e.g. --verbose]
+#
+# What it does, in order (see docs/local-development.md):
+#   1. checks, before starting anything: Core Tools v4 (`func`), Python 3.11 or 3.12, Node + npm,
+#      and that the Azurite and Functions ports are free;
+#   2. creates or updates .venv with the runtime dependencies (requirements.txt), runs `npm ci`
+#      when node_modules is missing or older than package-lock.json, and writes
+#      local.settings.json from local.settings.example.json when it is missing;
+#   3. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it answers;
+#   4. runs `func start`; when it exits, or on Ctrl-C, Azurite is stopped too.
+#
+# Settings (environment variables):
+#   AZURITE_BLOB_PORT=10000 AZURITE_QUEUE_PORT=10001 AZURITE_TABLE_PORT=10002
+#   FUNC_PORT=7071                 port of `func start`
+#   PYTHON=python3.11              the interpreter that creates .venv (default: first 3.11/3.12 found)
+#   AZURITE_START_TIMEOUT=30       seconds to wait for Azurite to answer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AZURITE_BLOB_PORT="${AZURITE_BLOB_PORT:-10000}"
+AZURITE_QUEUE_PORT="${AZURITE_QUEUE_PORT:-10001}"
+AZURITE_TABLE_PORT="${AZURITE_TABLE_PORT:-10002}"
+FUNC_PORT="${FUNC_PORT:-7071}"
+AZURITE_START_TIMEOUT="${AZURITE_START_TIMEOUT:-30}"
+AZURITE_DIR=.azurite
+VENV=.venv
+VENV_BIN="$VENV/bin"
+case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) VENV_BIN="$VENV/Scripts" ;; esac
+
+say() { printf '==> %s\n' "$*"; }
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# 1. Checks. Nothing is installed or started before all of them pass.
+# ---------------------------------------------------------------------------------------------
+
+core_tools_install_hint() {
+    echo "Install Azure Functions Core Tools v4 (https://learn.microsoft.com/azure/azure-functions/functions-run-local):"
+    case "$(uname -s)" in
+        Darwin)
+            echo "  brew tap azure/functions && brew install azure-functions-core-tools@4"
+            ;;
+        MINGW* | MSYS* | CYGWIN*)
+            echo "  winget install Microsoft.Azure.FunctionsCoreTools"
+            echo "  (or the MSI from the page above), then open a new terminal"
+            ;;
+        Linux)
+            # Microsoft's package feed, as the Core Tools README gives it per distribution.
+            local id="" version=""
+            if [ -r /etc/os-release ]; then
+                # shellcheck source=/dev/null
+                id="$(. /etc/os-release && echo "${ID:-}")"
+                # shellcheck source=/dev/null
+                version="$(. /etc/os-release && echo "${VERSION_ID:-}")"
+            fi
+            case "$id" in
+                ubuntu)
+                    echo "  wget -q https://packages.microsoft.com/config/ubuntu/${version:-24.04}/packages-microsoft-prod.deb"
+                    echo "  sudo dpkg -i packages-microsoft-prod.deb"
+                    echo "  sudo apt-get update && sudo apt-get install azure-functions-core-tools-4"
+                    ;;
+                debian)
+                    echo "  wget -qO- https://packages.microsoft.com/keys/microsoft.asc | gpg --dearmor | sudo tee /usr/share/keyrings/microsoft-prod.gpg >/dev/null"
+                    echo "  wget -q https://packages.microsoft.com/config/debian/${version:-12}/prod.list"
+                    echo "  sudo mv prod.list /etc/apt/sources.list.d/microsoft-prod.list"
+                    echo "  sudo apt-get update && sudo apt-get install azure-functions-core-tools-4"
+                    ;;
+            esac
+            echo "  or, on any Linux with Node.js (add --unsafe-perm true when npm runs with sudo):"
+            echo "  npm i -g azure-functions-core-tools@4"
+            ;;
+        *)
+            echo "  npm i -g azure-functions-core-tools@4"
+            ;;
+    esac
+}
+
+if ! command -v func >/dev/null 2>&1; then
+    echo "error: Azure Functions Core Tools (\`func\`) is not installed or not on PATH." >&2
+    core_tools_install_hint >&2
+    exit 1
+fi
+func_version="$(func --version 2>/dev/null | head -n 1 || true)"
+case "$func_version" in
+    4.*) ;;
+    *)
+        echo "error: Azure Functions Core Tools v4 is required; \`func --version\` says '${func_version:-nothing}'." >&2
+        core_tools_install_hint >&2
+        exit 1
+        ;;
+esac
+
+# The Functions Python worker runs 3.10-3.12; this project needs 3.11+ (pyproject.toml).
+python_ok() {
+    "$1" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null
+}
+if [ -n "${PYTHON:-}" ]; then
+    python_ok "$PYTHON" || fail "PYTHON=$PYTHON is not Python 3.11 or 3.12 (the Functions worker runs 3.10-3.12; this project needs 3.11+)."
+else
+    for candidate in python3.11 python3.12 python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1 && python_ok "$candidate"; then
+            PYTHON="$candidate"
+            break
+        fi
+    done
+    [ -n "${PYTHON:-}" ] || fail "Python 3.11 (or 3.12) not found. Install Python 3.11 (python.org, 'brew install python@3.11', 'winget install Python.Python.3.11' or your package manager) or point PYTHON at one: PYTHON=/path/to/python3.11 $0"
+fi
+if [ -x "$VENV_BIN/python" ] && ! python_ok "$VENV_BIN/python"; then
+    fail "$VENV was made with $("$VENV_BIN/python" -V 2>&1); the Function App needs Python 3.11 or 3.12. Remove it (rm -rf $VENV) and run this script again."
+fi
+
+command -v node >/dev/null 2>&1 || fail "Node.js not found; Azurite needs it. Install Node 20 LTS from https://nodejs.org (or 'brew install node@20', 'winget install OpenJS.NodeJS.LTS')."
+command -v npm >/dev/null 2>&1 || fail "npm not found; it comes with Node.js (https://nodejs.org)."
+[ -f package-lock.json ] || fail "package-lock.json is missing; it pins Azurite. Restore it from git (git checkout -- package-lock.json)."
+
+# A port is taken when something on this machine accepts a connection on it.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+check_port_free() { # port, what, the variable that moves it
+    if port_in_use "$1"; then
+        {
+            echo "error: port $1 ($2) is already in use."
+            echo "  Who holds it: lsof -nP -iTCP:$1 -sTCP:LISTEN    (Windows: netstat -ano | findstr :$1)"
+            echo "  Often it is another Azurite (VS Code extension, Docker, an earlier run) or another func."
+            echo "  Stop that process, or run on other ports: $3=<free port> $0"
+        } >&2
+        exit 1
+    fi
+}
+check_port_free "$AZURITE_BLOB_PORT" "Azurite blob" AZURITE_BLOB_PORT
+check_port_free "$AZURITE_QUEUE_PORT" "Azurite queue" AZURITE_QUEUE_PORT
+check_port_free "$AZURITE_TABLE_PORT" "Azurite table" AZURITE_TABLE_PORT
+check_port_free "$FUNC_PORT" "func start" FUNC_PORT
+
+# ---------------------------------------------------------------------------------------------
+# 2. Dependencies and settings.
+# ---------------------------------------------------------------------------------------------
+
+if [ ! -x "$VENV_BIN/python" ]; then
+    say "creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
+fi
+say "installing runtime dependencies (requirements.txt) into $VENV"
+"$VENV_BIN/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing Azurite (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -f local.settings.json ]; then
+    say "writing local.settings.json from local.settings.example.json"
+    cp local.settings.example.json local.settings.json
+else
+    # Settings added to the example since local.settings.json was written are not in it.
+    missing="$("$VENV_BIN/python" - 2>/dev/null <<'EOF'
+import json
+with open("local.settings.example.json") as f:
+    example = json.load(f)["Values"]
+with open("local.settings.json") as f:
+    mine = json.load(f).get("Values", {})
+print(" ".join(sorted(set(example) - set(mine))))
+EOF
+)" || fail "local.settings.json is not valid JSON; fix it, or delete it to have it written again from local.settings.example.json."
+    if [ -n "$missing" ]; then
+        echo "warning: local.settings.json lacks settings that local.settings.example.json has: $missing" >&2
+        echo "         (defaults apply; add them, or delete local.settings.json to have it written again)" >&2
+    fi
+fi
+
+# UseDevelopmentStorage=true means the default ports; on other ports say where Azurite is.
+# `func start` prefers an environment variable over the same name in local.settings.json.
+if [ "$AZURITE_BLOB_PORT:$AZURITE_QUEUE_PORT:$AZURITE_TABLE_PORT" != "10000:10001:10002" ]; then
+    # The well-known, public development account of Azurite (not a secret).
+    dev_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$dev_key;BlobEndpoint=http://127.0.0.1:$AZURITE_BLOB_PORT/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$AZURITE_QUEUE_PORT/devstoreaccount1;TableEndpoint=http://127.0.0.1:$AZURITE_TABLE_PORT/devstoreaccount1;"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3. Azurite, stopped again however this script ends.
+# ---------------------------------------------------------------------------------------------
+
+AZURITE_PID=""
+FUNC_PID=""
+EXIT_STATUS=""
+STOP_GRACE_HALF_SECONDS=20 # how long a stopped group may take before it is killed
+
+# Azurite and func each run in a process group of their own (`set -m` below), whose id is
+# their pid; stopping the group also stops what they started (func's Python worker).
+# shellcheck disable=SC2317  # runs from the cleanup below
+stop_group() { # process group id, name
+    local group="$1" name="$2" waited=0
+    kill -0 -- "-$group" 2>/dev/null || return 0
+    say "stopping $name"
+    kill -TERM -- "-$group" 2>/dev/null
+    while kill -0 -- "-$group" 2>/dev/null && [ "$waited" -lt "$STOP_GRACE_HALF_SECONDS" ]; do
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    kill -KILL -- "-$group" 2>/dev/null
+    wait "$group" 2>/dev/null
+}
+# shellcheck disable=SC2317  # runs from the traps below
+cleanup() {
+    local status=$?
+    set +e             # stop everything, whatever fails on the way
+    trap '' INT PIPE   # a second Ctrl-C, or a closed terminal pipe, must not cut this short
+    trap - EXIT TERM HUP
+    [ -n "$FUNC_PID" ] && stop_group "$FUNC_PID" "func"
+    [ -n "$AZURITE_PID" ] && stop_group "$AZURITE_PID" "Azurite"
+    exit "${EXIT_STATUS:-$status}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE
+
+mkdir -p "$AZURITE_DIR"
+say "starting Azurite on 127.0.0.1:$AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT (data in $AZURITE_DIR/, log in $AZURITE_DIR/azurite.log)"
+# `set -m` puts Azurite in a process group of its own: Ctrl-C reaches this script, not
+# Azurite, and the cleanup stops the whole group. --skipApiVersionCheck: recent Azure SDKs
+# send an API version newer than Azurite knows; --loose: ignore headers Azurite does not support;
+# --disableTelemetry: Azurite would otherwise send usage data.
+set -m
+node_modules/.bin/azurite \
+    --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
+    --queueHost 127.0.0.1 --queuePort "$AZURITE_QUEUE_PORT" \
+    --tableHost 127.0.0.1 --tablePort "$AZURITE_TABLE_PORT" \
+    --location "$AZURITE_DIR" --skipApiVersionCheck --loose --silent --disableTelemetry \
+    </dev/null >"$AZURITE_DIR/azurite.log" 2>&1 &
+AZURITE_PID=$!
+set +m
+
+waited=0
+until port_in_use "$AZURITE_BLOB_PORT" && port_in_use "$AZURITE_QUEUE_PORT" && port_in_use "$AZURITE_TABLE_PORT"; do
+    if ! kill -0 "$AZURITE_PID" 2>/dev/null; then
+        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
+        fail "Azurite exited while starting; its log is above ($AZURITE_DIR/azurite.log)."
+    fi
+    if [ "$waited" -ge $((AZURITE_START_TIMEOUT * 2)) ]; then
+        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
+        fail "Azurite did not answer on ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT within ${AZURITE_START_TIMEOUT}s; its log is above ($AZURITE_DIR/azurite.log)."
+    fi
+    sleep 0.5
+    waited=$((waited + 1))
+done
+say "Azurite is up"
+
+# ---------------------------------------------------------------------------------------------
+# 4. The Function App. Ctrl-C or a TERM is passed on to func, which shuts down cleanly.
+# ---------------------------------------------------------------------------------------------
+
+# func starts the Python worker with the `python` it finds first on PATH: the venv's.
+export VIRTUAL_ENV="$PWD/$VENV"
+export PATH="$PWD/$VENV_BIN:$PATH"
+
+say "starting func on http://localhost:$FUNC_PORT (Ctrl-C stops func and Azurite)"
+set -m
+func start --port "$FUNC_PORT" "$@" </dev/null &
+FUNC_PID=$!
+set +m
+
+# The first Ctrl-C (or TERM) asks func to shut down cleanly; a second one stops it at once.
+# shellcheck disable=SC2317  # runs from the traps below
+forward() { # signal, exit status
+    if [ -n "$EXIT_STATUS" ]; then
+        STOP_GRACE_HALF_SECONDS=2
+        exit "$EXIT_STATUS"
+    fi
+    EXIT_STATUS="$2"
+    say "asking func to shut down (Ctrl-C again to force)"
+    kill "-$1" -- "-$FUNC_PID" 2>/dev/null || true
+}
+trap 'forward INT 130' INT
+trap 'forward TERM 143' TERM
+trap 'forward HUP 129' HUP
+
+# `wait` returns early when a signal arrives; keep waiting until func has exited.
+func_status=0
+while kill -0 "$FUNC_PID" 2>/dev/null; do
+    wait "$FUNC_PID" && func_status=0 || func_status=$?
+done
+exit "${EXIT_STATUS:-$func_status}"

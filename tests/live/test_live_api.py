@@ -1,0 +1,503 @@
+"""The public API of a running `func start`, end to end over real HTTP.
+
+Every job here is scheduled 65 s ahead (MIN_LEAD_SECONDS is 60), all of them when the module's
+first test asks for them, so the whole module waits for one firing window: about 65 s plus
+the allowed lateness (see DEFAULT_MAX_LATENESS_SECONDS in conftest.py), two minutes or so.
+Tests run in file order; each one still waits for what it needs, so any one of them can run
+alone. The wipe test at the end removes every pending job of the app it runs against.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from scheduling.prompts.http_call import TRANSACTION_HEADER
+from tests.live.conftest import Receiver
+
+pytestmark = pytest.mark.live
+
+LEAD = timedelta(seconds=65)
+PENDING_STATUSES = {"Pending", "Running"}
+POLL_INTERVAL_SECONDS = 2.0
+# Entity operations (register, unregister) are queued messages: give the listing this long.
+REGISTRY_SETTLE_SECONDS = 30.0
+# The receiver's clock and the host's are this machine's; allow for rounding only.
+CLOCK_SLACK_SECONDS = 1.0
+PROBLEM_JSON = "application/problem+json"
+
+T = TypeVar("T")
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float,
+    interval: float = POLL_INTERVAL_SECONDS,
+) -> T:
+    """Call `probe` until it returns something other than None, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A job this module scheduled, and what POST /api/schedule answered."""
+
+    name: str
+    transaction_id: str
+    exec_at: datetime
+    prompt_type: str
+    payload: dict[str, Any]
+    response: httpx.Response
+    receiver_path: str | None = None
+
+
+def schedule(
+    api: httpx.Client, exec_at: datetime, prompt_type: str, payload: dict[str, Any]
+) -> httpx.Response:
+    return api.post(
+        "/api/schedule",
+        json={"exec_at": iso(exec_at), "prompt_type": prompt_type, "payload": payload},
+    )
+
+
+def accepted_id(response: httpx.Response) -> str:
+    assert response.status_code == 202, response.text
+    transaction_id = response.json()["transaction_id"]
+    assert isinstance(transaction_id, str)
+    return transaction_id
+
+
+@pytest.fixture(scope="module")
+def jobs(api: httpx.Client, receiver: Receiver) -> dict[str, Scheduled]:
+    """Four jobs, all due 65 s from now: two http.call, one log.append, one to be deleted."""
+    token = uuid.uuid4().hex
+    plans: list[tuple[str, str, dict[str, Any], str | None]] = [
+        (
+            "text",
+            "http.call",
+            {
+                "method": "POST",
+                "url": receiver.url_for(f"/text-{token}"),
+                "headers": {"X-Live-Test": token},
+                "body": f"hello from the live suite {token}",
+                "timeout_seconds": 10,
+            },
+            f"/text-{token}",
+        ),
+        (
+            "json",
+            "http.call",
+            {
+                "method": "PUT",
+                "url": receiver.url_for(f"/json-{token}"),
+                "headers": {"X-Live-Test": token},
+                "json": {"token": token, "items": [1, 2, 3], "nested": {"ok": True}},
+            },
+            f"/json-{token}",
+        ),
+        (
+            "log",
+            "log.append",
+            {
+                "message": f"live suite log entry {token}",
+                "level": "warning",
+                "fields": {"token": token},
+            },
+            None,
+        ),
+        (
+            "deleted",
+            "http.call",
+            {
+                "method": "POST",
+                "url": receiver.url_for(f"/deleted-{token}"),
+                "body": "must not arrive",
+            },
+            f"/deleted-{token}",
+        ),
+    ]
+    scheduled: dict[str, Scheduled] = {}
+    for name, prompt_type, payload, path in plans:
+        exec_at = datetime.now(UTC) + LEAD
+        response = schedule(api, exec_at, prompt_type, payload)
+        scheduled[name] = Scheduled(
+            name=name,
+            transaction_id=accepted_id(response),
+            exec_at=exec_at,
+            prompt_type=prompt_type,
+            payload=payload,
+            response=response,
+            receiver_path=path,
+        )
+    return scheduled
+
+
+def listed_jobs(api: httpx.Client) -> Iterator[dict[str, Any]]:
+    """Every job of GET /api/schedule, following next_cursor (at most 100 pages)."""
+    cursor: str | None = None
+    for _ in range(100):
+        params: dict[str, str | int] = {"limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        response = api.get("/api/schedule", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        yield from page["jobs"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+    pytest.fail("GET /api/schedule returned more than 100 pages")
+
+
+def listing_of(api: httpx.Client, transaction_ids: set[str]) -> dict[str, dict[str, Any]]:
+    return {
+        job["transaction_id"]: job
+        for job in listed_jobs(api)
+        if job["transaction_id"] in transaction_ids
+    }
+
+
+def status_of(api: httpx.Client, transaction_id: str, **params: str) -> httpx.Response:
+    return api.get(f"/api/schedule/{transaction_id}/status", params=params)
+
+
+def log_entries(api: httpx.Client, transaction_id: str) -> list[dict[str, Any]]:
+    """Every entry of the job's log, following next_cursor (at most 20 pages)."""
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(20):
+        params: dict[str, str | int] = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        response = api.get(f"/api/schedule/{transaction_id}/logs", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        entries.extend(page["entries"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return entries
+    pytest.fail("the job log returned more than 20 pages")
+
+
+def finished_status(api: httpx.Client, job: Scheduled, max_lateness: float) -> dict[str, Any]:
+    """The job's status once it is terminal; fails when it is not by exec_at + max_lateness."""
+
+    def terminal() -> dict[str, Any] | None:
+        response = status_of(api, job.transaction_id)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return None if body["runtime_status"] in PENDING_STATUSES else body
+
+    remaining = (job.exec_at - datetime.now(UTC)).total_seconds() + max_lateness
+    return wait_for(
+        f"job {job.name} ({job.transaction_id}) to finish", terminal, max(remaining, 1.0)
+    )
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    for member in ("type", "title", "detail"):
+        assert isinstance(problem[member], str), problem
+    assert problem["type"]
+    assert problem["title"]
+    return problem
+
+
+def assert_fired_once(receiver: Receiver, job: Scheduled, max_lateness: float) -> Any:
+    """The one request the job sent, which arrived no earlier than exec_at and not too late."""
+    assert job.receiver_path is not None
+    received = receiver.requests_to(job.receiver_path)
+    assert len(received) == 1, f"{job.name}: expected one request, got {len(received)}"
+    arrival = received[0].received_at
+    due = job.exec_at.timestamp()
+    assert arrival >= due - CLOCK_SLACK_SECONDS, f"{job.name} fired {due - arrival:.1f} s early"
+    assert arrival <= due + max_lateness, f"{job.name} fired {arrival - due:.1f} s late"
+    return received[0]
+
+
+# --- health and acceptance ---------------------------------------------------------------
+
+
+def test_healthz_reports_ok(api: httpx.Client) -> None:
+    response = api.get("/api/healthz")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ok"
+
+
+def test_schedule_answers_202_with_status_url(jobs: dict[str, Scheduled]) -> None:
+    for job in jobs.values():
+        body = job.response.json()
+        assert body["transaction_id"] == job.transaction_id
+        assert parse_time(body["exec_at"]) == job.exec_at
+        assert body["status_url"].endswith(f"/api/schedule/{job.transaction_id}/status")
+        assert job.response.headers["location"] == body["status_url"]
+
+
+def test_pending_jobs_are_listed(api: httpx.Client, jobs: dict[str, Scheduled]) -> None:
+    wanted = {job.transaction_id for job in jobs.values()}
+
+    def all_listed() -> dict[str, dict[str, Any]] | None:
+        listed = listing_of(api, wanted)
+        return listed if set(listed) == wanted else None
+
+    listed = wait_for("every scheduled job to be listed", all_listed, REGISTRY_SETTLE_SECONDS)
+    for job in jobs.values():
+        entry = listed[job.transaction_id]
+        assert entry["prompt_type"] == job.prompt_type
+        assert parse_time(entry["exec_at"]) == job.exec_at
+        assert entry["runtime_status"] in PENDING_STATUSES
+
+
+def test_status_and_log_before_firing(
+    api: httpx.Client, jobs: dict[str, Scheduled], receiver: Receiver
+) -> None:
+    job = jobs["text"]
+    response = status_of(api, job.transaction_id)
+    assert response.status_code == 200, response.text
+    status = response.json()
+    assert status["runtime_status"] in PENDING_STATUSES
+    assert status["output"] is None
+    assert status["created_time"]
+    assert status["input"]["prompt_type"] == "http.call"
+    assert status["input"]["payload"]["url"] == job.payload["url"]
+    if datetime.now(UTC) < job.exec_at:
+        assert receiver.requests_to(job.receiver_path or "") == []
+
+    with_history = status_of(api, job.transaction_id, history="true")
+    assert with_history.status_code == 200, with_history.text
+    assert "history" in with_history.json()
+
+    kinds = [entry["kind"] for entry in log_entries(api, job.transaction_id)]
+    assert "accepted" in kinds
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    content: bytes
+    content_type: str
+    status: int
+    field: str | None = None  # the first element of errors[0].loc of a 422
+
+
+def body_of(exec_at: str, prompt_type: str = "log.append", payload: Any = None) -> bytes:
+    payload = {"message": "bad input probe"} if payload is None else payload
+    return json.dumps({"exec_at": exec_at, "prompt_type": prompt_type, "payload": payload}).encode()
+
+
+def in_an_hour() -> str:
+    return iso(datetime.now(UTC) + timedelta(hours=1))
+
+
+BAD_REQUESTS: dict[str, Callable[[], BadRequest]] = {
+    "naive exec_at": lambda: BadRequest(
+        body_of(iso((datetime.now(UTC) + timedelta(hours=1)).replace(tzinfo=None))),
+        "application/json",
+        422,
+        "exec_at",
+    ),
+    "exec_at too soon": lambda: BadRequest(
+        body_of(iso(datetime.now(UTC) + timedelta(seconds=5))), "application/json", 422, "exec_at"
+    ),
+    "exec_at too far": lambda: BadRequest(
+        body_of(iso(datetime.now(UTC) + timedelta(days=400))), "application/json", 422, "exec_at"
+    ),
+    "unknown prompt type": lambda: BadRequest(
+        body_of(in_an_hour(), "shell.exec", {"command": "true"}),
+        "application/json",
+        422,
+        "prompt_type",
+    ),
+    "http.call without url": lambda: BadRequest(
+        body_of(in_an_hour(), "http.call", {"method": "POST"}), "application/json", 422, "payload"
+    ),
+    "metadata URL": lambda: BadRequest(
+        body_of(
+            in_an_hour(),
+            "http.call",
+            {"method": "GET", "url": "http://169.254.169.254/latest/meta-data/"},
+        ),
+        "application/json",
+        422,
+        "payload",
+    ),
+    "malformed JSON": lambda: BadRequest(
+        b'{"exec_at": "2030-01-01T00:00:00Z", ', "application/json", 400
+    ),
+    "wrong content type": lambda: BadRequest(body_of(in_an_hour()), "text/plain", 415),
+    "oversize body": lambda: BadRequest(
+        body_of(in_an_hour(), payload={"message": "x" * (300 * 1024)}), "application/json", 413
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_bad_request_is_answered_with_problem_details(api: httpx.Client, case: str) -> None:
+    bad = BAD_REQUESTS[case]()
+    response = api.post(
+        "/api/schedule", content=bad.content, headers={"Content-Type": bad.content_type}
+    )
+    problem = assert_problem(response, bad.status)
+    if bad.field is not None:
+        assert problem["errors"], problem
+        assert problem["errors"][0]["loc"][0] == bad.field, problem
+        assert all(isinstance(error["msg"], str) and error["msg"] for error in problem["errors"])
+
+
+def test_unknown_id_is_404(api: httpx.Client) -> None:
+    unknown = str(uuid.uuid4())
+    assert_problem(status_of(api, unknown), 404)
+    assert_problem(api.get(f"/api/schedule/{unknown}/logs"), 404)
+    assert_problem(api.delete(f"/api/schedule/{unknown}"), 404)
+
+
+# --- delete, then the firing window --------------------------------------------------------
+
+
+def test_deleted_job_is_gone_and_never_fires(
+    api: httpx.Client, jobs: dict[str, Scheduled], receiver: Receiver, max_lateness: float
+) -> None:
+    job = jobs["deleted"]
+    response = api.delete(f"/api/schedule/{job.transaction_id}")
+    assert response.status_code == 200, response.text
+    assert_problem(status_of(api, job.transaction_id), 404)
+    assert_problem(api.delete(f"/api/schedule/{job.transaction_id}"), 404)
+    assert job.transaction_id not in listing_of(api, {job.transaction_id})
+    assert "cancelled" in [entry["kind"] for entry in log_entries(api, job.transaction_id)]
+
+    # Past the latest moment it could have fired, it still has not, and is still gone.
+    wait_until = job.exec_at.timestamp() + max_lateness
+    while time.time() < wait_until:
+        assert receiver.requests_to(job.receiver_path or "") == []
+        time.sleep(min(POLL_INTERVAL_SECONDS, max(wait_until - time.time(), 0.0)))
+    assert receiver.requests_to(job.receiver_path or "") == []
+    assert_problem(status_of(api, job.transaction_id), 404)
+
+
+def test_http_call_with_text_body_fires_once(
+    api: httpx.Client, jobs: dict[str, Scheduled], receiver: Receiver, max_lateness: float
+) -> None:
+    job = jobs["text"]
+    status = finished_status(api, job, max_lateness)
+    assert status["runtime_status"] == "Completed", status
+
+    request = assert_fired_once(receiver, job, max_lateness)
+    assert request.method == "POST"
+    assert request.headers["x-live-test"] == job.payload["headers"]["X-Live-Test"]
+    assert request.headers[TRANSACTION_HEADER.lower()] == job.transaction_id
+    assert request.headers["content-type"].startswith("text/plain")
+    assert request.body == job.payload["body"].encode()
+
+    output = status["output"]
+    assert output["ok"] is True, output
+    assert output["transaction_id"] == job.transaction_id
+    assert output["outcome"]["status_code"] == 200, output
+    fired_at = parse_time(output["fired_at"])
+    assert fired_at >= job.exec_at - timedelta(seconds=CLOCK_SLACK_SECONDS)
+
+    kinds = [entry["kind"] for entry in log_entries(api, job.transaction_id)]
+    for kind in ("accepted", "fired", "outcome"):
+        assert kind in kinds, kinds
+    assert kinds.index("accepted") < kinds.index("fired") < kinds.index("outcome")
+
+    # Done jobs leave the listing, and a late duplicate would show up by now.
+    wait_for(
+        "the fired job to leave the listing",
+        lambda: True if not listing_of(api, {job.transaction_id}) else None,
+        REGISTRY_SETTLE_SECONDS,
+    )
+    assert len(receiver.requests_to(job.receiver_path or "")) == 1
+
+
+def test_http_call_with_json_body_fires_once(
+    api: httpx.Client, jobs: dict[str, Scheduled], receiver: Receiver, max_lateness: float
+) -> None:
+    job = jobs["json"]
+    status = finished_status(api, job, max_lateness)
+    assert status["runtime_status"] == "Completed", status
+
+    request = assert_fired_once(receiver, job, max_lateness)
+    assert request.method == "PUT"
+    assert request.headers["content-type"].startswith("application/json")
+    assert json.loads(request.body) == job.payload["json"]
+    assert status["output"]["ok"] is True, status["output"]
+    assert status["output"]["outcome"]["status_code"] == 200
+
+
+def test_log_append_job_writes_its_entry(
+    api: httpx.Client, jobs: dict[str, Scheduled], max_lateness: float
+) -> None:
+    job = jobs["log"]
+    status = finished_status(api, job, max_lateness)
+    assert status["runtime_status"] == "Completed", status
+    assert status["output"]["ok"] is True, status["output"]
+
+    entries = log_entries(api, job.transaction_id)
+    written = [entry for entry in entries if entry["kind"] == "log"]
+    assert len(written) == 1, entries
+    assert written[0]["message"] == job.payload["message"]
+    assert written[0]["level"] == "warning"
+    assert written[0]["fields"] == job.payload["fields"]
+    assert {"accepted", "fired", "outcome"} <= {entry["kind"] for entry in entries}
+
+
+# --- wipe (last: it removes every pending job of the app) ---------------------------------
+
+
+def test_wipe_removes_every_pending_job(api: httpx.Client) -> None:
+    soon = accepted_id(
+        schedule(
+            api, datetime.now(UTC) + timedelta(minutes=10), "log.append", {"message": "wipe me"}
+        )
+    )
+    later = accepted_id(
+        schedule(
+            api, datetime.now(UTC) + timedelta(days=30), "log.append", {"message": "wipe me too"}
+        )
+    )
+    wait_for(
+        "both jobs to be listed",
+        lambda: True if len(listing_of(api, {soon, later})) == 2 else None,
+        REGISTRY_SETTLE_SECONDS,
+    )
+
+    response = api.delete("/api/schedule")
+    assert response.status_code == 200, response.text
+    counts = response.json()
+    assert counts["registry_entries_removed"] >= 2, counts
+
+    for transaction_id in (soon, later):
+        assert_problem(status_of(api, transaction_id), 404)
+        assert "wiped" in [entry["kind"] for entry in log_entries(api, transaction_id)]
+    wait_for(
+        "the listing to drop the wiped jobs",
+        lambda: True if not listing_of(api, {soon, later}) else None,
+        REGISTRY_SETTLE_SECONDS,
+    )
