@@ -10,10 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduling.job_log.factory import open_job_log
-
 from scheduling.egress import EgressPolicy, Resolver, pinned_client
 from scheduling.job_log import JobLog
+from scheduling.job_log.factory import open_job_log
 from scheduling.models import Job
 from scheduling.prompts import FiringContext, PayloadRules
 from scheduling.settings import SchedulerSettings, load_settings
@@ -61,7 +60,7 @@ def payload_rules(deps: Dependencies, settings: SchedulerSettings) -> PayloadRul
     return PayloadRules(settings=settings, vet_url=egress_policy(deps, settings).vet_url)
 
 
-def firing_context(job: Job) -> FiringContext:
+def firing_context(job: Job, attempt: int) -> FiringContext:
     deps = current()
     settings = deps.settings()
     policy = egress_policy(deps, settings)
@@ -72,4 +71,5 @@ def firing_context(job: Job) -> FiringContext:
         job_log=deps.job_log(settings),
         clock=deps.clock,
         open_http_client=lambda timeout: pinned_client(policy, timeout=timeout),
+        attempt=attempt,
     )

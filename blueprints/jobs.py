@@ -121,6 +121,7 @@ async def create_job(
         payload=payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
         accepted_at=deps.clock(),
         registry_shard=shard_for(transaction_id, settings.registry_shards),
+        retry=schedule.retry,
     )
     job_json = job.model_dump(mode="json")
     # Register before starting: the orchestration's claim then always finds the entry,

@@ -8,8 +8,9 @@ import azure.durable_functions as df
 
 from blueprints import dependencies
 from scheduling.firing import cancelled_result, failed_result, fire_job
-from scheduling.models import Job
+from scheduling.models import Attempt, Job
 from scheduling.registry import REGISTRY_ENTITY
+from scheduling.retry import next_attempt_delay
 from scheduling.timing import format_utc, next_wait
 
 bp = df.Blueprint()
@@ -20,6 +21,7 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     """Wait until exec_at in timers of at most 3 days, claim the job, fire it, unregister it.
 
     An episode that cannot reach exec_at in one timer continues as new, so history stays small.
+    A retryable failure is tried again after the job's retry policy's delay.
     """
     job = Job.model_validate(_decoded(context.get_input()))
     registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
@@ -36,15 +38,31 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         context.set_custom_status({"phase": "cancelled"})
         return cancelled_result(job).model_dump(mode="json")
 
-    context.set_custom_status({"phase": "firing"})
-    try:
-        result = yield context.call_activity("execute_prompt", job.model_dump(mode="json"))
-    except Exception as error:
-        # The activity itself broke (not the target: that is an outcome). The job still ends
-        # with one visible result, and still leaves the registry.
-        result = failed_result(job, f"execute_prompt failed: {error}").model_dump(mode="json")
+    attempt = 1
+    while True:
+        context.set_custom_status({"phase": "firing", "attempt": attempt})
+        try:
+            result = yield context.call_activity(
+                "execute_prompt", Attempt(job=job, number=attempt).model_dump(mode="json")
+            )
+        except Exception as error:
+            # The activity itself broke (not the target: that is an outcome). The job still
+            # ends with one visible result, and still leaves the registry.
+            result = failed_result(job, f"execute_prompt failed: {error}").model_dump(mode="json")
+        delay = next_attempt_delay(
+            job.retry, job.transaction_id, attempt, result.get("outcome", {})
+        )
+        if delay is None:
+            break
+        retry_at = context.current_utc_datetime + delay
+        context.set_custom_status(
+            {"phase": "retrying", "attempt": attempt, "next_attempt_at": format_utc(retry_at)}
+        )
+        yield context.create_timer(retry_at)
+        attempt += 1
+
     context.signal_entity(registry, "remove", {"transaction_id": job.transaction_id})
-    context.set_custom_status({"phase": "done", "ok": bool(result.get("ok"))})
+    context.set_custom_status({"phase": "done", "ok": bool(result.get("ok")), "attempts": attempt})
     return result
 
 
@@ -53,9 +71,9 @@ def _decoded(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-@bp.activity_trigger(input_name="job")
-def execute_prompt(job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job's prompt; target failures come back as a failed outcome, never raised."""
-    accepted = Job.model_validate(_decoded(job))
-    context = dependencies.firing_context(accepted)
-    return fire_job(accepted, context).model_dump(mode="json")
+@bp.activity_trigger(input_name="attempt")
+def execute_prompt(attempt: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt of the job's prompt; target failures come back as outcomes, never raised."""
+    this = Attempt.model_validate(_decoded(attempt))
+    context = dependencies.firing_context(this.job, this.number)
+    return fire_job(this.job, context).model_dump(mode="json")

@@ -10,16 +10,17 @@ from scheduling.prompts import FiringContext, run_prompt
 
 
 def fire_job(job: Job, context: FiringContext) -> JobResult:
-    """Run the job's prompt once; the result is its outcome, whatever the target did."""
+    """Run one attempt of the job's prompt; the result is its outcome, whatever the target did."""
     fired_at = context.clock()
+    attempt = context.attempt
     log_errors: list[str] = []
 
     def record(kind: LogKind, order: str, message: str, fields: dict[str, Any]) -> None:
-        # Ids derive from exec_at, so a re-run activity overwrites its entries instead of
-        # adding a second "fired" line.
+        # Ids derive from exec_at and the attempt, so a re-run activity overwrites its
+        # entries instead of adding a second "fired" line, and attempts sort in order.
         entry = JobLogEntry(
             transaction_id=job.transaction_id,
-            entry_id=make_entry_id(job.exec_at, order),
+            entry_id=make_entry_id(job.exec_at, f"{attempt:02d}-{order}"),
             timestamp=context.clock(),
             kind=kind,
             level="info" if kind != "outcome" or fields.get("ok") else "error",
@@ -30,19 +31,20 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
         if error is not None:
             log_errors.append(f"{kind} entry not stored: {error}")
 
-    record("fired", "1-fired", f"{job.prompt_type} fired", {"prompt_type": job.prompt_type})
+    record("fired", "1-fired", f"{job.prompt_type} fired", {"attempt": attempt})
     try:
         outcome = run_prompt(job.prompt_type, job.payload, context).model_dump(mode="json")
     except Exception as error:  # a handler bug must still end the job with a visible outcome
         outcome = {"ok": False, "error": f"internal error in {job.prompt_type}: {error!r}"}
     ok = bool(outcome.get("ok"))
     summary = "succeeded" if ok else f"failed: {outcome.get('error')}"
-    record("outcome", "3-outcome", f"{job.prompt_type} {summary}", outcome)
+    record("outcome", "3-outcome", f"{job.prompt_type} {summary}", {**outcome, "attempt": attempt})
     return JobResult(
         transaction_id=job.transaction_id,
         prompt_type=job.prompt_type,
         ok=ok,
         fired_at=fired_at,
+        attempts=attempt,
         outcome=outcome,
         log_errors=log_errors,
     )

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from scheduling.retry import RetryPolicy
 from scheduling.timing import format_utc, parse_exec_at
 
 UtcDatetime = Annotated[
@@ -21,6 +22,7 @@ class ScheduleRequest(BaseModel):
     exec_at: UtcDatetime
     prompt_type: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
 class Job(BaseModel):
@@ -32,6 +34,14 @@ class Job(BaseModel):
     payload: dict[str, Any]
     accepted_at: UtcDatetime
     registry_shard: str
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class Attempt(BaseModel):
+    """The activity's input: which job, and which attempt at it (1 for the first)."""
+
+    job: Job
+    number: int = Field(ge=1)
 
 
 class PendingJob(BaseModel):
@@ -60,6 +70,7 @@ class JobResult(BaseModel):
     prompt_type: str
     ok: bool
     fired_at: UtcDatetime | None = None
+    attempts: int = 0
     cancelled: bool = False
     outcome: dict[str, Any] = Field(default_factory=dict)
     log_errors: list[str] = Field(default_factory=list)

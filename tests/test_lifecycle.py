@@ -69,7 +69,7 @@ async def test_http_call_fires_once_at_its_time(
     assert status["output"]["ok"] is True
     assert status["output"]["fired_at"] == "2026-12-01T11:00:00Z"
     assert status["output"]["outcome"]["status_code"] == 200
-    assert status["custom_status"] == {"phase": "done", "ok": True}
+    assert status["custom_status"] == {"phase": "done", "ok": True, "attempts": 1}
     assert await listed_ids(scheduler) == []
 
     scheduler.host.advance(7 * 24 * 3600)
@@ -244,3 +244,75 @@ async def test_two_hundred_jobs_fire_in_order_exactly_once(
     fire_times = [planned[transaction_id] for transaction_id in fired]
     assert fire_times == sorted(fire_times)
     assert await listed_ids(scheduler) == []
+
+
+async def test_a_retryable_failure_is_retried_on_its_backoff(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    arrivals: list[Any] = []
+    answers = iter([503, 503, 200])
+
+    def flaky(request: Request) -> Response:
+        arrivals.append(scheduler.now())
+        return Response("", status=next(answers), headers={"Retry-After": "90"})
+
+    httpserver.expect_request("/flaky").respond_with_handler(flaky)
+    exec_at = START + timedelta(minutes=5)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "exec_at": "2026-12-01T08:05:00Z",
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for("/flaky")},
+            "retry": {"max_attempts": 5, "initial_delay_seconds": 30},
+        },
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(exec_at + timedelta(hours=1))
+
+    # Retry-After (90 s) outweighs the 30 s and 60 s backoffs (plus at most 10 % jitter).
+    assert arrivals == [
+        exec_at,
+        exec_at + timedelta(seconds=90),
+        exec_at + timedelta(seconds=180),
+    ]
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["ok"] is True
+    assert status["output"]["attempts"] == 3
+    logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
+    assert [(entry["kind"], entry["fields"].get("attempt")) for entry in logs] == [
+        ("accepted", None),
+        ("fired", 1),
+        ("outcome", 1),
+        ("fired", 2),
+        ("outcome", 2),
+        ("fired", 3),
+        ("outcome", 3),
+    ]
+    assert await listed_ids(scheduler) == []
+
+
+async def test_a_job_deleted_while_waiting_to_retry_stops(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    exec_at = START + timedelta(minutes=5)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "exec_at": "2026-12-01T08:05:00Z",
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for("/down")},
+            "retry": {"max_attempts": 10, "initial_delay_seconds": 600},
+        },
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(exec_at + timedelta(minutes=1))
+    assert len(httpserver.log) == 1
+    status = await status_of(scheduler, transaction_id)
+    assert status["custom_status"]["phase"] == "retrying"
+
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    scheduler.host.advance_to(exec_at + timedelta(days=2))
+    assert len(httpserver.log) == 1

@@ -8,6 +8,7 @@ import pytest
 
 from function_app import app
 from scheduling.models import Job
+from scheduling.retry import RetryPolicy
 from tests.support import history as events
 from tests.support.worker_calls import OrchestratorReply, call_orchestrator, discover
 
@@ -140,7 +141,7 @@ def test_fired_timer_claims_then_calls_the_activity_then_unregisters() -> None:
     call = newest_action(episode.run(), 3)
     assert call["actionType"] == CALL_ACTIVITY
     assert call["functionName"] == "execute_prompt"
-    assert json.loads(call["input"]) == the_job.model_dump(mode="json")
+    assert json.loads(call["input"]) == {"job": the_job.model_dump(mode="json"), "number": 1}
 
     outcome = {"transaction_id": INSTANCE, "ok": True, "outcome": {"ok": True}}
     episode.then(
@@ -227,3 +228,48 @@ def test_replaying_the_same_history_gives_the_same_actions() -> None:
     )
     first, second = episode.run(), episode.run()
     assert first.raw == second.raw
+
+
+def test_a_retryable_failure_waits_then_tries_again() -> None:
+    the_job = job(T0).model_copy(
+        update={"retry": RetryPolicy(max_attempts=2, initial_delay_seconds=60)}
+    )
+    episode = Episode(T0, the_job)
+    episode.run()
+    claim_answered(episode, T0, claimed=True, event_id=0)
+    call = newest_action(episode.run(), 2)
+    failed = {"ok": False, "outcome": {"ok": False, "retryable": True, "retry_after_seconds": 120}}
+    episode.then(
+        T0,
+        events.task_scheduled(T0, event_id=1, name="execute_prompt", input_json=call["input"]),
+        new=events.task_completed(T0, task_scheduled_id=1, result_json=json.dumps(failed)),
+    )
+    reply = episode.run()
+    timer = newest_action(reply, 3)
+    assert timer["actionType"] == CREATE_TIMER
+    # Retry-After (120 s) is longer than the backoff (60 s plus at most 10 %): it wins.
+    retry_at = T0 + timedelta(seconds=120)
+    assert datetime.fromisoformat(timer["fireAt"]) == retry_at
+    assert reply.state["customStatus"]["phase"] == "retrying"
+
+    episode.then(
+        retry_at,
+        events.timer_created(T0, event_id=2, fire_at=retry_at),
+        new=events.timer_fired(retry_at, timer_id=2, fire_at=retry_at),
+    )
+    second = newest_action(episode.run(), 4)
+    assert second["actionType"] == CALL_ACTIVITY
+    assert json.loads(second["input"])["number"] == 2
+
+    episode.then(
+        retry_at,
+        events.task_scheduled(
+            retry_at, event_id=3, name="execute_prompt", input_json=second["input"]
+        ),
+        new=events.task_completed(retry_at, task_scheduled_id=3, result_json=json.dumps(failed)),
+    )
+    reply = episode.run()
+    # The policy allows two attempts: the second failure is final.
+    assert reply.is_done
+    assert newest_action(reply, 5)["operation"] == "remove"
+    assert reply.state["customStatus"] == {"phase": "done", "ok": False, "attempts": 2}

@@ -33,3 +33,4 @@ class FiringContext:
     job_log: JobLog
     clock: Clock
     open_http_client: Callable[[float], httpx.Client]
+    attempt: int = 1

@@ -3,6 +3,8 @@
 import json
 import re
 import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import httpx
@@ -133,6 +135,10 @@ class HttpCallPayload(BaseModel):
         return {**headers, **self.headers, TRANSACTION_HEADER: transaction_id}
 
 
+# Statuses that say "not now" rather than "never": worth another attempt.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
 class HttpCallOutcome(BaseModel):
     ok: bool
     status_code: int | None = None
@@ -141,6 +147,8 @@ class HttpCallOutcome(BaseModel):
     body_excerpt: str = ""
     body_truncated: bool = False
     error: str | None = None
+    retryable: bool = False
+    retry_after_seconds: float | None = None
 
 
 def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallOutcome:
@@ -166,20 +174,34 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
                 response, settings.http_call_response_excerpt_bytes, started + timeout
             )
     except DestinationRefused as refused:
+        # Not retryable: the same policy would refuse it again.
         return HttpCallOutcome(
             ok=False, elapsed_ms=elapsed_ms(), error=f"destination refused: {refused.reason}"
         )
     except httpx.TimeoutException:
         return HttpCallOutcome(
-            ok=False, elapsed_ms=elapsed_ms(), error=f"timed out after {timeout:g} s"
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"timed out after {timeout:g} s",
+            retryable=True,
         )
     except _TotalTimeExceeded:
         return HttpCallOutcome(
-            ok=False, elapsed_ms=elapsed_ms(), error=f"response took longer than {timeout:g} s"
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"response took longer than {timeout:g} s",
+            retryable=True,
         )
     except httpx.ConnectError as error:
         return HttpCallOutcome(
-            ok=False, elapsed_ms=elapsed_ms(), error=f"could not connect: {error}"
+            ok=False, elapsed_ms=elapsed_ms(), error=f"could not connect: {error}", retryable=True
+        )
+    except httpx.TransportError as error:  # reset mid-response, protocol errors
+        return HttpCallOutcome(
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"{type(error).__name__}: {error}",
+            retryable=True,
         )
     except Exception as error:  # any other failure of the target is still an outcome
         return HttpCallOutcome(
@@ -198,6 +220,10 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
         body_excerpt=excerpt,
         body_truncated=truncated,
         error=None if 200 <= status < 300 else f"target answered {status} {response.reason_phrase}",
+        retryable=status in RETRYABLE_STATUSES,
+        retry_after_seconds=retry_after_seconds(
+            response.headers.get("retry-after"), context.clock()
+        ),
     )
 
 
@@ -215,3 +241,19 @@ def _read_excerpt(response: httpx.Response, limit: int, deadline: float) -> tupl
         if time.monotonic() > deadline:
             raise _TotalTimeExceeded
     return received.decode("utf-8", errors="replace"), False
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header (delay-seconds or HTTP-date) as seconds from now, if it parses."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now).total_seconds())

@@ -22,11 +22,12 @@ class LogAppendOutcome(BaseModel):
     ok: bool
     entry_id: str | None = None
     error: str | None = None
+    retryable: bool = False
 
 
 def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppendOutcome:
     # The id derives from exec_at, not the clock, so a re-run activity rewrites the same entry.
-    entry_id = make_entry_id(context.exec_at, "2-log")
+    entry_id = make_entry_id(context.exec_at, f"{context.attempt:02d}-2-log")
     entry = JobLogEntry(
         transaction_id=context.transaction_id,
         entry_id=entry_id,
@@ -38,5 +39,5 @@ def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppe
     )
     error = append_with_retry(context.job_log, entry)
     if error is not None:
-        return LogAppendOutcome(ok=False, error=f"job log store failed: {error}")
+        return LogAppendOutcome(ok=False, error=f"job log store failed: {error}", retryable=True)
     return LogAppendOutcome(ok=True, entry_id=entry_id)

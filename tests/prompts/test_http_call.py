@@ -163,4 +163,26 @@ def test_destination_refused_at_fire_time_sends_nothing(httpserver: HTTPServer) 
     assert not outcome.ok
     assert outcome.error is not None
     assert outcome.error.startswith("destination refused:")
+    assert not outcome.retryable
     assert httpserver.log == []
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(503, True), (429, True), (500, True), (404, False), (400, False)]
+)
+def test_which_statuses_are_worth_retrying(
+    httpserver: HTTPServer, status: int, retryable: bool
+) -> None:
+    httpserver.expect_request("/s").respond_with_data(
+        "", status=status, headers={"Retry-After": "7"}
+    )
+    outcome = fire({"url": httpserver.url_for("/s")})
+    assert outcome.retryable is retryable
+    assert outcome.retry_after_seconds == 7
+
+
+def test_connection_failures_are_retryable() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    assert fire({"url": f"http://127.0.0.1:{port}/"}).retryable
