@@ -7,7 +7,7 @@ from scheduling.prompts.http_call import retry_after_seconds
 from scheduling.retry import RetryPolicy, next_attempt_delay
 
 POLICY = RetryPolicy(max_attempts=5, initial_delay_seconds=10, max_delay_seconds=60)
-FAILED = {"ok": False, "retryable": True}
+FAILED: dict[str, object] = {"ok": False, "retryable": True}
 
 
 def delay(attempt: int, outcome: dict[str, object] = FAILED, tx: str = "tx-1") -> float | None:
