@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import job_logs, jobs
+from blueprints import accepting, job_logs, jobs
 from blueprints.http_io import problem_responses
 
 bp = df.Blueprint()
@@ -16,7 +16,7 @@ FUNCTION = func.AuthLevel.FUNCTION
 async def create_job(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return await jobs.create_job(client, req)
+    return await accepting.create_job(client, req)
 
 
 @bp.route(route="schedule", methods=["GET"], auth_level=FUNCTION)

@@ -1,34 +1,28 @@
-"""The job operations behind both route tables (public API and the old admin routes)."""
+"""Reading and removing jobs for both route tables, and the durable helpers all routes share."""
 
 import asyncio
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import ValidationError
 
 from blueprints import dependencies
-from blueprints.http_io import json_response, origin_of, query_flag, query_int, read_json_body
+from blueprints.http_io import json_response, query_flag, query_int
 from scheduling.job_log import JobLogEntry, LogKind
 from scheduling.job_log.entries import make_entry_id
 from scheduling.job_log.redaction import redact_fields
 from scheduling.job_log.resilient import append_with_retry
-from scheduling.models import Job, PendingJob, ScheduleRequest
+from scheduling.models import PendingJob
 from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidCursor, page_of
 from scheduling.problems import (
-    FieldError,
-    field_errors,
     not_found,
     problem,
-    validation_problem,
 )
-from scheduling.prompts import UnknownPromptType, parse_payload
 from scheduling.registry import REGISTRY_ENTITY, all_shards, shard_for
-from scheduling.timing import ExecAtError, check_schedule_window, format_utc
+from scheduling.timing import format_utc
 
 ORCHESTRATOR = "schedule_orchestrator"
 # The termination reason doubles as a marker: a Terminated instance with this output was
@@ -39,7 +33,7 @@ TRANSACTION_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 log = logging.getLogger(__name__)
 
 
-def _registry(shard: str) -> df.EntityId:
+def registry_entity(shard: str) -> df.EntityId:
     return df.EntityId(REGISTRY_ENTITY, shard)
 
 
@@ -54,13 +48,13 @@ def checked_id(transaction_id: str) -> str:
     return transaction_id
 
 
-def _backend_unavailable(action: str) -> Exception:
+def backend_unavailable(action: str) -> Exception:
     return problem(
         503, "backend-unavailable", "Backend unavailable", f"the durable backend did not {action}"
     )
 
 
-async def _record(transaction_id: str, kind: LogKind, message: str, **fields: Any) -> None:
+async def record_lifecycle(transaction_id: str, kind: LogKind, message: str, **fields: Any) -> None:
     """Write a lifecycle entry; a log outage is logged, never the caller's failure."""
     deps = dependencies.current()
     now = deps.clock()
@@ -77,92 +71,13 @@ async def _record(transaction_id: str, kind: LogKind, message: str, **fields: An
         log.warning("job log entry %s for %s not stored: %s", kind, transaction_id, error)
 
 
-async def create_job(
-    client: df.DurableOrchestrationClient, request: func.HttpRequest
-) -> func.HttpResponse:
-    deps = dependencies.current()
-    settings = deps.settings()
-    body = read_json_body(request, settings.max_request_bytes)
-    try:
-        schedule = ScheduleRequest.model_validate(body)
-    except ValidationError as error:
-        raise validation_problem("the schedule request is not valid", field_errors(error)) from None
-    try:
-        check_schedule_window(
-            schedule.exec_at,
-            deps.clock(),
-            min_lead_seconds=settings.min_lead_seconds,
-            max_horizon_days=settings.max_horizon_days,
-        )
-    except ExecAtError as error:
-        raise validation_problem(
-            str(error), [FieldError(loc=["exec_at"], msg=str(error), type=error.rule)]
-        ) from None
-    try:
-        payload = parse_payload(
-            schedule.prompt_type, schedule.payload, dependencies.payload_rules(deps, settings)
-        )
-    except UnknownPromptType as error:
-        raise validation_problem(
-            str(error),
-            [FieldError(loc=["prompt_type"], msg=str(error), type="unknown_prompt_type")],
-        ) from None
-    except ValidationError as error:
-        raise validation_problem(
-            f"the payload is not a valid {schedule.prompt_type} payload",
-            field_errors(error, prefix=["payload"]),
-        ) from None
-
-    transaction_id = str(uuid.uuid4())
-    job = Job(
-        transaction_id=transaction_id,
-        exec_at=schedule.exec_at,
-        prompt_type=schedule.prompt_type,
-        payload=payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
-        accepted_at=deps.clock(),
-        registry_shard=shard_for(transaction_id, settings.registry_shards),
-        retry=schedule.retry,
-    )
-    job_json = job.model_dump(mode="json")
-    # Register before starting: the orchestration's claim then always finds the entry,
-    # as messages to one entity are processed in the order they were sent.
-    try:
-        await client.signal_entity(_registry(job.registry_shard), "add", {"job": job_json})
-    except Exception:
-        log.exception("registering %s failed", transaction_id)
-        raise _backend_unavailable("accept the job; nothing was scheduled") from None
-    try:
-        await client.start_new(ORCHESTRATOR, transaction_id, job_json)
-    except Exception:
-        log.exception("starting %s failed", transaction_id)
-        await _forget(client, job.registry_shard, transaction_id)
-        raise _backend_unavailable("start the job; nothing was scheduled") from None
-    await _record(
-        transaction_id,
-        "accepted",
-        f"{job.prompt_type} accepted for {format_utc(job.exec_at)}",
-        prompt_type=job.prompt_type,
-        exec_at=format_utc(job.exec_at),
-    )
-    status_url = f"{origin_of(request)}/api/schedule/{transaction_id}/status"
-    return json_response(
-        {
-            "transaction_id": transaction_id,
-            "exec_at": format_utc(job.exec_at),
-            "status_url": status_url,
-        },
-        status=202,
-        headers={"Location": status_url},
-    )
-
-
 async def _unregister(
     client: df.DurableOrchestrationClient, shard: str, transaction_id: str
 ) -> None:
-    await client.signal_entity(_registry(shard), "remove", {"transaction_id": transaction_id})
+    await client.signal_entity(registry_entity(shard), "remove", {"transaction_id": transaction_id})
 
 
-async def _forget(client: df.DurableOrchestrationClient, shard: str, transaction_id: str) -> None:
+async def forget(client: df.DurableOrchestrationClient, shard: str, transaction_id: str) -> None:
     try:
         await _unregister(client, shard, transaction_id)
     except Exception:
@@ -179,13 +94,13 @@ async def list_jobs(
     try:
         shard_states = await asyncio.gather(
             *(
-                client.read_entity_state(_registry(shard))
+                client.read_entity_state(registry_entity(shard))
                 for shard in all_shards(settings.registry_shards)
             )
         )
     except Exception:
         log.exception("reading the registry failed")
-        raise _backend_unavailable("answer the registry read") from None
+        raise backend_unavailable("answer the registry read") from None
     pending = [
         PendingJob.model_validate(entry)
         for state in shard_states
@@ -211,6 +126,11 @@ def _state_dict(state: Any) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
+def decoded_input(status: Any) -> dict[str, Any]:
+    """The job an instance was started with (the extension keeps it as a JSON string)."""
+    return _state_dict(status.input_)
+
+
 def _runtime_status(status: Any) -> str | None:
     runtime = getattr(status, "runtime_status", None)
     return getattr(runtime, "value", runtime)
@@ -230,7 +150,7 @@ async def status_or_none(
         )
     except Exception:
         log.exception("status of %s failed", transaction_id)
-        raise _backend_unavailable("answer the status request") from None
+        raise backend_unavailable("answer the status request") from None
     return None if not status or _was_deleted(status) else status
 
 
@@ -309,9 +229,11 @@ async def delete_job(
             await client.terminate(transaction_id, DELETE_REASON)
     except Exception:
         log.exception("deleting %s failed", transaction_id)
-        raise _backend_unavailable("accept the delete") from None
+        raise backend_unavailable("accept the delete") from None
     await _purge(client, transaction_id)
-    await _record(transaction_id, "cancelled", "deleted through the API", runtime_status_before=was)
+    await record_lifecycle(
+        transaction_id, "cancelled", "deleted through the API", runtime_status_before=was
+    )
     return json_response(
         {"transaction_id": transaction_id, "deleted": True, "runtime_status_before": was}
     )
@@ -319,8 +241,7 @@ async def delete_job(
 
 def _shard_of(status: Any, transaction_id: str) -> str:
     """The shard recorded in the job (robust to a changed shard count), else the computed one."""
-    job = _state_dict(status.input_)
-    shard = job.get("registry_shard")
+    shard = decoded_input(status).get("registry_shard")
     if isinstance(shard, str):
         return shard
     return shard_for(transaction_id, dependencies.current().settings().registry_shards)
@@ -342,15 +263,15 @@ async def wipe_jobs(
     shards = all_shards(settings.registry_shards)
     try:
         states = await asyncio.gather(
-            *(client.read_entity_state(_registry(shard)) for shard in shards)
+            *(client.read_entity_state(registry_entity(shard)) for shard in shards)
         )
         # Reset before terminating: any job that comes due meanwhile finds no entry to claim.
         await asyncio.gather(
-            *(client.signal_entity(_registry(shard), "reset", {}) for shard in shards)
+            *(client.signal_entity(registry_entity(shard), "reset", {}) for shard in shards)
         )
     except Exception:
         log.exception("wipe failed")
-        raise _backend_unavailable("accept the wipe") from None
+        raise backend_unavailable("accept the wipe") from None
     ids = [
         transaction_id
         for state in states
@@ -371,7 +292,7 @@ async def wipe_jobs(
             except Exception:
                 log.exception("terminating %s during wipe failed", transaction_id)
             await _purge(client, transaction_id)
-            await _record(transaction_id, "wiped", "removed by a wipe of all jobs")
+            await record_lifecycle(transaction_id, "wiped", "removed by a wipe of all jobs")
             return terminated
 
     terminated = await asyncio.gather(*(remove_instance(transaction_id) for transaction_id in ids))

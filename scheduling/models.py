@@ -35,6 +35,8 @@ class Job(BaseModel):
     accepted_at: UtcDatetime
     registry_shard: str
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    # Set when the job was created with an Idempotency-Key (see scheduling/idempotency.py).
+    request_fingerprint: str | None = None
 
 
 class Attempt(BaseModel):
