@@ -9,16 +9,16 @@ import azure.functions as func
 from pydantic import ValidationError
 
 from blueprints import dependencies
-from blueprints.http_io import json_response, origin_of, read_json_body
-from blueprints.jobs import (
+from blueprints.durable_state import (
     ORCHESTRATOR,
     backend_unavailable,
     decoded_input,
-    forget,
     record_lifecycle,
     registry_entity,
     status_or_none,
+    unregister_quietly,
 )
+from blueprints.http_io import json_response, origin_of, read_json_body
 from scheduling.idempotency import InvalidIdempotencyKey, request_fingerprint, transaction_id_for
 from scheduling.models import Job, ScheduleRequest
 from scheduling.problems import FieldError, field_errors, problem, validation_problem
@@ -73,7 +73,7 @@ async def create_job(
         if winner is not None:
             return _replay(request, decoded_input(winner), fingerprint)
         log.exception("starting %s failed", transaction_id)
-        await forget(client, job.registry_shard, transaction_id)
+        await unregister_quietly(client, job.registry_shard, transaction_id)
         raise backend_unavailable("start the job; nothing was scheduled") from None
     await record_lifecycle(
         transaction_id,

@@ -7,7 +7,7 @@ import platform
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import jobs
+from blueprints import jobs, removing
 from blueprints.http_io import json_response, problem_responses
 
 bp = df.Blueprint()
@@ -63,7 +63,7 @@ async def admin_job_status(
 async def admin_terminate_job(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return await jobs.delete_job(client, req, req.route_params["instance_id"])
+    return await removing.delete_job(client, req, req.route_params["instance_id"])
 
 
 @bp.route(route="wipe", methods=["POST"], auth_level=ADMIN)
@@ -72,4 +72,4 @@ async def admin_terminate_job(
 async def admin_wipe(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return await jobs.wipe_jobs(client, req)
+    return await removing.wipe_jobs(client, req)

@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import accepting, job_logs, jobs
+from blueprints import accepting, job_logs, jobs, removing
 from blueprints.http_io import problem_responses
 
 bp = df.Blueprint()
@@ -34,7 +34,7 @@ async def list_jobs(
 async def wipe_jobs(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return await jobs.wipe_jobs(client, req)
+    return await removing.wipe_jobs(client, req)
 
 
 @bp.route(route="schedule/{transaction_id}/status", methods=["GET"], auth_level=FUNCTION)
@@ -61,4 +61,4 @@ async def job_log(
 async def delete_job(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    return await jobs.delete_job(client, req, req.route_params["transaction_id"])
+    return await removing.delete_job(client, req, req.route_params["transaction_id"])

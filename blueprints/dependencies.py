@@ -4,7 +4,8 @@ The HTTP routes and the activity read time from here, never from `datetime.now()
 host's virtual clock is the clock of the whole app.
 """
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ class Dependencies:
     job_log: Callable[[SchedulerSettings], JobLog] = open_job_log
     # None: the operating system's resolver; tests inject one so no lookup leaves the machine.
     resolver: Resolver | None = None
+    # How a route waits for the backend to act; tests let the durable stand-in work instead.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 _current = Dependencies()

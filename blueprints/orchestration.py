@@ -25,6 +25,7 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     """
     job = Job.model_validate(_decoded(context.get_input()))
     registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
+    job_ref = {"transaction_id": job.transaction_id}
     wait = next_wait(context.current_utc_datetime, job.exec_at)
     if wait is not None:
         context.set_custom_status({"phase": "waiting", "exec_at": format_utc(job.exec_at)})
@@ -33,13 +34,22 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             context.continue_as_new(job.model_dump(mode="json"))
             return None
 
-    claimed = yield context.call_entity(registry, "claim", {"transaction_id": job.transaction_id})
-    if not claimed:
-        context.set_custom_status({"phase": "cancelled"})
-        return cancelled_result(job).model_dump(mode="json")
-
     attempt = 1
     while True:
+        try:
+            claimed = yield context.call_entity(registry, "claim", job_ref)
+        except Exception as error:
+            # Without a claim the job must not fire; it still ends with a visible outcome.
+            context.signal_entity(registry, "remove", job_ref)
+            context.set_custom_status({"phase": "done", "ok": False, "attempts": attempt - 1})
+            return failed_result(job, f"the registry did not answer: {error}").model_dump(
+                mode="json"
+            )
+        if not claimed:
+            # Deleted or wiped: before its first attempt, or while waiting to retry.
+            context.set_custom_status({"phase": "cancelled", "attempts": attempt - 1})
+            return cancelled_result(job, attempt - 1).model_dump(mode="json")
+
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         try:
             result = yield context.call_activity(
@@ -54,6 +64,8 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         )
         if delay is None:
             break
+        # Pending again while it waits, so a delete can cancel it before the next claim.
+        context.signal_entity(registry, "release", job_ref)
         retry_at = context.current_utc_datetime + delay
         context.set_custom_status(
             {"phase": "retrying", "attempt": attempt, "next_attempt_at": format_utc(retry_at)}
@@ -61,7 +73,7 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         yield context.create_timer(retry_at)
         attempt += 1
 
-    context.signal_entity(registry, "remove", {"transaction_id": job.transaction_id})
+    context.signal_entity(registry, "remove", job_ref)
     context.set_custom_status({"phase": "done", "ok": bool(result.get("ok")), "attempts": attempt})
     return result
 

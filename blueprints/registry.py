@@ -13,10 +13,16 @@ bp = df.Blueprint()
 @bp.entity_trigger(context_name="context", entity_name=REGISTRY_ENTITY)
 def schedule_entity(context: df.DurableEntityContext) -> None:
     state = RegistryState.model_validate(context.get_state(dict) or {})
-    argument: Any = context.get_input()
-    # Client signals carry their input as a JSON string literal; orchestrations do not.
-    if isinstance(argument, str):
-        argument = json.loads(argument)
-    new_state, result = apply_operation(state, context.operation_name or "", argument)
+    new_state, result = apply_operation(state, context.operation_name or "", _argument(context))
     context.set_state(new_state.model_dump(mode="json"))
     context.set_result(result)
+
+
+def _argument(context: df.DurableEntityContext) -> Any:
+    try:
+        argument = context.get_input()
+    except TypeError:
+        # The client drops an empty input, and the SDK cannot decode the null that arrives.
+        return None
+    # Client signals carry their input as a JSON string literal; be robust to one more layer.
+    return json.loads(argument) if isinstance(argument, str) else argument

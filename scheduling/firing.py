@@ -50,12 +50,13 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
     )
 
 
-def cancelled_result(job: Job) -> JobResult:
-    """The output of a job whose registry entry was gone when it came due."""
+def cancelled_result(job: Job, attempts: int = 0) -> JobResult:
+    """The output of a job whose registry entry was gone when it came due (or came back)."""
     return JobResult(
         transaction_id=job.transaction_id,
         prompt_type=job.prompt_type,
         ok=False,
+        attempts=attempts,
         cancelled=True,
         outcome={"ok": False, "error": "the job was deleted or wiped before it fired"},
     )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from blueprints import dependencies
-from blueprints.jobs import ORCHESTRATOR
+from blueprints.durable_state import ORCHESTRATOR
 from scheduling.registry import REGISTRY_ENTITY
 from scheduling.timing import format_utc
 from tests.support.app_client import Reply
@@ -350,7 +350,7 @@ async def test_wipe_removes_every_job_and_counts(scheduler: Scheduler) -> None:
 
     reply = await scheduler.api.delete("/api/schedule")
     assert reply.status == 200
-    assert reply.json() == {"registry_entries_removed": 5, "terminated": 5}
+    assert reply.json() == {"cancelled": 5, "firing": 0, "incomplete_shards": []}
     scheduler.host.run()
     listed = await scheduler.api.get("/api/schedule")
     assert listed.json() == {"jobs": [], "next_cursor": None}
@@ -368,7 +368,7 @@ async def test_admin_routes_share_the_handlers(scheduler: Scheduler) -> None:
     assert_problem(await scheduler.api.get(f"/api/status/{transaction_id}"), 404)
     scheduler.host.run()
     wiped = await scheduler.api.request("POST", "/api/wipe")
-    assert wiped.json() == {"registry_entries_removed": 0, "terminated": 0}
+    assert wiped.json() == {"cancelled": 0, "firing": 0, "incomplete_shards": []}
 
 
 async def test_healthz_reports_versions_and_backend(scheduler: Scheduler) -> None:

@@ -27,6 +27,14 @@ async def listed_ids(scheduler: Scheduler) -> list[str]:
     return [job["transaction_id"] for job in reply.json()["jobs"]]
 
 
+def registry_is_empty(scheduler: Scheduler) -> bool:
+    shards = [
+        scheduler.host.entity(REGISTRY_ENTITY, f"shard-{index}")
+        for index in range(scheduler.settings.registry_shards)
+    ]
+    return all(not (shard.state or {}).get("jobs") for shard in shards)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -112,11 +120,7 @@ async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPS
     assert httpserver.log == []
     assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
     assert await listed_ids(scheduler) == []
-    shards = [
-        scheduler.host.entity(REGISTRY_ENTITY, f"shard-{index}")
-        for index in range(scheduler.settings.registry_shards)
-    ]
-    assert all(not (shard.state or {}).get("jobs") for shard in shards)
+    assert registry_is_empty(scheduler)
     logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
     assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
 
@@ -159,13 +163,17 @@ async def test_wipe_of_fifty_jobs_over_the_shards(
     assert len(shards) >= 10
 
     wiped = await scheduler.api.delete("/api/schedule")
-    assert wiped.json() == {"registry_entries_removed": 50, "terminated": 50}
+    assert wiped.json() == {"cancelled": 50, "firing": 0, "incomplete_shards": []}
     scheduler.host.advance(3600 * 2)
 
     assert httpserver.log == []
     assert await listed_ids(scheduler) == []
     for transaction_id in ids[:5]:
         assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
+    assert registry_is_empty(scheduler)
+    assert not [op for op in scheduler.host.entity_operations if op.is_error]
+    again = await scheduler.api.delete("/api/schedule")
+    assert again.json() == {"cancelled": 0, "firing": 0, "incomplete_shards": []}
 
 
 async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler) -> None:
@@ -316,3 +324,52 @@ async def test_a_job_deleted_while_waiting_to_retry_stops(
     assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
     scheduler.host.advance_to(exec_at + timedelta(days=2))
     assert len(httpserver.log) == 1
+
+
+async def test_a_delete_that_meets_a_firing_attempt_is_409_and_the_job_completes(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    exec_at = START + timedelta(minutes=5)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+    )
+    scheduler.host.run()
+    scheduler.host.set_clock(exec_at)
+    # Step until the shard has processed the claim: the attempt is now committed.
+    while not any(op.operation == "claim" for op in scheduler.host.entity_operations):
+        assert scheduler.host.step()
+
+    reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert reply.status == 409
+    assert reply.json()["type"].endswith("job-firing")
+    scheduler.host.run()
+    assert len(httpserver.log) == 1
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["ok"] is True
+    # Once it has finished, it can be deleted.
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+
+
+async def test_a_delete_just_before_the_claim_wins(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    exec_at = START + timedelta(minutes=5)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+    )
+    scheduler.host.run()
+    scheduler.host.set_clock(exec_at)
+    # The timer fires and the claim is sent, but the shard has not processed it yet...
+    while not scheduler.host.queued_message_count():
+        assert scheduler.host.step()
+    assert not any(op.operation == "claim" for op in scheduler.host.entity_operations)
+
+    # ...so the cancel, queued after the claim, finds the job firing: no race is lost.
+    reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert reply.status in (200, 409)
+    scheduler.host.run()
+    fired = len(httpserver.log)
+    assert fired == (1 if reply.status == 409 else 0)

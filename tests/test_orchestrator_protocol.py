@@ -87,17 +87,26 @@ def newest_action(reply: OrchestratorReply, count: int) -> dict[str, Any]:
     return actions[-1]
 
 
-def claim_answered(episode: Episode, at: datetime, claimed: bool, event_id: int) -> None:
+def claim_answered(
+    episode: Episode,
+    at: datetime,
+    claimed: bool,
+    event_id: int,
+    *recorded: dict[str, Any],
+    request_id: str = CLAIM_REQUEST,
+) -> None:
+    """The claim the last call sent (after `recorded`) and the shard's answer to it."""
     request = events.entity_request(
         operation="claim",
         input_json=json.dumps(json.dumps({"transaction_id": INSTANCE})),
-        request_id=CLAIM_REQUEST,
+        request_id=request_id,
         is_signal=False,
         parent_instance_id=INSTANCE,
         parent_execution_id="exec-1",
     )
     episode.then(
         at,
+        *recorded,
         events.event_sent(
             at,
             event_id=event_id,
@@ -106,7 +115,7 @@ def claim_answered(episode: Episode, at: datetime, claimed: bool, event_id: int)
             input_json=request,
         ),
         new=events.event_raised(
-            at, name=CLAIM_REQUEST, input_json=json.dumps({"result": json.dumps(claimed)})
+            at, name=request_id, input_json=json.dumps({"result": json.dumps(claimed)})
         ),
     )
 
@@ -230,7 +239,7 @@ def test_replaying_the_same_history_gives_the_same_actions() -> None:
     assert first.raw == second.raw
 
 
-def test_a_retryable_failure_waits_then_tries_again() -> None:
+def test_a_retryable_failure_waits_then_claims_and_tries_again() -> None:
     the_job = job(T0).model_copy(
         update={"retry": RetryPolicy(max_attempts=2, initial_delay_seconds=60)}
     )
@@ -245,31 +254,80 @@ def test_a_retryable_failure_waits_then_tries_again() -> None:
         new=events.task_completed(T0, task_scheduled_id=1, result_json=json.dumps(failed)),
     )
     reply = episode.run()
-    timer = newest_action(reply, 3)
+    release, timer = actions_of(reply)[2:]
+    # Pending again while it waits, so that a delete can cancel it.
+    assert release["actionType"] == SIGNAL_ENTITY
+    assert release["operation"] == "release"
     assert timer["actionType"] == CREATE_TIMER
     # Retry-After (120 s) is longer than the backoff (60 s plus at most 10 %): it wins.
     retry_at = T0 + timedelta(seconds=120)
     assert datetime.fromisoformat(timer["fireAt"]) == retry_at
     assert reply.state["customStatus"]["phase"] == "retrying"
 
+    release_sent = events.event_sent(
+        T0,
+        event_id=2,
+        target_instance_id="@schedule_entity@shard-3",
+        name="release",
+        input_json=events.entity_request(
+            operation="release",
+            input_json=None,
+            request_id="release-1",
+            is_signal=True,
+            parent_instance_id=INSTANCE,
+            parent_execution_id="exec-1",
+        ),
+    )
     episode.then(
         retry_at,
-        events.timer_created(T0, event_id=2, fire_at=retry_at),
-        new=events.timer_fired(retry_at, timer_id=2, fire_at=retry_at),
+        release_sent,
+        events.timer_created(T0, event_id=3, fire_at=retry_at),
+        new=events.timer_fired(retry_at, timer_id=3, fire_at=retry_at),
     )
-    second = newest_action(episode.run(), 4)
+    claim_again = newest_action(episode.run(), 5)
+    assert claim_again["operation"] == "claim"
+    claim_answered(episode, retry_at, True, 4, request_id="claim-2")
+    second = newest_action(episode.run(), 6)
     assert second["actionType"] == CALL_ACTIVITY
     assert json.loads(second["input"])["number"] == 2
 
     episode.then(
         retry_at,
         events.task_scheduled(
-            retry_at, event_id=3, name="execute_prompt", input_json=second["input"]
+            retry_at, event_id=5, name="execute_prompt", input_json=second["input"]
         ),
-        new=events.task_completed(retry_at, task_scheduled_id=3, result_json=json.dumps(failed)),
+        new=events.task_completed(retry_at, task_scheduled_id=5, result_json=json.dumps(failed)),
     )
     reply = episode.run()
     # The policy allows two attempts: the second failure is final.
     assert reply.is_done
-    assert newest_action(reply, 5)["operation"] == "remove"
+    assert newest_action(reply, 7)["operation"] == "remove"
     assert reply.state["customStatus"] == {"phase": "done", "ok": False, "attempts": 2}
+
+
+def test_a_job_cancelled_while_waiting_to_retry_does_not_try_again() -> None:
+    the_job = job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)})
+    episode = Episode(T0, the_job)
+    episode.run()
+    claim_answered(episode, T0, claimed=True, event_id=0)
+    call = newest_action(episode.run(), 2)
+    failed = {"ok": False, "outcome": {"ok": False, "retryable": True}}
+    episode.then(
+        T0,
+        events.task_scheduled(T0, event_id=1, name="execute_prompt", input_json=call["input"]),
+        new=events.task_completed(T0, task_scheduled_id=1, result_json=json.dumps(failed)),
+    )
+    timer = newest_action(episode.run(), 4)
+    retry_at = datetime.fromisoformat(timer["fireAt"])
+    episode.then(
+        retry_at,
+        events.timer_created(T0, event_id=3, fire_at=retry_at),
+        new=events.timer_fired(retry_at, timer_id=3, fire_at=retry_at),
+    )
+    episode.run()
+    claim_answered(episode, retry_at, False, 4, request_id="claim-2")
+    reply = episode.run()
+    assert reply.is_done
+    assert [action["actionType"] for action in actions_of(reply)].count(CALL_ACTIVITY) == 1
+    assert reply.state["output"]["cancelled"] is True
+    assert reply.state["output"]["attempts"] == 1

@@ -15,7 +15,7 @@ import pytest
 from azure.durable_functions.models.utils import http_utils
 
 from blueprints import dependencies
-from blueprints.jobs import ORCHESTRATOR
+from blueprints.durable_state import ORCHESTRATOR
 from function_app import app
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import close_job_logs, open_job_log
@@ -87,13 +87,22 @@ async def close_sdk_http_session() -> AsyncIterator[None]:
 def scheduler(azurite: AzuriteService) -> Iterator[Scheduler]:
     settings = scheduler_settings(azurite)
     job_log = open_job_log(settings)
-    with (
-        DurableHost(app, START, check_replay_determinism=True) as host,
-        dependencies.overridden(
-            clock=host.clock, settings=lambda: settings, job_log=lambda _settings: job_log
-        ),
-    ):
-        yield Scheduler(
-            host=host, api=AppClient(host.client_binding()), settings=settings, job_log=job_log
-        )
+    with DurableHost(app, START, check_replay_determinism=True) as host:
+
+        async def backend_works_meanwhile(seconds: float) -> None:
+            # While a route waits for the backend, the stand-in processes what is queued.
+            host.run()
+
+        with dependencies.overridden(
+            clock=host.clock,
+            settings=lambda: settings,
+            job_log=lambda _settings: job_log,
+            sleep=backend_works_meanwhile,
+        ):
+            yield Scheduler(
+                host=host,
+                api=AppClient(host.client_binding()),
+                settings=settings,
+                job_log=job_log,
+            )
     close_job_logs()

@@ -8,15 +8,16 @@ import pytest
 
 from scheduling.models import Job
 from scheduling.registry import (
+    KEPT_CANCELLATIONS,
     RegistryState,
     UnknownOperation,
     add,
     all_shards,
     apply_operation,
+    cancel,
     claim,
-    listing,
+    release,
     remove,
-    reset,
     shard_for,
 )
 
@@ -70,20 +71,46 @@ def test_claim_after_remove_fails() -> None:
     assert not claimed
 
 
-def test_reset_counts_and_empties() -> None:
+def test_cancel_drops_pending_jobs_but_not_firing_ones() -> None:
     state = RegistryState()
     for name in "abc":
         state, _ = add(state, job(name))
-    state, count = reset(state)
-    assert count == 3
-    assert state.jobs == {}
+    state, _ = claim(state, "b")
+    state, answer = cancel(state, "req-1", ["a", "b", "zzz"])
+    assert answer.verdicts == {"a": "cancelled", "b": "firing", "zzz": "absent"}
+    assert sorted(state.jobs) == ["b", "c"]
+    _, claimed = claim(state, "a")
+    assert not claimed
 
 
-def test_listing_is_in_exec_at_then_id_order() -> None:
+def test_cancel_answers_a_repeated_request_the_same() -> None:
+    state, _ = add(RegistryState(), job("a"))
+    state, first = cancel(state, "req-1", ["a"])
+    state, again = cancel(state, "req-1", ["a"])
+    assert first == again
+    assert again.verdicts == {"a": "cancelled"}
+
+
+def test_cancel_keeps_a_bounded_memory_of_answers() -> None:
     state = RegistryState()
-    for name, minutes in [("c", 5), ("b", 1), ("a", 5), ("d", 0)]:
-        state, _ = add(state, job(name, minutes))
-    assert [entry.transaction_id for entry in listing(state)] == ["d", "b", "a", "c"]
+    for index in range(KEPT_CANCELLATIONS + 10):
+        state, _ = cancel(state, f"req-{index}", [])
+    assert len(state.cancellations) == KEPT_CANCELLATIONS
+    assert f"req-{KEPT_CANCELLATIONS + 9}" in state.cancellations
+    assert "req-0" not in state.cancellations
+
+
+def test_release_makes_a_job_cancellable_between_attempts() -> None:
+    state, _ = add(RegistryState(), job("a"))
+    state, _ = claim(state, "a")
+    _, answer = cancel(state, "req-1", ["a"])
+    assert answer.verdicts == {"a": "firing"}
+    state, released = release(state, "a")
+    assert released
+    state, answer = cancel(state, "req-2", ["a"])
+    assert answer.verdicts == {"a": "cancelled"}
+    _, claimed = claim(state, "a")
+    assert not claimed
 
 
 def test_apply_operation_round_trips_through_json() -> None:
@@ -91,21 +118,21 @@ def test_apply_operation_round_trips_through_json() -> None:
     state, added = apply_operation(state, "add", {"job": job("a").model_dump(mode="json")})
     assert added is True
     state = RegistryState.model_validate(state.model_dump(mode="json"))
-    state, listed = apply_operation(state, "list", None)
-    assert [entry["transaction_id"] for entry in listed] == ["a"]
+    assert list(state.jobs) == ["a"]
     state, claimed = apply_operation(state, "claim", {"transaction_id": "a"})
     assert claimed is True
+    state, released = apply_operation(state, "release", {"transaction_id": "a"})
+    assert released is True
+    state, answer = apply_operation(state, "cancel", {"request_id": "r", "transaction_ids": ["a"]})
+    assert answer == {"verdicts": {"a": "cancelled"}}
     state, removed = apply_operation(state, "remove", {"transaction_id": "a"})
-    assert removed is True
+    assert removed is False
     with pytest.raises(UnknownOperation):
         apply_operation(state, "explode", None)
 
 
 def test_shard_choice_is_stable_and_spread() -> None:
     # Fixed expectations: a change to the hash would strand every existing job's entry.
-    assert shard_for("00000000-0000-4000-8000-000000000000", 16) == shard_for(
-        "00000000-0000-4000-8000-000000000000", 16
-    )
     assert shard_for("job-1", 16) == "shard-10"
     assert shard_for("job-2", 16) == "shard-9"
     counts = Counter(shard_for(f"job-{index}", 16) for index in range(1600))
