@@ -19,7 +19,9 @@ class SchedulerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
 
-    min_lead_seconds: int = Field(default=60, ge=0)
+    # The registry entry is signalled by the API and claimed by the orchestration: messages
+    # from different senders are not ordered, so the lead keeps the add well ahead.
+    min_lead_seconds: int = Field(default=60, ge=10)
     max_horizon_days: int = Field(default=366, ge=1)
     registry_shards: int = Field(default=16, ge=1, le=1024)
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
