@@ -159,6 +159,11 @@ class DurableHost:
             self._now = target
         self.run()
 
+    def seed_entity(self, name: str, key: str, state_json: str) -> None:
+        """Preset an entity's stored state, as if many operations had built it (benchmarks)."""
+        with self._lock:
+            self._entities[(name.lower(), key)] = EntityView(name.lower(), key, True, state_json)
+
     def set_clock(self, moment: datetime) -> None:
         """Move the clock without processing anything: for races, driven on with step()."""
         with self._lock:

@@ -37,6 +37,12 @@ _ACTIVE = frozenset({RuntimeStatus.PENDING, RuntimeStatus.RUNNING, RuntimeStatus
 _NOT_EMULATED = frozenset({"suspend", "resume", "rewind", "restart"})
 
 
+class _Server(ThreadingHTTPServer):
+    # The SDK client sends up to 30 requests at once; the default backlog of 5 drops the
+    # rest, and aiohttp's retry then stalls for seconds.
+    request_queue_size = 128
+
+
 @dataclass(frozen=True)
 class HttpReply:
     """Status, JSON body text (None: empty body) and extra headers of one response."""
@@ -53,7 +59,7 @@ class DurableHttpApi:
         self._host = host
         self._calls: list[ClientCall] = []
         self._calls_lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         # A short poll interval keeps close() (shutdown waits for one poll) fast.
         self._thread = threading.Thread(
