@@ -1,6 +1,7 @@
 """Health and the old Durable app's admin routes, on the same handlers as the public API."""
 
 import importlib.metadata
+import logging
 import os
 import platform
 
@@ -8,11 +9,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import jobs, removing
+from blueprints.durable_state import is_error_answer
 from blueprints.http_io import json_response, problem_responses
 
 bp = df.Blueprint()
 ADMIN = func.AuthLevel.ADMIN
 HEALTH_PROBE_ID = "healthz-probe"
+BACKEND_UNAVAILABLE = "the durable backend did not answer"
+log = logging.getLogger(__name__)
 
 
 @bp.route(route="healthz", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -20,23 +24,35 @@ HEALTH_PROBE_ID = "healthz-probe"
 async def healthz(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    try:
-        # A status read of an id that never exists: cheap, and it needs the backend to answer.
-        await client.get_status(HEALTH_PROBE_ID)
-        durable_backend, problem = "ok", None
-    except Exception as error:
-        durable_backend, problem = "unavailable", f"{type(error).__name__}: {error}"
+    available = await _backend_answers(client)
     body = {
-        "status": "ok" if problem is None else "degraded",
+        "status": "ok" if available else "degraded",
         "python_version": platform.python_version(),
         "functions_runtime_version": os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
         "azure_functions_version": importlib.metadata.version("azure-functions"),
         "durable_sdk_version": importlib.metadata.version("azure-functions-durable"),
-        "durable_backend": durable_backend,
+        "durable_backend": "ok" if available else "unavailable",
     }
-    if problem is not None:
-        body["durable_backend_error"] = problem
-    return json_response(body, status=200 if problem is None else 503)
+    if not available:
+        # Anonymous route: the reason goes to the app's log, never to the caller.
+        body["durable_backend_error"] = BACKEND_UNAVAILABLE
+    return json_response(body, status=200 if available else 503)
+
+
+async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:
+    """Whether the durable backend answers a status read of an id that never exists."""
+    try:
+        status = await client.get_status(HEALTH_PROBE_ID)
+    except Exception:
+        log.exception("healthz: %s", BACKEND_UNAVAILABLE)
+        return False
+    if is_error_answer(status):
+        log.error(
+            "healthz: the durable extension answered with an error: %s",
+            getattr(status, "ExceptionMessage", None) or getattr(status, "Message", None),
+        )
+        return False
+    return True
 
 
 @bp.route(route="schedules", methods=["GET"], auth_level=ADMIN)

@@ -98,7 +98,7 @@ async def status_or_none(
     except Exception:
         log.exception("status of %s failed", transaction_id)
         raise backend_unavailable("answer the status request") from None
-    if not status and _is_error_answer(status):
+    if is_error_answer(status):
         log.error("status of %s failed: %s", transaction_id, getattr(status, "Message", ""))
         raise backend_unavailable("answer the status request")
     if not status:
@@ -109,11 +109,16 @@ async def status_or_none(
     return status
 
 
-def _is_error_answer(status: Any) -> bool:
-    # The SDK turns an error answer (400/500) into a status with no created time, like a
-    # 404 (whose empty body becomes `message=""`); the extension's error body tells them apart.
-    return any(hasattr(status, name) for name in ("Message", "ExceptionMessage")) or bool(
-        getattr(status, "message", "")
+def is_error_answer(status: Any) -> bool:
+    """Whether `get_status` returned the extension's error body instead of a status.
+
+    The SDK raises only for unexpected status codes: a 400 or 500 becomes a status object
+    with no created time, falsy like a 404's (whose empty body becomes `message=""`); the
+    error body's `Message` / `ExceptionMessage` attributes tell them apart.
+    """
+    return not status and (
+        any(hasattr(status, name) for name in ("Message", "ExceptionMessage"))
+        or bool(getattr(status, "message", ""))
     )
 
 

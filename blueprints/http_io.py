@@ -3,6 +3,7 @@
 import functools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 from urllib.parse import urlsplit
@@ -13,6 +14,13 @@ from scheduling.problems import ProblemError, problem
 
 P = ParamSpec("P")
 JSON_CONTENT_TYPES = ("application/json",)
+# Deeper JSON is refused: past about 250 levels pydantic cannot serialise a payload, and past
+# about 1000 `json.loads` itself raises RecursionError; neither may become a 500.
+MAX_JSON_DEPTH = 100
+# ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts'
+# digits (which int() reads).
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 9
 log = logging.getLogger(__name__)
 
 
@@ -67,36 +75,80 @@ def read_json_body(request: func.HttpRequest, max_bytes: int) -> Any:
             "Unsupported media type",
             f"send the body as application/json (got {content_type or 'no Content-Type'})",
         )
-    declared = request.headers.get("content-length", "")
     body = request.get_body()
-    if len(body) > max_bytes or (declared.isdigit() and int(declared) > max_bytes):
+    if len(body) > max_bytes or _declares_more_than(request, max_bytes):
         raise problem(
             413, "payload-too-large", "Payload too large", f"the body limit is {max_bytes} bytes"
         )
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as error:
-        raise problem(
-            400, "malformed-json", "Malformed JSON", f"the body is not JSON: {error}"
-        ) from None
+        raise _malformed(f"the body is not JSON: {error}") from None
+    except RecursionError:
+        raise _malformed(_too_deep()) from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise _malformed(_too_deep())
+    return document
+
+
+def _declares_more_than(request: func.HttpRequest, max_bytes: int) -> bool:
+    """Whether Content-Length announces a body over the limit (a malformed one is ignored)."""
+    declared = request.headers.get("content-length", "").strip()
+    if not _DIGITS.fullmatch(declared):
+        return False
+    significant = declared.lstrip("0")
+    return len(significant) > _MAX_DIGITS or int(significant or "0") > max_bytes
+
+
+def _malformed(detail: str) -> ProblemError:
+    return problem(400, "malformed-json", "Malformed JSON", detail)
+
+
+def _too_deep() -> str:
+    return f"the body is not acceptable JSON: it nests more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether arrays and objects in `document` nest deeper than `limit` (no recursion)."""
+    pending: list[tuple[Any, int]] = [(document, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _whole_number(raw: str) -> int | None:
+    """`raw` as an int when it is 1 to 9 ASCII digits, else None."""
+    if len(raw) > _MAX_DIGITS or not _DIGITS.fullmatch(raw):
+        return None
+    return int(raw)
+
+
 def query_int(request: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
     raw = request.params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = _whole_number(raw)
+    if value is None or not low <= value <= high:
         raise problem(
             400,
             "invalid-query",
             "Invalid query parameter",
             f"{name} must be a whole number from {low} to {high}",
         )
-    return int(raw)
+    return value
 
 
 def query_flag(request: func.HttpRequest, name: str) -> bool:

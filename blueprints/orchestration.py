@@ -38,11 +38,12 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     while True:
         try:
             claimed = yield context.call_entity(registry, "claim", job_ref)
-        except Exception as error:
+        except Exception:
             # Without a claim the job must not fire; it still ends with a visible outcome.
+            # (Failure texts are left to the host's logs: they can quote the job's payload.)
             context.signal_entity(registry, "remove", job_ref)
             context.set_custom_status({"phase": "done", "ok": False, "attempts": attempt - 1})
-            return failed_result(job, f"the registry did not answer: {error}").model_dump(
+            return failed_result(job, "the registry could not claim the job").model_dump(
                 mode="json"
             )
         if not claimed:
@@ -55,10 +56,12 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             result = yield context.call_activity(
                 "execute_prompt", Attempt(job=job, number=attempt).model_dump(mode="json")
             )
-        except Exception as error:
+        except Exception:
             # The activity itself broke (not the target: that is an outcome). The job still
             # ends with one visible result, and still leaves the registry.
-            result = failed_result(job, f"execute_prompt failed: {error}").model_dump(mode="json")
+            result = failed_result(job, "execute_prompt failed; see the app's logs").model_dump(
+                mode="json"
+            )
         delay = next_attempt_delay(
             job.retry, job.transaction_id, attempt, result.get("outcome", {})
         )

@@ -35,7 +35,11 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
     try:
         outcome = run_prompt(job.prompt_type, job.payload, context).model_dump(mode="json")
     except Exception as error:  # a handler bug must still end the job with a visible outcome
-        outcome = {"ok": False, "error": f"internal error in {job.prompt_type}: {error!r}"}
+        # Only the type: an exception's text can quote the payload, secrets included.
+        outcome = {
+            "ok": False,
+            "error": f"internal error in {job.prompt_type} ({type(error).__name__})",
+        }
     ok = bool(outcome.get("ok"))
     summary = "succeeded" if ok else f"failed: {outcome.get('error')}"
     record("outcome", "3-outcome", f"{job.prompt_type} {summary}", {**outcome, "attempt": attempt})

@@ -1,15 +1,33 @@
 """The shapes a job takes: the request that creates it, the record that runs it, the result."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from scheduling.retry import RetryPolicy
-from scheduling.timing import format_utc, parse_exec_at
+from scheduling.timing import ExecAtError, format_utc, parse_exec_at
+
+
+def _utc_datetime(value: object) -> datetime:
+    """An ISO-8601 string with an offset, or (built in code) an aware datetime, in UTC.
+
+    Anything else, a number of seconds included, is refused the way `parse_exec_at` refuses
+    it: pydantic's own datetime parsing would take 1796119200 as a Unix time.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ExecAtError("offset", "a datetime without a UTC offset is ambiguous")
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ExecAtError("format", "the datetime is out of range once in UTC") from None
+    return parse_exec_at(value)
+
 
 UtcDatetime = Annotated[
     AwareDatetime,
-    BeforeValidator(lambda value: parse_exec_at(value) if isinstance(value, str) else value),
+    BeforeValidator(_utc_datetime),
     PlainSerializer(format_utc, return_type=str),
 ]
 

@@ -40,7 +40,8 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         position = json.loads(raw)
         exec_at = format_utc(parse_exec_at(position["exec_at"]))
         transaction_id = position["id"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    # RecursionError: a crafted cursor of deeply nested JSON arrays.
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         raise InvalidCursor("cursor is not one this API returned") from None
     if not isinstance(transaction_id, str):
         raise InvalidCursor("cursor is not one this API returned")

@@ -32,7 +32,13 @@ def parse_exec_at(value: object) -> datetime:
             "offset",
             "exec_at must carry a UTC offset (`Z` or `+hh:mm`); a local time is ambiguous",
         )
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ExecAtError(
+            "format",
+            f"exec_at {value!r} is out of range: in UTC it falls outside years 1 to 9999",
+        ) from None
 
 
 def check_schedule_window(

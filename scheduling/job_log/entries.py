@@ -94,7 +94,9 @@ def decode_cursor(transaction_id: str, cursor: str) -> str:
             cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True
         ).decode()
         position = json.loads(raw)
-    except (binascii.Error, ValueError):  # UnicodeDecodeError and JSONDecodeError are both
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError is deeply nested
+    # JSON in a crafted cursor.
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidCursor("the cursor is not one that reading this job's log returned") from None
     after = position.get("after") if isinstance(position, dict) else None
     if (

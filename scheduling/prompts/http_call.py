@@ -55,6 +55,10 @@ KEPT_RESPONSE_HEADERS = frozenset(
     }
 )
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
+# RFC 9110 field-value, restricted to ASCII: visible characters, with spaces and tabs only
+# between them. h11 refuses anything else when the job fires, and its error quotes the value.
+HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x21-\x7e \t]*[\x21-\x7e])?)?")
+MAX_HEADER_VALUE_LENGTH = 8192
 TRANSACTION_HEADER = "X-Scheduler-Transaction-Id"
 USER_AGENT = "durable-scheduler/0.1"
 
@@ -62,6 +66,20 @@ USER_AGENT = "durable-scheduler/0.1"
 def _rules(info: ValidationInfo) -> PayloadRules | None:
     rules = info.context.get("rules") if isinstance(info.context, dict) else None
     return rules if isinstance(rules, PayloadRules) else None
+
+
+def _check_header_value(name: str, value: str) -> None:
+    """Refuse a value outside HEADER_VALUE; the message names the header, never the value."""
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        raise ValueError(
+            f"header {name!r} value is longer than {MAX_HEADER_VALUE_LENGTH} characters"
+        )
+    if not HEADER_VALUE.fullmatch(value):
+        raise ValueError(
+            f"header {name!r} value must be visible ASCII characters, with spaces or tabs "
+            "only between them (no leading or trailing whitespace, no control characters "
+            "or line breaks)"
+        )
 
 
 class HttpCallPayload(BaseModel):
@@ -89,12 +107,16 @@ class HttpCallPayload(BaseModel):
 
     @field_validator("headers")
     @classmethod
-    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+    def _check_headers(cls, headers: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for name, value in headers.items():
             if not HEADER_NAME.match(name):
                 raise ValueError(f"header name {name!r} is not a valid HTTP token")
             if name.lower() in FORBIDDEN_HEADERS:
                 raise ValueError(f"header {name!r} is set by the scheduler, not by the payload")
+            # Create time only, like the other rules: a job accepted before this check fires as
+            # it was accepted, and h11's refusal becomes a failed outcome that quotes nothing.
+            if _rules(info) is not None:
+                _check_header_value(name, value)
             if any(char in value for char in "\r\n\0"):
                 raise ValueError(f"header {name!r} contains a line break or NUL")
         return headers
@@ -135,8 +157,17 @@ class HttpCallPayload(BaseModel):
         return {**headers, **self.headers, TRANSACTION_HEADER: transaction_id}
 
 
-# Statuses that say "not now" rather than "never": worth another attempt.
+# Statuses that say "not now" rather than "never": worth another attempt, whatever the method
+# (the target answered; X-Scheduler-Transaction-Id lets it drop a duplicate).
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Methods whose request may be repeated with the same effect (RFC 9110, 9.2.2): the only ones
+# retried after a failure that may come after the target received the request.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# Failures that happen before a byte of the request is sent: a retry cannot duplicate it.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MAX_CONNECT_ERROR_LENGTH = 300
+# A delay-seconds Retry-After is capped here (about 31 years): more is only a long "never".
+MAX_RETRY_AFTER_SECONDS = 999_999_999
 
 
 class HttpCallOutcome(BaseModel):
@@ -156,6 +187,9 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
     settings = context.settings
     timeout = payload.timeout_seconds or settings.http_call_default_timeout_seconds
     started = time.monotonic()
+    # A failure after the request may have reached the target is retried only when sending it
+    # twice does no harm; a non-idempotent request is left to the caller (see the README).
+    may_repeat = payload.method in IDEMPOTENT_METHODS
 
     def elapsed_ms() -> int:
         return round((time.monotonic() - started) * 1000)
@@ -178,34 +212,51 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
         return HttpCallOutcome(
             ok=False, elapsed_ms=elapsed_ms(), error=f"destination refused: {refused.reason}"
         )
-    except httpx.TimeoutException:
+    except httpx.TimeoutException as error:
+        # Connect and pool timeouts come before sending; read and write timeouts after.
         return HttpCallOutcome(
             ok=False,
             elapsed_ms=elapsed_ms(),
             error=f"timed out after {timeout:g} s",
-            retryable=True,
+            retryable=isinstance(error, _NOTHING_SENT) or may_repeat,
         )
     except _TotalTimeExceeded:
         return HttpCallOutcome(
             ok=False,
             elapsed_ms=elapsed_ms(),
             error=f"response took longer than {timeout:g} s",
-            retryable=True,
+            retryable=may_repeat,
         )
     except httpx.ConnectError as error:
-        return HttpCallOutcome(
-            ok=False, elapsed_ms=elapsed_ms(), error=f"could not connect: {error}", retryable=True
-        )
-    except httpx.TransportError as error:  # reset mid-response, protocol errors
+        # Resolution, TCP or TLS failed: the text names the host and the OS or TLS reason,
+        # never the path, query, headers or body of the request.
         return HttpCallOutcome(
             ok=False,
             elapsed_ms=elapsed_ms(),
-            error=f"{type(error).__name__}: {error}",
+            error=f"could not connect: {_one_line(str(error), _MAX_CONNECT_ERROR_LENGTH)}",
             retryable=True,
         )
-    except Exception as error:  # any other failure of the target is still an outcome
+    except httpx.LocalProtocolError as error:
+        # h11 refused to send what we built; its text may quote a header value, and sending
+        # the same request again would fail the same way.
         return HttpCallOutcome(
-            ok=False, elapsed_ms=elapsed_ms(), error=f"{type(error).__name__}: {error}"
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"the request could not be sent ({type(error).__name__})",
+        )
+    except httpx.TransportError as error:  # reset mid-exchange, the target broke HTTP, ...
+        return HttpCallOutcome(
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"the connection failed during the exchange ({type(error).__name__})",
+            retryable=may_repeat,
+        )
+    except Exception as error:  # any other failure of the target is still an outcome
+        # Only the type: an unknown error's text could quote the request.
+        return HttpCallOutcome(
+            ok=False,
+            elapsed_ms=elapsed_ms(),
+            error=f"the request failed ({type(error).__name__})",
         )
     status = response.status_code
     return HttpCallOutcome(
@@ -231,6 +282,11 @@ class _TotalTimeExceeded(Exception):
     pass
 
 
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def _read_excerpt(response: httpx.Response, limit: int, deadline: float) -> tuple[str, bool]:
     """At most `limit` bytes of the body; stops reading there, and at the deadline."""
     received = bytearray()
@@ -243,17 +299,25 @@ def _read_excerpt(response: httpx.Response, limit: int, deadline: float) -> tupl
     return received.decode("utf-8", errors="replace"), False
 
 
+# delay-seconds = 1*DIGIT (RFC 9110, 10.2.3), ASCII digits only: str.isdigit() takes "²".
+_DELAY_SECONDS = re.compile(r"[0-9]+")
+
+
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     """A Retry-After header (delay-seconds or HTTP-date) as seconds from now, if it parses."""
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if _DELAY_SECONDS.fullmatch(text):
+        significant = text.lstrip("0") or "0"
+        if len(significant) > len(str(MAX_RETRY_AFTER_SECONDS)):
+            return float(MAX_RETRY_AFTER_SECONDS)
+        return float(min(int(significant), MAX_RETRY_AFTER_SECONDS))
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        if moment.tzinfo is None:
+            return None
+        return max(0.0, (moment - now).total_seconds())
+    # The header is the target's: whatever it holds, an unusable one is ignored, never raised.
+    except (TypeError, ValueError, OverflowError, IndexError, AttributeError):
         return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - now).total_seconds())

@@ -788,7 +788,7 @@ MUTATIONS = [
     pytest.param(
         "modules/function-app.bicep",
         "name: 'MIN_LEAD_SECONDS'\n          value: '60'",
-        "name: 'MIN_LEAD_SECONDS'\n          value: '5'",
+        "name: 'MIN_LEAD_SECONDS'\n          value: '30'",
         "MIN_LEAD_SECONDS",
         id="scheduler-setting-not-default",
     ),

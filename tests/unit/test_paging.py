@@ -1,9 +1,11 @@
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from scheduling.models import PendingJob
-from scheduling.paging import InvalidCursor, encode_cursor, page_of
+from scheduling.paging import InvalidCursor, decode_cursor, encode_cursor, page_of
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -53,3 +55,39 @@ def test_cursor_survives_removal_of_its_job() -> None:
 def test_tampered_cursor_is_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
         page_of([pending("a", 1)], 5, cursor)
+
+
+def crafted(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def position(exec_at: object, transaction_id: object = "a") -> str:
+    return crafted(json.dumps({"exec_at": exec_at, "id": transaction_id}).encode())
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        # Valid ISO-8601, but out of datetime's range once in UTC (OverflowError before).
+        position("0001-01-01T00:00:00+01:00"),
+        position("9999-12-31T23:30:00-01:00"),
+        position(1796119200),
+        position("2026-12-01T00:00:00Z", 7),
+        position("2026-12-01T00:00:00"),
+        crafted(b"[" * 100_000),  # RecursionError in json.loads before
+        crafted(json.dumps(["exec_at", "id"]).encode()),
+        crafted(b"\xff\xfe"),
+    ],
+)
+def test_crafted_cursor_is_refused(cursor: str) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor)
+    with pytest.raises(InvalidCursor):
+        page_of([pending("a", 1)], 5, cursor)
+
+
+def test_cursor_position_is_normalised_to_utc() -> None:
+    assert decode_cursor(position("2026-12-01T01:00:00+01:00", "b")) == (
+        "2026-12-01T00:00:00Z",
+        "b",
+    )

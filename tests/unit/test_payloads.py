@@ -1,9 +1,10 @@
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from scheduling.models import ScheduleRequest
+from scheduling.models import Job, PendingJob, ScheduleRequest
 from scheduling.prompts import PayloadRules, UnknownPromptType, parse_payload
 from scheduling.prompts.http_call import TRANSACTION_HEADER, HttpCallPayload
 from scheduling.settings import SchedulerSettings
@@ -38,6 +39,63 @@ def test_schedule_request_refuses_naive_exec_at() -> None:
     with pytest.raises(ValidationError, match="offset"):
         ScheduleRequest.model_validate(
             {"exec_at": "2026-12-01T00:00:00", "prompt_type": "log.append", "payload": {}}
+        )
+
+
+def schedule_request(exec_at: object) -> ScheduleRequest:
+    return ScheduleRequest.model_validate(
+        {"exec_at": exec_at, "prompt_type": "log.append", "payload": {}}
+    )
+
+
+@pytest.mark.parametrize(
+    "exec_at", [1796119200, 1796119200.5, True, None, ["2026-12-01T00:00:00Z"], {"a": 1}]
+)
+def test_schedule_request_refuses_exec_at_that_is_not_a_string(exec_at: object) -> None:
+    # pydantic alone would read 1796119200 as a Unix time (2026-12-01T10:00:00Z).
+    with pytest.raises(ValidationError, match="ISO-8601 string with an offset") as raised:
+        schedule_request(exec_at)
+    assert [error["loc"] for error in raised.value.errors()] == [("exec_at",)]
+
+
+@pytest.mark.parametrize("exec_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_schedule_request_refuses_exec_at_out_of_range(exec_at: str) -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        schedule_request(exec_at)
+
+
+def test_schedule_request_normalises_exec_at_to_utc() -> None:
+    request = schedule_request("2026-12-01T10:00:00+01:00")
+    assert request.exec_at == datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert request.exec_at.utcoffset() == timedelta(0)
+    assert request.model_dump(mode="json")["exec_at"] == "2026-12-01T09:00:00Z"
+
+
+def test_models_built_in_code_take_aware_datetimes_and_normalise_them() -> None:
+    at = datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=2)))
+    job = Job(
+        transaction_id="tx",
+        exec_at=at,
+        prompt_type="log.append",
+        payload={},
+        accepted_at=datetime(2026, 11, 1, tzinfo=UTC),
+        registry_shard="0",
+    )
+    assert job.exec_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert job.exec_at.tzinfo is UTC
+    pending = PendingJob.of(job)
+    assert pending.exec_at == job.exec_at
+    # The durable round trip: JSON out, the same job back in.
+    assert Job.model_validate_json(job.model_dump_json()) == job
+
+
+def test_models_built_in_code_refuse_naive_datetimes() -> None:
+    with pytest.raises(ValidationError, match="offset"):
+        PendingJob(
+            transaction_id="tx",
+            exec_at=datetime(2026, 12, 1, 10),
+            prompt_type="log.append",
+            accepted_at=datetime(2026, 11, 1, tzinfo=UTC),
         )
 
 

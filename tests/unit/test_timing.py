@@ -53,6 +53,19 @@ def test_parse_exec_at_refuses(value: object, rule: str) -> None:
     assert raised.value.rule == rule
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_parse_exec_at_refuses_a_time_out_of_range_in_utc(text: str) -> None:
+    # Valid as written, but converting to UTC leaves datetime's years 1-9999.
+    with pytest.raises(ExecAtError, match="out of range") as raised:
+        parse_exec_at(text)
+    assert raised.value.rule == "format"
+
+
+def test_parse_exec_at_accepts_the_extremes_that_stay_in_range() -> None:
+    assert parse_exec_at("0001-01-01T00:00:00-01:00") == datetime(1, 1, 1, 1, tzinfo=UTC)
+    assert parse_exec_at("9999-12-31T23:30:00+01:00") == datetime(9999, 12, 31, 22, 30, tzinfo=UTC)
+
+
 def test_lead_boundary_is_inclusive() -> None:
     check_schedule_window(
         NOW + timedelta(seconds=60), NOW, min_lead_seconds=60, max_horizon_days=366
