@@ -133,7 +133,8 @@ async def existing_status(
 
 async def shard_jobs(client: df.DurableOrchestrationClient, shard: str) -> list[PendingJob]:
     """The jobs one registry shard holds (raises if the backend does not answer)."""
-    return list(_shard_state(await client.read_entity_state(registry_entity(shard))).jobs.values())
+    state = _shard_state(await client.read_entity_state(registry_entity(shard)))
+    return [PendingJob.model_validate(entry) for entry in state.jobs.values()]
 
 
 def _shard_state(response: Any) -> RegistryState:

@@ -29,9 +29,13 @@ class Cancellation(BaseModel):
 
 
 class RegistryState(BaseModel):
-    """One shard's state: its jobs by transaction id, and recent cancellation answers."""
+    """One shard's state: its jobs by transaction id, and recent cancellation answers.
 
-    jobs: dict[str, PendingJob] = Field(default_factory=dict)
+    Entries stay plain JSON objects (PendingJob's shape, checked when added): every operation
+    rewrites the whole shard, so re-validating thousands of entries each time would dominate.
+    """
+
+    jobs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cancellations: dict[str, Cancellation] = Field(default_factory=dict)
 
 
@@ -53,7 +57,7 @@ def add(state: RegistryState, job: Job) -> tuple[RegistryState, bool]:
     """Register a job; returns whether it was new."""
     if job.transaction_id in state.jobs:
         return state, False
-    jobs = {**state.jobs, job.transaction_id: PendingJob.of(job)}
+    jobs = {**state.jobs, job.transaction_id: PendingJob.of(job).model_dump(mode="json")}
     return state.model_copy(update={"jobs": jobs}), True
 
 
@@ -70,18 +74,18 @@ def claim(state: RegistryState, transaction_id: str) -> tuple[RegistryState, boo
     pending = state.jobs.get(transaction_id)
     if pending is None:
         return state, False
-    if pending.firing:
+    if pending.get("firing"):
         return state, True
-    jobs = {**state.jobs, transaction_id: pending.model_copy(update={"firing": True})}
+    jobs = {**state.jobs, transaction_id: {**pending, "firing": True}}
     return state.model_copy(update={"jobs": jobs}), True
 
 
 def release(state: RegistryState, transaction_id: str) -> tuple[RegistryState, bool]:
     """Between two attempts a job is pending again, so a delete may cancel it."""
     pending = state.jobs.get(transaction_id)
-    if pending is None or not pending.firing:
+    if pending is None or not pending.get("firing"):
         return state, False
-    jobs = {**state.jobs, transaction_id: pending.model_copy(update={"firing": False})}
+    jobs = {**state.jobs, transaction_id: {**pending, "firing": False}}
     return state.model_copy(update={"jobs": jobs}), True
 
 
@@ -97,7 +101,7 @@ def cancel(
         pending = jobs.get(transaction_id)
         if pending is None:
             verdicts[transaction_id] = "absent"
-        elif pending.firing:
+        elif pending.get("firing"):
             verdicts[transaction_id] = "firing"
         else:
             verdicts[transaction_id] = "cancelled"

@@ -57,7 +57,7 @@ def test_claim_only_registered_jobs() -> None:
     state, _ = add(RegistryState(), job("a"))
     state, claimed = claim(state, "a")
     assert claimed
-    assert state.jobs["a"].firing
+    assert state.jobs["a"]["firing"]
     state, claimed_again = claim(state, "a")
     assert claimed_again
     _, claimed_missing = claim(state, "gone")
