@@ -12,7 +12,7 @@ import azure.durable_functions as df
 from blueprints import dependencies
 from scheduling.durable_json import decode_object
 from scheduling.job_log import JobLogEntry, LogKind
-from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.entries import event_entry_id
 from scheduling.job_log.resilient import append_with_retry
 from scheduling.models import PendingJob
 from scheduling.problems import not_found, problem
@@ -216,7 +216,7 @@ async def record_lifecycle(transaction_id: str, kind: LogKind, message: str, **f
     now = deps.clock()
     entry = JobLogEntry(
         transaction_id=transaction_id,
-        entry_id=make_entry_id(now, f"0-{kind}" if kind == "accepted" else f"9-{kind}"),
+        entry_id=event_entry_id(kind, now),
         timestamp=now,
         kind=kind,
         message=message,

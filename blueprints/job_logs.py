@@ -9,7 +9,7 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.durable_state import backend_unavailable, checked_id, status_or_none
 from blueprints.http_io import json_response, query_int
-from scheduling.job_log.entries import InvalidCursor
+from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
 
 DEFAULT_LOG_PAGE = 100

@@ -1,12 +1,12 @@
 """The orchestrator that waits for a job's time, and the activity that fires it."""
 
-import json
 from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 
 from blueprints import dependencies
+from scheduling.durable_json import decode_durable_json
 from scheduling.firing import cancelled_result, failed_result, fire_job
 from scheduling.models import Attempt, Job
 from scheduling.registry import REGISTRY_ENTITY
@@ -23,7 +23,7 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     An episode that cannot reach exec_at in one timer continues as new, so history stays small.
     A retryable failure is tried again after the job's retry policy's delay.
     """
-    job = Job.model_validate(_decoded(context.get_input()))
+    job = Job.model_validate(decode_durable_json(context.get_input()))
     registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
     job_ref = {"transaction_id": job.transaction_id}
     wait = next_wait(context.current_utc_datetime, job.exec_at)
@@ -81,14 +81,9 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     return result
 
 
-def _decoded(value: Any) -> Any:
-    # Inputs started by the Python client arrive as a JSON string (see ARCHITECTURE.md).
-    return json.loads(value) if isinstance(value, str) else value
-
-
 @bp.activity_trigger(input_name="attempt")
 def execute_prompt(attempt: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt of the job's prompt; target failures come back as outcomes, never raised."""
-    this = Attempt.model_validate(_decoded(attempt))
+    this = Attempt.model_validate(decode_durable_json(attempt))
     context = dependencies.firing_context(this.job, this.number)
     return fire_job(this.job, context).model_dump(mode="json")

@@ -1,10 +1,10 @@
 """`schedule_entity`: one shard of the registry of pending jobs."""
 
-import json
 from typing import Any
 
 import azure.durable_functions as df
 
+from scheduling.durable_json import decode_durable_json
 from scheduling.registry import REGISTRY_ENTITY, RegistryState, apply_operation
 
 bp = df.Blueprint()
@@ -25,4 +25,4 @@ def _argument(context: df.DurableEntityContext) -> Any:
         # The client drops an empty input, and the SDK cannot decode the null that arrives.
         return None
     # Client signals carry their input as a JSON string literal; be robust to one more layer.
-    return json.loads(argument) if isinstance(argument, str) else argument
+    return decode_durable_json(argument)

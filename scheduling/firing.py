@@ -3,7 +3,7 @@
 from typing import Any
 
 from scheduling.job_log import JobLogEntry, LogKind
-from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.entries import attempt_entry_id
 from scheduling.job_log.resilient import append_with_retry
 from scheduling.models import Job, JobResult
 from scheduling.prompts import FiringContext, run_prompt
@@ -15,12 +15,10 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
     attempt = context.attempt
     log_errors: list[str] = []
 
-    def record(kind: LogKind, order: str, message: str, fields: dict[str, Any]) -> None:
-        # Ids derive from exec_at and the attempt, so a re-run activity overwrites its
-        # entries instead of adding a second "fired" line, and attempts sort in order.
+    def record(kind: LogKind, message: str, fields: dict[str, Any]) -> None:
         entry = JobLogEntry(
             transaction_id=job.transaction_id,
-            entry_id=make_entry_id(job.exec_at, f"{attempt:02d}-{order}"),
+            entry_id=attempt_entry_id(kind, job.exec_at, attempt),
             timestamp=context.clock(),
             kind=kind,
             level="info" if kind != "outcome" or fields.get("ok") else "error",
@@ -31,7 +29,7 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
         if error is not None:
             log_errors.append(f"{kind} entry not stored: {error}")
 
-    record("fired", "1-fired", f"{job.prompt_type} fired", {"attempt": attempt})
+    record("fired", f"{job.prompt_type} fired", {"attempt": attempt})
     try:
         outcome = run_prompt(job.prompt_type, job.payload, context).model_dump(mode="json")
     except Exception as error:  # a handler bug must still end the job with a visible outcome
@@ -42,7 +40,7 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
         }
     ok = bool(outcome.get("ok"))
     summary = "succeeded" if ok else f"failed: {outcome.get('error')}"
-    record("outcome", "3-outcome", f"{job.prompt_type} {summary}", {**outcome, "attempt": attempt})
+    record("outcome", f"{job.prompt_type} {summary}", {**outcome, "attempt": attempt})
     return JobResult(
         transaction_id=job.transaction_id,
         prompt_type=job.prompt_type,

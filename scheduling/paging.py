@@ -14,7 +14,7 @@ MAX_PAGE_SIZE = 500
 
 
 class InvalidCursor(ValueError):
-    pass
+    """A cursor this API did not return (altered, truncated, or for another listing)."""
 
 
 @dataclass(frozen=True)

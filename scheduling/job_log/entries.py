@@ -4,11 +4,13 @@ import base64
 import binascii
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import quote, unquote
 
 from pydantic import AwareDatetime, BaseModel, Field
+
+from scheduling.paging import InvalidCursor as InvalidCursor  # re-exported for the stores
 
 LogKind = Literal["accepted", "fired", "outcome", "cancelled", "wiped", "log", "log_store_error"]
 
@@ -37,10 +39,6 @@ class JobLogPage(BaseModel):
     next_cursor: str | None = None
 
 
-class InvalidCursor(ValueError):
-    """A cursor that no `read` of this job returned: altered, truncated or another job's."""
-
-
 class JobLogNotConfigured(RuntimeError):
     """No job log store can be opened with the current settings; retrying cannot help."""
 
@@ -60,7 +58,23 @@ class JobLog(Protocol):
 
 def make_entry_id(timestamp: datetime, unique: str) -> str:
     """An id that sorts by time first (fixed-width UTC stamp), then by a caller-chosen suffix."""
-    return f"{timestamp.strftime('%Y%m%dT%H%M%S.%fZ')}-{unique}"
+    return f"{timestamp.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-{unique}"
+
+
+# Within one attempt: fired, then the user's entry, then the outcome.
+_ATTEMPT_ORDER = {"fired": 1, "log": 2, "outcome": 3}
+
+
+def event_entry_id(kind: LogKind, at: datetime) -> str:
+    """The id of a lifecycle entry written when it happens (accepted, cancelled, wiped)."""
+    # "0-" sorts before an attempt's "01-..." at the same instant, anything else after.
+    return make_entry_id(at, f"{0 if kind == 'accepted' else 9}-{kind}")
+
+
+def attempt_entry_id(kind: LogKind, exec_at: datetime, attempt: int) -> str:
+    """The id of an entry an attempt writes: from exec_at and the attempt, not the clock,
+    so a re-run activity rewrites its entries instead of adding a second "fired" line."""
+    return make_entry_id(exec_at, f"{attempt:02d}-{_ATTEMPT_ORDER[kind]}-{kind}")
 
 
 def check_limit(limit: int) -> None:

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.job_log import JobLogEntry
-from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.entries import attempt_entry_id
 from scheduling.job_log.resilient import append_with_retry
 from scheduling.prompts.context import FiringContext
 
@@ -26,8 +26,7 @@ class LogAppendOutcome(BaseModel):
 
 
 def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppendOutcome:
-    # The id derives from exec_at, not the clock, so a re-run activity rewrites the same entry.
-    entry_id = make_entry_id(context.exec_at, f"{context.attempt:02d}-2-log")
+    entry_id = attempt_entry_id("log", context.exec_at, context.attempt)
     entry = JobLogEntry(
         transaction_id=context.transaction_id,
         entry_id=entry_id,
