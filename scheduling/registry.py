@@ -112,6 +112,19 @@ def cancel(
     return RegistryState(jobs=jobs, cancellations=cancellations), answer
 
 
+def reset(state: RegistryState) -> tuple[RegistryState, int]:
+    """Forget every job that is not firing (firing ones finish); returns how many went."""
+    jobs = {key: entry for key, entry in state.jobs.items() if entry.get("firing")}
+    return state.model_copy(update={"jobs": jobs}), len(state.jobs) - len(jobs)
+
+
+def listing(state: RegistryState) -> list[dict[str, Any]]:
+    """The shard's jobs in firing order."""
+    return sorted(
+        state.jobs.values(), key=lambda entry: (entry["exec_at"], entry["transaction_id"])
+    )
+
+
 def apply_operation(
     state: RegistryState, operation: str, argument: Any
 ) -> tuple[RegistryState, Any]:
@@ -132,5 +145,9 @@ def apply_operation(
                 [str(tid) for tid in argument["transaction_ids"]],
             )
             return new_state, answer.model_dump()
+        case "reset":
+            return reset(state)
+        case "list":
+            return state, listing(state)
         case _:
             raise UnknownOperation(f"unknown registry operation {operation!r}")

@@ -16,8 +16,10 @@ from scheduling.registry import (
     apply_operation,
     cancel,
     claim,
+    listing,
     release,
     remove,
+    reset,
     shard_for,
 )
 
@@ -151,3 +153,22 @@ def test_shard_choice_does_not_depend_on_the_process(seed: str) -> None:
         check=True,
     )
     assert result.stdout.strip() == "shard-10"
+
+
+def test_reset_forgets_all_but_firing_jobs() -> None:
+    state = RegistryState()
+    for name in "abc":
+        state, _ = add(state, job(name))
+    state, _ = claim(state, "b")
+    state, count = reset(state)
+    assert count == 2
+    assert list(state.jobs) == ["b"]
+    state, again = reset(state)
+    assert again == 0
+
+
+def test_listing_is_in_exec_at_then_id_order() -> None:
+    state = RegistryState()
+    for name, minutes in [("c", 5), ("b", 1), ("a", 5), ("d", 0)]:
+        state, _ = add(state, job(name, minutes))
+    assert [entry["transaction_id"] for entry in listing(state)] == ["d", "b", "a", "c"]
