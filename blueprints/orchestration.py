@@ -18,14 +18,11 @@ bp = df.Blueprint()
 
 @bp.orchestration_trigger(context_name="context")
 def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
-    """Wait until exec_at in timers of at most 3 days, claim the job, fire it, unregister it.
+    """Wait until exec_at in timers of at most 3 days, then fire the job.
 
     An episode that cannot reach exec_at in one timer continues as new, so history stays small.
-    A retryable failure is tried again after the job's retry policy's delay.
     """
     job = Job.model_validate(decode_durable_json(context.get_input()))
-    registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
-    job_ref = {"transaction_id": job.transaction_id}
     wait = next_wait(context.current_utc_datetime, job.exec_at)
     if wait is not None:
         context.set_custom_status({"phase": "waiting", "exec_at": format_utc(job.exec_at)})
@@ -33,7 +30,17 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         if not wait.reaches_exec_at:
             context.continue_as_new(job.model_dump(mode="json"))
             return None
+    return (yield from _fire(context, job))
 
+
+def _fire(context: df.DurableOrchestrationContext, job: Job) -> Generator[Any, Any, Any]:
+    """Claim and run attempts until one is final, per the job's retry policy; its result.
+
+    Every attempt first claims the job in its registry shard: a job that was deleted or
+    wiped meanwhile is not claimable and ends as cancelled instead of firing.
+    """
+    registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
+    job_ref = {"transaction_id": job.transaction_id}
     attempt = 1
     while True:
         try:
@@ -47,7 +54,6 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
                 mode="json"
             )
         if not claimed:
-            # Deleted or wiped: before its first attempt, or while waiting to retry.
             context.set_custom_status({"phase": "cancelled", "attempts": attempt - 1})
             return cancelled_result(job, attempt - 1).model_dump(mode="json")
 
@@ -57,8 +63,7 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
                 "execute_prompt", Attempt(job=job, number=attempt).model_dump(mode="json")
             )
         except Exception:
-            # The activity itself broke (not the target: that is an outcome). The job still
-            # ends with one visible result, and still leaves the registry.
+            # The activity itself broke (not the target: that is an outcome).
             result = failed_result(job, "execute_prompt failed; see the app's logs").model_dump(
                 mode="json"
             )
@@ -66,7 +71,10 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
             job.retry, job.transaction_id, attempt, result.get("outcome", {})
         )
         if delay is None:
-            break
+            context.signal_entity(registry, "remove", job_ref)
+            done = {"phase": "done", "ok": bool(result.get("ok")), "attempts": attempt}
+            context.set_custom_status(done)
+            return result
         # Pending again while it waits, so a delete can cancel it before the next claim.
         context.signal_entity(registry, "release", job_ref)
         retry_at = context.current_utc_datetime + delay
@@ -75,10 +83,6 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
         )
         yield context.create_timer(retry_at)
         attempt += 1
-
-    context.signal_entity(registry, "remove", job_ref)
-    context.set_custom_status({"phase": "done", "ok": bool(result.get("ok")), "attempts": attempt})
-    return result
 
 
 @bp.activity_trigger(input_name="attempt")
