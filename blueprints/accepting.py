@@ -8,20 +8,19 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import ValidationError
 
-from blueprints import dependencies
-from blueprints.durable_state import (
-    ORCHESTRATOR,
-    backend_unavailable,
-    decoded_input,
-    record_lifecycle,
-    registry_entity,
-    status_or_none,
-    unregister_quietly,
-)
+from blueprints import dependencies, registry_client
 from blueprints.http_io import json_response, origin_of, read_json_body
+from blueprints.instances import ORCHESTRATOR, backend_unavailable, job_of, status_or_none
+from blueprints.job_logs import record_lifecycle
 from scheduling.idempotency import InvalidIdempotencyKey, request_fingerprint, transaction_id_for
 from scheduling.models import Job, ScheduleRequest
-from scheduling.problems import FieldError, field_errors, problem, validation_problem
+from scheduling.problems import (
+    FieldError,
+    ProblemError,
+    field_errors,
+    problem,
+    validation_problem,
+)
 from scheduling.prompts import UnknownPromptType, parse_payload
 from scheduling.registry import shard_for
 from scheduling.settings import SchedulerSettings
@@ -46,7 +45,7 @@ async def create_job(
         if earlier is not None:
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
-            return _replay(request, decoded_input(earlier), fingerprint)
+            return _replay(request, job_of(earlier), fingerprint)
     _check_window(fields["exec_at"], settings)
 
     job = Job(
@@ -56,25 +55,22 @@ async def create_job(
         registry_shard=shard_for(transaction_id, settings.registry_shards),
         request_fingerprint=fingerprint,
     )
-    job_json = job.model_dump(mode="json")
-    # Register before starting: the orchestration's claim then always finds the entry,
-    # as messages to one entity are processed in the order they were sent.
+    # Register before starting. The orchestration claims the entry no sooner than
+    # MIN_LEAD_SECONDS later, and waits a while for a registration still on its way.
     try:
-        await client.signal_entity(registry_entity(job.registry_shard), "add", {"job": job_json})
+        await registry_client.register(client, job)
     except Exception:
         log.exception("registering %s failed", transaction_id)
         raise backend_unavailable("accept the job; nothing was scheduled") from None
     try:
-        await client.start_new(ORCHESTRATOR, transaction_id, job_json)
+        await client.start_new(ORCHESTRATOR, transaction_id, job.model_dump(mode="json"))
     except Exception:
-        # With a key, the start fails when a concurrent request with that key won the race;
-        # its job (and registry entry, which our add left untouched) is the one that stands.
-        winner = await status_or_none(client, transaction_id) if key is not None else None
-        if winner is not None:
-            return _replay(request, decoded_input(winner), fingerprint)
         log.exception("starting %s failed", transaction_id)
-        await unregister_quietly(client, job.registry_shard, transaction_id)
-        raise backend_unavailable("start the job; nothing was scheduled") from None
+        started = await _started_anyway(client, job)
+        if started is None:
+            raise backend_unavailable("start the job; nothing was scheduled") from None
+        if key is not None:
+            return _replay(request, started, fingerprint)
     await record_lifecycle(
         transaction_id,
         "accepted",
@@ -128,6 +124,34 @@ def _check_window(exec_at: str, settings: SchedulerSettings) -> None:
         ) from None
 
 
+async def _started_anyway(client: df.DurableOrchestrationClient, job: Job) -> Job | None:
+    """After a failed start: the job that stands under this id, or None (registration undone).
+
+    The start can fail after the extension accepted it (a timeout), or because a concurrent
+    request with the same Idempotency-Key won; then that instance's job is the one to keep.
+    """
+    try:
+        existing = await status_or_none(client, job.transaction_id)
+    except ProblemError:
+        raise problem(
+            503,
+            "backend-unavailable",
+            "Backend unavailable",
+            "the backend did not confirm the start: the job may have been scheduled; "
+            "send the request with an Idempotency-Key to retry it safely",
+        ) from None
+    standing = job_of(existing) if existing is not None else None
+    if standing is None:
+        await registry_client.unregister_quietly(
+            client, job.registry_shard, registry_client.ref_of(job)
+        )
+        return None
+    if standing.accepted_at != job.accepted_at:
+        # Whichever registration the shard kept first, the winner's must be the one in place.
+        await registry_client.register(client, standing)
+    return standing
+
+
 def _idempotent_id(key: str) -> str:
     try:
         return transaction_id_for(key)
@@ -138,19 +162,17 @@ def _idempotent_id(key: str) -> str:
 
 
 def _replay(
-    request: func.HttpRequest, earlier: dict[str, Any], fingerprint: str | None
+    request: func.HttpRequest, earlier: Job | None, fingerprint: str | None
 ) -> func.HttpResponse:
     """The first request's answer again, or 409 when the key was used for something else."""
-    if earlier.get("request_fingerprint") != fingerprint:
+    if earlier is None or earlier.request_fingerprint != fingerprint:
         raise problem(
             409,
             "idempotency-key-reused",
             "Idempotency-Key reused",
             "this Idempotency-Key was already used for a different request",
         )
-    return _accepted(
-        request, str(earlier["transaction_id"]), str(earlier["exec_at"]), replayed=True
-    )
+    return _accepted(request, earlier.transaction_id, format_utc(earlier.exec_at), replayed=True)
 
 
 def _accepted(

@@ -9,8 +9,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import jobs, removing
-from blueprints.durable_state import is_error_answer
 from blueprints.http_io import json_response, problem_responses
+from blueprints.instances import is_error_answer
 
 bp = df.Blueprint()
 ADMIN = func.AuthLevel.ADMIN

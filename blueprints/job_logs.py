@@ -1,14 +1,18 @@
-"""Reading one job's log, page by page."""
+"""The job log from the HTTP routes: lifecycle entries written, one job's log read."""
 
 import asyncio
 import logging
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import dependencies
-from blueprints.durable_state import backend_unavailable, checked_id, status_or_none
 from blueprints.http_io import json_response, query_int
+from blueprints.instances import backend_unavailable, checked_id, status_or_none
+from scheduling.job_log import JobLogEntry, LogKind
+from scheduling.job_log.entries import event_entry_id
+from scheduling.job_log.resilient import append_with_retry
 from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
 
@@ -36,3 +40,24 @@ async def read_job_log(
     if not page.entries and cursor is None and await status_or_none(client, transaction_id) is None:
         raise not_found(f"no job with transaction id {transaction_id}")
     return json_response(page.model_dump(mode="json"))
+
+
+async def record_lifecycle(transaction_id: str, kind: LogKind, message: str, **fields: Any) -> None:
+    """Write a lifecycle entry: one try, on the request path; a failure is logged, not raised."""
+    deps = dependencies.current()
+    now = deps.clock()
+    entry = JobLogEntry(
+        transaction_id=transaction_id,
+        entry_id=event_entry_id(kind, now),
+        timestamp=now,
+        kind=kind,
+        message=message,
+        fields=fields,
+    )
+    try:
+        store = deps.job_log(deps.settings())
+        error = await asyncio.to_thread(append_with_retry, store, entry, attempts=1)
+    except Exception as unexpected:
+        error = f"{type(unexpected).__name__}"
+    if error is not None:
+        log.warning("job log entry %s for %s not stored: %s", kind, transaction_id, error)

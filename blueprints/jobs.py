@@ -8,16 +8,17 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import dependencies
-from blueprints.durable_state import (
+from blueprints.http_io import json_response, query_flag, query_int
+from blueprints.instances import (
     TERMINAL,
     backend_unavailable,
     bounded,
     existing_status,
+    is_error_answer,
     runtime_status,
-    shard_jobs,
     was_deleted,
 )
-from blueprints.http_io import json_response, query_flag, query_int
+from blueprints.registry_client import shard_jobs
 from scheduling.durable_json import decode_durable_json
 from scheduling.job_log.redaction import redact_fields
 from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidCursor, page_of
@@ -51,6 +52,8 @@ async def list_jobs(
     except Exception:
         log.exception("reading job statuses failed")
         raise backend_unavailable("answer the status reads") from None
+    if any(is_error_answer(status) for status in statuses):
+        raise backend_unavailable("answer the status reads")
     jobs = [
         {**job.model_dump(mode="json"), "runtime_status": runtime_status(status)}
         for job, status in zip(page.jobs, statuses, strict=True)
@@ -86,12 +89,21 @@ def _iso(moment: Any) -> str | None:
     return format_utc(moment) if moment is not None else None
 
 
+# Internal, and a digest of the whole request: shown, it would let a caller test guesses
+# of a secret header offline.
+HIDDEN_FIELDS = frozenset({"request_fingerprint"})
+
+
 def _redacted(value: Any, extra_headers: list[str]) -> Any:
-    """A status value with JSON text decoded at every depth and secret headers hidden."""
+    """A status value with JSON text decoded at every depth and secrets hidden."""
     value = decode_durable_json(value)
     if isinstance(value, list):
         return [_redacted(item, extra_headers) for item in value]
     if isinstance(value, dict):
-        decoded = {key: _redacted(item, extra_headers) for key, item in value.items()}
+        decoded = {
+            key: _redacted(item, extra_headers)
+            for key, item in value.items()
+            if key not in HIDDEN_FIELDS
+        }
         return redact_fields(decoded, extra_headers)
     return value

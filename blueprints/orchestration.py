@@ -1,15 +1,16 @@
 """The orchestrator that waits for a job's time, and the activity that fires it."""
 
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from blueprints import dependencies
 from scheduling.durable_json import decode_durable_json
-from scheduling.firing import cancelled_result, failed_result, fire_job
-from scheduling.models import Attempt, Job
-from scheduling.registry import REGISTRY_ENTITY
+from scheduling.firing import cancelled_after, cancelled_result, failed_result, fire_job
+from scheduling.models import Attempt, Job, JobResult
+from scheduling.registry import CLAIM_RETRY_SECONDS, MAX_CLAIM_TRIES, REGISTRY_ENTITY, JobRef
 from scheduling.retry import next_attempt_delay
 from scheduling.timing import format_utc, next_wait
 
@@ -36,53 +37,68 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
 def _fire(context: df.DurableOrchestrationContext, job: Job) -> Generator[Any, Any, Any]:
     """Claim and run attempts until one is final, per the job's retry policy; its result.
 
-    Every attempt first claims the job in its registry shard: a job that was deleted or
-    wiped meanwhile is not claimable and ends as cancelled instead of firing.
+    Every attempt first claims the job in its registry shard: a job deleted or wiped
+    meanwhile is not claimable and ends as cancelled instead of firing.
     """
     registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
-    job_ref = {"transaction_id": job.transaction_id}
-    attempt = 1
+    ref = JobRef(transaction_id=job.transaction_id, accepted_at=format_utc(job.accepted_at))
+    ref_json = ref.model_dump()
+    attempt, last = 1, None
     while True:
-        try:
-            claimed = yield context.call_entity(registry, "claim", job_ref)
-        except Exception:
-            # Without a claim the job must not fire; it still ends with a visible outcome.
-            # (Failure texts are left to the host's logs: they can quote the job's payload.)
-            context.signal_entity(registry, "remove", job_ref)
-            context.set_custom_status({"phase": "done", "ok": False, "attempts": attempt - 1})
-            return failed_result(job, "the registry could not claim the job").model_dump(
-                mode="json"
-            )
-        if not claimed:
-            context.set_custom_status({"phase": "cancelled", "attempts": attempt - 1})
-            return cancelled_result(job, attempt - 1).model_dump(mode="json")
+        claimed = yield from _claim(context, registry, ref_json)
+        if claimed != "claimed":
+            context.signal_entity(registry, "remove", ref_json)
+            if claimed == "cancelled":
+                context.set_custom_status({"phase": "cancelled", "attempts": attempt - 1})
+                ended = cancelled_result(job) if last is None else cancelled_after(last)
+            else:
+                context.set_custom_status({"phase": "done", "ok": False, "attempts": attempt - 1})
+                ended = failed_result(job, "the job's registration never arrived", attempt - 1)
+            return ended.model_dump(mode="json")
 
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         try:
-            result = yield context.call_activity(
+            output = yield context.call_activity(
                 "execute_prompt", Attempt(job=job, number=attempt).model_dump(mode="json")
             )
+            result = JobResult.model_validate(output)
         except Exception:
-            # The activity itself broke (not the target: that is an outcome).
-            result = failed_result(job, "execute_prompt failed; see the app's logs").model_dump(
-                mode="json"
-            )
-        delay = next_attempt_delay(
-            job.retry, job.transaction_id, attempt, result.get("outcome", {})
-        )
+            # The activity itself broke (not the target: that is an outcome). Its text is
+            # left to the host's logs: it can quote the job's payload.
+            result = failed_result(job, "execute_prompt failed; see the app's logs", attempt)
+        delay = next_attempt_delay(job.retry, job.transaction_id, attempt, result.outcome)
         if delay is None:
-            context.signal_entity(registry, "remove", job_ref)
-            done = {"phase": "done", "ok": bool(result.get("ok")), "attempts": attempt}
-            context.set_custom_status(done)
-            return result
-        # Pending again while it waits, so a delete can cancel it before the next claim.
-        context.signal_entity(registry, "release", job_ref)
+            context.signal_entity(registry, "remove", ref_json)
+            context.set_custom_status({"phase": "done", "ok": result.ok, "attempts": attempt})
+            return result.model_dump(mode="json")
+        released = yield context.call_entity(registry, "release", ref_json)
+        if released != "released":  # a delete met this attempt: it was the last
+            context.signal_entity(registry, "remove", ref_json)
+            context.set_custom_status({"phase": "cancelled", "attempts": attempt})
+            return cancelled_after(result).model_dump(mode="json")
         retry_at = context.current_utc_datetime + delay
         context.set_custom_status(
             {"phase": "retrying", "attempt": attempt, "next_attempt_at": format_utc(retry_at)}
         )
         yield context.create_timer(retry_at)
-        attempt += 1
+        attempt, last = attempt + 1, result
+
+
+def _claim(
+    context: df.DurableOrchestrationContext, registry: df.EntityId, ref_json: dict[str, Any]
+) -> Generator[Any, Any, str]:
+    """The shard's answer to a claim, waiting a while for a registration still on its way."""
+    for _ in range(MAX_CLAIM_TRIES):
+        try:
+            answer = yield context.call_entity(registry, "claim", ref_json)
+        except Exception:
+            answer = "unknown"  # the shard failed the operation: as good as no answer
+        if answer != "unknown":
+            return str(answer)
+        yield context.create_timer(
+            context.current_utc_datetime + timedelta(seconds=CLAIM_RETRY_SECONDS)
+        )
+    return "unknown"
 
 
 @bp.activity_trigger(input_name="attempt")

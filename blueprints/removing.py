@@ -1,8 +1,8 @@
 """Deleting one job and wiping them all, without ever racing a job that is firing.
 
-A delete is acknowledged only once the job's registry shard has cancelled its entry; a
-job whose attempt has already claimed it is left to finish (409), so it still ends with
-exactly one visible outcome.
+A delete is acknowledged only once the job's registry shard has cancelled it. An attempt
+already running is never cut off: the delete answers 409 and that attempt becomes the
+last, so the job still ends with exactly one visible outcome.
 """
 
 import asyncio
@@ -11,24 +11,24 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import dependencies
-from blueprints.durable_state import (
+from blueprints import dependencies, registry_client
+from blueprints.http_io import json_response
+from blueprints.instances import (
     TERMINAL,
     backend_unavailable,
     bounded,
-    cancel_in_registry,
     existing_status,
+    job_of,
     purge,
-    record_lifecycle,
     runtime_status,
-    shard_jobs,
     shard_of,
-    terminate_and_purge,
-    unregister,
+    status_of,
+    terminate,
 )
-from blueprints.http_io import json_response
+from blueprints.job_logs import record_lifecycle
+from scheduling.models import PendingJob
 from scheduling.problems import ProblemError, problem
-from scheduling.registry import all_shards
+from scheduling.registry import JobRef, all_shards
 
 log = logging.getLogger(__name__)
 
@@ -38,43 +38,70 @@ async def delete_job(
 ) -> func.HttpResponse:
     status = await existing_status(client, transaction_id)
     was = runtime_status(status)
-    shard = shard_of(status, transaction_id)
     try:
+        if was not in TERMINAL:
+            # None once cancelled; the final status if it finished in the meantime.
+            was = await _cancel(client, status, transaction_id) or was
         if was in TERMINAL:
-            await unregister(client, shard, transaction_id)
-            await purge(client, transaction_id)
-        else:
-            verdicts = await cancel_in_registry(client, shard, [transaction_id])
-            verdict = verdicts.get(transaction_id) if verdicts is not None else None
-            if verdict is None:
-                raise backend_unavailable("confirm the delete in time; try again")
-            if verdict == "firing":
-                raise problem(
-                    409,
-                    "job-firing",
-                    "The job is firing",
-                    "an attempt of this job is running now; it will finish with a visible "
-                    "outcome, and can be deleted after that",
-                )
-            # "cancelled", or "absent" (no entry to claim): either way it can never fire.
-            await terminate_and_purge(client, transaction_id)
+            await _forget_finished(client, status, transaction_id)
     except ProblemError:
         raise
     except Exception:
         log.exception("deleting %s failed", transaction_id)
         raise backend_unavailable("accept the delete") from None
-    await record_lifecycle(
-        transaction_id, "cancelled", "deleted through the API", runtime_status_before=was
-    )
+    if was in TERMINAL:
+        await record_lifecycle(transaction_id, "deleted", "record deleted through the API")
+    else:
+        await record_lifecycle(
+            transaction_id, "cancelled", "deleted through the API", runtime_status_before=was
+        )
     return json_response(
         {"transaction_id": transaction_id, "deleted": True, "runtime_status_before": was}
     )
 
 
+async def _cancel(
+    client: df.DurableOrchestrationClient, status: object, transaction_id: str
+) -> str | None:
+    """Cancel a running job in its shard, then stop it; its final status if it just finished."""
+    job = job_of(status)
+    ref = registry_client.ref_of(job) if job else JobRef(transaction_id=transaction_id)
+    verdicts = await registry_client.cancel(client, shard_of(status, transaction_id), [ref])
+    verdict = None if verdicts is None else verdicts.get(transaction_id)
+    if verdict is None:
+        raise backend_unavailable("confirm the delete in time; try again")
+    if verdict == "firing":
+        raise problem(
+            409,
+            "job-firing",
+            "The job is firing",
+            "an attempt of this job is running now: it will finish with a visible outcome "
+            "and no further attempt will start; delete the job after that",
+        )
+    if verdict == "absent":
+        # No entry: it may have just finished. Then it is a finished job, with its outcome.
+        now = runtime_status(await status_of(client, transaction_id))
+        if now in TERMINAL:
+            return str(now)
+    # Cancelled (or never registered, and now tombstoned): it can never fire.
+    if await terminate(client, transaction_id, wait=True):
+        await purge(client, transaction_id)
+    return None
+
+
+async def _forget_finished(
+    client: df.DurableOrchestrationClient, status: object, transaction_id: str
+) -> None:
+    job = job_of(status)
+    if job is not None:
+        await registry_client.unregister(client, job.registry_shard, registry_client.ref_of(job))
+    await purge(client, transaction_id, required=True)
+
+
 async def wipe_jobs(
     client: df.DurableOrchestrationClient, request: func.HttpRequest
 ) -> func.HttpResponse:
-    """Cancel every pending job, shard by shard; firing ones finish. Counts, and what failed."""
+    """Cancel every pending job, shard by shard; running attempts become the last ones."""
     shards = all_shards(dependencies.current().settings().registry_shards)
     results = await asyncio.gather(
         *(_wipe_shard(client, shard) for shard in shards), return_exceptions=True
@@ -90,26 +117,39 @@ async def wipe_jobs(
         cancelled += result[0]
         firing += result[1]
 
-    async def remove(transaction_id: str) -> None:
+    async def stop(transaction_id: str) -> None:
         try:
-            await terminate_and_purge(client, transaction_id, wait=False)
+            # Not waited for: each reads as deleted (404) from now, and is purged when read.
+            await terminate(client, transaction_id, wait=False)
         except Exception:
-            # Cancelled in the registry, so it cannot fire; its record stays until deleted.
-            log.exception("removing %s during wipe failed", transaction_id)
+            log.exception("terminating %s during wipe failed", transaction_id)
         await record_lifecycle(transaction_id, "wiped", "removed by a wipe of all jobs")
 
-    await bounded(remove(transaction_id) for transaction_id in cancelled)
+    await bounded(stop(transaction_id) for transaction_id in cancelled)
     return json_response(
         {"cancelled": len(cancelled), "firing": firing, "incomplete_shards": incomplete}
     )
 
 
 async def _wipe_shard(client: df.DurableOrchestrationClient, shard: str) -> tuple[list[str], int]:
-    jobs = await shard_jobs(client, shard)
+    jobs = await registry_client.shard_jobs(client, shard)
+    jobs = [job for job in jobs if not await _is_stale(client, shard, job)]
     if not jobs:
         return [], 0
-    verdicts = await cancel_in_registry(client, shard, [job.transaction_id for job in jobs])
+    refs = [registry_client.ref_of(job) for job in jobs]
+    verdicts = await registry_client.cancel(client, shard, refs)
     if verdicts is None:
         raise TimeoutError(f"{shard} did not answer the wipe in time")
     cancelled = [tid for tid, verdict in verdicts.items() if verdict == "cancelled"]
     return cancelled, sum(1 for verdict in verdicts.values() if verdict == "firing")
+
+
+async def _is_stale(client: df.DurableOrchestrationClient, shard: str, job: PendingJob) -> bool:
+    """A firing entry whose orchestration ended without removing it: removed now."""
+    if not job.firing:
+        return False
+    status = await status_of(client, job.transaction_id)
+    if status and runtime_status(status) not in TERMINAL:
+        return False
+    await registry_client.unregister(client, shard, registry_client.ref_of(job))
+    return True

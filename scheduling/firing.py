@@ -52,23 +52,28 @@ def fire_job(job: Job, context: FiringContext) -> JobResult:
     )
 
 
-def cancelled_result(job: Job, attempts: int = 0) -> JobResult:
-    """The output of a job whose registry entry was gone when it came due (or came back)."""
+def cancelled_result(job: Job) -> JobResult:
+    """The output of a job deleted or wiped before its first attempt."""
     return JobResult(
         transaction_id=job.transaction_id,
         prompt_type=job.prompt_type,
         ok=False,
-        attempts=attempts,
         cancelled=True,
         outcome={"ok": False, "error": "the job was deleted or wiped before it fired"},
     )
 
 
-def failed_result(job: Job, error: str) -> JobResult:
-    """The output of a job whose prompt could not be run at all."""
+def cancelled_after(last: JobResult) -> JobResult:
+    """The output of a job deleted or wiped between attempts: the last attempt's outcome."""
+    return last.model_copy(update={"cancelled": True})
+
+
+def failed_result(job: Job, error: str, attempts: int) -> JobResult:
+    """The output of a job whose prompt could not be run, after `attempts` attempts."""
     return JobResult(
         transaction_id=job.transaction_id,
         prompt_type=job.prompt_type,
         ok=False,
+        attempts=attempts,
         outcome={"ok": False, "error": error},
     )

@@ -72,6 +72,8 @@ class PendingJob(BaseModel):
     prompt_type: str
     accepted_at: UtcDatetime
     firing: bool = False
+    # A delete met a running attempt: it is the last one.
+    cancel_requested: bool = False
 
     @classmethod
     def of(cls, job: Job) -> "PendingJob":

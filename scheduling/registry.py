@@ -1,10 +1,15 @@
 """The registry of pending jobs: pure state transitions behind the `schedule_entity` shards.
 
-The registry is where "fire" and "delete" meet: an attempt fires only after it *claims* its
-entry, and a delete only *cancels* an entry that is not being fired. One shard processes
-one operation at a time, so exactly one of the two wins, and the cancel's answer (kept
-under its request id, since a client cannot read a signal's result) says which.
-Every operation is idempotent, so a redelivered message changes nothing.
+The registry is where "fire" and "delete" meet. An attempt fires only after it *claims*
+its entry; a delete *cancels* an entry that no attempt holds, or asks a running attempt to
+be the last. One shard processes one operation at a time, so exactly one side wins, and
+the cancel's answer (kept under its request id, since a client cannot read a signal's
+result) says which.
+
+Operations name a job by transaction id *and* acceptance time (its generation), so a stale
+message about an earlier job with the same id (an Idempotency-Key reused after a delete)
+cannot touch the current one. A cancelled job leaves a tombstone, so its registration
+arriving late (messages from different senders are not ordered) cannot bring it back.
 """
 
 import hashlib
@@ -15,11 +20,25 @@ from pydantic import BaseModel, Field
 from scheduling.models import Job, PendingJob
 
 REGISTRY_ENTITY = "schedule_entity"
-# Cancellation answers kept per shard; the oldest go first. A client reads its answer
-# within seconds, so a short memory is enough.
+# A claim that finds no registration waits for it this long between tries, this many times
+# (the API registers a job before starting it, but from another sender: order is not kept).
+CLAIM_RETRY_SECONDS = 30
+MAX_CLAIM_TRIES = 10
+# Recent cancellation answers and tombstones kept per shard; the oldest go first. A client
+# reads its answer within seconds, and a late registration arrives within minutes.
 KEPT_CANCELLATIONS = 64
+KEPT_TOMBSTONES = 1024
 
 CancelVerdict = Literal["cancelled", "firing", "absent"]
+ClaimAnswer = Literal["claimed", "cancelled", "unknown"]
+ReleaseAnswer = Literal["released", "cancelled", "absent"]
+
+
+class JobRef(BaseModel):
+    """A job as registry operations name it: its id and its generation."""
+
+    transaction_id: str
+    accepted_at: str | None = None  # None: whatever generation is registered (operators)
 
 
 class Cancellation(BaseModel):
@@ -29,7 +48,7 @@ class Cancellation(BaseModel):
 
 
 class RegistryState(BaseModel):
-    """One shard's state: its jobs by transaction id, and recent cancellation answers.
+    """One shard's state: its jobs by transaction id, cancellation answers, tombstones.
 
     Entries stay plain JSON objects (PendingJob's shape, checked when added): every operation
     rewrites the whole shard, so re-validating thousands of entries each time would dominate.
@@ -37,6 +56,8 @@ class RegistryState(BaseModel):
 
     jobs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cancellations: dict[str, Cancellation] = Field(default_factory=dict)
+    # "<transaction id> <accepted_at>" of cancelled jobs, oldest first.
+    tombstones: list[str] = Field(default_factory=list)
 
 
 class UnknownOperation(ValueError):
@@ -53,69 +74,124 @@ def all_shards(shard_count: int) -> list[str]:
     return [f"shard-{index}" for index in range(shard_count)]
 
 
-def add(state: RegistryState, job: Job) -> tuple[RegistryState, bool]:
-    """Register a job; returns whether it was new."""
-    if job.transaction_id in state.jobs:
-        return state, False
-    jobs = {**state.jobs, job.transaction_id: PendingJob.of(job).model_dump(mode="json")}
-    return state.model_copy(update={"jobs": jobs}), True
+def _entry(state: RegistryState, ref: JobRef) -> dict[str, Any] | None:
+    entry = state.jobs.get(ref.transaction_id)
+    if entry is None or (ref.accepted_at is not None and entry["accepted_at"] != ref.accepted_at):
+        return None
+    return entry
 
 
-def remove(state: RegistryState, transaction_id: str) -> tuple[RegistryState, bool]:
-    """Forget a job whatever it is doing (its orchestration has finished); whether it was there."""
-    if transaction_id not in state.jobs:
-        return state, False
+def _tombstone(transaction_id: str, accepted_at: str) -> str:
+    return f"{transaction_id} {accepted_at}"
+
+
+def _is_buried(state: RegistryState, ref: JobRef) -> bool:
+    if ref.accepted_at is not None:
+        return _tombstone(ref.transaction_id, ref.accepted_at) in state.tombstones
+    return any(stone.split(" ", 1)[0] == ref.transaction_id for stone in state.tombstones)
+
+
+def _without(state: RegistryState, transaction_id: str, *, bury: bool) -> RegistryState:
+    entry = state.jobs[transaction_id]
     jobs = {key: value for key, value in state.jobs.items() if key != transaction_id}
-    return state.model_copy(update={"jobs": jobs}), True
+    tombstones = state.tombstones
+    if bury:
+        stone = _tombstone(transaction_id, entry["accepted_at"])
+        tombstones = [*state.tombstones[-(KEPT_TOMBSTONES - 1) :], stone]
+    return state.model_copy(update={"jobs": jobs, "tombstones": tombstones})
 
 
-def claim(state: RegistryState, transaction_id: str) -> tuple[RegistryState, bool]:
-    """Mark a job as firing before an attempt; False when it was cancelled: do not fire."""
-    pending = state.jobs.get(transaction_id)
-    if pending is None:
+def _with(state: RegistryState, transaction_id: str, **changes: Any) -> RegistryState:
+    jobs = {**state.jobs, transaction_id: {**state.jobs[transaction_id], **changes}}
+    return state.model_copy(update={"jobs": jobs})
+
+
+def add(state: RegistryState, job: Job) -> tuple[RegistryState, bool]:
+    """Register a job; False when it is there already, or was cancelled before it arrived.
+
+    A pending entry of another generation gives way: two creates racing with one
+    Idempotency-Key both register, and the one whose orchestration started must stand.
+    """
+    entry = PendingJob.of(job).model_dump(mode="json")
+    ref = JobRef(transaction_id=job.transaction_id, accepted_at=entry["accepted_at"])
+    present = state.jobs.get(job.transaction_id)
+    if _is_buried(state, ref) or (present is not None and present["firing"]):
         return state, False
-    if pending.get("firing"):
-        return state, True
-    jobs = {**state.jobs, transaction_id: {**pending, "firing": True}}
-    return state.model_copy(update={"jobs": jobs}), True
-
-
-def release(state: RegistryState, transaction_id: str) -> tuple[RegistryState, bool]:
-    """Between two attempts a job is pending again, so a delete may cancel it."""
-    pending = state.jobs.get(transaction_id)
-    if pending is None or not pending.get("firing"):
+    if present is not None and present["accepted_at"] == entry["accepted_at"]:
         return state, False
-    jobs = {**state.jobs, transaction_id: {**pending, "firing": False}}
-    return state.model_copy(update={"jobs": jobs}), True
+    return state.model_copy(update={"jobs": {**state.jobs, job.transaction_id: entry}}), True
+
+
+def remove(state: RegistryState, ref: JobRef) -> tuple[RegistryState, bool]:
+    """Drop a job's entry: its orchestration has ended, or never started; whether it was there."""
+    if _entry(state, ref) is None:
+        return state, False
+    return _without(state, ref.transaction_id, bury=False), True
+
+
+def claim(state: RegistryState, ref: JobRef) -> tuple[RegistryState, ClaimAnswer]:
+    """Hold a job for one attempt. "unknown": its registration has not arrived (yet)."""
+    entry = _entry(state, ref)
+    if entry is None:
+        return state, "cancelled" if _is_buried(state, ref) else "unknown"
+    if entry["firing"]:
+        return state, "claimed"  # the same claim, delivered again
+    return _with(state, ref.transaction_id, firing=True), "claimed"
+
+
+def release(state: RegistryState, ref: JobRef) -> tuple[RegistryState, ReleaseAnswer]:
+    """After an attempt that will be retried: pending again, or cancelled if that was asked."""
+    entry = _entry(state, ref)
+    if entry is None:
+        return state, "absent"
+    if entry.get("cancel_requested"):
+        return _without(state, ref.transaction_id, bury=True), "cancelled"
+    return _with(state, ref.transaction_id, firing=False), "released"
 
 
 def cancel(
-    state: RegistryState, request_id: str, transaction_ids: list[str]
+    state: RegistryState, request_id: str, refs: list[JobRef]
 ) -> tuple[RegistryState, Cancellation]:
-    """Drop each named job that is not firing, and remember what happened to each."""
+    """Cancel each job no attempt holds; a held one gets no further attempt. Answers kept."""
     if request_id in state.cancellations:
         return state, state.cancellations[request_id]
-    verdicts: dict[str, CancelVerdict] = {}
-    jobs = dict(state.jobs)
-    for transaction_id in transaction_ids:
-        pending = jobs.get(transaction_id)
-        if pending is None:
-            verdicts[transaction_id] = "absent"
-        elif pending.get("firing"):
-            verdicts[transaction_id] = "firing"
-        else:
-            verdicts[transaction_id] = "cancelled"
-            del jobs[transaction_id]
+    state, verdicts = _cancel_each(state, refs)
     answer = Cancellation(verdicts=verdicts)
     kept = list(state.cancellations.items())[-(KEPT_CANCELLATIONS - 1) :]
-    cancellations = {**dict(kept), request_id: answer}
-    return RegistryState(jobs=jobs, cancellations=cancellations), answer
+    return state.model_copy(update={"cancellations": {**dict(kept), request_id: answer}}), answer
+
+
+def _cancel_each(
+    state: RegistryState, refs: list[JobRef]
+) -> tuple[RegistryState, dict[str, CancelVerdict]]:
+    verdicts: dict[str, CancelVerdict] = {}
+    for ref in refs:
+        entry = _entry(state, ref)
+        if entry is None:
+            verdicts[ref.transaction_id] = "absent"
+            if ref.accepted_at is not None and not _is_buried(state, ref):
+                # Its registration may still be on its way: make sure it stays out.
+                stone = _tombstone(ref.transaction_id, ref.accepted_at)
+                state = state.model_copy(
+                    update={"tombstones": [*state.tombstones[-(KEPT_TOMBSTONES - 1) :], stone]}
+                )
+        elif entry["firing"]:
+            verdicts[ref.transaction_id] = "firing"
+            state = _with(state, ref.transaction_id, cancel_requested=True)
+        else:
+            verdicts[ref.transaction_id] = "cancelled"
+            state = _without(state, ref.transaction_id, bury=True)
+    return state, verdicts
 
 
 def reset(state: RegistryState) -> tuple[RegistryState, int]:
-    """Forget every job that is not firing (firing ones finish); returns how many went."""
-    jobs = {key: entry for key, entry in state.jobs.items() if entry.get("firing")}
-    return state.model_copy(update={"jobs": jobs}), len(state.jobs) - len(jobs)
+    """Cancel every job (for operators, by signal): what `cancel` does to each; how many."""
+    refs = [
+        JobRef(transaction_id=tid, accepted_at=entry["accepted_at"])
+        for tid, entry in state.jobs.items()
+    ]
+    new_state, _ = _cancel_each(state, refs)
+    return new_state, len(refs)
 
 
 def listing(state: RegistryState) -> list[dict[str, Any]]:
@@ -133,17 +209,14 @@ def apply_operation(
         case "add":
             return add(state, Job.model_validate(argument["job"]))
         case "remove":
-            return remove(state, str(argument["transaction_id"]))
+            return remove(state, JobRef.model_validate(argument))
         case "claim":
-            return claim(state, str(argument["transaction_id"]))
+            return claim(state, JobRef.model_validate(argument))
         case "release":
-            return release(state, str(argument["transaction_id"]))
+            return release(state, JobRef.model_validate(argument))
         case "cancel":
-            new_state, answer = cancel(
-                state,
-                str(argument["request_id"]),
-                [str(tid) for tid in argument["transaction_ids"]],
-            )
+            refs = [JobRef.model_validate(ref) for ref in argument["jobs"]]
+            new_state, answer = cancel(state, str(argument["request_id"]), refs)
             return new_state, answer.model_dump()
         case "reset":
             return reset(state)

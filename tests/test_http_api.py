@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from blueprints import dependencies
-from blueprints.durable_state import ORCHESTRATOR
+from blueprints.instances import ORCHESTRATOR
 from scheduling.registry import REGISTRY_ENTITY
 from scheduling.timing import format_utc
 from tests.support.app_client import Reply
@@ -392,3 +392,31 @@ async def test_backend_down_is_503_and_creates_nothing(scheduler: Scheduler) -> 
 
 def test_dependencies_are_restored_after_a_test() -> None:
     assert dependencies.current().clock is dependencies.system_clock
+
+
+async def test_no_secret_in_a_fired_jobs_history(scheduler: Scheduler) -> None:
+    payload = {
+        "url": "http://127.0.0.1:9/hook?code=k3y&x=1",
+        "headers": {"Authorization": "Bearer s3cret"},
+    }
+    body = json.dumps(
+        {"exec_at": "2026-12-01T08:10:00Z", "prompt_type": "http.call", "payload": payload}
+    ).encode()
+    reply = await scheduler.api.request(
+        "POST",
+        "/api/schedule",
+        body=body,
+        headers={"Content-Type": "application/json", "Idempotency-Key": "secret-job"},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance(3600)  # fires (and fails: nothing listens on port 9)
+
+    status = await scheduler.api.get(f"/api/schedule/{transaction_id}/status?history=true")
+    text = status.body.decode()
+    assert status.json()["runtime_status"] == "Completed"
+    events = [event["EventType"] for event in status.json()["history"]]
+    assert {"ExecutionStarted", "TaskCompleted", "ExecutionCompleted"} <= set(events)
+    assert "s3cret" not in text
+    assert "k3y" not in text
+    # A digest of the whole request would let a caller test guesses of the secret.
+    assert "request_fingerprint" not in text

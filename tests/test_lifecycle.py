@@ -125,20 +125,24 @@ async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPS
     assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
 
 
-async def test_a_job_missing_from_the_registry_completes_cancelled(
+async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
-    # As when a delete's unregistration landed but its termination did not: the claim fails.
+    # A delete cancels in the registry first; should its termination never arrive, the
+    # orchestration still finds the job cancelled when it comes due.
     httpserver.expect_request("/never").respond_with_data("no")
     exec_at = START + timedelta(minutes=30)
     transaction_id = await scheduler.accepted(
         "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
     )
     scheduler.host.run()
-    shard = (await status_of(scheduler, transaction_id))["input"]["registry_shard"]
+    job = (await status_of(scheduler, transaction_id))["input"]
     client = df.DurableOrchestrationClient(scheduler.host.client_binding())
+    ref = {"transaction_id": transaction_id, "accepted_at": job["accepted_at"]}
     await client.signal_entity(
-        df.EntityId(REGISTRY_ENTITY, shard), "remove", {"transaction_id": transaction_id}
+        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]),
+        "cancel",
+        {"request_id": "by-hand", "jobs": [ref]},
     )
     scheduler.host.advance_to(exec_at)
 
@@ -146,6 +150,34 @@ async def test_a_job_missing_from_the_registry_completes_cancelled(
     status = await status_of(scheduler, transaction_id)
     assert status["runtime_status"] == "Completed"
     assert status["output"]["cancelled"] is True
+
+
+async def test_a_registration_that_never_arrives_ends_as_a_visible_failure(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/never").respond_with_data("no")
+    exec_at = START + timedelta(minutes=30)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
+    )
+    scheduler.host.run()
+    job = (await status_of(scheduler, transaction_id))["input"]
+    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
+    # Lost, as if never delivered (not cancelled: no tombstone).
+    await client.signal_entity(
+        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]),
+        "remove",
+        {"transaction_id": transaction_id},
+    )
+    scheduler.host.advance_to(exec_at + timedelta(minutes=1))
+    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
+    scheduler.host.advance_to(exec_at + timedelta(minutes=10))
+
+    assert httpserver.log == []
+    status = await status_of(scheduler, transaction_id)
+    assert status["runtime_status"] == "Completed"
+    assert status["output"]["cancelled"] is False
+    assert status["output"]["outcome"]["error"] == "the job's registration never arrived"
 
 
 async def test_wipe_of_fifty_jobs_over_the_shards(
@@ -352,7 +384,7 @@ async def test_a_delete_that_meets_a_firing_attempt_is_409_and_the_job_completes
     assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
 
 
-async def test_a_delete_just_before_the_claim_wins(
+async def test_a_delete_queued_behind_a_sent_claim_is_409(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/hook").respond_with_data("ok")
@@ -367,9 +399,8 @@ async def test_a_delete_just_before_the_claim_wins(
         assert scheduler.host.step()
     assert not any(op.operation == "claim" for op in scheduler.host.entity_operations)
 
-    # ...so the cancel, queued after the claim, finds the job firing: no race is lost.
+    # ...so the cancel, processed after the claim, finds the job firing: it says so.
     reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
-    assert reply.status in (200, 409)
+    assert reply.status == 409
     scheduler.host.run()
-    fired = len(httpserver.log)
-    assert fired == (1 if reply.status == 409 else 0)
+    assert len(httpserver.log) == 1

@@ -59,7 +59,13 @@ def test_a_batch_of_operations_in_order() -> None:
         operation("remove", {"transaction_id": "a"}),
     )
     added, added_b, added_again, claimed, listed, removed = results_of(output)
-    assert (added, added_b, added_again, claimed, removed) == (True, True, False, True, True)
+    assert (added, added_b, added_again, claimed, removed) == (
+        True,
+        True,
+        False,
+        "claimed",
+        True,
+    )
     assert [entry["transaction_id"] for entry in listed] == ["b", "a"]
     assert [entry["firing"] for entry in listed] == [False, True]
     assert output["entityExists"] is True
@@ -71,7 +77,10 @@ def test_state_carries_over_between_batches() -> None:
     first = run_batch(None, operation("add", {"job": job_json("a")}))
     second = run_batch(
         state_of(first),
-        operation("cancel", {"request_id": "r1", "transaction_ids": ["a", "zzz"]}),
+        operation(
+            "cancel",
+            {"request_id": "r1", "jobs": [{"transaction_id": "a"}, {"transaction_id": "zzz"}]},
+        ),
     )
     assert results_of(second) == [{"verdicts": {"a": "cancelled", "zzz": "absent"}}]
     state = state_of(second)
@@ -100,3 +109,4 @@ def test_an_operation_without_input_does_not_break_the_shard() -> None:
     reset_count, listed = results_of(output)
     assert reset_count == 1
     assert listed == []
+    assert len(state_of(output)["tombstones"]) == 1

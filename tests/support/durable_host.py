@@ -6,6 +6,12 @@ the HTTP API that `DurableOrchestrationClient` calls (durable_http.py) and keeps
 instance's history. Work happens only inside `run()` / `advance*()` / `step()`: one message
 at a time, FIFO, on a virtual clock. Each message gets an orchestrator call of its own, so
 histories are at least as long as the real extension's (Azure Storage may batch messages).
+
+Not emulated: sub-orchestrations, call_http, scheduled signals, suspend/resume/rewind/
+restart, listing and purge-by-filter (501); timer lateness from queue polling; re-delivery
+of activities and entity messages; message order that differs from send order across
+senders (one global FIFO here, so the app's tolerance of reordering is tested by driving
+the registry operations directly); payload size limits; the system key check.
 """
 
 import copy
@@ -158,6 +164,10 @@ class DurableHost:
         with self._lock:
             self._now = target
         self.run()
+
+    def fail_next(self, method: str, path_prefix: str) -> None:
+        """The next client request `method path...` (relative to the RPC base) gets a 500."""
+        self._http.fail_next(method, path_prefix)
 
     def seed_entity(self, name: str, key: str, state_json: str) -> None:
         """Preset an entity's stored state, as if many operations had built it (benchmarks)."""

@@ -59,6 +59,7 @@ class DurableHttpApi:
         self._host = host
         self._calls: list[ClientCall] = []
         self._calls_lock = threading.Lock()
+        self._faults: list[tuple[str, str]] = []
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         # A short poll interval keeps close() (shutdown waits for one poll) fast.
@@ -86,6 +87,19 @@ class DurableHttpApi:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+    def fail_next(self, method: str, path_prefix: str) -> None:
+        """Answer the next matching request with the extension's 500, as in an outage."""
+        with self._calls_lock:
+            self._faults.append((method.upper(), path_prefix))
+
+    def _take_fault(self, method: str, relative: str) -> bool:
+        with self._calls_lock:
+            for fault in self._faults:
+                if fault[0] == method and relative.startswith(fault[1]):
+                    self._faults.remove(fault)
+                    return True
+        return False
 
     def client_calls(self) -> list[ClientCall]:
         with self._calls_lock:
@@ -130,6 +144,8 @@ class DurableHttpApi:
         text = body.decode("utf-8") if body else None
         if prefix is None:
             reply = HttpReply(404)
+        elif self._take_fault(method, unquote(relative)):
+            reply = _error(500, "Injected failure", "System.TimeoutException", None)
         else:
             segments = [unquote(s) for s in relative.strip("/").split("/")]
             reply = self._route(method, segments, query, text, content_type, target)

@@ -6,6 +6,7 @@ and an egress policy that allows loopback (local target servers), as a developer
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
@@ -15,7 +16,7 @@ import pytest
 from azure.durable_functions.models.utils import http_utils
 
 from blueprints import dependencies
-from blueprints.durable_state import ORCHESTRATOR
+from blueprints.instances import ORCHESTRATOR
 from function_app import app
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import close_job_logs, open_job_log
@@ -23,6 +24,7 @@ from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from tests.support.app_client import AppClient, Reply
 from tests.support.durable_host import DurableHost
+from tests.support.durable_model import PurgeNonTerminal
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -83,21 +85,30 @@ async def close_sdk_http_session() -> AsyncIterator[None]:
     await http_utils._close_session()
 
 
-@pytest.fixture
-def scheduler(azurite: AzuriteService) -> Iterator[Scheduler]:
+@contextmanager
+def running_scheduler(
+    azurite: AzuriteService,
+    *,
+    purge_non_terminal: PurgeNonTerminal = PurgeNonTerminal.DELETE,
+    backend_works_while_routes_wait: bool = True,
+) -> Iterator[Scheduler]:
+    """The app on a fresh durable stand-in. Routes that wait for the backend (delete, wipe)
+    let it work meanwhile, unless told not to: then every such wait runs out."""
     settings = scheduler_settings(azurite)
     job_log = open_job_log(settings)
-    with DurableHost(app, START, check_replay_determinism=True) as host:
+    with DurableHost(
+        app, START, check_replay_determinism=True, purge_non_terminal=purge_non_terminal
+    ) as host:
 
-        async def backend_works_meanwhile(seconds: float) -> None:
-            # While a route waits for the backend, the stand-in processes what is queued.
-            host.run()
+        async def wait_for_backend(seconds: float) -> None:
+            if backend_works_while_routes_wait:
+                host.run()
 
         with dependencies.overridden(
             clock=host.clock,
             settings=lambda: settings,
             job_log=lambda _settings: job_log,
-            sleep=backend_works_meanwhile,
+            sleep=wait_for_backend,
         ):
             yield Scheduler(
                 host=host,
@@ -106,3 +117,9 @@ def scheduler(azurite: AzuriteService) -> Iterator[Scheduler]:
                 job_log=job_log,
             )
     close_job_logs()
+
+
+@pytest.fixture
+def scheduler(azurite: AzuriteService) -> Iterator[Scheduler]:
+    with running_scheduler(azurite) as running:
+        yield running
