@@ -93,10 +93,14 @@ def shard_of(status: Any, transaction_id: str) -> str:
     return shard_for(transaction_id, dependencies.current().settings().registry_shards)
 
 
-async def status_of(client: df.DurableOrchestrationClient, transaction_id: str) -> Any:
-    """`get_status`, with a backend failure (raised or answered) as a 503."""
+async def status_of(
+    client: df.DurableOrchestrationClient, transaction_id: str, history: bool = False
+) -> Any:
+    """`get_status` (falsy when unknown), with a backend failure, raised or answered, a 503."""
     try:
-        status = await client.get_status(transaction_id)
+        status = await client.get_status(
+            transaction_id, show_history=history, show_history_output=history, show_input=True
+        )
     except Exception:
         log.exception("status of %s failed", transaction_id)
         raise backend_unavailable("answer the status request") from None
@@ -110,16 +114,7 @@ async def status_or_none(
     client: df.DurableOrchestrationClient, transaction_id: str, history: bool = False
 ) -> Any:
     """The instance's durable status, or None when it does not exist or was deleted."""
-    try:
-        status = await client.get_status(
-            transaction_id, show_history=history, show_history_output=history, show_input=True
-        )
-    except Exception:
-        log.exception("status of %s failed", transaction_id)
-        raise backend_unavailable("answer the status request") from None
-    if is_error_answer(status):
-        log.error("status of %s failed: %s", transaction_id, getattr(status, "Message", ""))
-        raise backend_unavailable("answer the status request")
+    status = await status_of(client, transaction_id, history)
     if not status:
         return None
     if was_deleted(status):

@@ -3,7 +3,8 @@
 import random
 import socket
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -125,24 +126,36 @@ async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPS
     assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
 
 
-async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
-    scheduler: Scheduler, httpserver: HTTPServer
-) -> None:
-    # A delete cancels in the registry first; should its termination never arrive, the
-    # orchestration still finds the job cancelled when it comes due.
+async def job_then_registry_operation(
+    scheduler: Scheduler,
+    httpserver: HTTPServer,
+    exec_at: datetime,
+    operation: str,
+    argument: Callable[[dict[str, str]], dict[str, Any]],
+) -> str:
+    """An http.call job whose shard then gets `operation`, sent by hand to the entity."""
     httpserver.expect_request("/never").respond_with_data("no")
-    exec_at = START + timedelta(minutes=30)
     transaction_id = await scheduler.accepted(
         "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
     )
     scheduler.host.run()
     job = (await status_of(scheduler, transaction_id))["input"]
-    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
     ref = {"transaction_id": transaction_id, "accepted_at": job["accepted_at"]}
+    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
     await client.signal_entity(
-        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]),
-        "cancel",
-        {"request_id": "by-hand", "jobs": [ref]},
+        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]), operation, argument(ref)
+    )
+    return transaction_id
+
+
+async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # A delete cancels in the registry first; should its termination never arrive, the
+    # orchestration still finds the job cancelled when it comes due.
+    exec_at = START + timedelta(minutes=30)
+    transaction_id = await job_then_registry_operation(
+        scheduler, httpserver, exec_at, "cancel", lambda ref: {"request_id": "r", "jobs": [ref]}
     )
     scheduler.host.advance_to(exec_at)
 
@@ -155,19 +168,10 @@ async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
 async def test_a_registration_that_never_arrives_ends_as_a_visible_failure(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/never").respond_with_data("no")
     exec_at = START + timedelta(minutes=30)
-    transaction_id = await scheduler.accepted(
-        "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
-    )
-    scheduler.host.run()
-    job = (await status_of(scheduler, transaction_id))["input"]
-    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
     # Lost, as if never delivered (not cancelled: no tombstone).
-    await client.signal_entity(
-        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]),
-        "remove",
-        {"transaction_id": transaction_id},
+    transaction_id = await job_then_registry_operation(
+        scheduler, httpserver, exec_at, "remove", lambda ref: ref
     )
     scheduler.host.advance_to(exec_at + timedelta(minutes=1))
     assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
