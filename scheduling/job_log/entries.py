@@ -12,9 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from scheduling.paging import InvalidCursor as InvalidCursor  # re-exported for the stores
 
-LogKind = Literal[
-    "accepted", "fired", "outcome", "cancelled", "wiped", "deleted", "log", "log_store_error"
-]
+LogKind = Literal["accepted", "fired", "outcome", "cancelled", "wiped", "deleted", "log"]
 
 # Table Storage returns at most 1000 entities per request; one page never needs more.
 MAX_READ_LIMIT = 1000
