@@ -69,7 +69,7 @@ async def create_job(
         started = await _started_anyway(client, job)
         if started is None:
             raise backend_unavailable("start the job; nothing was scheduled") from None
-        if key is not None:
+        if started.accepted_at != job.accepted_at:
             return _replay(request, started, fingerprint)
     await record_lifecycle(
         transaction_id,
@@ -141,14 +141,17 @@ async def _started_anyway(client: df.DurableOrchestrationClient, job: Job) -> Jo
             "send the request with an Idempotency-Key to retry it safely",
         ) from None
     standing = job_of(existing) if existing is not None else None
+    if standing is not None and standing.accepted_at == job.accepted_at:
+        return standing  # our own start went through after all
+    # Ours will never run: make sure our registration cannot come back, however late.
+    await registry_client.bury_quietly(client, job.registry_shard, registry_client.ref_of(job))
     if standing is None:
-        await registry_client.unregister_quietly(
-            client, job.registry_shard, registry_client.ref_of(job)
-        )
         return None
-    if standing.accepted_at != job.accepted_at:
-        # Whichever registration the shard kept first, the winner's must be the one in place.
+    try:
+        # The winner's registration must be the one in place, whatever the shard saw first.
         await registry_client.register(client, standing)
+    except Exception:
+        log.exception("re-registering %s failed", standing.transaction_id)
     return standing
 
 

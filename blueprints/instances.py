@@ -61,7 +61,12 @@ def runtime_status(status: Any) -> str | None:
 
 
 def was_deleted(status: Any) -> bool:
-    return runtime_status(status) == "Terminated" and status.output == DELETE_REASON
+    """Deleted, though not yet purged: terminated by a delete or wipe, or ended cancelled
+    because its claim reached the shard before the termination did."""
+    if runtime_status(status) == "Terminated":
+        return bool(status.output == DELETE_REASON)
+    output = decode_object(status.output) if runtime_status(status) == "Completed" else {}
+    return output.get("cancelled") is True
 
 
 def is_error_answer(status: Any) -> bool:

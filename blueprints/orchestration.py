@@ -41,20 +41,16 @@ def _fire(context: df.DurableOrchestrationContext, job: Job) -> Generator[Any, A
     meanwhile is not claimable and ends as cancelled instead of firing.
     """
     registry = df.EntityId(REGISTRY_ENTITY, job.registry_shard)
-    ref = JobRef(transaction_id=job.transaction_id, accepted_at=format_utc(job.accepted_at))
-    ref_json = ref.model_dump()
+    ref = JobRef(
+        transaction_id=job.transaction_id,
+        accepted_at=format_utc(job.accepted_at),
+        exec_at=format_utc(job.exec_at),
+    ).model_dump()
     attempt, last = 1, None
     while True:
-        claimed = yield from _claim(context, registry, ref_json)
+        claimed = yield from _claim(context, registry, ref)
         if claimed != "claimed":
-            context.signal_entity(registry, "remove", ref_json)
-            if claimed == "cancelled":
-                context.set_custom_status({"phase": "cancelled", "attempts": attempt - 1})
-                ended = cancelled_result(job) if last is None else cancelled_after(last)
-            else:
-                context.set_custom_status({"phase": "done", "ok": False, "attempts": attempt - 1})
-                ended = failed_result(job, "the job's registration never arrived", attempt - 1)
-            return ended.model_dump(mode="json")
+            return _ended_unclaimed(context, registry, ref, job, claimed, last)
 
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         try:
@@ -67,15 +63,23 @@ def _fire(context: df.DurableOrchestrationContext, job: Job) -> Generator[Any, A
             # left to the host's logs: it can quote the job's payload.
             result = failed_result(job, "execute_prompt failed; see the app's logs", attempt)
         delay = next_attempt_delay(job.retry, job.transaction_id, attempt, result.outcome)
-        if delay is None:
-            context.signal_entity(registry, "remove", ref_json)
-            context.set_custom_status({"phase": "done", "ok": result.ok, "attempts": attempt})
-            return result.model_dump(mode="json")
-        released = yield context.call_entity(registry, "release", ref_json)
-        if released != "released":  # a delete met this attempt: it was the last
-            context.signal_entity(registry, "remove", ref_json)
-            context.set_custom_status({"phase": "cancelled", "attempts": attempt})
-            return cancelled_after(result).model_dump(mode="json")
+        released = "released"
+        if delay is not None:
+            try:
+                released = yield context.call_entity(registry, "release", ref)
+            except Exception:
+                released = "absent"  # no further attempt without the shard's say-so
+        if delay is None or released != "released":
+            context.signal_entity(registry, "remove", ref)
+            cancelled = released == "cancelled"  # a delete met this attempt: it was the last
+            context.set_custom_status(
+                {
+                    "phase": "cancelled" if cancelled else "done",
+                    "ok": result.ok,
+                    "attempts": attempt,
+                }
+            )
+            return (cancelled_after(result) if cancelled else result).model_dump(mode="json")
         retry_at = context.current_utc_datetime + delay
         context.set_custom_status(
             {"phase": "retrying", "attempt": attempt, "next_attempt_at": format_utc(retry_at)}
@@ -84,16 +88,39 @@ def _fire(context: df.DurableOrchestrationContext, job: Job) -> Generator[Any, A
         attempt, last = attempt + 1, result
 
 
+def _ended_unclaimed(
+    context: df.DurableOrchestrationContext,
+    registry: df.EntityId,
+    ref: dict[str, Any],
+    job: Job,
+    answer: str,
+    last: JobResult | None,
+) -> Any:
+    """The result of a job whose next attempt could not be claimed."""
+    attempts = last.attempts if last is not None else 0
+    if answer == "cancelled":
+        context.signal_entity(registry, "remove", ref)
+        context.set_custom_status({"phase": "cancelled", "attempts": attempts})
+        ended = cancelled_result(job) if last is None else cancelled_after(last)
+        return ended.model_dump(mode="json")
+    # Never registered (or displaced): bury it, so a registration arriving now stays out.
+    context.signal_entity(registry, "cancel", {"request_id": context.new_uuid(), "jobs": [ref]})
+    context.set_custom_status({"phase": "done", "ok": False, "attempts": attempts})
+    if last is not None:
+        return last.model_dump(mode="json")
+    return failed_result(job, "the job's registration never arrived", 0).model_dump(mode="json")
+
+
 def _claim(
-    context: df.DurableOrchestrationContext, registry: df.EntityId, ref_json: dict[str, Any]
+    context: df.DurableOrchestrationContext, registry: df.EntityId, ref: dict[str, Any]
 ) -> Generator[Any, Any, str]:
     """The shard's answer to a claim, waiting a while for a registration still on its way."""
-    for _ in range(MAX_CLAIM_TRIES):
+    for tries in range(1, MAX_CLAIM_TRIES + 1):
         try:
-            answer = yield context.call_entity(registry, "claim", ref_json)
+            answer = yield context.call_entity(registry, "claim", ref)
         except Exception:
             answer = "unknown"  # the shard failed the operation: as good as no answer
-        if answer != "unknown":
+        if answer != "unknown" or tries == MAX_CLAIM_TRIES:
             return str(answer)
         yield context.create_timer(
             context.current_utc_datetime + timedelta(seconds=CLAIM_RETRY_SECONDS)

@@ -24,7 +24,11 @@ def registry_entity(shard: str) -> df.EntityId:
 
 def ref_of(job: Job | PendingJob) -> JobRef:
     """How registry operations name this job (its id and generation)."""
-    return JobRef(transaction_id=job.transaction_id, accepted_at=format_utc(job.accepted_at))
+    return JobRef(
+        transaction_id=job.transaction_id,
+        accepted_at=format_utc(job.accepted_at),
+        exec_at=format_utc(job.exec_at),
+    )
 
 
 async def shard_jobs(client: df.DurableOrchestrationClient, shard: str) -> list[PendingJob]:
@@ -56,14 +60,17 @@ async def unregister(client: df.DurableOrchestrationClient, shard: str, ref: Job
     await client.signal_entity(registry_entity(shard), "remove", ref.model_dump())
 
 
-async def unregister_quietly(
-    client: df.DurableOrchestrationClient, shard: str, ref: JobRef
-) -> None:
-    """Drop a job's entry if the backend takes it; an orphan entry is only listed, never fired."""
+async def bury_quietly(client: df.DurableOrchestrationClient, shard: str, ref: JobRef) -> None:
+    """Cancel a registration for good, even one still on its way, if the backend takes it."""
     try:
-        await unregister(client, shard, ref)
+        await client.signal_entity(
+            registry_entity(shard),
+            "cancel",
+            {"request_id": str(uuid.uuid4()), "jobs": [ref.model_dump()]},
+        )
     except Exception:
-        log.exception("could not unregister %s", ref.transaction_id)
+        # An orphan entry is only listed (and wiped), never fired: nothing claims it.
+        log.exception("could not cancel the registration of %s", ref.transaction_id)
 
 
 async def cancel(

@@ -27,7 +27,7 @@ from blueprints.instances import (
 )
 from blueprints.job_logs import record_lifecycle
 from scheduling.models import PendingJob
-from scheduling.problems import ProblemError, problem
+from scheduling.problems import ProblemError, not_found, problem
 from scheduling.registry import JobRef, all_shards
 
 log = logging.getLogger(__name__)
@@ -80,12 +80,18 @@ async def _cancel(
         )
     if verdict == "absent":
         # No entry: it may have just finished. Then it is a finished job, with its outcome.
-        now = runtime_status(await status_of(client, transaction_id))
-        if now in TERMINAL:
-            return str(now)
-    # Cancelled (or never registered, and now tombstoned): it can never fire.
-    if await terminate(client, transaction_id, wait=True):
+        now = await status_of(client, transaction_id)
+        if not now:
+            raise not_found(f"no job with transaction id {transaction_id}")
+        if runtime_status(now) in TERMINAL:
+            return str(runtime_status(now))
+    # Cancelled, or never registered and now tombstoned: it can never fire. Without a
+    # known generation no tombstone was laid, so only a confirmed stop settles it.
+    stopped = await terminate(client, transaction_id, wait=True)
+    if stopped:
         await purge(client, transaction_id)
+    elif job is None:
+        raise backend_unavailable("confirm the delete in time; try again")
     return None
 
 
@@ -117,17 +123,23 @@ async def wipe_jobs(
         cancelled += result[0]
         firing += result[1]
 
-    async def stop(transaction_id: str) -> None:
+    async def stop(transaction_id: str) -> bool:
+        """Terminate a cancelled job's instance; False for an orphan entry (no instance)."""
         try:
+            status = await status_of(client, transaction_id)
+            if not status or runtime_status(status) in TERMINAL:
+                return False
             # Not waited for: each reads as deleted (404) from now, and is purged when read.
             await terminate(client, transaction_id, wait=False)
         except Exception:
+            # Cancelled in its shard all the same: it ends as cancelled when it comes due.
             log.exception("terminating %s during wipe failed", transaction_id)
         await record_lifecycle(transaction_id, "wiped", "removed by a wipe of all jobs")
+        return True
 
-    await bounded(stop(transaction_id) for transaction_id in cancelled)
+    stopped = await bounded(stop(transaction_id) for transaction_id in cancelled)
     return json_response(
-        {"cancelled": len(cancelled), "firing": firing, "incomplete_shards": incomplete}
+        {"cancelled": sum(stopped), "firing": firing, "incomplete_shards": incomplete}
     )
 
 

@@ -9,7 +9,8 @@ result) says which.
 Operations name a job by transaction id *and* acceptance time (its generation), so a stale
 message about an earlier job with the same id (an Idempotency-Key reused after a delete)
 cannot touch the current one. A cancelled job leaves a tombstone, so its registration
-arriving late (messages from different senders are not ordered) cannot bring it back.
+arriving late or twice (messages from different senders are not ordered, and may be
+delivered again) cannot bring it back.
 """
 
 import hashlib
@@ -24,8 +25,8 @@ REGISTRY_ENTITY = "schedule_entity"
 # (the API registers a job before starting it, but from another sender: order is not kept).
 CLAIM_RETRY_SECONDS = 30
 MAX_CLAIM_TRIES = 10
-# Recent cancellation answers and tombstones kept per shard; the oldest go first. A client
-# reads its answer within seconds, and a late registration arrives within minutes.
+# Recent cancellation answers and tombstones kept per shard. A client reads its answer
+# within seconds. A tombstone matters until its job's claim: the ones due first go first.
 KEPT_CANCELLATIONS = 64
 KEPT_TOMBSTONES = 1024
 
@@ -35,10 +36,11 @@ ReleaseAnswer = Literal["released", "cancelled", "absent"]
 
 
 class JobRef(BaseModel):
-    """A job as registry operations name it: its id and its generation."""
+    """A job as registry operations name it: its id, its generation and when it is due."""
 
     transaction_id: str
     accepted_at: str | None = None  # None: whatever generation is registered (operators)
+    exec_at: str | None = None  # orders tombstones for eviction; unknown sorts first
 
 
 class Cancellation(BaseModel):
@@ -56,8 +58,8 @@ class RegistryState(BaseModel):
 
     jobs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cancellations: dict[str, Cancellation] = Field(default_factory=dict)
-    # "<transaction id> <accepted_at>" of cancelled jobs, oldest first.
-    tombstones: list[str] = Field(default_factory=list)
+    # "<transaction id> <accepted_at>" of cancelled jobs -> their exec_at ("" if unknown).
+    tombstones: dict[str, str] = Field(default_factory=dict)
 
 
 class UnknownOperation(ValueError):
@@ -81,24 +83,28 @@ def _entry(state: RegistryState, ref: JobRef) -> dict[str, Any] | None:
     return entry
 
 
-def _tombstone(transaction_id: str, accepted_at: str) -> str:
-    return f"{transaction_id} {accepted_at}"
-
-
 def _is_buried(state: RegistryState, ref: JobRef) -> bool:
     if ref.accepted_at is not None:
-        return _tombstone(ref.transaction_id, ref.accepted_at) in state.tombstones
+        return f"{ref.transaction_id} {ref.accepted_at}" in state.tombstones
     return any(stone.split(" ", 1)[0] == ref.transaction_id for stone in state.tombstones)
+
+
+def _bury(
+    state: RegistryState, transaction_id: str, accepted_at: str, exec_at: str
+) -> RegistryState:
+    tombstones = {**state.tombstones, f"{transaction_id} {accepted_at}": exec_at}
+    while len(tombstones) > KEPT_TOMBSTONES:
+        del tombstones[min(tombstones, key=lambda stone: tombstones[stone])]
+    return state.model_copy(update={"tombstones": tombstones})
 
 
 def _without(state: RegistryState, transaction_id: str, *, bury: bool) -> RegistryState:
     entry = state.jobs[transaction_id]
     jobs = {key: value for key, value in state.jobs.items() if key != transaction_id}
-    tombstones = state.tombstones
+    state = state.model_copy(update={"jobs": jobs})
     if bury:
-        stone = _tombstone(transaction_id, entry["accepted_at"])
-        tombstones = [*state.tombstones[-(KEPT_TOMBSTONES - 1) :], stone]
-    return state.model_copy(update={"jobs": jobs, "tombstones": tombstones})
+        state = _bury(state, transaction_id, entry["accepted_at"], entry["exec_at"])
+    return state
 
 
 def _with(state: RegistryState, transaction_id: str, **changes: Any) -> RegistryState:
@@ -109,13 +115,14 @@ def _with(state: RegistryState, transaction_id: str, **changes: Any) -> Registry
 def add(state: RegistryState, job: Job) -> tuple[RegistryState, bool]:
     """Register a job; False when it is there already, or was cancelled before it arrived.
 
-    A pending entry of another generation gives way: two creates racing with one
-    Idempotency-Key both register, and the one whose orchestration started must stand.
+    An entry of another generation gives way: two creates racing with one Idempotency-Key
+    both register, and the one whose orchestration started must stand (the loser buries
+    its own generation, so its registration cannot come back).
     """
     entry = PendingJob.of(job).model_dump(mode="json")
     ref = JobRef(transaction_id=job.transaction_id, accepted_at=entry["accepted_at"])
     present = state.jobs.get(job.transaction_id)
-    if _is_buried(state, ref) or (present is not None and present["firing"]):
+    if _is_buried(state, ref):
         return state, False
     if present is not None and present["accepted_at"] == entry["accepted_at"]:
         return state, False
@@ -123,7 +130,7 @@ def add(state: RegistryState, job: Job) -> tuple[RegistryState, bool]:
 
 
 def remove(state: RegistryState, ref: JobRef) -> tuple[RegistryState, bool]:
-    """Drop a job's entry: its orchestration has ended, or never started; whether it was there."""
+    """Drop a job's entry: its orchestration has ended; whether it was there."""
     if _entry(state, ref) is None:
         return state, False
     return _without(state, ref.transaction_id, bury=False), True
@@ -143,7 +150,7 @@ def release(state: RegistryState, ref: JobRef) -> tuple[RegistryState, ReleaseAn
     """After an attempt that will be retried: pending again, or cancelled if that was asked."""
     entry = _entry(state, ref)
     if entry is None:
-        return state, "absent"
+        return state, "cancelled" if _is_buried(state, ref) else "absent"
     if entry.get("cancel_requested"):
         return _without(state, ref.transaction_id, bury=True), "cancelled"
     return _with(state, ref.transaction_id, firing=False), "released"
@@ -169,12 +176,9 @@ def _cancel_each(
         entry = _entry(state, ref)
         if entry is None:
             verdicts[ref.transaction_id] = "absent"
-            if ref.accepted_at is not None and not _is_buried(state, ref):
+            if ref.accepted_at is not None:
                 # Its registration may still be on its way: make sure it stays out.
-                stone = _tombstone(ref.transaction_id, ref.accepted_at)
-                state = state.model_copy(
-                    update={"tombstones": [*state.tombstones[-(KEPT_TOMBSTONES - 1) :], stone]}
-                )
+                state = _bury(state, ref.transaction_id, ref.accepted_at, ref.exec_at or "")
         elif entry["firing"]:
             verdicts[ref.transaction_id] = "firing"
             state = _with(state, ref.transaction_id, cancel_requested=True)

@@ -160,9 +160,9 @@ async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
     scheduler.host.advance_to(exec_at)
 
     assert httpserver.log == []
-    status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["cancelled"] is True
+    assert scheduler.host.instance(transaction_id).output["cancelled"] is True
+    # Ended as cancelled: to the API, a deleted job.
+    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
 
 
 async def test_a_registration_that_never_arrives_ends_as_a_visible_failure(
@@ -408,3 +408,36 @@ async def test_a_delete_queued_behind_a_sent_claim_is_409(
     assert reply.status == 409
     scheduler.host.run()
     assert len(httpserver.log) == 1
+
+
+async def test_a_wipe_that_meets_a_firing_attempt_makes_it_the_last(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/down").respond_with_data("", status=503)
+    exec_at = START + timedelta(minutes=5)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "exec_at": "2026-12-01T08:05:00Z",
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for("/down")},
+            "retry": {"max_attempts": 5, "initial_delay_seconds": 60},
+        },
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.run()
+    scheduler.host.set_clock(exec_at)
+    while not any(op.operation == "claim" for op in scheduler.host.entity_operations):
+        assert scheduler.host.step()
+
+    wiped = await scheduler.api.delete("/api/schedule")
+    assert wiped.json() == {"cancelled": 0, "firing": 1, "incomplete_shards": []}
+    scheduler.host.advance_to(exec_at + timedelta(hours=2))
+
+    # The running attempt finished (one request); none of the four retries started.
+    assert len(httpserver.log) == 1
+    output = scheduler.host.instance(transaction_id).output
+    assert output["cancelled"] is True
+    assert output["attempts"] == 1
+    assert output["outcome"]["status_code"] == 503
+    assert registry_is_empty(scheduler)

@@ -173,6 +173,7 @@ def test_fired_timer_claims_then_calls_the_activity_then_unregisters() -> None:
     assert json.loads(claim["input"]) == {
         "transaction_id": INSTANCE,
         "accepted_at": "2026-12-01T08:00:00Z",
+        "exec_at": "2026-12-01T10:00:00Z",
     }
 
     entity_answered(episode, exec_at, "claim", "claimed", 1)
@@ -231,7 +232,7 @@ def test_a_registration_that_never_arrives_ends_as_a_failure_not_a_cancellation(
     episode = Episode(T0, job(T0))
     episode.run()
     now, event_id = T0, 0
-    for _ in range(MAX_CLAIM_TRIES):
+    for _ in range(MAX_CLAIM_TRIES - 1):
         entity_answered(episode, now, "claim", "unknown", event_id)
         timer = newest_action(episode.run(), event_id + 2)
         fire_at = datetime.fromisoformat(timer["fireAt"])
@@ -241,11 +242,16 @@ def test_a_registration_that_never_arrives_ends_as_a_failure_not_a_cancellation(
             new=events.timer_fired(fire_at, timer_id=event_id + 1, fire_at=fire_at),
         )
         now, event_id = fire_at, event_id + 2
+    entity_answered(episode, now, "claim", "unknown", event_id)
     reply = episode.run()
     assert reply.is_done
     assert CALL_ACTIVITY not in [action["actionType"] for action in actions_of(reply)]
     assert reply.state["output"]["cancelled"] is False
     assert reply.state["output"]["outcome"]["error"] == "the job's registration never arrived"
+    # A registration still arriving now must stay out: the job is buried, not just dropped.
+    bury = actions_of(reply)[-1]
+    assert bury["actionType"] == SIGNAL_ENTITY
+    assert bury["operation"] == "cancel"
 
 
 def test_a_failed_activity_still_completes_and_unregisters() -> None:
@@ -390,3 +396,43 @@ def test_replaying_the_same_history_gives_the_same_actions() -> None:
     )
     first, second = episode.run(), episode.run()
     assert first.raw == second.raw
+
+
+def test_a_release_the_shard_fails_ends_the_job_with_its_outcome() -> None:
+    the_job = job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)})
+    episode = Episode(T0, the_job)
+    episode.run()
+    entity_answered(episode, T0, "claim", "claimed", 0)
+    call = newest_action(episode.run(), 2)
+    attempt_done(episode, T0, call, 1, attempt_result(False, retryable=True, error="503"))
+    episode.run()
+    request_id = "release-2"
+    episode.then(
+        T0,
+        events.event_sent(
+            T0,
+            event_id=2,
+            target_instance_id="@schedule_entity@shard-3",
+            name="release",
+            input_json=events.entity_request(
+                operation="release",
+                input_json=None,
+                request_id=request_id,
+                is_signal=False,
+                parent_instance_id=INSTANCE,
+                parent_execution_id="exec-1",
+            ),
+        ),
+        new=events.event_raised(
+            T0,
+            name=request_id,
+            input_json=json.dumps({"result": json.dumps("boom"), "exceptionType": "Error"}),
+        ),
+    )
+    reply = episode.run()
+    # No further attempt without the shard's say-so; the attempt's outcome is the result.
+    assert reply.is_done
+    assert [action["actionType"] for action in actions_of(reply)].count(CALL_ACTIVITY) == 1
+    assert reply.state["output"]["outcome"]["error"] == "503"
+    assert reply.state["output"]["cancelled"] is False
+    assert newest_action(reply, 4)["operation"] == "remove"

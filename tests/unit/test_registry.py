@@ -116,15 +116,63 @@ def test_a_new_job_with_a_cancelled_jobs_id_is_not_buried() -> None:
     assert claimed == "claimed"
 
 
-def test_a_pending_entry_of_another_generation_gives_way() -> None:
+def test_an_entry_of_another_generation_gives_way() -> None:
     # Two creates raced with one Idempotency-Key; the winner's registration must stand.
     newer = ACCEPTED + timedelta(seconds=1)
     state, added = add(registry_of("a"), job("a", accepted=newer))
     assert added
     assert state.jobs["a"]["accepted_at"] == format_utc(newer)
-    state, _ = claim(state, ref("a", newer))
-    _, added_again = add(state, job("a"))
-    assert not added_again  # a firing entry is never replaced
+    _, unknown = claim(state, ref("a"))
+    assert unknown == "unknown"
+
+
+def test_a_keyed_race_loser_that_buries_itself_cannot_displace_the_winner() -> None:
+    winner, loser = ref("a", ACCEPTED), ref("a", ACCEPTED + timedelta(seconds=1))
+    late = job("a", accepted=ACCEPTED + timedelta(seconds=1))
+    # add(winner), add(loser) displaces it; the loser buries itself, re-adds the winner...
+    state = registry_of("a")
+    state, _ = add(state, late)
+    state, _ = cancel(state, "bury-loser", [loser])
+    state, _ = add(state, job("a"))
+    # ...and the loser's add, delivered again late, stays out.
+    state, added = add(state, late)
+    assert not added
+    _, claimed = claim(state, winner)
+    assert claimed == "claimed"
+
+
+def test_a_displaced_firing_job_gets_no_further_attempt() -> None:
+    # An Idempotency-Key re-used after a delete while the old entry was still held.
+    state = registry_of("a")
+    state, _ = claim(state, ref("a"))
+    newer = ACCEPTED + timedelta(hours=1)
+    state, added = add(state, job("a", accepted=newer))
+    assert added
+    _, released = release(state, ref("a"))
+    assert released == "absent"
+    state, removed = remove(state, ref("a"))
+    assert not removed  # the old job's final removal leaves the new entry alone
+    assert state.jobs["a"]["accepted_at"] == format_utc(newer)
+
+
+def test_tombstones_of_jobs_due_first_are_evicted_first() -> None:
+    state = RegistryState()
+    for index in range(KEPT_TOMBSTONES + 1):
+        due = format_utc(T0 + timedelta(minutes=KEPT_TOMBSTONES - index))
+        stone = JobRef(transaction_id=f"j{index}", accepted_at=format_utc(ACCEPTED), exec_at=due)
+        state, _ = cancel(state, f"r{index}", [stone])
+    assert len(state.tombstones) == KEPT_TOMBSTONES
+    # The last one cancelled is due first: it went, the earliest cancelled stays.
+    _, evicted = claim(state, ref(f"j{KEPT_TOMBSTONES}"))
+    _, kept = claim(state, ref("j0"))
+    assert evicted == "unknown"
+    assert kept == "cancelled"
+
+
+def test_remove_leaves_no_tombstone() -> None:
+    state, _ = remove(registry_of("a"), ref("a"))
+    state, added = add(state, job("a"))
+    assert added  # only a cancel keeps a registration out
 
 
 def test_cancel_answers_a_repeated_request_the_same() -> None:
