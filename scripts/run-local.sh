@@ -51,28 +51,9 @@ core_tools_install_hint() {
             echo "  (or the MSI from the page above), then open a new terminal"
             ;;
         Linux)
-            # Microsoft's package feed, as the Core Tools README gives it per distribution.
-            local id="" version=""
-            if [ -r /etc/os-release ]; then
-                # shellcheck source=/dev/null
-                id="$(. /etc/os-release && echo "${ID:-}")"
-                # shellcheck source=/dev/null
-                version="$(. /etc/os-release && echo "${VERSION_ID:-}")"
-            fi
-            case "$id" in
-                ubuntu)
-                    echo "  wget -q https://packages.microsoft.com/config/ubuntu/${version:-24.04}/packages-microsoft-prod.deb"
-                    echo "  sudo dpkg -i packages-microsoft-prod.deb"
-                    echo "  sudo apt-get update && sudo apt-get install azure-functions-core-tools-4"
-                    ;;
-                debian)
-                    echo "  wget -qO- https://packages.microsoft.com/keys/microsoft.asc | gpg --dearmor | sudo tee /usr/share/keyrings/microsoft-prod.gpg >/dev/null"
-                    echo "  wget -q https://packages.microsoft.com/config/debian/${version:-12}/prod.list"
-                    echo "  sudo mv prod.list /etc/apt/sources.list.d/microsoft-prod.list"
-                    echo "  sudo apt-get update && sudo apt-get install azure-functions-core-tools-4"
-                    ;;
-            esac
-            echo "  or, on any Linux with Node.js (add --unsafe-perm true when npm runs with sudo):"
+            # Microsoft's Linux package feed differs per distribution: its page has the steps.
+            echo "  Microsoft's package feed for your distribution: see the page above, or,"
+            echo "  on any Linux with Node.js (add --unsafe-perm true when npm runs with sudo):"
             echo "  npm i -g azure-functions-core-tools@4"
             ;;
         *)
