@@ -302,16 +302,12 @@ async def test_a_retryable_failure_is_retried_on_its_backoff(
 
     httpserver.expect_request("/flaky").respond_with_handler(flaky)
     exec_at = START + timedelta(minutes=5)
-    reply = await scheduler.api.post(
-        "/api/schedule",
-        {
-            "exec_at": "2026-12-01T08:05:00Z",
-            "prompt_type": "http.call",
-            "payload": {"url": httpserver.url_for("/flaky")},
-            "retry": {"max_attempts": 5, "initial_delay_seconds": 30},
-        },
+    transaction_id = await scheduler.accepted(
+        "http.call",
+        {"url": httpserver.url_for("/flaky")},
+        at=exec_at,
+        retry={"max_attempts": 5, "initial_delay_seconds": 30},
     )
-    transaction_id = reply.json()["transaction_id"]
     scheduler.host.advance_to(exec_at + timedelta(hours=1))
 
     # Retry-After (90 s) outweighs the 30 s and 60 s backoffs (plus at most 10 % jitter).
@@ -342,16 +338,12 @@ async def test_a_job_deleted_while_waiting_to_retry_stops(
 ) -> None:
     httpserver.expect_request("/down").respond_with_data("", status=503)
     exec_at = START + timedelta(minutes=5)
-    reply = await scheduler.api.post(
-        "/api/schedule",
-        {
-            "exec_at": "2026-12-01T08:05:00Z",
-            "prompt_type": "http.call",
-            "payload": {"url": httpserver.url_for("/down")},
-            "retry": {"max_attempts": 10, "initial_delay_seconds": 600},
-        },
+    transaction_id = await scheduler.accepted(
+        "http.call",
+        {"url": httpserver.url_for("/down")},
+        at=exec_at,
+        retry={"max_attempts": 10, "initial_delay_seconds": 600},
     )
-    transaction_id = reply.json()["transaction_id"]
     scheduler.host.advance_to(exec_at + timedelta(minutes=1))
     assert len(httpserver.log) == 1
     status = await status_of(scheduler, transaction_id)
@@ -370,11 +362,7 @@ async def test_a_delete_that_meets_a_firing_attempt_is_409_and_the_job_completes
     transaction_id = await scheduler.accepted(
         "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
     )
-    scheduler.host.run()
-    scheduler.host.set_clock(exec_at)
-    # Step until the shard has processed the claim: the attempt is now committed.
-    while not any(op.operation == "claim" for op in scheduler.host.entity_operations):
-        assert scheduler.host.step()
+    scheduler.step_until_claimed(exec_at)
 
     reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
     assert reply.status == 409
@@ -415,20 +403,13 @@ async def test_a_wipe_that_meets_a_firing_attempt_makes_it_the_last(
 ) -> None:
     httpserver.expect_request("/down").respond_with_data("", status=503)
     exec_at = START + timedelta(minutes=5)
-    reply = await scheduler.api.post(
-        "/api/schedule",
-        {
-            "exec_at": "2026-12-01T08:05:00Z",
-            "prompt_type": "http.call",
-            "payload": {"url": httpserver.url_for("/down")},
-            "retry": {"max_attempts": 5, "initial_delay_seconds": 60},
-        },
+    transaction_id = await scheduler.accepted(
+        "http.call",
+        {"url": httpserver.url_for("/down")},
+        at=exec_at,
+        retry={"max_attempts": 5, "initial_delay_seconds": 60},
     )
-    transaction_id = reply.json()["transaction_id"]
-    scheduler.host.run()
-    scheduler.host.set_clock(exec_at)
-    while not any(op.operation == "claim" for op in scheduler.host.entity_operations):
-        assert scheduler.host.step()
+    scheduler.step_until_claimed(exec_at)
 
     wiped = await scheduler.api.delete("/api/schedule")
     assert wiped.json() == {"cancelled": 0, "firing": 1, "incomplete_shards": []}

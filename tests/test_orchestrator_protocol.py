@@ -321,14 +321,19 @@ def test_a_retryable_failure_releases_waits_claims_and_tries_again() -> None:
     assert reply.state["customStatus"] == {"phase": "done", "ok": False, "attempts": 2}
 
 
-def test_a_delete_that_met_the_attempt_makes_it_the_last() -> None:
-    the_job = job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)})
-    episode = Episode(T0, the_job)
+def first_attempt_failed_retryably() -> Episode:
+    """A job allowed 3 attempts whose first failed with a 503: it now releases its claim."""
+    episode = Episode(T0, job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)}))
     episode.run()
     entity_answered(episode, T0, "claim", "claimed", 0)
     call = newest_action(episode.run(), 2)
     attempt_done(episode, T0, call, 1, attempt_result(False, retryable=True, error="503"))
-    episode.run()
+    assert newest_action(episode.run(), 3)["operation"] == "release"
+    return episode
+
+
+def test_a_delete_that_met_the_attempt_makes_it_the_last() -> None:
+    episode = first_attempt_failed_retryably()
     entity_answered(episode, T0, "release", "cancelled", 2)
     reply = episode.run()
     assert reply.is_done
@@ -340,13 +345,7 @@ def test_a_delete_that_met_the_attempt_makes_it_the_last() -> None:
 
 
 def test_a_job_cancelled_while_waiting_to_retry_keeps_its_last_outcome() -> None:
-    the_job = job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)})
-    episode = Episode(T0, the_job)
-    episode.run()
-    entity_answered(episode, T0, "claim", "claimed", 0)
-    call = newest_action(episode.run(), 2)
-    attempt_done(episode, T0, call, 1, attempt_result(False, retryable=True, error="503"))
-    episode.run()
+    episode = first_attempt_failed_retryably()
     entity_answered(episode, T0, "release", "released", 2)
     timer = newest_action(episode.run(), 4)
     retry_at = datetime.fromisoformat(timer["fireAt"])
@@ -399,13 +398,7 @@ def test_replaying_the_same_history_gives_the_same_actions() -> None:
 
 
 def test_a_release_the_shard_fails_ends_the_job_with_its_outcome() -> None:
-    the_job = job(T0).model_copy(update={"retry": RetryPolicy(max_attempts=3)})
-    episode = Episode(T0, the_job)
-    episode.run()
-    entity_answered(episode, T0, "claim", "claimed", 0)
-    call = newest_action(episode.run(), 2)
-    attempt_done(episode, T0, call, 1, attempt_result(False, retryable=True, error="503"))
-    episode.run()
+    episode = first_attempt_failed_retryably()
     request_id = "release-2"
     episode.then(
         T0,

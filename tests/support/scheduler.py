@@ -42,22 +42,39 @@ class Scheduler:
         return self.host.now()
 
     async def schedule(
-        self, prompt_type: str, payload: dict[str, Any], *, at: datetime | None = None
+        self,
+        prompt_type: str,
+        payload: dict[str, Any],
+        *,
+        at: datetime | None = None,
+        retry: dict[str, Any] | None = None,
     ) -> Reply:
         exec_at = at or self.now() + timedelta(minutes=10)
+        body = {"exec_at": format_utc(exec_at), "prompt_type": prompt_type, "payload": payload}
         return await self.api.post(
-            "/api/schedule",
-            {"exec_at": format_utc(exec_at), "prompt_type": prompt_type, "payload": payload},
+            "/api/schedule", body if retry is None else {**body, "retry": retry}
         )
 
     async def accepted(
-        self, prompt_type: str, payload: dict[str, Any], *, at: datetime | None = None
+        self,
+        prompt_type: str,
+        payload: dict[str, Any],
+        *,
+        at: datetime | None = None,
+        retry: dict[str, Any] | None = None,
     ) -> str:
         """Schedule a job that must be accepted; returns its transaction id."""
-        reply = await self.schedule(prompt_type, payload, at=at)
+        reply = await self.schedule(prompt_type, payload, at=at, retry=retry)
         assert reply.status == 202, reply.json()
         transaction_id: str = reply.json()["transaction_id"]
         return transaction_id
+
+    def step_until_claimed(self, exec_at: datetime) -> None:
+        """Move to exec_at and step until a shard has processed a claim: an attempt is committed."""
+        self.host.run()
+        self.host.set_clock(exec_at)
+        while not any(op.operation == "claim" for op in self.host.entity_operations):
+            assert self.host.step()
 
     def orchestrations_started(self) -> list[str]:
         return [
