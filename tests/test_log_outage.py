@@ -8,7 +8,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from blueprints import dependencies
-from scheduling.job_log.table_store import AZURITE_ACCOUNT, AZURITE_KEY, TableJobLog
+from scheduling.job_log.table_store import TableJobLog
+from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support.scheduler import START, Scheduler
 
 
@@ -18,9 +19,11 @@ def log_down(scheduler: Scheduler) -> Iterator[Scheduler]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on this port: every write is refused, as in a storage outage.
-    dead = TableJobLog.from_connection_string(
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};",
+    dead = TableJobLog.open(
+        TableEndpoint(
+            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+        ),
         "joblog",
     )
     with dependencies.overridden(job_log=lambda _settings: dead):

@@ -8,11 +8,7 @@ from typing import Literal, Protocol
 
 from scheduling.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured, JobLogPage
 from scheduling.settings import SchedulerSettings
-
-# The identity-based form of AzureWebJobsStorage, as the Functions host reads it.
-STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
-STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
-STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+from scheduling.table_storage import STORAGE_TABLE_URI, TableEndpoint, table_endpoint
 
 
 class ClosableJobLog(JobLog, Protocol):
@@ -25,23 +21,14 @@ class ClosableJobLog(JobLog, Protocol):
 class JobLogConfig:
     """What decides which store to open; equal configs share one store per process."""
 
-    kind: Literal["cosmos", "table-connection-string", "table-identity", "none"]
+    kind: Literal["cosmos", "table", "none"]
     table_name: str = ""
-    # repr=False: keys and connection strings must not end up in logs.
-    connection_string: str = field(default="", repr=False)
-    table_service_uri: str = ""
-    client_id: str = ""
+    table: TableEndpoint | None = None
     cosmos_endpoint: str = ""
     cosmos_key: str = field(default="", repr=False)
     cosmos_database: str = ""
     cosmos_container: str = ""
     redacted_headers: tuple[str, ...] = ()
-
-
-def _lookup(environ: Mapping[str, str], name: str) -> str:
-    # Case-insensitive like the settings: app setting names are, environment variables not.
-    wanted = name.lower()
-    return next((value for key, value in environ.items() if key.lower() == wanted), "").strip()
 
 
 def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> JobLogConfig:
@@ -56,23 +43,12 @@ def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> J
             cosmos_container=settings.cosmos_container,
             redacted_headers=redacted,
         )
-    if settings.azure_web_jobs_storage:
+    table = table_endpoint(settings.azure_web_jobs_storage, environ)
+    if table is not None:
         return JobLogConfig(
-            kind="table-connection-string",
+            kind="table",
             table_name=settings.job_log_table,
-            connection_string=settings.azure_web_jobs_storage,
-            redacted_headers=redacted,
-        )
-    table_uri = _lookup(environ, STORAGE_TABLE_URI)
-    account = _lookup(environ, STORAGE_ACCOUNT_NAME)
-    if not table_uri and account:
-        table_uri = f"https://{account}.table.core.windows.net"
-    if table_uri:
-        return JobLogConfig(
-            kind="table-identity",
-            table_name=settings.job_log_table,
-            table_service_uri=table_uri,
-            client_id=_lookup(environ, STORAGE_CLIENT_ID),
+            table=table,
             redacted_headers=redacted,
         )
     return JobLogConfig(kind="none")
@@ -117,17 +93,8 @@ def _build(config: JobLogConfig) -> ClosableJobLog:
         )
     from scheduling.job_log.table_store import TableJobLog
 
-    if config.kind == "table-connection-string":
-        return TableJobLog.from_connection_string(
-            config.connection_string, config.table_name, config.redacted_headers
-        )
-    if config.kind == "table-identity":
-        return TableJobLog.from_identity(
-            config.table_service_uri,
-            config.table_name,
-            client_id=config.client_id or None,
-            redacted_headers=config.redacted_headers,
-        )
+    if config.table is not None:
+        return TableJobLog.open(config.table, config.table_name, config.redacted_headers)
     return UnconfiguredJobLog(
         "no job log store is configured: set COSMOS_ENDPOINT, or AzureWebJobsStorage "
         f"(or {STORAGE_TABLE_URI}) for Table Storage"

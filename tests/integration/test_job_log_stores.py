@@ -24,21 +24,18 @@ from scheduling.job_log.entries import (
     make_entry_id,
     storage_key,
 )
-from scheduling.job_log.factory import (
-    STORAGE_CLIENT_ID,
-    STORAGE_TABLE_URI,
-    close_job_logs,
-    job_log_config,
-    open_job_log,
-)
+from scheduling.job_log.factory import close_job_logs, job_log_config, open_job_log
 from scheduling.job_log.resilient import append_with_retry
-from scheduling.job_log.table_store import (
+from scheduling.job_log.table_store import TableJobLog
+from scheduling.settings import SchedulerSettings
+from scheduling.table_storage import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
-    TableJobLog,
+    STORAGE_CLIENT_ID,
+    STORAGE_TABLE_URI,
+    TableEndpoint,
     expand_development_storage,
 )
-from scheduling.settings import SchedulerSettings
 from tests.support.services import AzuriteService, CosmosService, free_port
 
 # Loopback test servers only: the store turns verification off for them, urllib3 says so.
@@ -61,8 +58,10 @@ class StoreCase:
 
 def _table_case(azurite: AzuriteService) -> Iterator[StoreCase]:
     table = f"joblog{uuid.uuid4().hex[:12]}"
-    store = TableJobLog.from_connection_string(
-        azurite.connection_string, table, redacted_headers=[EXTRA_SECRET_HEADER.lower()]
+    store = TableJobLog.open(
+        TableEndpoint(connection_string=azurite.connection_string),
+        table,
+        redacted_headers=[EXTRA_SECRET_HEADER.lower()],
     )
     raw = TableClient.from_connection_string(azurite.connection_string, table_name=table)
 
@@ -359,9 +358,11 @@ class CountingLog:
 def _unreachable_store(kind: str) -> Store:
     port = free_port()  # nothing listens there: every connect is refused at once
     if kind == "table":
-        return TableJobLog.from_connection_string(
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};",
+        return TableJobLog.open(
+            TableEndpoint(
+                connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+            ),
             "joblog",
         )
     return CosmosJobLog(f"https://127.0.0.1:{port}", "scheduler", "joblog", key="a2V5")
@@ -496,10 +497,12 @@ def test_threads_opening_the_log_at_once_share_one_store(
 
 def test_an_identity_based_table_store_is_made_without_any_network_call() -> None:
     # Only constructed: a token request would go to the metadata endpoint, off this machine.
-    store = TableJobLog.from_identity(
-        "https://account.table.core.windows.net/",
+    store = TableJobLog.open(
+        TableEndpoint(
+            table_service_uri="https://account.table.core.windows.net/",
+            client_id="00000000-0000-0000-0000-000000000001",
+        ),
         "joblog",
-        client_id="00000000-0000-0000-0000-000000000001",
     )
     try:
         assert store.table_name == "joblog"
@@ -514,11 +517,14 @@ def test_factory_reads_the_identity_based_storage_settings() -> None:
     }
     config = job_log_config(settings_for(), environ)
 
-    assert config.kind == "table-identity"
-    assert config.table_service_uri == "https://account.table.core.windows.net/"
-    assert config.client_id == "00000000-0000-0000-0000-000000000001"
+    assert config.kind == "table"
+    assert config.table == TableEndpoint(
+        table_service_uri="https://account.table.core.windows.net/",
+        client_id="00000000-0000-0000-0000-000000000001",
+    )
     account_only = job_log_config(settings_for(), {"AzureWebJobsStorage__accountName": "acct"})
-    assert account_only.table_service_uri == "https://acct.table.core.windows.net"
+    assert account_only.table is not None
+    assert account_only.table.table_service_uri == "https://acct.table.core.windows.net"
 
 
 def test_factory_configs_do_not_show_secrets() -> None:
@@ -599,7 +605,7 @@ def test_storage_keys_escape_reversibly(value: str) -> None:
 
 
 def test_an_entry_too_large_for_table_storage_is_refused_at_once(azurite: AzuriteService) -> None:
-    store = TableJobLog.from_connection_string(azurite.connection_string, "toolarge")
+    store = TableJobLog.open(TableEndpoint(connection_string=azurite.connection_string), "toolarge")
     huge = entry(new_job(), 1, fields={"body": "x" * 600_000})
     sleeps: list[float] = []
 

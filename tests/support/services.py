@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.job_log.table_store import AZURITE_ACCOUNT, AZURITE_KEY
+from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"

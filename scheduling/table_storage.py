@@ -1,0 +1,144 @@
+"""Reaching Azure Table Storage on AzureWebJobsStorage: one way for every store that uses it."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the SDK is imported on first use, not at cold start
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableClient
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's published, well-known development key: not a secret.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE_TABLE_PORT = 10002
+
+# The identity-based form of AzureWebJobsStorage, as the Functions host reads it.
+STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
+STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
+STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
+
+# A store call sits on a request's or a job's path: fail within seconds, let the caller decide.
+CLIENT_OPTIONS: Mapping[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 2,
+    "connection_timeout": 5,
+    "read_timeout": 20,
+}
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+# A string property holds at most 64 KiB of UTF-16: 16,000 characters fit even if all are
+# astral (two code units each). Longer texts continue in "<name>_1", "<name>_2", ...
+_CHUNK_CHARS = 16_000
+
+
+class TableStorageNotConfigured(RuntimeError):
+    """Neither a connection string nor an identity-based endpoint is set."""
+
+
+@dataclass(frozen=True)
+class TableEndpoint:
+    """Where a table lives and how to sign in; equal endpoints share one client per process."""
+
+    # repr=False: connection strings carry account keys, which must not end up in logs.
+    connection_string: str = field(default="", repr=False)
+    table_service_uri: str = ""
+    client_id: str = ""
+
+
+def _lookup(environ: Mapping[str, str], name: str) -> str:
+    # Case-insensitive like the settings: app setting names are, environment variables not.
+    wanted = name.lower()
+    return next((value for key, value in environ.items() if key.lower() == wanted), "").strip()
+
+
+def table_endpoint(connection_string: str, environ: Mapping[str, str]) -> TableEndpoint | None:
+    """AzureWebJobsStorage as a connection string, else its identity-based form; None if unset."""
+    if connection_string:
+        return TableEndpoint(connection_string=connection_string)
+    table_uri = _lookup(environ, STORAGE_TABLE_URI)
+    account = _lookup(environ, STORAGE_ACCOUNT_NAME)
+    if not table_uri and account:
+        table_uri = f"https://{account}.table.core.windows.net"
+    if not table_uri:
+        return None
+    return TableEndpoint(table_service_uri=table_uri, client_id=_lookup(environ, STORAGE_CLIENT_ID))
+
+
+def open_table(
+    endpoint: TableEndpoint, table_name: str
+) -> "tuple[TableClient, TokenCredential | None]":
+    """A client for one table (no network call yet), and the credential to close with it."""
+    from azure.data.tables import TableClient
+
+    name = check_table_name(table_name)
+    if endpoint.connection_string:
+        client = TableClient.from_connection_string(
+            expand_development_storage(endpoint.connection_string),
+            table_name=name,
+            **CLIENT_OPTIONS,
+        )
+        return client, None
+    # Imported here: azure.identity is heavy and only needed in this configuration.
+    from azure.identity import DefaultAzureCredential
+
+    # Passing None would hide AZURE_CLIENT_ID from the credential: only pass a real id.
+    options = {"managed_identity_client_id": endpoint.client_id} if endpoint.client_id else {}
+    credential = DefaultAzureCredential(**options)
+    client = TableClient(
+        endpoint=endpoint.table_service_uri,
+        table_name=name,
+        credential=credential,
+        **CLIENT_OPTIONS,
+    )
+    return client, credential
+
+
+def expand_development_storage(connection_string: str) -> str:
+    """`UseDevelopmentStorage=true[;DevelopmentStorageProxyUri=...]` as Azurite's full string."""
+    settings = {}
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip():
+            settings[name.strip().lower()] = value.strip()
+    if settings.get("usedevelopmentstorage", "").lower() != "true":
+        return connection_string
+    base = settings.get("developmentstorageproxyuri", "http://127.0.0.1").rstrip("/")
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"TableEndpoint={base}:{AZURITE_TABLE_PORT}/{AZURITE_ACCOUNT};"
+    )
+
+
+def check_table_name(name: str) -> str:
+    """`name` if Table Storage accepts it (3-63 letters and digits, a letter first)."""
+    if not _TABLE_NAME.fullmatch(name) or name.lower() == "tables":
+        raise ValueError(
+            f"table name {name!r} is invalid: use 3-63 letters and digits, a letter first"
+        )
+    return name
+
+
+def utf16_bytes(text: str) -> int:
+    return len(text.encode("utf-16-le"))
+
+
+def put_text(entity: dict[str, Any], name: str, text: str) -> None:
+    """Store a text of any length in `name`, `name_1`, ...: one property holds 64 KiB."""
+    entity[name] = text[:_CHUNK_CHARS]
+    for index, start in enumerate(range(_CHUNK_CHARS, len(text), _CHUNK_CHARS), start=1):
+        entity[f"{name}_{index}"] = text[start : start + _CHUNK_CHARS]
+
+
+def get_text(entity: Mapping[str, Any], name: str) -> str:
+    """The text `put_text` stored under `name`."""
+    parts = [str(entity.get(name, ""))]
+    index = 1
+    while f"{name}_{index}" in entity:
+        parts.append(str(entity[f"{name}_{index}"]))
+        index += 1
+    return "".join(parts)
