@@ -3,10 +3,9 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import admin, api, orchestration, registry
+from blueprints import admin, api, orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
 app.register_functions(admin.bp)
 app.register_functions(orchestration.bp)
-app.register_functions(registry.bp)

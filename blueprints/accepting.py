@@ -1,28 +1,37 @@
-"""Accepting a job: validate everything, honour an Idempotency-Key, register, then start."""
+"""Accepting a job: validate everything, seal the payload, store the record, then start."""
 
+import asyncio
+import hmac
+import json
 import logging
 import uuid
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from blueprints import dependencies, registry_client
+from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
-from blueprints.instances import ORCHESTRATOR, backend_unavailable, job_of, status_or_none
+from blueprints.instances import ORCHESTRATOR, backend_unavailable
 from blueprints.job_logs import record_lifecycle
-from scheduling.idempotency import InvalidIdempotencyKey, request_fingerprint, transaction_id_for
-from scheduling.models import Job, ScheduleRequest
+from scheduling.idempotency import (
+    FingerprintKeyMissing,
+    InvalidIdempotencyKey,
+    fingerprint_key,
+    request_fingerprint,
+    transaction_id_for,
+)
+from scheduling.job_record import JobRecord, JobRun, sealing_context
+from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore
+from scheduling.models import ScheduleRequest
 from scheduling.problems import (
     FieldError,
-    ProblemError,
     field_errors,
     problem,
     validation_problem,
 )
-from scheduling.prompts import UnknownPromptType, parse_payload
-from scheduling.registry import shard_for
+from scheduling.prompts import UnknownPromptType, destination_of, parse_payload
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import ExecAtError, check_schedule_window, format_utc, parse_exec_at
 
@@ -35,53 +44,139 @@ async def create_job(
 ) -> func.HttpResponse:
     deps = dependencies.current()
     settings = deps.settings()
-    fields = _validated_job_fields(read_json_body(request, settings.max_request_bytes), settings)
+    fields, payload = _validated_job_fields(
+        read_json_body(request, settings.max_request_bytes), settings
+    )
+    store = deps.job_store(settings)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         transaction_id, fingerprint = str(uuid.uuid4()), None
     else:
-        transaction_id, fingerprint = _idempotent_id(key), request_fingerprint(fields)
-        earlier = await status_or_none(client, transaction_id)
+        transaction_id = _idempotent_id(key)
+        fingerprint = request_fingerprint(fields, _fingerprint_key(settings))
+        earlier = await _read(store, transaction_id)
         if earlier is not None:
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
-            return _replay(request, job_of(earlier), fingerprint)
+            return _replay(request, earlier.record, fingerprint)
     _check_window(fields["exec_at"], settings)
 
-    job = Job(
-        **fields,
-        transaction_id=transaction_id,
-        accepted_at=deps.clock(),
-        registry_shard=shard_for(transaction_id, settings.registry_shards),
-        request_fingerprint=fingerprint,
-    )
-    # Register before starting. The orchestration claims the entry no sooner than
-    # MIN_LEAD_SECONDS later, and waits a while for a registration still on its way.
+    record = await _sealed_record(transaction_id, fields, payload, fingerprint, settings)
     try:
-        await registry_client.register(client, job)
+        stored = await asyncio.to_thread(store.create, record)
+    except JobExists:
+        earlier = await _read(store, transaction_id)  # a concurrent request with the key won
+        if earlier is None:
+            raise backend_unavailable("settle a concurrent request with this key; retry") from None
+        return _replay(request, earlier.record, fingerprint)
     except Exception:
-        log.exception("registering %s failed", transaction_id)
-        raise backend_unavailable("accept the job; nothing was scheduled") from None
+        log.exception("storing %s failed", transaction_id)
+        raise backend_unavailable("store the job; nothing was scheduled") from None
     try:
-        await client.start_new(ORCHESTRATOR, transaction_id, job.model_dump(mode="json"))
+        await asyncio.to_thread(store.index, record)
+        run = JobRun(
+            transaction_id=transaction_id, generation=record.generation, exec_at=record.exec_at
+        )
+        await client.start_new(ORCHESTRATOR, transaction_id, run.model_dump(mode="json"))
     except Exception:
         log.exception("starting %s failed", transaction_id)
-        started = await _started_anyway(client, job)
-        if started is None:
-            raise backend_unavailable("start the job; nothing was scheduled") from None
-        if started.accepted_at != job.accepted_at:
-            return _replay(request, started, fingerprint)
+        if not await _withdraw(store, stored):
+            return _accepted(request, transaction_id, format_utc(record.exec_at))
     await record_lifecycle(
         transaction_id,
         "accepted",
-        f"{job.prompt_type} accepted for {format_utc(job.exec_at)}",
-        prompt_type=job.prompt_type,
-        exec_at=format_utc(job.exec_at),
+        f"{record.prompt_type} accepted for {format_utc(record.exec_at)}",
+        prompt_type=record.prompt_type,
+        exec_at=format_utc(record.exec_at),
     )
-    return _accepted(request, transaction_id, format_utc(job.exec_at))
+    return _accepted(request, transaction_id, format_utc(record.exec_at))
 
 
-def _validated_job_fields(body: Any, settings: SchedulerSettings) -> dict[str, Any]:
+async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
+    try:
+        return await asyncio.to_thread(store.get, transaction_id)
+    except Exception:
+        log.exception("reading %s failed", transaction_id)
+        raise backend_unavailable("answer the job read") from None
+
+
+async def _sealed_record(
+    transaction_id: str,
+    fields: dict[str, Any],
+    payload: BaseModel,
+    fingerprint: str | None,
+    settings: SchedulerSettings,
+) -> JobRecord:
+    deps = dependencies.current()
+    now = deps.clock()
+    generation = uuid.uuid4().hex
+    plaintext = json.dumps(fields["payload"], separators=(",", ":")).encode()
+    try:
+        # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
+        sealed = await asyncio.to_thread(
+            deps.sealer(settings).seal, plaintext, sealing_context(transaction_id, generation)
+        )
+    except Exception:
+        log.exception("sealing the payload of %s failed", transaction_id)
+        raise backend_unavailable("seal the payload; nothing was scheduled") from None
+    return JobRecord(
+        transaction_id=transaction_id,
+        generation=generation,
+        state="pending",
+        prompt_type=fields["prompt_type"],
+        exec_at=parse_exec_at(fields["exec_at"]),
+        accepted_at=now,
+        updated_at=now,
+        retry=fields["retry"],
+        destination=destination_of(payload),
+        request_fingerprint=fingerprint,
+        sealed_payload=sealed,
+    )
+
+
+async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
+    """Take back a job whose orchestration may not have started; False if it runs already.
+
+    Deleting the record is enough even if the start did go through: an orchestration
+    without its record (of its generation) ends without doing anything.
+    """
+    record = stored.record
+    try:
+        await asyncio.to_thread(store.delete, stored)
+    except StaleRecord:
+        return False  # the start went through and the job has already claimed it: it runs
+    except Exception:
+        log.exception("withdrawing %s failed", record.transaction_id)
+        raise problem(
+            503,
+            "backend-unavailable",
+            "Backend unavailable",
+            "the backend did not confirm the start: the job may have been scheduled; "
+            "send the request with an Idempotency-Key to retry it safely",
+        ) from None
+    try:
+        await asyncio.to_thread(store.unindex, record.transaction_id, record.exec_at)
+    except Exception:
+        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
+    raise backend_unavailable("start the job; nothing was scheduled")
+
+
+def _fingerprint_key(settings: SchedulerSettings) -> bytes:
+    try:
+        return fingerprint_key(settings.request_fingerprint_key.get_secret_value())
+    except FingerprintKeyMissing as error:
+        log.error("idempotent create refused: %s", error)
+        raise problem(
+            503,
+            "not-configured",
+            "Not configured",
+            "idempotent creates are not configured on this app (REQUEST_FINGERPRINT_KEY)",
+        ) from None
+
+
+def _validated_job_fields(
+    body: Any, settings: SchedulerSettings
+) -> tuple[dict[str, Any], BaseModel]:
     """What the request asks for, normalised; a 422 naming every problem otherwise."""
     deps = dependencies.current()
     try:
@@ -102,12 +197,13 @@ def _validated_job_fields(body: Any, settings: SchedulerSettings) -> dict[str, A
             f"the payload is not a valid {schedule.prompt_type} payload",
             field_errors(error, prefix=["payload"]),
         ) from None
-    return {
+    fields = {
         "exec_at": format_utc(schedule.exec_at),
         "prompt_type": schedule.prompt_type,
         "payload": payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
         "retry": schedule.retry.model_dump(mode="json"),
     }
+    return fields, payload
 
 
 def _check_window(exec_at: str, settings: SchedulerSettings) -> None:
@@ -124,37 +220,6 @@ def _check_window(exec_at: str, settings: SchedulerSettings) -> None:
         ) from None
 
 
-async def _started_anyway(client: df.DurableOrchestrationClient, job: Job) -> Job | None:
-    """After a failed start: the job that stands under this id, or None (registration undone).
-
-    The start can fail after the extension accepted it (a timeout), or because a concurrent
-    request with the same Idempotency-Key won; then that instance's job is the one to keep.
-    """
-    try:
-        existing = await status_or_none(client, job.transaction_id)
-    except ProblemError:
-        raise problem(
-            503,
-            "backend-unavailable",
-            "Backend unavailable",
-            "the backend did not confirm the start: the job may have been scheduled; "
-            "send the request with an Idempotency-Key to retry it safely",
-        ) from None
-    standing = job_of(existing) if existing is not None else None
-    if standing is not None and standing.accepted_at == job.accepted_at:
-        return standing  # our own start went through after all
-    # Ours will never run: make sure our registration cannot come back, however late.
-    await registry_client.bury_quietly(client, job.registry_shard, registry_client.ref_of(job))
-    if standing is None:
-        return None
-    try:
-        # The winner's registration must be the one in place, whatever the shard saw first.
-        await registry_client.register(client, standing)
-    except Exception:
-        log.exception("re-registering %s failed", standing.transaction_id)
-    return standing
-
-
 def _idempotent_id(key: str) -> str:
     try:
         return transaction_id_for(key)
@@ -165,10 +230,12 @@ def _idempotent_id(key: str) -> str:
 
 
 def _replay(
-    request: func.HttpRequest, earlier: Job | None, fingerprint: str | None
+    request: func.HttpRequest, earlier: JobRecord, fingerprint: str | None
 ) -> func.HttpResponse:
     """The first request's answer again, or 409 when the key was used for something else."""
-    if earlier is None or earlier.request_fingerprint != fingerprint:
+    if earlier.request_fingerprint is None or not hmac.compare_digest(
+        earlier.request_fingerprint, fingerprint or ""
+    ):
         raise problem(
             409,
             "idempotency-key-reused",

@@ -28,7 +28,8 @@ async def list_jobs(
     return await jobs.list_jobs(client, req)
 
 
-@bp.route(route="schedule", methods=["DELETE"], auth_level=FUNCTION)
+# Every job at once: the admin (master) key, not a function key.
+@bp.route(route="schedule", methods=["DELETE"], auth_level=func.AuthLevel.ADMIN)
 @bp.durable_client_input(client_name="client")
 @problem_responses
 async def wipe_jobs(

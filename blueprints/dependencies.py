@@ -1,11 +1,10 @@
-"""What triggers reach for at run time (clock, settings, job log, resolver), swappable in tests.
+"""What triggers reach for at run time (clock, settings, stores, keys), swappable in tests.
 
 The HTTP routes and the activity read time from here, never from `datetime.now()`, so a test
 host's virtual clock is the clock of the whole app.
 """
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -14,8 +13,10 @@ from typing import Any
 from scheduling.egress import EgressPolicy, Resolver, pinned_client
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import open_job_log
-from scheduling.models import Job
+from scheduling.job_store import TableJobStore
+from scheduling.job_store_factory import open_job_store, open_sealer
 from scheduling.prompts import FiringContext, PayloadRules
+from scheduling.sealing import Sealer
 from scheduling.settings import SchedulerSettings, load_settings
 
 
@@ -28,10 +29,10 @@ class Dependencies:
     clock: Callable[[], datetime] = system_clock
     settings: Callable[[], SchedulerSettings] = load_settings
     job_log: Callable[[SchedulerSettings], JobLog] = open_job_log
+    job_store: Callable[[SchedulerSettings], TableJobStore] = open_job_store
+    sealer: Callable[[SchedulerSettings], Sealer] = open_sealer
     # None: the operating system's resolver; tests inject one so no lookup leaves the machine.
     resolver: Resolver | None = None
-    # How a route waits for the backend to act; tests let the durable stand-in work instead.
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
 _current = Dependencies()
@@ -63,13 +64,13 @@ def payload_rules(deps: Dependencies, settings: SchedulerSettings) -> PayloadRul
     return PayloadRules(settings=settings, vet_url=egress_policy(deps, settings).vet_url)
 
 
-def firing_context(job: Job, attempt: int) -> FiringContext:
+def firing_context(transaction_id: str, exec_at: datetime, attempt: int) -> FiringContext:
     deps = current()
     settings = deps.settings()
     policy = egress_policy(deps, settings)
     return FiringContext(
-        transaction_id=job.transaction_id,
-        exec_at=job.exec_at,
+        transaction_id=transaction_id,
+        exec_at=exec_at,
         settings=settings,
         job_log=deps.job_log(settings),
         clock=deps.clock,

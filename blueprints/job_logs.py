@@ -9,7 +9,7 @@ import azure.functions as func
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
-from blueprints.instances import backend_unavailable, checked_id, status_or_none
+from blueprints.instances import backend_unavailable, checked_id
 from scheduling.job_log import JobLogEntry, LogKind
 from scheduling.job_log.entries import event_entry_id
 from scheduling.job_log.resilient import append_with_retry
@@ -37,9 +37,19 @@ async def read_job_log(
     except Exception:
         log.exception("reading the log of %s failed", transaction_id)
         raise backend_unavailable("answer the job log read") from None
-    if not page.entries and cursor is None and await status_or_none(client, transaction_id) is None:
+    if not page.entries and cursor is None and await _unknown(transaction_id):
         raise not_found(f"no job with transaction id {transaction_id}")
     return json_response(page.model_dump(mode="json"))
+
+
+async def _unknown(transaction_id: str) -> bool:
+    deps = dependencies.current()
+    try:
+        found = await asyncio.to_thread(deps.job_store(deps.settings()).get, transaction_id)
+    except Exception:
+        log.exception("reading %s failed", transaction_id)
+        raise backend_unavailable("answer the job read") from None
+    return found is None
 
 
 async def record_lifecycle(transaction_id: str, kind: LogKind, message: str, **fields: Any) -> None:

@@ -1,7 +1,8 @@
-"""Reading jobs for both route tables: the pending list and one job's status."""
+"""Reading jobs for both route tables: the live-job listing and one job's status."""
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -9,22 +10,20 @@ import azure.functions as func
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_flag, query_int
-from blueprints.instances import (
-    TERMINAL,
-    backend_unavailable,
-    bounded,
-    existing_status,
-    is_error_answer,
-    runtime_status,
-    was_deleted,
-)
-from blueprints.registry_client import shard_jobs
+from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
 from scheduling.durable_json import decode_durable_json
-from scheduling.job_log.redaction import redact_fields
-from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, InvalidCursor, page_of
-from scheduling.problems import problem
-from scheduling.registry import all_shards
-from scheduling.timing import format_utc
+from scheduling.job_record import LIVE_STATES, JobRecord
+from scheduling.job_store import DueEntry, DueRange, StoredJob, TableJobStore
+from scheduling.job_views import listed_view, status_view
+from scheduling.paging import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    InvalidCursor,
+    decode_cursor,
+    encode_cursor,
+)
+from scheduling.problems import not_found, problem
+from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
 log = logging.getLogger(__name__)
 
@@ -32,78 +31,123 @@ log = logging.getLogger(__name__)
 async def list_jobs(
     client: df.DurableOrchestrationClient, request: func.HttpRequest
 ) -> func.HttpResponse:
-    """Pending jobs in exec_at order with their live runtime status; a page may be short."""
-    settings = dependencies.current().settings()
+    """Live jobs (pending, firing, retrying) in exec_at order; a page may come back short."""
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
-    cursor = request.params.get("cursor") or None
+    state = request.params.get("state") or None
+    if state is not None and state not in LIVE_STATES:
+        raise _invalid_query(f"state must be one of {', '.join(sorted(LIVE_STATES))}")
+    scope = DueRange(
+        due_from=_query_time(request, "from"),
+        due_to=_query_time(request, "to"),
+        prompt_type=request.params.get("prompt_type") or None,
+    )
+    scope_key = repr((scope.due_from, scope.due_to, scope.prompt_type, state))
+    token = None
+    if cursor := request.params.get("cursor"):
+        try:
+            token = decode_cursor(cursor, scope_key)
+        except InvalidCursor as error:
+            raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
     try:
-        shards = await asyncio.gather(
-            *(shard_jobs(client, shard) for shard in all_shards(settings.registry_shards))
-        )
+        entries, token = await asyncio.to_thread(store.due_page, scope, limit, token)
+        stored = await bounded(asyncio.to_thread(store.get, e.transaction_id) for e in entries)
     except Exception:
-        log.exception("reading the registry failed")
-        raise backend_unavailable("answer the registry read") from None
+        log.exception("reading the job listing failed")
+        raise backend_unavailable("answer the job listing") from None
+    jobs = []
+    for entry, found in zip(entries, stored, strict=True):
+        if not _still_listed(entry, found):
+            await _drop_stale(store, entry)
+        elif found is not None and (state is None or found.record.state == state):
+            jobs.append(listed_view(found.record))
+    next_cursor = encode_cursor(token, scope_key) if token else None
+    return json_response({"jobs": jobs, "next_cursor": next_cursor})
+
+
+def _still_listed(entry: DueEntry, found: StoredJob | None) -> bool:
+    """Whether an index row still points at a live job (of its generation and time)."""
+    if found is None:
+        return False
+    record: JobRecord = found.record
+    return (
+        record.generation == entry.generation
+        and record.exec_at == entry.exec_at
+        and record.state in LIVE_STATES
+    )
+
+
+async def _drop_stale(store: TableJobStore, entry: DueEntry) -> None:
+    # The job ended (or was replaced) and its row outlived it; the next reader is spared it.
     try:
-        page = page_of((job for jobs in shards for job in jobs), limit, cursor)
-    except InvalidCursor as error:
-        raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
-    try:
-        statuses = await bounded(client.get_status(job.transaction_id) for job in page.jobs)
+        await asyncio.to_thread(store.unindex, entry.transaction_id, entry.exec_at)
     except Exception:
-        log.exception("reading job statuses failed")
-        raise backend_unavailable("answer the status reads") from None
-    if any(is_error_answer(status) for status in statuses):
-        raise backend_unavailable("answer the status reads")
-    jobs = [
-        {**job.model_dump(mode="json"), "runtime_status": runtime_status(status)}
-        for job, status in zip(page.jobs, statuses, strict=True)
-        # Gone or finished instances are registrations not completed or not yet removed.
-        if status and not was_deleted(status) and runtime_status(status) not in TERMINAL
-    ]
-    return json_response({"jobs": jobs, "next_cursor": page.next_cursor})
+        log.warning("could not drop a stale index row of %s", entry.transaction_id, exc_info=True)
+
+
+def _query_time(request: func.HttpRequest, name: str) -> datetime | None:
+    raw = request.params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_exec_at(raw)
+    except ExecAtError:
+        raise _invalid_query(f"{name} must be an RFC 3339 date and time with an offset") from None
+
+
+def _invalid_query(detail: str) -> Exception:
+    return problem(400, "invalid-query", "Invalid query parameter", detail)
 
 
 async def job_status(
     client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
 ) -> func.HttpResponse:
-    settings = dependencies.current().settings()
+    """The job's record (an allowlist of its fields); with `history=true`, its orchestration."""
+    checked_id(transaction_id)
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
     history = query_flag(request, "history")
-    status = await existing_status(client, transaction_id, history)
-    body: dict[str, Any] = {
-        "transaction_id": transaction_id,
-        "runtime_status": runtime_status(status),
-        "created_time": _iso(status.created_time),
-        "last_updated_time": _iso(status.last_updated_time),
-        "input": _redacted(status.input_, settings.redacted_headers),
-        "output": _redacted(status.output, settings.redacted_headers),
-        "custom_status": status.custom_status,
-    }
+    try:
+        found = await asyncio.to_thread(store.get, transaction_id)
+    except Exception:
+        log.exception("reading %s failed", transaction_id)
+        raise backend_unavailable("answer the job read") from None
+    if found is None:
+        raise not_found(f"no job with transaction id {transaction_id}")
+    body = status_view(found.record)
     if history:
-        # The extension answers `historyEvents`; the SDK keeps unknown keys as attributes.
-        events = status.history or getattr(status, "historyEvents", None) or []
-        body["history"] = _redacted(events, settings.redacted_headers)
+        body["orchestration"] = _orchestration(await status_of(client, transaction_id, True))
     return json_response(body)
 
 
+def _orchestration(status: Any) -> dict[str, Any] | None:
+    """The orchestration's durable status: ids, times and states only, by construction.
+
+    Only the envelope's own JSON fields are decoded, once each: never strings inside them.
+    """
+    if not status:
+        return None  # purged, or never started
+    runtime = getattr(status.runtime_status, "value", status.runtime_status)
+    # The extension answers `historyEvents`; the SDK keeps unknown keys as attributes.
+    events = status.history or getattr(status, "historyEvents", None) or []
+    return {
+        "runtime_status": runtime,
+        "created_time": _iso(status.created_time),
+        "last_updated_time": _iso(status.last_updated_time),
+        "input": decode_durable_json(status.input_),
+        "output": decode_durable_json(status.output),
+        "custom_status": decode_durable_json(status.custom_status),
+        "history": [_event(event) for event in events if isinstance(event, dict)],
+    }
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: decode_durable_json(value) if name in ("Input", "Result") else value
+        for name, value in event.items()
+    }
+
+
 def _iso(moment: Any) -> str | None:
-    return format_utc(moment) if moment is not None else None
-
-
-# Internal, and a digest of the whole request: shown, it would let a caller test guesses
-# of a secret header offline.
-HIDDEN_FIELDS = frozenset({"request_fingerprint"})
-
-
-def _redacted(value: Any, extra_headers: list[str]) -> Any:
-    """A status value with JSON text decoded at every depth and secrets hidden."""
-    value = decode_durable_json(value)
-    if isinstance(value, list):
-        return [_redacted(item, extra_headers) for item in value]
-    if isinstance(value, dict):
-        decoded = {
-            key: _redacted(item, extra_headers)
-            for key, item in value.items()
-            if key not in HIDDEN_FIELDS
-        }
-        return redact_fields(decoded, extra_headers)
-    return value
+    return format_utc(moment) if isinstance(moment, datetime) else None

@@ -1,4 +1,4 @@
-"""The shapes a job takes: the request that creates it, the record that runs it, the result."""
+"""The request that creates a job, and the one way every time is read and written."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -41,58 +41,3 @@ class ScheduleRequest(BaseModel):
     prompt_type: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-
-
-class Job(BaseModel):
-    """An accepted job: the orchestration's input, and all it needs to fire."""
-
-    transaction_id: str
-    exec_at: UtcDatetime
-    prompt_type: str
-    payload: dict[str, Any]
-    accepted_at: UtcDatetime
-    registry_shard: str
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    # Set when the job was created with an Idempotency-Key (see scheduling/idempotency.py).
-    request_fingerprint: str | None = None
-
-
-class Attempt(BaseModel):
-    """The activity's input: which job, and which attempt at it (1 for the first)."""
-
-    job: Job
-    number: int = Field(ge=1)
-
-
-class PendingJob(BaseModel):
-    """What the registry keeps of a job until it has fired."""
-
-    transaction_id: str
-    exec_at: UtcDatetime
-    prompt_type: str
-    accepted_at: UtcDatetime
-    firing: bool = False
-    # A delete met a running attempt: it is the last one.
-    cancel_requested: bool = False
-
-    @classmethod
-    def of(cls, job: Job) -> "PendingJob":
-        return cls(
-            transaction_id=job.transaction_id,
-            exec_at=job.exec_at,
-            prompt_type=job.prompt_type,
-            accepted_at=job.accepted_at,
-        )
-
-
-class JobResult(BaseModel):
-    """What a fired (or cancelled) job ends with: its orchestration's output."""
-
-    transaction_id: str
-    prompt_type: str
-    ok: bool
-    fired_at: UtcDatetime | None = None
-    attempts: int = 0
-    cancelled: bool = False
-    outcome: dict[str, Any] = Field(default_factory=dict)
-    log_errors: list[str] = Field(default_factory=list)

@@ -47,3 +47,16 @@ def _jitter(transaction_id: str, attempt: int) -> float:
     """A number in [0, 1) that is the same on every replay of this attempt."""
     digest = hashlib.sha256(f"{transaction_id}/{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32
+
+
+# An activity that could not reach the job store is run again after these waits; past
+# them (about 4 hours in all) the orchestration gives up and the record shows the job
+# still pending or firing, overdue.
+_STORE_RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 900, 900, 1800, 3600, 3600, 3600)
+
+
+def store_retry_delay(failures: int) -> timedelta | None:
+    """The wait before running an attempt again after `failures` store failures in a row."""
+    if failures > len(_STORE_RETRY_DELAYS):
+        return None
+    return timedelta(seconds=_STORE_RETRY_DELAYS[failures - 1])

@@ -4,7 +4,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -19,11 +19,8 @@ class SchedulerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
 
-    # The registry entry is signalled by the API and claimed by the orchestration: messages
-    # from different senders are not ordered, so the lead keeps the add well ahead.
-    min_lead_seconds: int = Field(default=60, ge=10)
+    min_lead_seconds: int = Field(default=60, ge=1)
     max_horizon_days: int = Field(default=366, ge=1)
-    registry_shards: int = Field(default=16, ge=1, le=1024)
     max_request_bytes: int = Field(default=256 * 1024, ge=1024)
 
     http_call_default_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -40,6 +37,13 @@ class SchedulerSettings(BaseSettings):
     cosmos_database: str = "scheduler"
     cosmos_container: str = "joblog"
     job_log_table: str = "joblog"
+    # The job records; their due-time index is the table of the same name + "due".
+    job_table: str = "jobs"
+    # Envelope encryption of payloads: a Key Vault key in Azure, local keys for development.
+    # SecretStr: key material must never show up in a repr, a log line or an error.
+    sealing_key_vault_key_url: str = ""
+    sealing_keys: SecretStr = SecretStr("")
+    request_fingerprint_key: SecretStr = SecretStr("")
     azure_web_jobs_storage: str = Field(default="", alias="AzureWebJobsStorage")
 
     @field_validator("http_call_allowed_networks", mode="before")

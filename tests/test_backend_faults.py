@@ -1,14 +1,18 @@
-"""What callers see when the durable backend fails or is slow: 503s that leave no job behind."""
+"""What callers see when the durable backend or the job store fails: 503s, nothing half-made,
+and no accepted job lost."""
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from pytest_httpserver import HTTPServer
 
-from scheduling.registry import REGISTRY_ENTITY
-from tests.support.durable_model import PurgeNonTerminal
-from tests.support.scheduler import START, Scheduler, running_scheduler
-from tests.support.services import AzuriteService
+from blueprints import dependencies
+from scheduling.job_store import TableJobStore
+from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
+from tests.support.scheduler import START, Scheduler
 
 LOG = {"message": "m"}
 
@@ -19,78 +23,75 @@ def assert_503(reply: Any) -> None:
     assert "Injected" not in reply.body.decode()  # backend internals stay in the logs
 
 
-def registered(scheduler: Scheduler) -> list[str]:
-    return [
-        transaction_id
-        for index in range(scheduler.settings.registry_shards)
-        for transaction_id in (
-            scheduler.host.entity(REGISTRY_ENTITY, f"shard-{index}").state or {}
-        ).get("jobs", {})
-    ]
+@contextmanager
+def store_down() -> Iterator[None]:
+    """The job store as in an outage: nothing listens where it is, every call is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = TableJobStore.open(
+        TableEndpoint(
+            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+        ),
+        "jobs",
+    )
+    with dependencies.overridden(job_store=lambda _settings: dead):
+        yield
+    dead.close()
 
 
-async def test_a_failed_start_undoes_the_registration(scheduler: Scheduler) -> None:
+async def test_a_failed_start_withdraws_the_job(scheduler: Scheduler) -> None:
     scheduler.host.fail_next("POST", "orchestrators/")
     reply = await scheduler.schedule("log.append", LOG)
     assert_503(reply)
     assert "nothing was scheduled" in reply.json()["detail"]
     scheduler.host.run()
     assert scheduler.host.instance_ids() == []
-    assert registered(scheduler) == []
+    assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
 
 
-async def test_status_errors_are_503_not_404(scheduler: Scheduler) -> None:
+async def test_a_store_outage_is_503_on_every_route_and_creates_nothing(
+    scheduler: Scheduler,
+) -> None:
+    transaction_id = await scheduler.accepted("log.append", LOG)
+    with store_down():
+        assert_503(await scheduler.schedule("log.append", LOG))
+        for method, url in [
+            ("GET", f"/api/schedule/{transaction_id}/status"),
+            ("DELETE", f"/api/schedule/{transaction_id}"),
+            ("GET", "/api/schedule"),
+        ]:
+            assert_503(await scheduler.api.request(method, url))
+    assert scheduler.orchestrations_started() == [transaction_id]
+    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [transaction_id]
+
+
+async def test_a_job_due_during_a_store_outage_fires_once_the_store_is_back(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    exec_at = START + timedelta(minutes=10)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+    )
+    with store_down():
+        scheduler.host.advance_to(exec_at + timedelta(minutes=2))
+        assert httpserver.log == []
+        assert scheduler.host.instance(transaction_id).runtime_status.value == "Running"
+    scheduler.host.advance_to(exec_at + timedelta(hours=1))
+
+    assert len(httpserver.log) == 1
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
+    assert status["attempts"] == 1
+
+
+async def test_a_status_read_of_the_orchestration_that_fails_is_503(scheduler: Scheduler) -> None:
     transaction_id = await scheduler.accepted("log.append", LOG)
     scheduler.host.run()
-    for method, url in [
-        ("GET", f"/api/schedule/{transaction_id}/status"),
-        ("DELETE", f"/api/schedule/{transaction_id}"),
-        ("GET", "/api/schedule"),
-    ]:
-        scheduler.host.fail_next("GET", f"instances/{transaction_id}")
-        assert_503(await scheduler.api.request(method, url))
-    # Nothing was lost: the job is still there and still fires.
-    scheduler.host.advance(3600)
-    status = await scheduler.api.get(f"/api/schedule/{transaction_id}/status")
-    assert status.json()["output"]["ok"] is True
-
-
-async def test_a_delete_the_shard_does_not_confirm_in_time_is_503_then_can_be_retried(
-    azurite: AzuriteService, httpserver: HTTPServer
-) -> None:
-    httpserver.expect_request("/never").respond_with_data("no")
-    with running_scheduler(azurite, backend_works_while_routes_wait=False) as scheduler:
-        exec_at = START + timedelta(minutes=10)
-        transaction_id = await scheduler.accepted(
-            "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
-        )
-        scheduler.host.run()
-        first = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
-        assert_503(first)
-        assert "try again" in first.json()["detail"]
-        # The cancel still lands: the job does not fire, and reads as deleted once it ends.
-        scheduler.host.run()
-        scheduler.host.advance_to(exec_at + timedelta(minutes=1))
-        assert httpserver.log == []
-        assert scheduler.host.instance(transaction_id).output["cancelled"] is True
-        assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
-        assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 404
-
-
-async def test_delete_and_wipe_are_consistent_on_a_backend_that_purges_only_finished_work(
-    azurite: AzuriteService,
-) -> None:
-    with running_scheduler(azurite, purge_non_terminal=PurgeNonTerminal.KEEP) as scheduler:
-        one = await scheduler.accepted("log.append", LOG)
-        two = await scheduler.accepted("log.append", LOG)
-        scheduler.host.run()
-        assert (await scheduler.api.delete(f"/api/schedule/{one}")).status == 200
-        assert (await scheduler.api.get(f"/api/schedule/{one}/status")).status == 404
-        assert (await scheduler.api.delete(f"/api/schedule/{one}")).status == 404
-        wiped = await scheduler.api.delete("/api/schedule")
-        assert wiped.json()["cancelled"] == 1
-        scheduler.host.run()
-        assert (await scheduler.api.get(f"/api/schedule/{two}/status")).status == 404
-        assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
-        # Read as deleted, then purged on that read.
-        assert scheduler.host.find_instance(two) is None
+    scheduler.host.fail_next("GET", f"instances/{transaction_id}")
+    assert_503(await scheduler.api.get(f"/api/schedule/{transaction_id}/status?history=true"))
+    # Without the history, the record alone answers.
+    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 200

@@ -15,7 +15,7 @@ HTTP_ROUTES = {
     # function name: (route, methods, auth level)
     "create_job": ("schedule", ["POST"], "FUNCTION"),
     "list_jobs": ("schedule", ["GET"], "FUNCTION"),
-    "wipe_jobs": ("schedule", ["DELETE"], "FUNCTION"),
+    "wipe_jobs": ("schedule", ["DELETE"], "ADMIN"),
     "job_status": ("schedule/{transaction_id}/status", ["GET"], "FUNCTION"),
     "job_log": ("schedule/{transaction_id}/logs", ["GET"], "FUNCTION"),
     "delete_job": ("schedule/{transaction_id}", ["DELETE"], "FUNCTION"),
@@ -28,7 +28,6 @@ HTTP_ROUTES = {
 DURABLE_TRIGGERS = {
     "schedule_orchestrator": "orchestrationTrigger",
     "execute_prompt": "activityTrigger",
-    "schedule_entity": "entityTrigger",
 }
 
 
@@ -63,11 +62,6 @@ def test_no_two_http_functions_share_a_route_and_method() -> None:
 def test_durable_triggers(name: str) -> None:
     types = [b["type"] for b in bindings_of(name)]
     assert DURABLE_TRIGGERS[name] in types
-
-
-def test_entity_name_is_the_registry_name() -> None:
-    trigger = next(b for b in bindings_of("schedule_entity") if b["type"] == "entityTrigger")
-    assert trigger["entityName"] == "schedule_entity"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.get_function_name())

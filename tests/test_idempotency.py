@@ -5,9 +5,16 @@ import json
 
 import pytest
 
-from scheduling.idempotency import InvalidIdempotencyKey, request_fingerprint, transaction_id_for
+from scheduling.idempotency import (
+    FingerprintKeyMissing,
+    InvalidIdempotencyKey,
+    fingerprint_key,
+    request_fingerprint,
+    transaction_id_for,
+)
 from tests.support.app_client import Reply
-from tests.support.scheduler import Scheduler
+from tests.support.scheduler import Scheduler, running_scheduler
+from tests.support.services import AzuriteService
 
 JOB = {
     "exec_at": "2026-12-01T09:30:00+01:00",
@@ -34,9 +41,39 @@ def test_a_key_always_means_the_same_transaction_id() -> None:
         transaction_id_for("x" * 256)
 
 
+KEY = bytes(range(32))
+
+
 def test_fingerprint_ignores_key_order_only() -> None:
-    assert request_fingerprint({"a": 1, "b": [1, 2]}) == request_fingerprint({"b": [1, 2], "a": 1})
-    assert request_fingerprint({"a": 1}) != request_fingerprint({"a": 2})
+    assert request_fingerprint({"a": 1, "b": [1, 2]}, KEY) == request_fingerprint(
+        {"b": [1, 2], "a": 1}, KEY
+    )
+    assert request_fingerprint({"a": 1}, KEY) != request_fingerprint({"a": 2}, KEY)
+
+
+def test_fingerprint_depends_on_the_server_key() -> None:
+    # A stored digest cannot be matched against guesses of a secret without the server key.
+    assert request_fingerprint({"a": 1}, KEY) != request_fingerprint({"a": 1}, bytes(32))
+
+
+@pytest.mark.parametrize("setting", ["", "c2hvcnQ=", "not base64!", "A" * 40 + "\n"])
+def test_an_unusable_fingerprint_key_is_refused_without_being_quoted(setting: str) -> None:
+    with pytest.raises(FingerprintKeyMissing) as raised:
+        fingerprint_key(setting)
+    assert "REQUEST_FINGERPRINT_KEY" in str(raised.value)
+    if setting:
+        assert setting.strip() not in str(raised.value)
+
+
+async def test_without_a_fingerprint_key_an_idempotent_create_is_503_and_creates_nothing(
+    azurite: AzuriteService,
+) -> None:
+    with running_scheduler(azurite, request_fingerprint_key="") as scheduler:
+        reply = await create(scheduler, JOB, "order-1")
+        assert reply.status == 503
+        assert reply.json()["type"].endswith("not-configured")
+        assert scheduler.orchestrations_started() == []
+        assert scheduler.job_store.get(transaction_id_for("order-1")) is None
 
 
 async def test_a_retried_create_returns_the_first_answer_and_starts_once(
@@ -73,29 +110,29 @@ async def test_a_key_reused_for_another_request_is_409(scheduler: Scheduler) -> 
 async def test_a_replay_after_the_job_fired_does_not_fire_it_again(scheduler: Scheduler) -> None:
     first = await create(scheduler, JOB, "order-42")
     scheduler.host.advance(3600)
-    assert (
-        scheduler.host.instance(first.json()["transaction_id"]).runtime_status.value == "Completed"
-    )
+    assert scheduler.host.instance(first.json()["transaction_id"]).output["state"] == "succeeded"
     again = await create(scheduler, JOB, "order-42")
     assert again.status == 202
     assert len(scheduler.orchestrations_started()) == 1
 
 
-async def test_a_duplicate_racing_the_first_before_it_started(scheduler: Scheduler) -> None:
-    # Concurrent: both pass the "does it exist" check, both register, one start loses.
-    first, second = await asyncio.gather(
-        create(scheduler, JOB, "race"), create(scheduler, JOB, "race")
-    )
-    starts = [call.status for call in scheduler.host.client_calls if "orchestrators/" in call.path]
-    assert sorted(starts) == [202, 500]
-    assert first.status == second.status == 202
-    assert second.json()["transaction_id"] == first.json()["transaction_id"]
+async def test_two_creates_with_one_key_at_once_make_one_job(scheduler: Scheduler) -> None:
+    # Both pass the "does it exist" read; the store's insert-if-absent lets one in.
+    replies = await asyncio.gather(*(create(scheduler, JOB, "race") for _ in range(4)))
+    assert [reply.status for reply in replies] == [202] * 4
+    assert len({reply.json()["transaction_id"] for reply in replies}) == 1
+    assert sorted("idempotent-replayed" in reply.headers for reply in replies) == [
+        False,
+        True,
+        True,
+        True,
+    ]
+    transaction_id = replies[0].json()["transaction_id"]
+    assert scheduler.orchestrations_started() == [transaction_id]
     scheduler.host.advance(3600)
-    status = (
-        await scheduler.api.get(f"/api/schedule/{first.json()['transaction_id']}/status")
-    ).json()
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["ok"] is True
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
+    assert status["attempts"] == 1
 
 
 async def test_an_invalid_key_is_400_and_creates_nothing(scheduler: Scheduler) -> None:

@@ -1,18 +1,17 @@
 """A job's whole life through the public routes only: accepted, waiting, fired once, visible."""
 
+import asyncio
 import random
 import socket
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import azure.durable_functions as df
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from scheduling.prompts.http_call import TRANSACTION_HEADER
-from scheduling.registry import REGISTRY_ENTITY
+from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 
 
@@ -25,15 +24,13 @@ async def status_of(scheduler: Scheduler, transaction_id: str) -> dict[str, Any]
 
 async def listed_ids(scheduler: Scheduler) -> list[str]:
     reply = await scheduler.api.get("/api/schedule?limit=500")
+    assert reply.status == 200, reply.body
     return [job["transaction_id"] for job in reply.json()["jobs"]]
 
 
-def registry_is_empty(scheduler: Scheduler) -> bool:
-    shards = [
-        scheduler.host.entity(REGISTRY_ENTITY, f"shard-{index}")
-        for index in range(scheduler.settings.registry_shards)
-    ]
-    return all(not (shard.state or {}).get("jobs") for shard in shards)
+def call_route(scheduler: Scheduler, method: str, path: str) -> Reply:
+    """Call a route from a target server's thread, while an attempt is in flight."""
+    return asyncio.run(scheduler.api.request(method, path))
 
 
 def free_port() -> int:
@@ -63,7 +60,7 @@ async def test_http_call_fires_once_at_its_time(
 
     scheduler.host.advance_to(exec_at - timedelta(seconds=1))
     assert httpserver.log == []
-    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
+    assert (await status_of(scheduler, transaction_id))["state"] == "pending"
 
     scheduler.host.advance_to(exec_at + timedelta(seconds=1))
     assert len(httpserver.log) == 1
@@ -74,11 +71,17 @@ async def test_http_call_fires_once_at_its_time(
     assert request.get_json() == {"text": "stand-up"}
 
     status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["ok"] is True
-    assert status["output"]["fired_at"] == "2026-12-01T11:00:00Z"
-    assert status["output"]["outcome"]["status_code"] == 200
-    assert status["custom_status"] == {"phase": "done", "ok": True, "attempts": 1}
+    assert status["state"] == "succeeded"
+    assert status["attempts"] == 1
+    assert status["fired_at"] == "2026-12-01T11:00:00Z"
+    assert status["last_outcome"]["ok"] is True
+    assert status["last_outcome"]["status_code"] == 200
+    assert status["destination"] == f"PUT http://127.0.0.1:{httpserver.port}"
+    assert scheduler.host.instance(transaction_id).output == {
+        "transaction_id": transaction_id,
+        "state": "succeeded",
+        "attempts": 1,
+    }
     assert await listed_ids(scheduler) == []
 
     scheduler.host.advance(7 * 24 * 3600)
@@ -103,7 +106,7 @@ async def test_log_append_fires_and_its_entry_is_readable(scheduler: Scheduler) 
     assert user_entry["level"] == "warning"
     assert user_entry["fields"] == {"size_gb": 12}
     status = await status_of(scheduler, transaction_id)
-    assert status["output"]["outcome"]["entry_id"] == user_entry["entry_id"]
+    assert status["last_outcome"]["entry_id"] == user_entry["entry_id"]
 
 
 async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPServer) -> None:
@@ -116,77 +119,55 @@ async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPS
 
     deleted = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
     assert deleted.status == 200
+    assert deleted.json()["state_before"] == "pending"
     scheduler.host.advance_to(exec_at + timedelta(days=1))
 
     assert httpserver.log == []
-    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
+    assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 404
     assert await listed_ids(scheduler) == []
-    assert registry_is_empty(scheduler)
+    assert scheduler.host.instance(transaction_id).runtime_status.value == "Terminated"
     logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
     assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
 
 
-async def job_then_registry_operation(
-    scheduler: Scheduler,
-    httpserver: HTTPServer,
-    exec_at: datetime,
-    operation: str,
-    argument: Callable[[dict[str, str]], dict[str, Any]],
-) -> str:
-    """An http.call job whose shard then gets `operation`, sent by hand to the entity."""
+async def test_a_cancelled_job_never_fires_even_if_its_orchestration_was_not_stopped(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # The delete's terminate is only a courtesy: the record's state is what the claim reads.
     httpserver.expect_request("/never").respond_with_data("no")
+    exec_at = START + timedelta(minutes=30)
     transaction_id = await scheduler.accepted(
         "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
     )
     scheduler.host.run()
-    job = (await status_of(scheduler, transaction_id))["input"]
-    ref = {"transaction_id": transaction_id, "accepted_at": job["accepted_at"]}
-    client = df.DurableOrchestrationClient(scheduler.host.client_binding())
-    await client.signal_entity(
-        df.EntityId(REGISTRY_ENTITY, job["registry_shard"]), operation, argument(ref)
-    )
-    return transaction_id
-
-
-async def test_a_job_cancelled_in_its_shard_never_fires_even_if_not_terminated(
-    scheduler: Scheduler, httpserver: HTTPServer
-) -> None:
-    # A delete cancels in the registry first; should its termination never arrive, the
-    # orchestration still finds the job cancelled when it comes due.
-    exec_at = START + timedelta(minutes=30)
-    transaction_id = await job_then_registry_operation(
-        scheduler, httpserver, exec_at, "cancel", lambda ref: {"request_id": "r", "jobs": [ref]}
-    )
+    scheduler.host.fail_next("POST", f"instances/{transaction_id}/terminate")
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
     scheduler.host.advance_to(exec_at)
 
     assert httpserver.log == []
-    assert scheduler.host.instance(transaction_id).output["cancelled"] is True
-    # Ended as cancelled: to the API, a deleted job.
-    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
+    assert scheduler.host.instance(transaction_id).output["state"] == "cancelled"
 
 
-async def test_a_registration_that_never_arrives_ends_as_a_visible_failure(
+async def test_an_orchestration_whose_record_is_gone_sends_nothing(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
+    httpserver.expect_request("/never").respond_with_data("no")
     exec_at = START + timedelta(minutes=30)
-    # Lost, as if never delivered (not cancelled: no tombstone).
-    transaction_id = await job_then_registry_operation(
-        scheduler, httpserver, exec_at, "remove", lambda ref: ref
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
     )
-    scheduler.host.advance_to(exec_at + timedelta(minutes=1))
-    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
-    scheduler.host.advance_to(exec_at + timedelta(minutes=10))
+    scheduler.host.run()
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    scheduler.job_store.delete(stored)
+    scheduler.host.advance_to(exec_at)
 
     assert httpserver.log == []
-    status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["cancelled"] is False
-    assert status["output"]["outcome"]["error"] == "the job's registration never arrived"
+    assert scheduler.host.instance(transaction_id).output["state"] == "gone"
 
 
-async def test_wipe_of_fifty_jobs_over_the_shards(
-    scheduler: Scheduler, httpserver: HTTPServer
-) -> None:
+async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/never").respond_with_data("no")
     ids = [
         await scheduler.accepted(
@@ -195,21 +176,19 @@ async def test_wipe_of_fifty_jobs_over_the_shards(
         for n in range(50)
     ]
     scheduler.host.run()
-    shards = {(await status_of(scheduler, tid))["input"]["registry_shard"] for tid in ids}
-    assert len(shards) >= 10
 
     wiped = await scheduler.api.delete("/api/schedule")
-    assert wiped.json() == {"cancelled": 50, "firing": 0, "incomplete_shards": []}
+    assert wiped.json() == {"cancelled": 50, "firing": 0, "complete": True}
     scheduler.host.advance(3600 * 2)
 
     assert httpserver.log == []
     assert await listed_ids(scheduler) == []
     for transaction_id in ids[:5]:
-        assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
-    assert registry_is_empty(scheduler)
-    assert not [op for op in scheduler.host.entity_operations if op.is_error]
+        assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
+        logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
+        assert [entry["kind"] for entry in logs["entries"]] == ["accepted", "wiped"]
     again = await scheduler.api.delete("/api/schedule")
-    assert again.json() == {"cancelled": 0, "firing": 0, "incomplete_shards": []}
+    assert again.json() == {"cancelled": 0, "firing": 0, "complete": True}
 
 
 async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler) -> None:
@@ -217,12 +196,12 @@ async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler)
     transaction_id = await scheduler.accepted("log.append", {"message": "see you"}, at=exec_at)
 
     scheduler.host.advance_to(exec_at - timedelta(seconds=1))
-    assert (await status_of(scheduler, transaction_id))["runtime_status"] == "Running"
+    assert (await status_of(scheduler, transaction_id))["state"] == "pending"
     scheduler.host.advance_to(exec_at)
 
     status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["fired_at"] == "2027-09-27T13:00:00Z"
+    assert status["state"] == "succeeded"
+    assert status["fired_at"] == "2027-09-27T13:00:00Z"
     instance = scheduler.host.instance(transaction_id)
     assert instance.episode_count == 101
     # 3-day chunks with continue-as-new: no episode's history grows with the wait.
@@ -253,9 +232,9 @@ async def test_target_failures_are_visible_outcomes(
     outcomes = {}
     for name, transaction_id in ids.items():
         status = await status_of(scheduler, transaction_id)
-        assert status["runtime_status"] == "Completed"
-        assert status["output"]["ok"] is False
-        outcomes[name] = status["output"]["outcome"]
+        assert status["state"] == "failed"
+        assert status["last_outcome"]["ok"] is False
+        outcomes[name] = status["last_outcome"]
     assert outcomes["down"]["error"].startswith("could not connect")
     assert outcomes["500"]["status_code"] == 500
     assert outcomes["500"]["body_excerpt"] == "broken"
@@ -317,9 +296,8 @@ async def test_a_retryable_failure_is_retried_on_its_backoff(
         exec_at + timedelta(seconds=180),
     ]
     status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["ok"] is True
-    assert status["output"]["attempts"] == 3
+    assert status["state"] == "succeeded"
+    assert status["attempts"] == 3
     logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
     assert [(entry["kind"], entry["fields"].get("attempt")) for entry in logs] == [
         ("accepted", None),
@@ -347,61 +325,56 @@ async def test_a_job_deleted_while_waiting_to_retry_stops(
     scheduler.host.advance_to(exec_at + timedelta(minutes=1))
     assert len(httpserver.log) == 1
     status = await status_of(scheduler, transaction_id)
-    assert status["custom_status"]["phase"] == "retrying"
+    assert status["state"] == "retrying"
+    assert status["next_attempt_at"] is not None
+    assert await listed_ids(scheduler) == [transaction_id]
 
-    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    deleted = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert deleted.status == 200
+    assert deleted.json()["state_before"] == "retrying"
     scheduler.host.advance_to(exec_at + timedelta(days=2))
     assert len(httpserver.log) == 1
+    assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
 
 
 async def test_a_delete_that_meets_a_firing_attempt_is_409_and_the_job_completes(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/hook").respond_with_data("ok")
+    answers: list[Reply] = []
+
+    def delete_meanwhile(request: Request) -> Response:
+        answers.append(call_route(scheduler, "DELETE", f"/api/schedule/{transaction_id}"))
+        return Response("ok")
+
+    httpserver.expect_request("/hook").respond_with_handler(delete_meanwhile)
     exec_at = START + timedelta(minutes=5)
     transaction_id = await scheduler.accepted(
         "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
     )
-    scheduler.step_until_claimed(exec_at)
+    scheduler.host.advance_to(exec_at)
 
-    reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
-    assert reply.status == 409
-    assert reply.json()["type"].endswith("job-firing")
-    scheduler.host.run()
+    assert [answer.status for answer in answers] == [409]
+    assert answers[0].json()["type"].endswith("job-firing")
     assert len(httpserver.log) == 1
     status = await status_of(scheduler, transaction_id)
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["ok"] is True
-    # Once it has finished, it can be deleted.
-    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    assert status["state"] == "succeeded"
+    # Once it has its outcome, its record can be deleted.
+    deleted = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert deleted.json()["state_before"] == "succeeded"
+    assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 404
 
 
-async def test_a_delete_queued_behind_a_sent_claim_is_409(
+async def test_a_wipe_that_meets_a_firing_attempt_lets_it_finish_and_a_second_wipe_stops_it(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/hook").respond_with_data("ok")
-    exec_at = START + timedelta(minutes=5)
-    transaction_id = await scheduler.accepted(
-        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
-    )
-    scheduler.host.run()
-    scheduler.host.set_clock(exec_at)
-    # The timer fires and the claim is sent, but the shard has not processed it yet...
-    while not scheduler.host.queued_message_count():
-        assert scheduler.host.step()
-    assert not any(op.operation == "claim" for op in scheduler.host.entity_operations)
+    wipes: list[Reply] = []
 
-    # ...so the cancel, processed after the claim, finds the job firing: it says so.
-    reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
-    assert reply.status == 409
-    scheduler.host.run()
-    assert len(httpserver.log) == 1
+    def wipe_meanwhile(request: Request) -> Response:
+        if not wipes:
+            wipes.append(call_route(scheduler, "DELETE", "/api/schedule"))
+        return Response("", status=503)
 
-
-async def test_a_wipe_that_meets_a_firing_attempt_makes_it_the_last(
-    scheduler: Scheduler, httpserver: HTTPServer
-) -> None:
-    httpserver.expect_request("/down").respond_with_data("", status=503)
+    httpserver.expect_request("/down").respond_with_handler(wipe_meanwhile)
     exec_at = START + timedelta(minutes=5)
     transaction_id = await scheduler.accepted(
         "http.call",
@@ -409,16 +382,17 @@ async def test_a_wipe_that_meets_a_firing_attempt_makes_it_the_last(
         at=exec_at,
         retry={"max_attempts": 5, "initial_delay_seconds": 60},
     )
-    scheduler.step_until_claimed(exec_at)
+    scheduler.host.advance_to(exec_at)
 
-    wiped = await scheduler.api.delete("/api/schedule")
-    assert wiped.json() == {"cancelled": 0, "firing": 1, "incomplete_shards": []}
+    assert wipes[0].json() == {"cancelled": 0, "firing": 1, "complete": True}
+    assert (await status_of(scheduler, transaction_id))["state"] == "retrying"
+    again = await scheduler.api.delete("/api/schedule")
+    assert again.json() == {"cancelled": 1, "firing": 0, "complete": True}
     scheduler.host.advance_to(exec_at + timedelta(hours=2))
 
     # The running attempt finished (one request); none of the four retries started.
     assert len(httpserver.log) == 1
-    output = scheduler.host.instance(transaction_id).output
-    assert output["cancelled"] is True
-    assert output["attempts"] == 1
-    assert output["outcome"]["status_code"] == 503
-    assert registry_is_empty(scheduler)
+    status = await status_of(scheduler, transaction_id)
+    assert status["state"] == "cancelled"
+    assert status["attempts"] == 1
+    assert status["last_outcome"]["status_code"] == 503

@@ -43,8 +43,8 @@ async def test_http_call_fires_once_and_reports_the_lost_entries(
 
     assert len(httpserver.log) == 1
     reply = await log_down.api.get(f"/api/schedule/{transaction_id}/status")
-    output = reply.json()["output"]
-    assert reply.json()["runtime_status"] == "Completed"
+    output = reply.json()["last_outcome"]
+    assert reply.json()["state"] == "succeeded"
     assert output["ok"] is True
     assert [error.split(":")[0] for error in output["log_errors"]] == [
         "fired entry not stored",
@@ -59,6 +59,6 @@ async def test_log_append_into_a_dead_store_is_a_failed_outcome(log_down: Schedu
     log_down.host.advance_to(exec_at)
 
     status = (await log_down.api.get(f"/api/schedule/{transaction_id}/status")).json()
-    assert status["runtime_status"] == "Completed"
-    assert status["output"]["ok"] is False
-    assert status["output"]["outcome"]["error"].startswith("job log store failed")
+    assert status["state"] == "failed"
+    assert status["last_outcome"]["ok"] is False
+    assert status["last_outcome"]["error"].startswith("job log store failed")

@@ -141,8 +141,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: '366'
         }
         {
-          name: 'REGISTRY_SHARDS'
-          value: '16'
+          name: 'JOB_TABLE'
+          value: 'jobs'
         }
         {
           name: 'HTTP_CALL_ALLOWED_NETWORKS'

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -37,6 +38,22 @@ def parse_payload(prompt_type: str, payload: Mapping[str, Any], rules: PayloadRu
     return model.model_validate(payload, context={"rules": rules})
 
 
+def destination_of(payload: BaseModel) -> str | None:
+    """What may be shown in clear of where a job goes: the method and the origin, never the
+    path, query or userinfo, which can carry credentials."""
+    if not isinstance(payload, HttpCallPayload):
+        return None
+    try:
+        parts = urlsplit(payload.url)
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{payload.method} {parts.scheme}://{host}{port}"
+
+
 def run_prompt(prompt_type: str, payload: Mapping[str, Any], context: FiringContext) -> BaseModel:
     """Run an accepted payload (validated again, without create-time rules: they already held)."""
     prompt = PROMPT_TYPES[prompt_type]
@@ -49,6 +66,7 @@ __all__ = [
     "PayloadRules",
     "PromptType",
     "UnknownPromptType",
+    "destination_of",
     "parse_payload",
     "run_prompt",
 ]

@@ -84,7 +84,7 @@ SECRET_WORDS = re.compile(r"key|secret|password|sas|token", re.IGNORECASE)
 SCHEDULER_APP_SETTINGS = (
     "MIN_LEAD_SECONDS",
     "MAX_HORIZON_DAYS",
-    "REGISTRY_SHARDS",
+    "JOB_TABLE",
     "HTTP_CALL_ALLOWED_NETWORKS",
     "HTTP_CALL_ALLOWED_HOSTS",
 )
@@ -794,9 +794,9 @@ MUTATIONS = [
     ),
     pytest.param(
         "modules/function-app.bicep",
-        "name: 'REGISTRY_SHARDS'",
-        "name: 'REGISTRY_SHARD'",
-        "REGISTRY_SHARD ",
+        "name: 'JOB_TABLE'",
+        "name: 'JOB_TABLES'",
+        "JOB_TABLES ",
         id="misspelt-scheduler-setting",
     ),
     pytest.param(

@@ -1,9 +1,11 @@
-"""The whole app under test: its HTTP routes, its durable functions on DurableHost, a real log.
+"""The whole app under test: its HTTP routes, its durable functions on DurableHost, real stores.
 
-`scheduler` gives a test the app wired to a virtual clock, a Table Storage job log on Azurite,
-and an egress policy that allows loopback (local target servers), as a developer runs it.
+`scheduler` gives a test the app wired to a virtual clock, a job store and a job log in Table
+Storage on Azurite (fresh tables per test), a local sealing key, and an egress policy that
+allows loopback (local target servers), as a developer runs it.
 """
 
+import base64
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -20,11 +22,12 @@ from blueprints.instances import ORCHESTRATOR
 from function_app import app
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import close_job_logs, open_job_log
+from scheduling.job_store import TableJobStore
+from scheduling.job_store_factory import close_job_stores, open_job_store
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from tests.support.app_client import AppClient, Reply
 from tests.support.durable_host import DurableHost
-from tests.support.durable_model import PurgeNonTerminal
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -37,6 +40,7 @@ class Scheduler:
     api: AppClient
     settings: SchedulerSettings
     job_log: JobLog
+    job_store: TableJobStore
 
     def now(self) -> datetime:
         return self.host.now()
@@ -69,13 +73,6 @@ class Scheduler:
         transaction_id: str = reply.json()["transaction_id"]
         return transaction_id
 
-    def step_until_claimed(self, exec_at: datetime) -> None:
-        """Move to exec_at and step until a shard has processed a claim: an attempt is committed."""
-        self.host.run()
-        self.host.set_clock(exec_at)
-        while not any(op.operation == "claim" for op in self.host.entity_operations):
-            assert self.host.step()
-
     def orchestrations_started(self) -> list[str]:
         return [
             call.path.rsplit("/", 1)[-1]
@@ -84,12 +81,21 @@ class Scheduler:
         ]
 
 
+# Test keys, made for this suite only: base64 of 32 bytes each.
+TEST_SEALING_KEYS = "test1:" + base64.b64encode(bytes(range(32))).decode()
+TEST_FINGERPRINT_KEY = base64.b64encode(bytes(range(32, 64))).decode()
+
+
 def scheduler_settings(azurite: AzuriteService, **overrides: Any) -> SchedulerSettings:
-    """Developer-like settings: loopback targets allowed, a fresh log table per test."""
+    """Developer-like settings: loopback targets allowed, fresh tables per test, local keys."""
+    table = next(_tables)
     values: dict[str, Any] = {
         "http_call_allowed_networks": [ip_network("127.0.0.0/8"), ip_network("::1/128")],
         "azure_web_jobs_storage": azurite.connection_string,
-        "job_log_table": f"joblog{next(_tables)}",
+        "job_log_table": f"joblog{table}",
+        "job_table": f"jobs{table}",
+        "sealing_keys": TEST_SEALING_KEYS,
+        "request_fingerprint_key": TEST_FINGERPRINT_KEY,
         **overrides,
     }
     return SchedulerSettings(**values)
@@ -103,37 +109,23 @@ async def close_sdk_http_session() -> AsyncIterator[None]:
 
 
 @contextmanager
-def running_scheduler(
-    azurite: AzuriteService,
-    *,
-    purge_non_terminal: PurgeNonTerminal = PurgeNonTerminal.DELETE,
-    backend_works_while_routes_wait: bool = True,
-) -> Iterator[Scheduler]:
-    """The app on a fresh durable stand-in. Routes that wait for the backend (delete, wipe)
-    let it work meanwhile, unless told not to: then every such wait runs out."""
-    settings = scheduler_settings(azurite)
+def running_scheduler(azurite: AzuriteService, **overrides: Any) -> Iterator[Scheduler]:
+    """The app on a fresh durable stand-in, with fresh tables."""
+    settings = scheduler_settings(azurite, **overrides)
     job_log = open_job_log(settings)
-    with DurableHost(
-        app, START, check_replay_determinism=True, purge_non_terminal=purge_non_terminal
-    ) as host:
-
-        async def wait_for_backend(seconds: float) -> None:
-            if backend_works_while_routes_wait:
-                host.run()
-
-        with dependencies.overridden(
-            clock=host.clock,
-            settings=lambda: settings,
-            job_log=lambda _settings: job_log,
-            sleep=wait_for_backend,
-        ):
-            yield Scheduler(
-                host=host,
-                api=AppClient(host.client_binding()),
-                settings=settings,
-                job_log=job_log,
-            )
+    with (
+        DurableHost(app, START, check_replay_determinism=True) as host,
+        dependencies.overridden(clock=host.clock, settings=lambda: settings),
+    ):
+        yield Scheduler(
+            host=host,
+            api=AppClient(host.client_binding()),
+            settings=settings,
+            job_log=job_log,
+            job_store=open_job_store(settings),
+        )
     close_job_logs()
+    close_job_stores()
 
 
 @pytest.fixture

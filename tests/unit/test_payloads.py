@@ -4,8 +4,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scheduling.models import Job, PendingJob, ScheduleRequest
-from scheduling.prompts import PayloadRules, UnknownPromptType, parse_payload
+from scheduling.job_record import JobRun
+from scheduling.models import ScheduleRequest
+from scheduling.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
 from scheduling.prompts.http_call import TRANSACTION_HEADER, HttpCallPayload
 from scheduling.settings import SchedulerSettings
 
@@ -73,30 +74,39 @@ def test_schedule_request_normalises_exec_at_to_utc() -> None:
 
 def test_models_built_in_code_take_aware_datetimes_and_normalise_them() -> None:
     at = datetime(2026, 12, 1, 10, tzinfo=timezone(timedelta(hours=2)))
-    job = Job(
-        transaction_id="tx",
-        exec_at=at,
-        prompt_type="log.append",
-        payload={},
-        accepted_at=datetime(2026, 11, 1, tzinfo=UTC),
-        registry_shard="0",
-    )
-    assert job.exec_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
-    assert job.exec_at.tzinfo is UTC
-    pending = PendingJob.of(job)
-    assert pending.exec_at == job.exec_at
-    # The durable round trip: JSON out, the same job back in.
-    assert Job.model_validate_json(job.model_dump_json()) == job
+    run = JobRun(transaction_id="tx", generation="g", exec_at=at)
+    assert run.exec_at == datetime(2026, 12, 1, 8, tzinfo=UTC)
+    assert run.exec_at.tzinfo is UTC
+    # The durable round trip: JSON out, the same run back in.
+    assert JobRun.model_validate_json(run.model_dump_json()) == run
 
 
 def test_models_built_in_code_refuse_naive_datetimes() -> None:
     with pytest.raises(ValidationError, match="offset"):
-        PendingJob(
-            transaction_id="tx",
-            exec_at=datetime(2026, 12, 1, 10),
-            prompt_type="log.append",
-            accepted_at=datetime(2026, 11, 1, tzinfo=UTC),
-        )
+        JobRun(transaction_id="tx", generation="g", exec_at=datetime(2026, 12, 1, 10))
+
+
+@pytest.mark.parametrize(
+    ("url", "method", "shown"),
+    [
+        (
+            "https://user:pw@hooks.example.com/t0k3n/path?sig=abc#frag",
+            "POST",
+            "POST https://hooks.example.com",
+        ),
+        ("http://198.51.100.7:8080/x?token=1", "GET", "GET http://198.51.100.7:8080"),
+        ("https://[2001:db8::1]:8443/a", "PUT", "PUT https://[2001:db8::1]:8443"),
+    ],
+)
+def test_the_destination_shown_in_clear_is_method_and_origin_only(
+    url: str, method: str, shown: str
+) -> None:
+    payload = parse_payload("http.call", {"url": url, "method": method}, RULES)
+    assert destination_of(payload) == shown
+
+
+def test_a_log_append_has_no_destination() -> None:
+    assert destination_of(parse_payload("log.append", {"message": "m"}, RULES)) is None
 
 
 def test_unknown_prompt_type_names_the_known_ones() -> None:

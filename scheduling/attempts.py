@@ -1,0 +1,98 @@
+"""One attempt of a job, as the activity runs it: claim the record, unseal, fire, record."""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from scheduling.firing import fire
+from scheduling.job_record import (
+    LIVE_STATES,
+    AttemptOrder,
+    AttemptReport,
+    JobRecord,
+    claim,
+    finish_attempt,
+    report_of,
+)
+from scheduling.job_store import StaleRecord, StoredJob, TableJobStore
+from scheduling.prompts import FiringContext
+from scheduling.retry import next_attempt_delay
+from scheduling.sealing import Sealer, SealingError
+
+# Each lost swap means another writer changed the record meanwhile; a few rounds settle it.
+MAX_SWAPS = 5
+log = logging.getLogger(__name__)
+
+
+def run_attempt(
+    order: AttemptOrder,
+    store: TableJobStore,
+    sealer: Sealer,
+    clock: Callable[[], datetime],
+    context_for: Callable[[JobRecord], FiringContext],
+    shown: Callable[[dict[str, Any]], dict[str, Any]],
+) -> AttemptReport:
+    """Run attempt `order.attempt` if the job is still due for it; what became of the job.
+
+    The claim is a compare-and-swap on the record: a delete that wrote `cancelled` first
+    wins, and this attempt sends nothing. `shown` is what of an outcome may be stored.
+    """
+    claimed = _claim(order, store, clock)
+    if not isinstance(claimed, StoredJob):
+        return claimed
+    record = claimed.record
+    try:
+        payload = json.loads(sealer.unseal(record.sealed_payload, record.sealing_context()))
+    except SealingError:
+        log.error("the payload of %s could not be unsealed", record.transaction_id)
+        outcome: dict[str, Any] = {
+            "ok": False,
+            "error": "the payload could not be unsealed: its key is not available",
+        }
+    else:
+        outcome = fire(record.prompt_type, payload, context_for(record))
+    retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
+    finished = finish_attempt(record, shown(outcome), retry_after, clock())
+    try:
+        store.replace(claimed, finished)
+    except StaleRecord:
+        # Only this attempt writes a firing record (deletes refuse it), so another run of
+        # this very attempt recorded it first: its word stands.
+        current = store.get(order.transaction_id)
+        return report_of(current.record) if current else AttemptReport(state="gone", attempt=0)
+    if finished.state not in LIVE_STATES:
+        _unindex_quietly(store, finished)
+    return report_of(finished)
+
+
+def _claim(
+    order: AttemptOrder, store: TableJobStore, clock: Callable[[], datetime]
+) -> StoredJob | AttemptReport:
+    """The record, now firing for this attempt; or the report of why the attempt must not run."""
+    for _ in range(MAX_SWAPS):
+        stored = store.get(order.transaction_id)
+        record = stored.record if stored else None
+        verdict, changed = claim(record, order.generation, order.attempt, clock())
+        if stored is None or record is None or verdict == "gone":
+            return AttemptReport(state="gone", attempt=order.attempt)
+        if verdict in ("cancelled", "decided"):
+            if record.state == "cancelled":
+                _unindex_quietly(store, record)
+            return report_of(record)
+        if verdict == "resumed" or changed is None:
+            return stored
+        try:
+            return store.replace(stored, changed)
+        except StaleRecord:
+            continue  # a delete, or a re-run of this attempt, wrote first: decide again
+    raise StaleRecord(order.transaction_id)
+
+
+def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
+    try:
+        store.unindex(record.transaction_id, record.exec_at)
+    except Exception:
+        # A leftover index row is skipped by every reader and dropped by the next listing.
+        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)

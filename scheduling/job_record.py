@@ -1,0 +1,157 @@
+"""A job as the job store keeps it, and the moves between its states.
+
+Every move is decided here, as a pure function of the record read; the store then writes
+it only if the record is still the one read (its ETag), so a fire and a delete that meet
+are settled by one compare-and-swap: whichever writes first wins, the other sees why.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduling.models import UtcDatetime
+from scheduling.retry import RetryPolicy
+from scheduling.sealing import SealedPayload
+
+JobState = Literal["pending", "firing", "retrying", "succeeded", "failed", "cancelled"]
+# Listed, wiped, and waited for by an orchestration; the others are outcomes.
+LIVE_STATES: frozenset[JobState] = frozenset({"pending", "firing", "retrying"})
+CLAIMABLE_STATES: frozenset[JobState] = frozenset({"pending", "retrying"})
+
+
+class JobRecord(BaseModel):
+    """One job: its schedule and state in clear, its payload sealed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    transaction_id: str
+    # New for every incarnation of an id: an orchestration of an earlier one (a job deleted
+    # and re-created under the same Idempotency-Key) can never act on this one.
+    generation: str
+    state: JobState
+    prompt_type: str
+    exec_at: UtcDatetime
+    accepted_at: UtcDatetime
+    updated_at: UtcDatetime
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    attempts: int = 0
+    next_attempt_at: UtcDatetime | None = None
+    fired_at: UtcDatetime | None = None
+    # What may be shown of the payload in clear (e.g. "POST https://hooks.example.com").
+    destination: str | None = None
+    last_outcome: dict[str, Any] | None = None
+    request_fingerprint: str | None = None
+    sealed_payload: SealedPayload
+
+    def sealing_context(self) -> bytes:
+        """What the payload's ciphertext is bound to: it cannot be moved to another record."""
+        return sealing_context(self.transaction_id, self.generation)
+
+
+def sealing_context(transaction_id: str, generation: str) -> bytes:
+    return f"job/{transaction_id}/{generation}".encode()
+
+
+class JobRun(BaseModel):
+    """An orchestration's input: which job to wait for, never what it sends."""
+
+    transaction_id: str
+    generation: str
+    exec_at: UtcDatetime
+
+
+class AttemptOrder(BaseModel):
+    """The activity's input: run attempt `attempt` of this job, if it is still due."""
+
+    transaction_id: str
+    generation: str
+    attempt: int = Field(ge=1)
+
+
+class AttemptReport(BaseModel):
+    """What the activity tells the orchestration: ids, state and times, never the payload.
+
+    `gone`: no record of this generation exists any more (deleted, or replaced).
+    """
+
+    state: JobState | Literal["gone"]
+    attempt: int
+    next_attempt_at: UtcDatetime | None = None
+
+
+ClaimVerdict = Literal["claimed", "resumed", "cancelled", "decided", "gone"]
+
+
+def claim(
+    record: JobRecord | None, generation: str, attempt: int, now: datetime
+) -> tuple[ClaimVerdict, JobRecord | None]:
+    """Whether attempt `attempt` may run, and the record to write if it may.
+
+    - claimed: the job was pending or retrying; write the returned record (now firing).
+    - resumed: this attempt's own claim stands (the activity is being re-run after its
+      worker died): run it again, nothing to write.
+    - decided: this attempt already has an outcome (re-run after it was recorded).
+    - cancelled / gone: deleted, wiped or replaced: do not run.
+    """
+    if record is None or record.generation != generation:
+        return "gone", None
+    if record.state == "cancelled":
+        return "cancelled", None
+    if record.state in CLAIMABLE_STATES and record.attempts == attempt - 1:
+        claimed = record.model_copy(
+            update={
+                "state": "firing",
+                "attempts": attempt,
+                "fired_at": now,
+                "next_attempt_at": None,
+                "updated_at": now,
+            }
+        )
+        return "claimed", claimed
+    if record.state == "firing" and record.attempts == attempt:
+        return "resumed", None
+    return "decided", None
+
+
+def finish_attempt(
+    record: JobRecord, outcome: dict[str, Any], retry_after: timedelta | None, now: datetime
+) -> JobRecord:
+    """The record once the running attempt has `outcome`; retrying when `retry_after` is set."""
+    next_attempt_at = None
+    if outcome.get("ok"):
+        state: JobState = "succeeded"
+    elif retry_after is not None:
+        state, next_attempt_at = "retrying", now + retry_after
+    else:
+        state = "failed"
+    return record.model_copy(
+        update={
+            "state": state,
+            "last_outcome": outcome,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": now,
+        }
+    )
+
+
+CancelVerdict = Literal["cancelled", "firing", "already-cancelled", "ended"]
+
+
+def cancel(record: JobRecord, now: datetime) -> tuple[CancelVerdict, JobRecord | None]:
+    """A delete of a job: cancelled (write the returned record) unless an attempt is running."""
+    if record.state in CLAIMABLE_STATES:
+        return "cancelled", record.model_copy(
+            update={"state": "cancelled", "next_attempt_at": None, "updated_at": now}
+        )
+    if record.state == "firing":
+        return "firing", None
+    if record.state == "cancelled":
+        return "already-cancelled", None
+    return "ended", None
+
+
+def report_of(record: JobRecord) -> AttemptReport:
+    return AttemptReport(
+        state=record.state, attempt=record.attempts, next_attempt_at=record.next_attempt_at
+    )
