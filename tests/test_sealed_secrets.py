@@ -1,0 +1,117 @@
+"""No credential a caller sends is readable in durable state or in the job store's rows.
+
+A job whose headers, URL path, URL query and body carry secrets runs its whole life
+(accepted with an Idempotency-Key, waits past a continue-as-new, fails once, retries,
+succeeds); another is deleted. Every piece of durable state the app wrote on the way —
+orchestration inputs, outputs, custom status and history of every episode, activity inputs
+and outputs, what the client sent the extension — and every row of the job tables are read,
+and none holds a secret. The target did get them all: the job really carried them.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from azure.data.tables import TableClient
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from scheduling.table_storage import expand_development_storage
+from tests.support.scheduler import START, Scheduler
+
+AUTH = "S3cr3tAuthValue7x"
+API_KEY = "ApiK3yValue5v"
+QUERY = "QueryT0kenValue9y"
+PATH = "PathT0kenValue2z"
+BODY = "BodyPa55wordValue4w"
+CUSTOM = "CustomHeaderValue8q"
+SECRETS = (AUTH, API_KEY, QUERY, PATH, BODY, CUSTOM)
+
+
+def durable_state(scheduler: Scheduler) -> Iterator[str]:
+    """Everything the app has handed the durable backend so far, as text."""
+    host = scheduler.host
+    for instance_id in host.instance_ids():
+        instance = host.instance(instance_id)
+        yield from (instance.input_json or "", instance.output_json or "")
+        yield instance.custom_status_json or ""
+        yield json.dumps(instance.history)
+    for call in host.activity_calls:
+        yield from (call.input_json or "", call.result_json or "", call.error_message or "")
+    for operation in host.entity_operations:
+        yield from (operation.input_json or "", operation.result_json or "")
+    for client_call in host.client_calls:
+        yield client_call.body or ""
+
+
+def table_rows(scheduler: Scheduler) -> Iterator[str]:
+    connection = expand_development_storage(scheduler.settings.azure_web_jobs_storage)
+    for table in (scheduler.settings.job_table, scheduler.settings.job_table + "due"):
+        with TableClient.from_connection_string(connection, table_name=table) as client:
+            for row in client.list_entities():
+                yield json.dumps(dict(row), default=str)
+
+
+def leaks(texts: Iterator[str]) -> list[str]:
+    seen = "\n".join(texts)
+    return [secret for secret in SECRETS if secret in seen]
+
+
+async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    received: list[Request] = []
+    answers = iter([503, 200])
+
+    def target(request: Request) -> Response:
+        received.append(request)
+        return Response("ok", status=next(answers))
+
+    httpserver.expect_request(f"/hook/{PATH}").respond_with_handler(target)
+    url = httpserver.url_for(f"/hook/{PATH}")
+    payload: dict[str, Any] = {
+        "method": "PUT",
+        "url": f"{url}?token={QUERY}&page=2",
+        "headers": {"Authorization": f"Bearer {AUTH}", "X-Api-Key": API_KEY, "X-Custom": CUSTOM},
+        "json": {"password": BODY},
+    }
+    exec_at = START + timedelta(days=4)  # past one 3-day timer: a continue-as-new copy
+    body = {"exec_at": exec_at.isoformat(), "prompt_type": "http.call", "payload": payload}
+    created = await scheduler.api.request(
+        "POST",
+        "/api/schedule",
+        body=json.dumps(
+            {**body, "retry": {"max_attempts": 2, "initial_delay_seconds": 60}}
+        ).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": "secret-job"},
+    )
+    assert created.status == 202, created.body
+    transaction_id = created.json()["transaction_id"]
+    deleted_id = await scheduler.accepted("http.call", payload, at=exec_at)
+
+    snapshots: list[str] = []
+    scheduler.host.run()
+    snapshots += durable_state(scheduler)
+    assert (await scheduler.api.delete(f"/api/schedule/{deleted_id}")).status == 200
+    for moment in (START + timedelta(days=3, minutes=1), exec_at, exec_at + timedelta(hours=1)):
+        scheduler.host.advance_to(moment)
+        snapshots += durable_state(scheduler)
+        snapshots += table_rows(scheduler)
+
+    assert len(received) == 2  # it ran: a failure, then the retry
+    sent = received[-1]
+    assert sent.headers["Authorization"] == f"Bearer {AUTH}"
+    assert sent.args["token"] == QUERY
+    assert sent.get_json() == {"password": BODY}
+    assert scheduler.host.instance(transaction_id).episode_count == 2
+
+    assert leaks(iter(snapshots)) == []
+    for path in (
+        f"/api/schedule/{transaction_id}/status?history=true",
+        f"/api/schedule/{deleted_id}/status?history=true",
+        "/api/schedule",
+    ):
+        reply = await scheduler.api.get(path)
+        assert reply.status == 200
+        assert leaks(iter([reply.body.decode()])) == []
