@@ -8,9 +8,7 @@ import platform
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import jobs, removing
 from blueprints.http_io import json_response, problem_responses
-from blueprints.instances import is_error_answer
 
 bp = df.Blueprint()
 ADMIN = func.AuthLevel.ADMIN
@@ -41,6 +39,8 @@ async def healthz(
 
 async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:
     """Whether the durable backend answers a status read of an id that never exists."""
+    from blueprints.instances import is_error_answer
+
     try:
         status = await client.get_status(HEALTH_PROBE_ID)
     except Exception:
@@ -61,6 +61,8 @@ async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:
 async def admin_list_jobs(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    from blueprints import jobs
+
     return await jobs.list_jobs(client, req)
 
 
@@ -70,6 +72,8 @@ async def admin_list_jobs(
 async def admin_job_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    from blueprints import jobs
+
     return await jobs.job_status(client, req, req.route_params["instance_id"])
 
 
@@ -79,6 +83,8 @@ async def admin_job_status(
 async def admin_terminate_job(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    from blueprints import removing
+
     return await removing.delete_job(client, req, req.route_params["instance_id"])
 
 
@@ -88,4 +94,6 @@ async def admin_terminate_job(
 async def admin_wipe(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    from blueprints import removing
+
     return await removing.wipe_jobs(client, req)

@@ -5,12 +5,16 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from scheduling.problems import ProblemError, problem
+if TYPE_CHECKING:
+    from scheduling.problems import ProblemError
+
+# scheduling.problems (pydantic models) is imported where an error is answered, not here:
+# every route module imports this one, and import time is cold-start time.
 
 P = ParamSpec("P")
 JSON_CONTENT_TYPES = ("application/json",)
@@ -35,7 +39,7 @@ def json_response(
     )
 
 
-def problem_response(error: ProblemError) -> func.HttpResponse:
+def problem_response(error: "ProblemError") -> func.HttpResponse:
     return func.HttpResponse(
         error.problem.model_dump_json(),
         status_code=error.problem.status,
@@ -51,6 +55,8 @@ def problem_responses(
 
     @functools.wraps(handler)
     async def respond(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
+        from scheduling.problems import ProblemError, problem
+
         try:
             return await handler(*args, **kwargs)
         except ProblemError as error:
@@ -69,7 +75,7 @@ def read_json_body(request: func.HttpRequest, max_bytes: int) -> Any:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in JSON_CONTENT_TYPES:
-        raise problem(
+        raise _problem(
             415,
             "unsupported-media-type",
             "Unsupported media type",
@@ -77,7 +83,7 @@ def read_json_body(request: func.HttpRequest, max_bytes: int) -> Any:
         )
     body = request.get_body()
     if len(body) > max_bytes or _declares_more_than(request, max_bytes):
-        raise problem(
+        raise _problem(
             413, "payload-too-large", "Payload too large", f"the body limit is {max_bytes} bytes"
         )
     try:
@@ -100,8 +106,14 @@ def _declares_more_than(request: func.HttpRequest, max_bytes: int) -> bool:
     return len(significant) > _MAX_DIGITS or int(significant or "0") > max_bytes
 
 
-def _malformed(detail: str) -> ProblemError:
-    return problem(400, "malformed-json", "Malformed JSON", detail)
+def _problem(status: int, slug: str, title: str, detail: str) -> "ProblemError":
+    from scheduling.problems import problem
+
+    return problem(status, slug, title, detail)
+
+
+def _malformed(detail: str) -> "ProblemError":
+    return _problem(400, "malformed-json", "Malformed JSON", detail)
 
 
 def _too_deep() -> str:
@@ -142,7 +154,7 @@ def query_int(request: func.HttpRequest, name: str, default: int, low: int, high
         return default
     value = _whole_number(raw)
     if value is None or not low <= value <= high:
-        raise problem(
+        raise _problem(
             400,
             "invalid-query",
             "Invalid query parameter",
@@ -157,7 +169,7 @@ def query_flag(request: func.HttpRequest, name: str) -> bool:
         return False
     if raw in ("true", "1", "yes"):
         return True
-    raise problem(400, "invalid-query", "Invalid query parameter", f"{name} must be true or false")
+    raise _problem(400, "invalid-query", "Invalid query parameter", f"{name} must be true or false")
 
 
 def origin_of(request: func.HttpRequest) -> str:

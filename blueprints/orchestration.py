@@ -1,17 +1,15 @@
 """The orchestrator that waits for a job's time, and the activity that runs an attempt."""
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
-from blueprints import dependencies
-from scheduling.attempts import run_attempt
 from scheduling.durable_json import decode_durable_json
-from scheduling.job_log.redaction import redact_fields
-from scheduling.job_record import AttemptOrder, AttemptReport, JobRun
-from scheduling.retry import store_retry_delay
 from scheduling.timing import format_utc, next_wait
+
+if TYPE_CHECKING:
+    from scheduling.job_record import JobRun
 
 bp = df.Blueprint()
 
@@ -24,6 +22,9 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     store until the activity runs. An episode that cannot reach exec_at in one timer
     continues as new, so history stays small.
     """
+    # The models are imported on first call, not at import: import time is cold-start time.
+    from scheduling.job_record import JobRun
+
     run = JobRun.model_validate(decode_durable_json(context.get_input()))
     wait = next_wait(context.current_utc_datetime, run.exec_at)
     if wait is not None:
@@ -35,13 +36,16 @@ def schedule_orchestrator(context: df.DurableOrchestrationContext) -> Generator[
     return (yield from _attempts(context, run))
 
 
-def _attempts(context: df.DurableOrchestrationContext, run: JobRun) -> Generator[Any, Any, Any]:
+def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generator[Any, Any, Any]:
     """Attempt after attempt until the job store says the job has ended; its final state.
 
     Whether an attempt may run, and whether another follows, is decided by the activity on
     the job's record (claim and retry are compare-and-swaps there); this loop only keeps
     time. An activity that fails (the store did not answer) is tried again after a while.
     """
+    from scheduling.job_record import AttemptOrder, AttemptReport
+    from scheduling.retry import store_retry_delay
+
     attempt, store_failures = 1, 0
     while True:
         context.set_custom_status({"phase": "firing", "attempt": attempt})
@@ -84,6 +88,12 @@ def _attempts(context: df.DurableOrchestrationContext, run: JobRun) -> Generator
 @bp.activity_trigger(input_name="order")
 def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt if the job's record still allows it; the report, never the payload."""
+    # Here, not at import: the stores, the HTTP client and the sealer are cold-start weight.
+    from blueprints import dependencies
+    from scheduling.attempts import run_attempt
+    from scheduling.job_log.redaction import redact_fields
+    from scheduling.job_record import AttemptOrder
+
     this = AttemptOrder.model_validate(decode_durable_json(order))
     deps = dependencies.current()
     settings = deps.settings()
