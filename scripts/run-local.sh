@@ -154,6 +154,26 @@ EOF
     fi
 fi
 
+# Payloads are sealed and idempotent requests fingerprinted with keys of this machine's own,
+# made once and kept in local.settings.json (git-ignored): never a key shared in the repo.
+"$VENV_BIN/python" - <<'EOF' || fail "could not write the local sealing keys into local.settings.json"
+import base64, json, os
+with open("local.settings.json") as f:
+    settings = json.load(f)
+values = settings.setdefault("Values", {})
+made = []
+if not values.get("SEALING_KEYS") and not values.get("SEALING_KEY_VAULT_KEY_URL"):
+    values["SEALING_KEYS"] = "local1:" + base64.b64encode(os.urandom(32)).decode()
+    made.append("SEALING_KEYS")
+if not values.get("REQUEST_FINGERPRINT_KEY"):
+    values["REQUEST_FINGERPRINT_KEY"] = base64.b64encode(os.urandom(32)).decode()
+    made.append("REQUEST_FINGERPRINT_KEY")
+if made:
+    with open("local.settings.json", "w") as f:
+        json.dump(settings, f, indent=2)
+    print("==> made local keys in local.settings.json: " + ", ".join(made))
+EOF
+
 # UseDevelopmentStorage=true means the default ports; on other ports say where Azurite is.
 # `func start` prefers an environment variable over the same name in local.settings.json.
 if [ "$AZURITE_BLOB_PORT:$AZURITE_QUEUE_PORT:$AZURITE_TABLE_PORT" != "10000:10001:10002" ]; then

@@ -5,8 +5,9 @@ Opt-in: set SCHEDULER_LIVE_BASE_URL to the base URL of the running app, e.g.
     scripts/run-local.sh                      # in one terminal
     SCHEDULER_LIVE_BASE_URL=http://127.0.0.1:7071 .venv/bin/python -m pytest tests/live -q
 
-SCHEDULER_LIVE_FUNCTION_KEY is sent as `x-functions-key` when set (`func start` does not
-check keys). SCHEDULER_LIVE_MAX_LATENESS_SECONDS bounds how late a job may fire (default 60).
+SCHEDULER_LIVE_FUNCTION_KEY (and SCHEDULER_LIVE_ADMIN_KEY, for the wipe) is sent as
+`x-functions-key` when set (`func start` does not check keys).
+SCHEDULER_LIVE_MAX_LATENESS_SECONDS bounds how late a job may fire (default 60).
 Without SCHEDULER_LIVE_BASE_URL every live test is skipped; with a URL that is not on this
 machine every live test fails: the suite only ever talks to loopback addresses.
 """
@@ -27,6 +28,8 @@ from werkzeug import Request, Response
 
 BASE_URL_ENV = "SCHEDULER_LIVE_BASE_URL"
 FUNCTION_KEY_ENV = "SCHEDULER_LIVE_FUNCTION_KEY"
+# The wipe needs the admin (master) key; `func start` does not check keys either.
+ADMIN_KEY_ENV = "SCHEDULER_LIVE_ADMIN_KEY"
 MAX_LATENESS_ENV = "SCHEDULER_LIVE_MAX_LATENESS_SECONDS"
 SKIP_REASON = (
     f"set {BASE_URL_ENV} to the base URL of a running `func start` to run the live suite "
@@ -76,16 +79,24 @@ def max_lateness() -> float:
     return float(raw) if raw else DEFAULT_MAX_LATENESS_SECONDS
 
 
-@pytest.fixture(scope="session")
-def api(live_base_url: str) -> Iterator[httpx.Client]:
+def _client(base_url: str, key_env: str) -> httpx.Client:
     """A client of the running app; it ignores proxy settings, which could route loopback away."""
     headers = {"Accept": "application/json, application/problem+json"}
-    key = os.environ.get(FUNCTION_KEY_ENV, "").strip()
+    key = os.environ.get(key_env, "").strip()
     if key:
         headers["x-functions-key"] = key
-    with httpx.Client(
-        base_url=live_base_url, headers=headers, timeout=30.0, trust_env=False
-    ) as client:
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30.0, trust_env=False)
+
+
+@pytest.fixture(scope="session")
+def api(live_base_url: str) -> Iterator[httpx.Client]:
+    with _client(live_base_url, FUNCTION_KEY_ENV) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def admin_api(live_base_url: str) -> Iterator[httpx.Client]:
+    with _client(live_base_url, ADMIN_KEY_ENV) as client:
         yield client
 
 
