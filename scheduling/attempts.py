@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ from scheduling.sealing import Sealer, SealingError
 
 # Each lost swap means another writer changed the record meanwhile; a few rounds settle it.
 MAX_SWAPS = 5
+# Waits between tries to record an outcome (the store client retries each try twice more).
+OUTCOME_WRITE_WAITS = (1.0, 2.0, 4.0)
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +36,7 @@ def run_attempt(
     clock: Callable[[], datetime],
     context_for: Callable[[JobRecord], FiringContext],
     shown: Callable[[dict[str, Any]], dict[str, Any]],
+    sleep: Callable[[float], None] = time.sleep,
 ) -> AttemptReport:
     """Run attempt `order.attempt` if the job is still due for it; what became of the job.
 
@@ -56,7 +60,7 @@ def run_attempt(
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
     finished = finish_attempt(record, shown(outcome), retry_after, clock())
     try:
-        store.replace(claimed, finished)
+        _record_outcome(store, claimed, finished, sleep)
     except StaleRecord:
         # Only this attempt writes a firing record (deletes refuse it), so another run of
         # this very attempt recorded it first: its word stands.
@@ -65,6 +69,23 @@ def run_attempt(
     if finished.state not in LIVE_STATES:
         _unindex_quietly(store, finished)
     return report_of(finished)
+
+
+def _record_outcome(
+    store: TableJobStore, claimed: StoredJob, finished: JobRecord, sleep: Callable[[float], None]
+) -> None:
+    """Write the outcome, riding out a short store outage: once the request has gone out,
+    failing here means the attempt runs again (and the target may get it twice)."""
+    for wait in OUTCOME_WRITE_WAITS:
+        try:
+            store.replace(claimed, finished)
+            return
+        except StaleRecord:
+            raise
+        except Exception:
+            log.warning("recording the outcome of %s failed; retrying", finished.transaction_id)
+            sleep(wait)
+    store.replace(claimed, finished)
 
 
 def _claim(
