@@ -91,7 +91,6 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
     # Here, not at import: the stores, the HTTP client and the sealer are cold-start weight.
     from blueprints import dependencies
     from scheduling.attempts import run_attempt
-    from scheduling.job_log.redaction import redact_fields
     from scheduling.job_record import AttemptOrder
 
     this = AttemptOrder.model_validate(decode_durable_json(order))
@@ -105,6 +104,5 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
         context_for=lambda record: dependencies.firing_context(
             record.transaction_id, record.exec_at, this.attempt
         ),
-        shown=lambda outcome: redact_fields(outcome, settings.redacted_headers),
     )
     return report.model_dump(mode="json")

@@ -35,13 +35,12 @@ def run_attempt(
     sealer: Sealer,
     clock: Callable[[], datetime],
     context_for: Callable[[JobRecord], FiringContext],
-    shown: Callable[[dict[str, Any]], dict[str, Any]],
     sleep: Callable[[float], None] = time.sleep,
 ) -> AttemptReport:
     """Run attempt `order.attempt` if the job is still due for it; what became of the job.
 
     The claim is a compare-and-swap on the record: a delete that wrote `cancelled` first
-    wins, and this attempt sends nothing. `shown` is what of an outcome may be stored.
+    wins, and this attempt sends nothing.
     """
     claimed = _claim(order, store, clock)
     if not isinstance(claimed, StoredJob):
@@ -58,7 +57,7 @@ def run_attempt(
     else:
         outcome = fire(record.prompt_type, payload, context_for(record))
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
-    finished = finish_attempt(record, shown(outcome), retry_after, clock())
+    finished = finish_attempt(record, outcome, retry_after, clock())
     try:
         _record_outcome(store, claimed, finished, sleep)
     except StaleRecord:

@@ -9,7 +9,7 @@ def decode_durable_json(value: Any) -> Any:
     while isinstance(value, str):
         try:
             decoded = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             return value
         if not isinstance(decoded, str | list | dict):
             return value

@@ -30,8 +30,6 @@ class SchedulerSettings(BaseSettings):
     http_call_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
     http_call_allowed_hosts: Annotated[list[str], NoDecode] = []
 
-    redacted_headers: Annotated[list[str], NoDecode] = []
-
     cosmos_endpoint: str = ""
     cosmos_key: str = ""
     cosmos_database: str = "scheduler"
@@ -56,7 +54,7 @@ class SchedulerSettings(BaseSettings):
             ]
         return items
 
-    @field_validator("http_call_allowed_hosts", "redacted_headers", mode="before")
+    @field_validator("http_call_allowed_hosts", mode="before")
     @classmethod
     def _parse_names(cls, value: object) -> object:
         items = _split_csv(value)

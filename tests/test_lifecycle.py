@@ -220,7 +220,7 @@ async def test_target_failures_are_visible_outcomes(
     exec_at = START + timedelta(minutes=2)
     cases: dict[str, dict[str, Any]] = {
         "down": {"url": f"http://127.0.0.1:{free_port()}/"},
-        "500": {"url": httpserver.url_for("/fails")},
+        "500": {"url": httpserver.url_for("/fails"), "record_response_body": True},
         "timeout": {"url": httpserver.url_for("/slow"), "timeout_seconds": 0.2},
     }
     ids = {

@@ -115,3 +115,67 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
         reply = await scheduler.api.get(path)
         assert reply.status == 200
         assert leaks(iter([reply.body.decode()])) == []
+
+
+async def test_none_of_the_reviews_ten_planted_secrets_is_shown(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # The security review planted these against a86a25e; its status showed all ten.
+    planted = [f"Planted{n}Secret" for n in range(10)]
+    echo = planted[9]
+
+    def target(request: Request) -> Response:
+        return Response(
+            f"you sent {request.headers.get('X-Echo')}",
+            status=302,
+            headers={"Location": f"https://login.example/cb?code={planted[8]}&state=1"},
+        )
+
+    httpserver.expect_request(f"/hook/{planted[6]}").respond_with_handler(target)
+    url = httpserver.url_for(f"/hook/{planted[6]}")
+    payload = {
+        "url": f"{url}?subscription-key={planted[3]}&X-Amz-Signature={planted[4]}"
+        f"&api-key={planted[5]}",
+        "headers": {
+            "X-Access-Token": planted[0],
+            "X-Webhook-Secret": planted[1],
+            "Api-Token": planted[2],
+            "X-Echo": echo,
+        },
+        "json": {"client_secret": planted[7]},
+    }
+    transaction_id = await scheduler.accepted("http.call", payload)
+    scheduler.host.advance(3600)
+
+    shown = [
+        (await scheduler.api.get(path)).body.decode()
+        for path in (
+            f"/api/schedule/{transaction_id}/status?history=true",
+            f"/api/schedule/{transaction_id}/logs",
+            "/api/schedule",
+        )
+    ]
+    status = json.loads(shown[0])
+    assert status["last_outcome"]["status_code"] == 302  # it ran, and its outcome is shown
+    assert [secret for secret in planted if any(secret in text for text in shown)] == []
+
+
+async def test_a_reply_that_looks_like_json_is_shown_as_the_text_it_was(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    replies = {"object": '{"a": 1}', "quoted": '"quoted"', "deep": "[" * 1500 + "]" * 1500}
+    for name, text in replies.items():
+        httpserver.expect_request(f"/{name}").respond_with_data(text)
+    ids = {
+        name: await scheduler.accepted(
+            "http.call", {"url": httpserver.url_for(f"/{name}"), "record_response_body": True}
+        )
+        for name in replies
+    }
+    scheduler.host.advance(3600)
+
+    for name, transaction_id in ids.items():
+        for path in (f"/api/schedule/{transaction_id}/status?history=true", "/api/schedule"):
+            assert (await scheduler.api.get(path)).status == 200
+        status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+        assert status["last_outcome"]["body_excerpt"] == replies[name]

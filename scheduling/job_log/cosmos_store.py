@@ -2,7 +2,7 @@
 
 import ipaddress
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +17,6 @@ from scheduling.job_log.entries import (
     encode_cursor,
     storage_key,
 )
-from scheduling.job_log.redaction import redact_fields
 
 PARTITION_KEY_PATH = "/transaction_id"
 
@@ -58,7 +57,6 @@ class CosmosJobLog:
         database: str,
         container: str,
         key: str = "",
-        redacted_headers: Iterable[str] = (),
     ) -> None:
         """With `key` (emulator, test server) the database and container are created if missing;
         without, Entra ID is used and both must exist (data-plane RBAC cannot create them)."""
@@ -66,7 +64,6 @@ class CosmosJobLog:
         self._database = database
         self._container_name = container
         self._key = key
-        self._redacted_headers = tuple(redacted_headers)
         self._lock = threading.Lock()
         self._client: CosmosClient | None = None
         self._container: ContainerProxy | None = None
@@ -86,7 +83,7 @@ class CosmosJobLog:
             "kind": entry.kind,
             "level": entry.level,
             "message": entry.message,
-            "fields": redact_fields(data["fields"], self._redacted_headers),
+            "fields": data["fields"],
         }
         self._connected().upsert_item(item)
 

@@ -28,12 +28,10 @@ class JobLogConfig:
     cosmos_key: str = field(default="", repr=False)
     cosmos_database: str = ""
     cosmos_container: str = ""
-    redacted_headers: tuple[str, ...] = ()
 
 
 def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> JobLogConfig:
     """Cosmos DB when COSMOS_ENDPOINT is set, else Table Storage on AzureWebJobsStorage."""
-    redacted = tuple(settings.redacted_headers)
     if settings.cosmos_endpoint:
         return JobLogConfig(
             kind="cosmos",
@@ -41,7 +39,6 @@ def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> J
             cosmos_key=settings.cosmos_key,
             cosmos_database=settings.cosmos_database,
             cosmos_container=settings.cosmos_container,
-            redacted_headers=redacted,
         )
     table = table_endpoint(settings.azure_web_jobs_storage, environ)
     if table is not None:
@@ -49,7 +46,6 @@ def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> J
             kind="table",
             table_name=settings.job_log_table,
             table=table,
-            redacted_headers=redacted,
         )
     return JobLogConfig(kind="none")
 
@@ -89,12 +85,11 @@ def _build(config: JobLogConfig) -> ClosableJobLog:
             config.cosmos_database,
             config.cosmos_container,
             key=config.cosmos_key,
-            redacted_headers=config.redacted_headers,
         )
     from scheduling.job_log.table_store import TableJobLog
 
     if config.table is not None:
-        return TableJobLog.open(config.table, config.table_name, config.redacted_headers)
+        return TableJobLog.open(config.table, config.table_name)
     return UnconfiguredJobLog(
         "no job log store is configured: set COSMOS_ENDPOINT, or AzureWebJobsStorage "
         f"(or {STORAGE_TABLE_URI}) for Table Storage"

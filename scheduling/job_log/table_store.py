@@ -2,7 +2,7 @@
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from itertools import islice
 from typing import Any
 
@@ -20,7 +20,6 @@ from scheduling.job_log.entries import (
     from_storage_key,
     storage_key,
 )
-from scheduling.job_log.redaction import redact_fields
 from scheduling.table_storage import TableEndpoint, get_text, open_table, put_text, utf16_bytes
 
 # An entity holds at most 1 MiB; leave room for the keys and the other properties.
@@ -33,20 +32,16 @@ class TableJobLog:
     def __init__(
         self,
         client: TableClient,
-        redacted_headers: Iterable[str] = (),
         credential: TokenCredential | None = None,
     ) -> None:
         self._client = client
         self._credential = credential
-        self._redacted_headers = tuple(redacted_headers)
 
     @classmethod
-    def open(
-        cls, endpoint: TableEndpoint, table_name: str, redacted_headers: Iterable[str] = ()
-    ) -> "TableJobLog":
+    def open(cls, endpoint: TableEndpoint, table_name: str) -> "TableJobLog":
         """A store on `endpoint` (a connection string or Entra ID), without network calls."""
         client, credential = open_table(endpoint, table_name)
-        return cls(client, redacted_headers, credential)
+        return cls(client, credential)
 
     @property
     def table_name(self) -> str:
@@ -97,7 +92,7 @@ class TableJobLog:
 
     def _to_entity(self, entry: JobLogEntry) -> dict[str, Any]:
         data = entry.model_dump(mode="json")
-        fields = redact_fields(data["fields"], self._redacted_headers)
+        fields = data["fields"]
         message = entry.message
         fields_json = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         if utf16_bytes(message) + utf16_bytes(fields_json) > _MAX_TEXT_UTF16_BYTES:

@@ -19,6 +19,7 @@ from pydantic import (
 
 from scheduling.egress import DestinationRefused
 from scheduling.prompts.context import FiringContext, PayloadRules
+from scheduling.redaction import redact_url
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -39,7 +40,8 @@ FORBIDDEN_HEADERS = frozenset(
         "proxy-authorization",
     }
 )
-# Response headers worth keeping in the outcome; cookies and the like are not.
+# Response headers whose values the outcome shows (an allowlist: cookies, tokens and any
+# header not named here are dropped); a Location is shown through redact_url.
 KEPT_RESPONSE_HEADERS = frozenset(
     {
         "content-type",
@@ -91,6 +93,9 @@ class HttpCallPayload(BaseModel):
     body: str | None = None
     json_body: Any = Field(default=None, alias="json")
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # The target's own words are kept in the outcome only when asked for: a target may echo
+    # what it was sent, credentials included.
+    record_response_body: bool = False
 
     @field_validator("method", mode="before")
     @classmethod
@@ -264,12 +269,12 @@ def run_http_call(payload: HttpCallPayload, context: FiringContext) -> HttpCallO
         status_code=status,
         elapsed_ms=elapsed_ms(),
         headers={
-            name: value
+            name: redact_url(value) if name.lower() == "location" else value
             for name, value in response.headers.items()
             if name.lower() in KEPT_RESPONSE_HEADERS
         },
-        body_excerpt=excerpt,
-        body_truncated=truncated,
+        body_excerpt=excerpt if payload.record_response_body else "",
+        body_truncated=truncated and payload.record_response_body,
         error=None if 200 <= status < 300 else f"target answered {status} {response.reason_phrase}",
         retryable=status in RETRYABLE_STATUSES,
         retry_after_seconds=retry_after_seconds(

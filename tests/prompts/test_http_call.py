@@ -69,7 +69,9 @@ def test_json_body_arrives_exactly(httpserver: HTTPServer) -> None:
     httpserver.expect_oneshot_request("/orders", method="POST", json=document).respond_with_json(
         {"accepted": True}, status=201
     )
-    outcome = fire({"url": httpserver.url_for("/orders"), "json": document})
+    outcome = fire(
+        {"url": httpserver.url_for("/orders"), "json": document, "record_response_body": True}
+    )
     assert outcome.ok
     assert outcome.status_code == 201
     assert json.loads(outcome.body_excerpt) == {"accepted": True}
@@ -101,7 +103,7 @@ def test_non_2xx_is_a_failed_outcome(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/boom").respond_with_data(
         "database on fire", status=500, headers={"Set-Cookie": "s=1", "Retry-After": "30"}
     )
-    outcome = fire({"url": httpserver.url_for("/boom")})
+    outcome = fire({"url": httpserver.url_for("/boom"), "record_response_body": True})
     assert not outcome.ok
     assert outcome.status_code == 500
     assert outcome.error == "target answered 500 INTERNAL SERVER ERROR"
@@ -112,18 +114,41 @@ def test_non_2xx_is_a_failed_outcome(httpserver: HTTPServer) -> None:
 
 def test_redirects_are_not_followed(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/moved").respond_with_data(
-        "", status=302, headers={"Location": "/elsewhere"}
+        "", status=302, headers={"Location": "/elsewhere?page=2"}
     )
     outcome = fire({"url": httpserver.url_for("/moved")})
     assert not outcome.ok
     assert outcome.status_code == 302
-    assert outcome.headers["location"] == "/elsewhere"
+    assert outcome.headers["location"] == "/[redacted]?page=2"
     assert [request.path for request, _ in httpserver.log] == ["/moved"]
+
+
+def test_a_location_shows_neither_path_nor_secret_query_values(httpserver: HTTPServer) -> None:
+    # A redirect often carries the caller's own credentials onward (?code=, a token path).
+    location = "https://login.example/cb/t0k3n?code=S3cret&state=ok"
+    httpserver.expect_request("/moved").respond_with_data(
+        "", status=302, headers={"Location": location}
+    )
+    outcome = fire({"url": httpserver.url_for("/moved?code=S3cret")})
+    assert (
+        outcome.headers["location"] == "https://login.example/[redacted]?code=[redacted]&state=ok"
+    )
+
+
+def test_the_response_body_is_kept_only_when_the_job_asks(httpserver: HTTPServer) -> None:
+    # A target may echo what it was sent, credentials included: its words are opt-in.
+    httpserver.expect_request("/echo").respond_with_data("Authorization: Bearer S3cret")
+    outcome = fire(
+        {"url": httpserver.url_for("/echo"), "headers": {"Authorization": "Bearer S3cret"}}
+    )
+    assert outcome.ok
+    assert outcome.body_excerpt == ""
+    assert not outcome.body_truncated
 
 
 def test_long_body_is_cut_to_the_excerpt(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/big").respond_with_data("x" * 100_000)
-    outcome = fire({"url": httpserver.url_for("/big")})
+    outcome = fire({"url": httpserver.url_for("/big"), "record_response_body": True})
     assert outcome.ok
     assert outcome.body_excerpt == "x" * 64
     assert outcome.body_truncated
