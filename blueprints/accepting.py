@@ -22,6 +22,7 @@ from scheduling.idempotency import (
     request_fingerprint,
     transaction_id_for,
 )
+from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import JobRecord, JobRun, sealing_context
 from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore
 from scheduling.models import ScheduleRequest
@@ -82,13 +83,7 @@ async def create_job(
         log.exception("starting %s failed", transaction_id)
         if not await _withdraw(store, stored):
             return _accepted(request, transaction_id, format_utc(record.exec_at))
-    await record_lifecycle(
-        transaction_id,
-        "accepted",
-        f"{record.prompt_type} accepted for {format_utc(record.exec_at)}",
-        prompt_type=record.prompt_type,
-        exec_at=format_utc(record.exec_at),
-    )
+    await record_lifecycle(accepted_entry(record))
     return _accepted(request, transaction_id, format_utc(record.exec_at))
 
 

@@ -1,8 +1,12 @@
-"""The job log from the HTTP routes: lifecycle entries written, one job's log read."""
+"""The job log from the HTTP routes: lifecycle entries written, one job's log read.
+
+Every job log call on a request path is bounded (LOG_READ_SECONDS, LIFECYCLE_WRITE_SECONDS):
+a hung log store costs a request seconds, never a minute. A lifecycle entry that could not
+be written is not lost: it is made again from the job's record whenever the log is read.
+"""
 
 import asyncio
 import logging
-from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -10,15 +14,18 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, checked_id
-from scheduling.job_log import JobLogEntry, LogKind
-from scheduling.job_log.entries import event_entry_id
+from scheduling.job_log import JobLogEntry
+from scheduling.job_log.entries import decode_cursor, encode_cursor
+from scheduling.job_log.lifecycle import derived_entries, with_derived
 from scheduling.job_log.resilient import append_with_retry
 from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
 
 DEFAULT_LOG_PAGE = 100
-log = logging.getLogger(__name__)
 MAX_LOG_PAGE = 1000
+LOG_READ_SECONDS = 5.0
+LIFECYCLE_WRITE_SECONDS = 2.0
+log = logging.getLogger(__name__)
 
 
 async def read_job_log(
@@ -27,47 +34,52 @@ async def read_job_log(
     """Entries in time order; a deleted job keeps its log, an id never issued is a 404."""
     checked_id(transaction_id)
     deps = dependencies.current()
+    settings = deps.settings()
     limit = query_int(request, "limit", DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE)
     cursor = request.params.get("cursor") or None
     try:
-        store = deps.job_log(deps.settings())
-        page = await asyncio.to_thread(store.read, transaction_id, limit, cursor)
+        after = decode_cursor(transaction_id, cursor) if cursor else None
     except InvalidCursor as error:
         raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
+    try:
+        log_store, job_store = deps.job_log(settings), deps.job_store(settings)
+        page, found = await asyncio.wait_for(
+            asyncio.gather(
+                asyncio.to_thread(log_store.read, transaction_id, limit, cursor),
+                asyncio.to_thread(job_store.get, transaction_id),
+            ),
+            LOG_READ_SECONDS,
+        )
     except Exception:
         log.exception("reading the log of %s failed", transaction_id)
         raise backend_unavailable("answer the job log read") from None
-    if not page.entries and cursor is None and await _unknown(transaction_id):
+    derived = derived_entries(found.record) if found is not None else []
+    entries, more = with_derived(page.entries, derived, after, page.next_cursor is not None, limit)
+    if not entries and cursor is None and found is None:
         raise not_found(f"no job with transaction id {transaction_id}")
-    return json_response(page.model_dump(mode="json"))
-
-
-async def _unknown(transaction_id: str) -> bool:
-    deps = dependencies.current()
-    try:
-        found = await asyncio.to_thread(deps.job_store(deps.settings()).get, transaction_id)
-    except Exception:
-        log.exception("reading %s failed", transaction_id)
-        raise backend_unavailable("answer the job read") from None
-    return found is None
-
-
-async def record_lifecycle(transaction_id: str, kind: LogKind, message: str, **fields: Any) -> None:
-    """Write a lifecycle entry: one try, on the request path; a failure is logged, not raised."""
-    deps = dependencies.current()
-    now = deps.clock()
-    entry = JobLogEntry(
-        transaction_id=transaction_id,
-        entry_id=event_entry_id(kind, now),
-        timestamp=now,
-        kind=kind,
-        message=message,
-        fields=fields,
+    next_cursor = encode_cursor(transaction_id, entries[-1].entry_id) if more and entries else None
+    return json_response(
+        {
+            "entries": [entry.model_dump(mode="json") for entry in entries],
+            "next_cursor": next_cursor,
+        }
     )
+
+
+async def record_lifecycle(entry: JobLogEntry, *, required: bool = False) -> None:
+    """Write a lifecycle entry: one try, bounded. A failure is logged (the entry is derived
+    from the record on read), or, when `required` (the record is about to go), a 503."""
+    deps = dependencies.current()
     try:
         store = deps.job_log(deps.settings())
-        error = await asyncio.to_thread(append_with_retry, store, entry, attempts=1)
-    except Exception as unexpected:
-        error = f"{type(unexpected).__name__}"
-    if error is not None:
-        log.warning("job log entry %s for %s not stored: %s", kind, transaction_id, error)
+        error = await asyncio.wait_for(
+            asyncio.to_thread(append_with_retry, store, entry, attempts=1),
+            LIFECYCLE_WRITE_SECONDS,
+        )
+    except Exception as unexpected:  # TimeoutError included: the store hangs
+        error = type(unexpected).__name__
+    if error is None:
+        return
+    log.warning("job log entry %s of %s not stored: %s", entry.kind, entry.transaction_id, error)
+    if required:
+        raise backend_unavailable(f"record the {entry.kind} entry in the job log; try again")

@@ -9,7 +9,6 @@ acknowledged delete never fires, and a running attempt is never cut off without 
 import asyncio
 import logging
 import time
-from datetime import datetime
 from typing import Literal
 
 import azure.durable_functions as df
@@ -19,7 +18,8 @@ from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, terminate
 from blueprints.job_logs import record_lifecycle
-from scheduling.job_record import JobState, cancel
+from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
+from scheduling.job_record import JobRecord, cancel
 from scheduling.job_store import DueRange, StaleRecord, TableJobStore
 from scheduling.problems import ProblemError, not_found, problem
 
@@ -31,8 +31,6 @@ WIPE_MAX_JOBS = 2000
 WIPE_MAX_SECONDS = 20.0
 log = logging.getLogger(__name__)
 
-Removal = Literal["cancelled", "deleted", "firing", "absent"]
-
 
 async def delete_job(
     client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
@@ -41,17 +39,29 @@ async def delete_job(
     deps = dependencies.current()
     store = deps.job_store(deps.settings())
     try:
-        removal, state_before = await asyncio.to_thread(
-            _remove, store, transaction_id, ended_too=True
-        )
+        for _ in range(MAX_SWAPS):
+            try:
+                return await _delete_once(client, store, transaction_id)
+            except StaleRecord:
+                continue  # an attempt claimed it (or finished) meanwhile: decide again
     except ProblemError:
         raise
     except Exception:
         log.exception("deleting %s failed", transaction_id)
         raise backend_unavailable("accept the delete") from None
-    if removal == "absent":
+    raise backend_unavailable("settle the delete: the job kept changing; try again")
+
+
+async def _delete_once(
+    client: df.DurableOrchestrationClient, store: TableJobStore, transaction_id: str
+) -> func.HttpResponse:
+    stored = await asyncio.to_thread(store.get, transaction_id)
+    if stored is None:
         raise not_found(f"no job with transaction id {transaction_id}")
-    if removal == "firing":
+    record = stored.record
+    now = dependencies.current().clock()
+    verdict, cancelled = cancel(record, now)
+    if verdict == "firing":
         raise problem(
             409,
             "job-firing",
@@ -59,51 +69,34 @@ async def delete_job(
             "an attempt of this job is running now: delete it again once the attempt has "
             "its outcome (a job waiting to retry can be deleted)",
         )
-    if removal == "cancelled":
+    if verdict == "already-cancelled":
+        raise not_found(f"no job with transaction id {transaction_id}: it was deleted")
+    if cancelled is not None:
+        await asyncio.to_thread(store.replace, stored, cancelled)
+        await asyncio.to_thread(_unindex_quietly, store, cancelled)
         await _stop_quietly(client, transaction_id)
-        await record_lifecycle(
-            transaction_id, "cancelled", "deleted through the API", state_before=state_before
-        )
+        entry = cancelled_entry(cancelled)
+        if entry is not None:
+            await record_lifecycle(entry)
     else:
+        # The record is the only other trace of the job: its log says where it went first.
+        await record_lifecycle(
+            lifecycle_entry(transaction_id, "deleted", now, "record deleted through the API"),
+            required=True,
+        )
+        await asyncio.to_thread(store.delete, stored)
         await purge(client, transaction_id)
-        await record_lifecycle(transaction_id, "deleted", "record deleted through the API")
     return json_response(
-        {"transaction_id": transaction_id, "deleted": True, "state_before": state_before}
+        {"transaction_id": transaction_id, "deleted": True, "state_before": record.state}
     )
 
 
-def _remove(
-    store: TableJobStore, transaction_id: str, *, ended_too: bool
-) -> tuple[Removal, JobState | None]:
-    """Cancel a live job, or (`ended_too`) delete an ended job's record; what happened, and
-    the state before. A cancelled job reads as absent to a second delete: it is deleted."""
-    now = dependencies.current().clock()
-    for _ in range(MAX_SWAPS):
-        stored = store.get(transaction_id)
-        if stored is None:
-            return "absent", None
-        record = stored.record
-        verdict, cancelled = cancel(record, now)
-        try:
-            if verdict == "cancelled" and cancelled is not None:
-                store.replace(stored, cancelled)
-                _unindex_quietly(store, transaction_id, record.exec_at)
-                return "cancelled", record.state
-            if verdict == "ended" and ended_too:
-                store.delete(stored)
-                return "deleted", record.state
-        except StaleRecord:
-            continue  # an attempt claimed it (or finished) meanwhile: decide again
-        return ("firing" if verdict == "firing" else "absent"), record.state
-    raise TimeoutError(f"the record of {transaction_id} kept changing")
-
-
-def _unindex_quietly(store: TableJobStore, transaction_id: str, exec_at: datetime) -> None:
+def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
     try:
-        store.unindex(transaction_id, exec_at)
+        store.unindex(record.transaction_id, record.exec_at)
     except Exception:
         # A leftover index row is skipped by every reader and dropped by the next listing.
-        log.warning("could not drop the index row of %s", transaction_id, exc_info=True)
+        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
 
 
 async def _stop_quietly(client: df.DurableOrchestrationClient, transaction_id: str) -> None:
@@ -113,6 +106,9 @@ async def _stop_quietly(client: df.DurableOrchestrationClient, transaction_id: s
         await terminate(client, transaction_id)
     except Exception:
         log.info("terminating %s after its delete failed", transaction_id, exc_info=True)
+
+
+WipeResult = JobRecord | Literal["firing", "skipped"]
 
 
 async def wipe_jobs(
@@ -125,34 +121,56 @@ async def wipe_jobs(
     deps = dependencies.current()
     store = deps.job_store(deps.settings())
     started = time.monotonic()
-    cancelled: list[str] = []
+    cancelled: list[JobRecord] = []
     firing = 0
     seen = 0
     token = None
+    complete = False
     try:
         while True:
             entries, token = await asyncio.to_thread(
                 store.due_page, DueRange(), WIPE_PAGE_SIZE, token
             )
-            removals = await bounded(
-                asyncio.to_thread(_remove, store, entry.transaction_id, ended_too=False)
-                for entry in entries
+            results = await bounded(
+                asyncio.to_thread(_wipe_one, store, entry.transaction_id) for entry in entries
             )
-            for entry, (removal, _) in zip(entries, removals, strict=True):
-                if removal == "cancelled":
-                    cancelled.append(entry.transaction_id)
-                firing += removal == "firing"
+            cancelled += [result for result in results if isinstance(result, JobRecord)]
+            firing += sum(1 for result in results if result == "firing")
             seen += len(entries)
-            out_of_budget = seen >= WIPE_MAX_JOBS or time.monotonic() - started > WIPE_MAX_SECONDS
-            if token is None or out_of_budget:
+            if token is None:
+                complete = True
+                break
+            if seen >= WIPE_MAX_JOBS or time.monotonic() - started > WIPE_MAX_SECONDS:
                 break
     except Exception:
         log.exception("wiping failed after %d cancellations", len(cancelled))
-        token = token or {"failed": "true"}
-    await bounded(_stop_and_log(client, transaction_id) for transaction_id in cancelled)
-    return json_response({"cancelled": len(cancelled), "firing": firing, "complete": token is None})
+    await bounded(_stop_and_log(client, record) for record in cancelled)
+    return json_response({"cancelled": len(cancelled), "firing": firing, "complete": complete})
 
 
-async def _stop_and_log(client: df.DurableOrchestrationClient, transaction_id: str) -> None:
-    await _stop_quietly(client, transaction_id)
-    await record_lifecycle(transaction_id, "wiped", "cancelled by a wipe of all jobs")
+def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
+    """Cancel the job if it is live: its cancelled record, "firing", or "skipped" (ended)."""
+    now = dependencies.current().clock()
+    for _ in range(MAX_SWAPS):
+        stored = store.get(transaction_id)
+        if stored is None:
+            return "skipped"
+        verdict, cancelled = cancel(stored.record, now, by="wipe")
+        if verdict == "firing":
+            return "firing"
+        if cancelled is None:
+            return "skipped"
+        try:
+            store.replace(stored, cancelled)
+        except StaleRecord:
+            continue
+        _unindex_quietly(store, cancelled)
+        return cancelled
+    return "skipped"
+
+
+async def _stop_and_log(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
+    await _stop_quietly(client, record.transaction_id)
+    entry = cancelled_entry(record)
+    if entry is not None:
+        await record_lifecycle(entry)

@@ -42,6 +42,8 @@ class JobRecord(BaseModel):
     destination: str | None = None
     last_outcome: dict[str, Any] | None = None
     request_fingerprint: str | None = None
+    # Which removal cancelled the job: its log entry says so.
+    cancelled_by: Literal["delete", "wipe"] | None = None
     sealed_payload: SealedPayload
 
     def sealing_context(self) -> bytes:
@@ -138,11 +140,18 @@ def finish_attempt(
 CancelVerdict = Literal["cancelled", "firing", "already-cancelled", "ended"]
 
 
-def cancel(record: JobRecord, now: datetime) -> tuple[CancelVerdict, JobRecord | None]:
+def cancel(
+    record: JobRecord, now: datetime, by: Literal["delete", "wipe"] = "delete"
+) -> tuple[CancelVerdict, JobRecord | None]:
     """A delete of a job: cancelled (write the returned record) unless an attempt is running."""
     if record.state in CLAIMABLE_STATES:
         return "cancelled", record.model_copy(
-            update={"state": "cancelled", "next_attempt_at": None, "updated_at": now}
+            update={
+                "state": "cancelled",
+                "next_attempt_at": None,
+                "updated_at": now,
+                "cancelled_by": by,
+            }
         )
     if record.state == "firing":
         return "firing", None

@@ -268,6 +268,7 @@ def _row(record: JobRecord) -> dict[str, Any]:
         "retry": json.dumps(data["retry"], separators=(",", ":")),
         "destination": record.destination or "",
         "request_fingerprint": record.request_fingerprint or "",
+        "cancelled_by": record.cancelled_by or "",
     }
     for name in _TIME_FIELDS:
         moment = getattr(record, name)
@@ -290,6 +291,7 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "retry": json.loads(entity["retry"]),
             "destination": entity.get("destination") or None,
             "request_fingerprint": entity.get("request_fingerprint") or None,
+            "cancelled_by": entity.get("cancelled_by") or None,
             "last_outcome": json.loads(outcome) if outcome else None,
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
         }
