@@ -21,13 +21,14 @@ STORAGE_TABLE_URI = "AzureWebJobsStorage__tableServiceUri"
 STORAGE_ACCOUNT_NAME = "AzureWebJobsStorage__accountName"
 STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId"
 
-# A store call sits on a request's or a job's path: fail within seconds, let the caller decide.
+# A store call sits on a request's or a job's path: a hung store fails it within about 10 s
+# (two tries of at most 5 s), a refused one at once; the caller decides what comes next.
 CLIENT_OPTIONS: Mapping[str, Any] = {
-    "retry_total": 2,
+    "retry_total": 1,
     "retry_backoff_factor": 0.2,
-    "retry_backoff_max": 2,
-    "connection_timeout": 5,
-    "read_timeout": 20,
+    "retry_backoff_max": 1,
+    "connection_timeout": 3,
+    "read_timeout": 5,
 }
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
