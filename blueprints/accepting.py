@@ -78,7 +78,7 @@ async def create_job(
         run = JobRun(
             transaction_id=transaction_id, generation=record.generation, exec_at=record.exec_at
         )
-        await client.start_new(ORCHESTRATOR, transaction_id, run.model_dump(mode="json"))
+        await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
     except Exception:
         log.exception("starting %s failed", transaction_id)
         if not await _withdraw(store, stored):

@@ -61,30 +61,30 @@ def is_error_answer(status: Any) -> bool:
 
 
 async def status_of(
-    client: df.DurableOrchestrationClient, transaction_id: str, history: bool = False
+    client: df.DurableOrchestrationClient, instance_id: str, history: bool = False
 ) -> Any:
     """`get_status` (falsy when unknown), with a backend failure, raised or answered, a 503."""
     try:
         status = await client.get_status(
-            transaction_id, show_history=history, show_history_output=history, show_input=True
+            instance_id, show_history=history, show_history_output=history, show_input=True
         )
     except Exception:
-        log.exception("status of %s failed", transaction_id)
+        log.exception("status of %s failed", instance_id)
         raise backend_unavailable("answer the status request") from None
     if is_error_answer(status):
-        log.error("status of %s failed: %s", transaction_id, getattr(status, "Message", ""))
+        log.error("status of %s failed: %s", instance_id, getattr(status, "Message", ""))
         raise backend_unavailable("answer the status request")
     return status
 
 
-async def terminate(client: df.DurableOrchestrationClient, transaction_id: str) -> None:
+async def terminate(client: df.DurableOrchestrationClient, instance_id: str) -> None:
     """Ask the instance to stop (asynchronous: it runs until the message is processed)."""
-    await client.terminate(transaction_id, DELETE_REASON)
+    await client.terminate(instance_id, DELETE_REASON)
 
 
-async def purge(client: df.DurableOrchestrationClient, transaction_id: str) -> None:
+async def purge(client: df.DurableOrchestrationClient, instance_id: str) -> None:
     """Delete an ended instance's history, if the backend takes it (it holds no secrets)."""
     try:
-        await client.purge_instance_history(transaction_id)
+        await client.purge_instance_history(instance_id)
     except Exception:
-        log.info("purge of %s deferred", transaction_id, exc_info=True)
+        log.info("purge of %s deferred", instance_id, exc_info=True)

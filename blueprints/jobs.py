@@ -117,7 +117,9 @@ async def job_status(
         raise not_found(f"no job with transaction id {transaction_id}")
     body = status_view(found.record)
     if history:
-        body["orchestration"] = _orchestration(await status_of(client, transaction_id, True))
+        body["orchestration"] = _orchestration(
+            await status_of(client, found.record.instance_id, True)
+        )
     return json_response(body)
 
 

@@ -74,7 +74,7 @@ async def _delete_once(
     if cancelled is not None:
         await asyncio.to_thread(store.replace, stored, cancelled)
         await asyncio.to_thread(_unindex_quietly, store, cancelled)
-        await _stop_quietly(client, transaction_id)
+        await _stop_quietly(client, cancelled.instance_id)
         entry = cancelled_entry(cancelled)
         if entry is not None:
             await record_lifecycle(entry)
@@ -85,7 +85,7 @@ async def _delete_once(
             required=True,
         )
         await asyncio.to_thread(store.delete, stored)
-        await purge(client, transaction_id)
+        await purge(client, record.instance_id)
     return json_response(
         {"transaction_id": transaction_id, "deleted": True, "state_before": record.state}
     )
@@ -99,13 +99,13 @@ def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
         log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
 
 
-async def _stop_quietly(client: df.DurableOrchestrationClient, transaction_id: str) -> None:
-    """Terminate the job's orchestration so nothing waits for nothing; it would end by
-    itself anyway, finding the job cancelled when it comes due."""
+async def _stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:
+    """Terminate a job's orchestration so nothing waits for nothing; it would end by itself
+    anyway, finding its job cancelled (or of another generation) when it comes due."""
     try:
-        await terminate(client, transaction_id)
+        await terminate(client, instance_id)
     except Exception:
-        log.info("terminating %s after its delete failed", transaction_id, exc_info=True)
+        log.info("terminating %s failed", instance_id, exc_info=True)
 
 
 WipeResult = JobRecord | Literal["firing", "skipped"]
@@ -170,7 +170,7 @@ def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
 
 
 async def _stop_and_log(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
-    await _stop_quietly(client, record.transaction_id)
+    await _stop_quietly(client, record.instance_id)
     entry = cancelled_entry(record)
     if entry is not None:
         await record_lifecycle(entry)

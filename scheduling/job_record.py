@@ -50,9 +50,20 @@ class JobRecord(BaseModel):
         """What the payload's ciphertext is bound to: it cannot be moved to another record."""
         return sealing_context(self.transaction_id, self.generation)
 
+    @property
+    def instance_id(self) -> str:
+        return instance_id(self.transaction_id, self.generation)
+
 
 def sealing_context(transaction_id: str, generation: str) -> bytes:
     return f"job/{transaction_id}/{generation}".encode()
+
+
+def instance_id(transaction_id: str, generation: str) -> str:
+    """The orchestration of one generation of a job: a new generation (a job re-created
+    under its Idempotency-Key, moved, resumed) starts a new one while the old may still be
+    winding down."""
+    return f"{transaction_id}.{generation}"
 
 
 class JobRun(BaseModel):

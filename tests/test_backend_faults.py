@@ -79,7 +79,7 @@ async def test_a_job_due_during_a_store_outage_fires_once_the_store_is_back(
     with store_down():
         scheduler.host.advance_to(exec_at + timedelta(minutes=2))
         assert httpserver.log == []
-        assert scheduler.host.instance(transaction_id).runtime_status.value == "Running"
+        assert scheduler.orchestration(transaction_id).runtime_status.value == "Running"
     scheduler.host.advance_to(exec_at + timedelta(hours=1))
 
     assert len(httpserver.log) == 1
@@ -91,7 +91,7 @@ async def test_a_job_due_during_a_store_outage_fires_once_the_store_is_back(
 async def test_a_status_read_of_the_orchestration_that_fails_is_503(scheduler: Scheduler) -> None:
     transaction_id = await scheduler.accepted("log.append", LOG)
     scheduler.host.run()
-    scheduler.host.fail_next("GET", f"instances/{transaction_id}")
+    scheduler.host.fail_next("GET", "instances/")
     assert_503(await scheduler.api.get(f"/api/schedule/{transaction_id}/status?history=true"))
     # Without the history, the record alone answers.
     assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).status == 200

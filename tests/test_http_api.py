@@ -46,10 +46,12 @@ async def test_create_stores_the_record_then_starts_an_orchestration_without_the
     assert "webhooks" not in reply.body.decode()
 
     (start,) = scheduler.host.client_calls
-    assert start.path == f"orchestrators/{ORCHESTRATOR}/{transaction_id}"
-    run = json.loads(json.loads(start.body or "null"))
     stored = scheduler.job_store.get(transaction_id)
     assert stored is not None
+    # One orchestration per generation of the job.
+    assert start.path == f"orchestrators/{ORCHESTRATOR}/{stored.record.instance_id}"
+    assert stored.record.instance_id == f"{transaction_id}.{stored.record.generation}"
+    run = json.loads(json.loads(start.body or "null"))
     assert run == {
         "transaction_id": transaction_id,
         "generation": stored.record.generation,
@@ -59,7 +61,7 @@ async def test_create_stores_the_record_then_starts_an_orchestration_without_the
     assert stored.record.destination == "POST http://127.0.0.1:9"
 
     scheduler.host.run()
-    assert scheduler.host.instance(transaction_id).runtime_status.value == "Running"
+    assert scheduler.orchestration(transaction_id).runtime_status.value == "Running"
 
 
 async def test_exec_at_offsets_are_normalised(scheduler: Scheduler) -> None:
@@ -310,7 +312,8 @@ async def test_delete_cancels_at_once_stops_the_orchestration_and_is_then_404(
         "state_before": "pending",
     }
     calls = [(call.method, call.path) for call in scheduler.host.client_calls[before:]]
-    assert calls == [("POST", f"instances/{transaction_id}/terminate")]
+    instance = scheduler.orchestration(transaction_id).instance_id
+    assert calls == [("POST", f"instances/{instance}/terminate")]
 
     assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()[
         "state"
@@ -325,7 +328,7 @@ async def test_deleting_an_ended_job_removes_its_record_and_history(scheduler: S
     scheduler.host.advance(3600)
     reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
     assert reply.json()["state_before"] == "succeeded"
-    assert scheduler.host.find_instance(transaction_id) is None
+    assert not scheduler.has_orchestration(transaction_id)
     assert_problem(await scheduler.api.get(f"/api/schedule/{transaction_id}/status"), 404)
     # The log outlives the record: it says what happened.
     logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]

@@ -110,7 +110,7 @@ async def test_a_key_reused_for_another_request_is_409(scheduler: Scheduler) -> 
 async def test_a_replay_after_the_job_fired_does_not_fire_it_again(scheduler: Scheduler) -> None:
     first = await create(scheduler, JOB, "order-42")
     scheduler.host.advance(3600)
-    assert scheduler.host.instance(first.json()["transaction_id"]).output["state"] == "succeeded"
+    assert scheduler.orchestration(first.json()["transaction_id"]).output["state"] == "succeeded"
     again = await create(scheduler, JOB, "order-42")
     assert again.status == 202
     assert len(scheduler.orchestrations_started()) == 1

@@ -77,7 +77,7 @@ async def test_http_call_fires_once_at_its_time(
     assert status["last_outcome"]["ok"] is True
     assert status["last_outcome"]["status_code"] == 200
     assert status["destination"] == f"PUT http://127.0.0.1:{httpserver.port}"
-    assert scheduler.host.instance(transaction_id).output == {
+    assert scheduler.orchestration(transaction_id).output == {
         "transaction_id": transaction_id,
         "state": "succeeded",
         "attempts": 1,
@@ -126,7 +126,7 @@ async def test_a_deleted_job_never_fires(scheduler: Scheduler, httpserver: HTTPS
     assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
     assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 404
     assert await listed_ids(scheduler) == []
-    assert scheduler.host.instance(transaction_id).runtime_status.value == "Terminated"
+    assert scheduler.orchestration(transaction_id).runtime_status.value == "Terminated"
     logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
     assert [entry["kind"] for entry in logs] == ["accepted", "cancelled"]
 
@@ -141,12 +141,12 @@ async def test_a_cancelled_job_never_fires_even_if_its_orchestration_was_not_sto
         "http.call", {"url": httpserver.url_for("/never")}, at=exec_at
     )
     scheduler.host.run()
-    scheduler.host.fail_next("POST", f"instances/{transaction_id}/terminate")
+    scheduler.host.fail_next("POST", "instances/")
     assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
     scheduler.host.advance_to(exec_at)
 
     assert httpserver.log == []
-    assert scheduler.host.instance(transaction_id).output["state"] == "cancelled"
+    assert scheduler.orchestration(transaction_id).output["state"] == "cancelled"
 
 
 async def test_an_orchestration_whose_record_is_gone_sends_nothing(
@@ -164,7 +164,7 @@ async def test_an_orchestration_whose_record_is_gone_sends_nothing(
     scheduler.host.advance_to(exec_at)
 
     assert httpserver.log == []
-    assert scheduler.host.instance(transaction_id).output["state"] == "gone"
+    assert scheduler.orchestration(transaction_id).output["state"] == "gone"
 
 
 async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) -> None:
@@ -202,7 +202,7 @@ async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler)
     status = await status_of(scheduler, transaction_id)
     assert status["state"] == "succeeded"
     assert status["fired_at"] == "2027-09-27T13:00:00Z"
-    instance = scheduler.host.instance(transaction_id)
+    instance = scheduler.orchestration(transaction_id)
     assert instance.episode_count == 101
     # 3-day chunks with continue-as-new: no episode's history grows with the wait.
     assert max(instance.max_history_length_per_episode) <= 20

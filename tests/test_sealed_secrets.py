@@ -104,7 +104,7 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
     assert sent.headers["Authorization"] == f"Bearer {AUTH}"
     assert sent.args["token"] == QUERY
     assert sent.get_json() == {"password": BODY}
-    assert scheduler.host.instance(transaction_id).episode_count == 2
+    assert scheduler.orchestration(transaction_id).episode_count == 2
 
     assert leaks(iter(snapshots)) == []
     for path in (

@@ -28,6 +28,7 @@ from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from tests.support.app_client import AppClient, Reply
 from tests.support.durable_host import DurableHost
+from tests.support.durable_model import InstanceView
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -74,11 +75,22 @@ class Scheduler:
         return transaction_id
 
     def orchestrations_started(self) -> list[str]:
+        """The transaction id of every orchestration started, in order."""
         return [
-            call.path.rsplit("/", 1)[-1]
+            call.path.rsplit("/", 1)[-1].split(".", 1)[0]
             for call in self.host.client_calls
             if call.method == "POST" and f"orchestrators/{ORCHESTRATOR}/" in call.path
         ]
+
+    def orchestration(self, transaction_id: str) -> InstanceView:
+        """The newest orchestration of the job (one per generation), purged or not."""
+        ids = [i for i in self.host.instance_ids() if i.split(".", 1)[0] == transaction_id]
+        if not ids:
+            raise KeyError(transaction_id)
+        return self.host.instance(ids[-1])
+
+    def has_orchestration(self, transaction_id: str) -> bool:
+        return any(i.split(".", 1)[0] == transaction_id for i in self.host.instance_ids())
 
 
 # Test keys, made for this suite only: base64 of 32 bytes each.
