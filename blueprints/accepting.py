@@ -34,7 +34,8 @@ from scheduling.problems import (
 )
 from scheduling.prompts import UnknownPromptType, destination_of, parse_payload
 from scheduling.settings import SchedulerSettings
-from scheduling.timing import ExecAtError, check_schedule_window, format_utc, parse_exec_at
+from scheduling.timing import format_utc
+from scheduling.when import FirstRun, ScheduleError, first_run
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ async def create_job(
 ) -> func.HttpResponse:
     deps = dependencies.current()
     settings = deps.settings()
-    fields, payload = _validated_job_fields(
+    schedule, fields, payload = _validated_job_fields(
         read_json_body(request, settings.max_request_bytes), settings
     )
     store = deps.job_store(settings)
@@ -60,9 +61,9 @@ async def create_job(
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
             return _replay(request, earlier.record, fingerprint)
-    _check_window(fields["exec_at"], settings)
+    first = _first_run(schedule, settings)
 
-    record = await _sealed_record(transaction_id, fields, payload, fingerprint, settings)
+    record = await _sealed_record(transaction_id, fields, payload, first, fingerprint, settings)
     try:
         stored = await asyncio.to_thread(store.create, record)
     except JobExists:
@@ -82,9 +83,9 @@ async def create_job(
     except Exception:
         log.exception("starting %s failed", transaction_id)
         if not await _withdraw(store, stored):
-            return _accepted(request, transaction_id, format_utc(record.exec_at))
+            return _accepted(request, record)
     await record_lifecycle(accepted_entry(record))
-    return _accepted(request, transaction_id, format_utc(record.exec_at))
+    return _accepted(request, record)
 
 
 async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
@@ -99,6 +100,7 @@ async def _sealed_record(
     transaction_id: str,
     fields: dict[str, Any],
     payload: BaseModel,
+    first: FirstRun,
     fingerprint: str | None,
     settings: SchedulerSettings,
 ) -> JobRecord:
@@ -109,7 +111,7 @@ async def _sealed_record(
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
         sealed = await asyncio.to_thread(
-            deps.sealer(settings).seal, plaintext, sealing_context(transaction_id, generation)
+            deps.sealer(settings).seal, plaintext, sealing_context(transaction_id)
         )
     except Exception:
         log.exception("sealing the payload of %s failed", transaction_id)
@@ -119,7 +121,8 @@ async def _sealed_record(
         generation=generation,
         state="pending",
         prompt_type=fields["prompt_type"],
-        exec_at=parse_exec_at(fields["exec_at"]),
+        exec_at=first.at,
+        recurrence=first.recurrence,
         accepted_at=now,
         updated_at=now,
         retry=fields["retry"],
@@ -171,7 +174,7 @@ def _fingerprint_key(settings: SchedulerSettings) -> bytes:
 
 def _validated_job_fields(
     body: Any, settings: SchedulerSettings
-) -> tuple[dict[str, Any], BaseModel]:
+) -> tuple[ScheduleRequest, dict[str, Any], BaseModel]:
     """What the request asks for, normalised; a 422 naming every problem otherwise."""
     deps = dependencies.current()
     try:
@@ -192,26 +195,25 @@ def _validated_job_fields(
             f"the payload is not a valid {schedule.prompt_type} payload",
             field_errors(error, prefix=["payload"]),
         ) from None
+    # What was asked for, normalised (times in UTC, defaults filled): the fingerprint's input.
     fields = {
-        "exec_at": format_utc(schedule.exec_at),
-        "prompt_type": schedule.prompt_type,
+        **schedule.model_dump(mode="json", exclude_none=True),
         "payload": payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
-        "retry": schedule.retry.model_dump(mode="json"),
     }
-    return fields, payload
+    return schedule, fields, payload
 
 
-def _check_window(exec_at: str, settings: SchedulerSettings) -> None:
+def _first_run(schedule: ScheduleRequest, settings: SchedulerSettings) -> FirstRun:
     try:
-        check_schedule_window(
-            parse_exec_at(exec_at),
+        return first_run(
+            schedule,
             dependencies.current().clock(),
             min_lead_seconds=settings.min_lead_seconds,
             max_horizon_days=settings.max_horizon_days,
         )
-    except ExecAtError as error:
+    except ScheduleError as error:
         raise validation_problem(
-            str(error), [FieldError(loc=["exec_at"], msg=str(error), type=error.rule)]
+            str(error), [FieldError(loc=[error.field], msg=str(error), type=error.rule)]
         ) from None
 
 
@@ -237,18 +239,25 @@ def _replay(
             "Idempotency-Key reused",
             "this Idempotency-Key was already used for a different request",
         )
-    return _accepted(request, earlier.transaction_id, format_utc(earlier.exec_at), replayed=True)
+    return _accepted(request, earlier, replayed=True)
 
 
 def _accepted(
-    request: func.HttpRequest, transaction_id: str, exec_at: str, *, replayed: bool = False
+    request: func.HttpRequest, record: JobRecord, *, replayed: bool = False
 ) -> func.HttpResponse:
-    status_url = f"{origin_of(request)}/api/schedule/{transaction_id}/status"
+    """202: the job's id, when it (next) fires, and where to read it."""
+    status_url = f"{origin_of(request)}/api/schedule/{record.transaction_id}/status"
     headers = {"Location": status_url}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+    fires = format_utc(record.exec_at)
     return json_response(
-        {"transaction_id": transaction_id, "exec_at": exec_at, "status_url": status_url},
+        {
+            "transaction_id": record.transaction_id,
+            "exec_at": fires,
+            "next_fire_at": fires,
+            "status_url": status_url,
+        },
         status=202,
         headers=headers,
     )

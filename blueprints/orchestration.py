@@ -43,14 +43,17 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
     the job's record (claim and retry are compare-and-swaps there); this loop only keeps
     time. An activity that fails (the store did not answer) is tried again after a while.
     """
-    from scheduling.job_record import AttemptOrder, AttemptReport
+    from scheduling.job_record import AttemptOrder, AttemptReport, JobRun
     from scheduling.retry import store_retry_delay
 
     attempt, store_failures = 1, 0
     while True:
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         order = AttemptOrder(
-            transaction_id=run.transaction_id, generation=run.generation, attempt=attempt
+            transaction_id=run.transaction_id,
+            generation=run.generation,
+            due_at=run.exec_at,
+            attempt=attempt,
         )
         try:
             report = AttemptReport.model_validate(
@@ -77,6 +80,15 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             yield context.create_timer(report.next_attempt_at)
             attempt += 1
             continue
+        if report.state == "pending" and report.next_run_at is not None:
+            # A recurring job's next run: a fresh episode each run keeps history bounded.
+            following = JobRun(
+                transaction_id=run.transaction_id,
+                generation=run.generation,
+                exec_at=report.next_run_at,
+            )
+            context.continue_as_new(following.model_dump(mode="json"))
+            return None
         context.set_custom_status({"phase": "done", "state": report.state})
         return {
             "transaction_id": run.transaction_id,

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from scheduling.firing import fire
+from scheduling.job_log.lifecycle import lifecycle_entry
+from scheduling.job_log.resilient import append_with_retry
 from scheduling.job_record import (
     LIVE_STATES,
     AttemptOrder,
@@ -66,7 +68,11 @@ def run_attempt(
         current = store.get(order.transaction_id)
         return report_of(current.record) if current else AttemptReport(state="gone", attempt=0)
     if finished.state not in LIVE_STATES:
-        _unindex_quietly(store, finished)
+        _unindex_quietly(store, record)
+    elif finished.exec_at != record.exec_at:
+        _move_in_index(store, record, finished)
+    if finished.skipped_runs > record.skipped_runs:
+        _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
 
 
@@ -94,7 +100,7 @@ def _claim(
     for _ in range(MAX_SWAPS):
         stored = store.get(order.transaction_id)
         record = stored.record if stored else None
-        verdict, changed = claim(record, order.generation, order.attempt, clock())
+        verdict, changed = claim(record, order.generation, order.due_at, order.attempt, clock())
         if stored is None or record is None or verdict == "gone":
             return AttemptReport(state="gone", attempt=order.attempt)
         if verdict in ("cancelled", "decided"):
@@ -108,6 +114,32 @@ def _claim(
         except StaleRecord:
             continue  # a delete, or a re-run of this attempt, wrote first: decide again
     raise StaleRecord(order.transaction_id)
+
+
+def _move_in_index(store: TableJobStore, before: JobRecord, after: JobRecord) -> None:
+    """A recurring job's next run: listed at its new time first, then no longer at the old."""
+    try:
+        store.index(after)
+    except Exception:
+        # Readers skip a row whose time is not the record's; the job shows again once a
+        # later write indexes it. Listing is a view; the record decides what fires.
+        log.warning("could not index the next run of %s", after.transaction_id, exc_info=True)
+        return
+    _unindex_quietly(store, before)
+
+
+def _log_skipped(context: FiringContext, count: int) -> None:
+    entry = lifecycle_entry(
+        context.transaction_id,
+        "skipped",
+        context.clock(),
+        f"{count} run{'s' if count != 1 else ''} skipped: the previous run was still going, "
+        "or the app was down, when they came due",
+        count=count,
+    )
+    error = append_with_retry(context.job_log, entry)
+    if error is not None:
+        log.warning("the skipped entry of %s was not stored: %s", context.transaction_id, error)
 
 
 def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:

@@ -11,13 +11,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.models import UtcDatetime
+from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
 from scheduling.sealing import SealedPayload
+from scheduling.timing import format_utc
 
-JobState = Literal["pending", "firing", "retrying", "succeeded", "failed", "cancelled"]
-# Listed, wiped, and waited for by an orchestration; the others are outcomes.
-LIVE_STATES: frozenset[JobState] = frozenset({"pending", "firing", "retrying"})
+JobState = Literal["pending", "firing", "retrying", "paused", "succeeded", "failed", "cancelled"]
+# Listed and wiped; the others are outcomes.
+LIVE_STATES: frozenset[JobState] = frozenset({"pending", "firing", "retrying", "paused"})
 CLAIMABLE_STATES: frozenset[JobState] = frozenset({"pending", "retrying"})
+CANCELLABLE_STATES: frozenset[JobState] = frozenset({"pending", "retrying", "paused"})
 
 
 class JobRecord(BaseModel):
@@ -44,19 +47,25 @@ class JobRecord(BaseModel):
     request_fingerprint: str | None = None
     # Which removal cancelled the job: its log entry says so.
     cancelled_by: Literal["delete", "wipe"] | None = None
+    # A recurring job: its schedule, and its runs so far. `exec_at` is the next run's time.
+    recurrence: Recurrence | None = None
+    runs: int = 0
+    skipped_runs: int = 0
+    last_run: dict[str, Any] | None = None
     sealed_payload: SealedPayload
 
     def sealing_context(self) -> bytes:
-        """What the payload's ciphertext is bound to: it cannot be moved to another record."""
-        return sealing_context(self.transaction_id, self.generation)
+        """What the payload's ciphertext is bound to: it cannot be moved to another job."""
+        return sealing_context(self.transaction_id)
 
     @property
     def instance_id(self) -> str:
         return instance_id(self.transaction_id, self.generation)
 
 
-def sealing_context(transaction_id: str, generation: str) -> bytes:
-    return f"job/{transaction_id}/{generation}".encode()
+def sealing_context(transaction_id: str) -> bytes:
+    # The id only: a job moved, paused or resumed (a new generation) keeps its payload.
+    return f"job/{transaction_id}".encode()
 
 
 def instance_id(transaction_id: str, generation: str) -> str:
@@ -75,10 +84,11 @@ class JobRun(BaseModel):
 
 
 class AttemptOrder(BaseModel):
-    """The activity's input: run attempt `attempt` of this job, if it is still due."""
+    """The activity's input: run attempt `attempt` of the run due at `due_at`, if still due."""
 
     transaction_id: str
     generation: str
+    due_at: UtcDatetime
     attempt: int = Field(ge=1)
 
 
@@ -91,26 +101,31 @@ class AttemptReport(BaseModel):
     state: JobState | Literal["gone"]
     attempt: int
     next_attempt_at: UtcDatetime | None = None
+    # When `state` is pending: the time of the job's next run (a recurring job's next one).
+    next_run_at: UtcDatetime | None = None
 
 
 ClaimVerdict = Literal["claimed", "resumed", "cancelled", "decided", "gone"]
 
 
 def claim(
-    record: JobRecord | None, generation: str, attempt: int, now: datetime
+    record: JobRecord | None, generation: str, due_at: datetime, attempt: int, now: datetime
 ) -> tuple[ClaimVerdict, JobRecord | None]:
     """Whether attempt `attempt` may run, and the record to write if it may.
 
     - claimed: the job was pending or retrying; write the returned record (now firing).
     - resumed: this attempt's own claim stands (the activity is being re-run after its
       worker died): run it again, nothing to write.
-    - decided: this attempt already has an outcome (re-run after it was recorded).
+    - decided: this attempt already has an outcome (re-run after it was recorded), or its
+      run is over, or the job is paused: the record says what comes next.
     - cancelled / gone: deleted, wiped or replaced: do not run.
     """
     if record is None or record.generation != generation:
         return "gone", None
     if record.state == "cancelled":
         return "cancelled", None
+    if record.exec_at != due_at:
+        return "decided", None
     if record.state in CLAIMABLE_STATES and record.attempts == attempt - 1:
         claimed = record.model_copy(
             update={
@@ -130,20 +145,41 @@ def claim(
 def finish_attempt(
     record: JobRecord, outcome: dict[str, Any], retry_after: timedelta | None, now: datetime
 ) -> JobRecord:
-    """The record once the running attempt has `outcome`; retrying when `retry_after` is set."""
-    next_attempt_at = None
-    if outcome.get("ok"):
-        state: JobState = "succeeded"
-    elif retry_after is not None:
-        state, next_attempt_at = "retrying", now + retry_after
-    else:
-        state = "failed"
-    return record.model_copy(
+    """The record once the running attempt has `outcome`: retrying when `retry_after` is
+    set; else the run is over, and a recurring job waits for its next run, if any."""
+    if not outcome.get("ok") and retry_after is not None:
+        return record.model_copy(
+            update={
+                "state": "retrying",
+                "last_outcome": outcome,
+                "next_attempt_at": now + retry_after,
+                "updated_at": now,
+            }
+        )
+    state: JobState = "succeeded" if outcome.get("ok") else "failed"
+    ended = record.model_copy(
+        update={"state": state, "last_outcome": outcome, "next_attempt_at": None, "updated_at": now}
+    )
+    if record.recurrence is None:
+        return ended
+    runs = record.runs + 1
+    last_run = {
+        "due_at": format_utc(record.exec_at),
+        "fired_at": format_utc(record.fired_at) if record.fired_at else None,
+        "state": state,
+        "attempts": record.attempts,
+    }
+    following = upcoming_run(record.recurrence, record.exec_at, now, runs)
+    if following.at is None:
+        return ended.model_copy(update={"runs": runs, "last_run": last_run})
+    return ended.model_copy(
         update={
-            "state": state,
-            "last_outcome": outcome,
-            "next_attempt_at": next_attempt_at,
-            "updated_at": now,
+            "state": "pending",
+            "exec_at": following.at,
+            "attempts": 0,
+            "runs": runs,
+            "skipped_runs": record.skipped_runs + following.skipped,
+            "last_run": last_run,
         }
     )
 
@@ -155,7 +191,7 @@ def cancel(
     record: JobRecord, now: datetime, by: Literal["delete", "wipe"] = "delete"
 ) -> tuple[CancelVerdict, JobRecord | None]:
     """A delete of a job: cancelled (write the returned record) unless an attempt is running."""
-    if record.state in CLAIMABLE_STATES:
+    if record.state in CANCELLABLE_STATES:
         return "cancelled", record.model_copy(
             update={
                 "state": "cancelled",
@@ -173,5 +209,50 @@ def cancel(
 
 def report_of(record: JobRecord) -> AttemptReport:
     return AttemptReport(
-        state=record.state, attempt=record.attempts, next_attempt_at=record.next_attempt_at
+        state=record.state,
+        attempt=record.attempts,
+        next_attempt_at=record.next_attempt_at,
+        next_run_at=record.exec_at if record.state == "pending" else None,
+    )
+
+
+PauseVerdict = Literal["paused", "not-recurring", "firing", "already-paused", "ended"]
+
+
+def pause(record: JobRecord, now: datetime) -> tuple[PauseVerdict, JobRecord | None]:
+    """Stop a recurring job's runs until it is resumed; a running attempt is not cut off."""
+    if record.recurrence is None:
+        return "not-recurring", None
+    if record.state in CLAIMABLE_STATES:
+        return "paused", record.model_copy(
+            update={"state": "paused", "next_attempt_at": None, "updated_at": now}
+        )
+    if record.state == "firing":
+        return "firing", None
+    if record.state == "paused":
+        return "already-paused", None
+    return "ended", None
+
+
+ResumeVerdict = Literal["resumed", "not-paused", "no-run-left"]
+
+
+def resume(
+    record: JobRecord, now: datetime, generation: str
+) -> tuple[ResumeVerdict, JobRecord | None]:
+    """A paused job, pending again at its next run after now (missed runs are not made up),
+    under a new generation: whatever the old orchestration still does is void."""
+    if record.state != "paused" or record.recurrence is None:
+        return "not-paused", None
+    following = next_fire_at(record.recurrence, now, record.runs)
+    if following is None:
+        return "no-run-left", None
+    return "resumed", record.model_copy(
+        update={
+            "state": "pending",
+            "generation": generation,
+            "exec_at": following,
+            "attempts": 0,
+            "updated_at": now,
+        }
     )

@@ -33,7 +33,17 @@ if TYPE_CHECKING:
 INDEX_SUFFIX = "due"
 # Filled with the job's fields on the way in and out; a fixed-width UTC stamp sorts as text.
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-_PLAIN_FIELDS = ("transaction_id", "generation", "state", "prompt_type", "attempts")
+_PLAIN_FIELDS = (
+    "transaction_id",
+    "generation",
+    "state",
+    "prompt_type",
+    "attempts",
+    "runs",
+    "skipped_runs",
+)
+# Small JSON values, each in one property ("" for none).
+_JSON_FIELDS = ("retry", "recurrence", "last_run")
 _TIME_FIELDS = ("exec_at", "accepted_at", "updated_at", "next_attempt_at", "fired_at")
 T = TypeVar("T")
 
@@ -265,7 +275,10 @@ def _row(record: JobRecord) -> dict[str, Any]:
         "PartitionKey": record.transaction_id,
         "RowKey": record.transaction_id,
         **{name: data[name] for name in _PLAIN_FIELDS},
-        "retry": json.dumps(data["retry"], separators=(",", ":")),
+        **{
+            name: "" if data[name] is None else json.dumps(data[name], separators=(",", ":"))
+            for name in _JSON_FIELDS
+        },
         "destination": record.destination or "",
         "request_fingerprint": record.request_fingerprint or "",
         "cancelled_by": record.cancelled_by or "",
@@ -283,12 +296,15 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
     outcome = get_text(entity, "last_outcome")
     return JobRecord.model_validate(
         {
-            **{name: entity[name] for name in _PLAIN_FIELDS},
+            **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
             **{
                 name: _parse_stamp(entity[name]) if entity.get(name) else None
                 for name in _TIME_FIELDS
             },
-            "retry": json.loads(entity["retry"]),
+            **{
+                name: json.loads(entity[name]) if entity.get(name) else None
+                for name in _JSON_FIELDS
+            },
             "destination": entity.get("destination") or None,
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,

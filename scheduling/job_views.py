@@ -3,6 +3,7 @@
 from typing import Any
 
 from scheduling.job_record import JobRecord
+from scheduling.timing import format_utc
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
 _LISTED = ("transaction_id", "state", "prompt_type", "exec_at", "attempts", "next_attempt_at")
@@ -14,14 +15,27 @@ _STATUS = (
     "retry",
     "destination",
     "last_outcome",
+    "recurrence",
+    "runs",
+    "skipped_runs",
+    "last_run",
 )
+
+
+def next_fire_at(record: JobRecord) -> str | None:
+    """When the job's next run is due: none once it has ended, or while it is paused."""
+    if record.state in ("pending", "firing", "retrying"):
+        return format_utc(record.exec_at)
+    return None
 
 
 def listed_view(record: JobRecord) -> dict[str, Any]:
     """A job as one row of the listing."""
-    return record.model_dump(mode="json", include=set(_LISTED))
+    view = record.model_dump(mode="json", include=set(_LISTED))
+    return {**view, "next_fire_at": next_fire_at(record)}
 
 
 def status_view(record: JobRecord) -> dict[str, Any]:
-    """A job as its status shows it; `last_outcome` was redacted when it was stored."""
-    return record.model_dump(mode="json", include=set(_STATUS))
+    """A job as its status shows it; `last_outcome` is what the activity chose to keep."""
+    view = record.model_dump(mode="json", include=set(_STATUS))
+    return {**view, "next_fire_at": next_fire_at(record)}

@@ -1,7 +1,8 @@
 """The request that creates a job, and the one way every time is read and written."""
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
@@ -32,12 +33,48 @@ UtcDatetime = Annotated[
 ]
 
 
+# What fires when a local wall time does not exist (clocks jump forward) or happens twice.
+DstGap = Literal["shift", "skip"]
+DstFold = Literal["first", "last", "both"]
+_WALL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+
+
+def _wall_time(value: object) -> datetime:
+    """A local date and time with no offset (`2027-03-28T09:00:00`), as a naive datetime."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value
+    if not isinstance(value, str) or not _WALL_TIME.fullmatch(value):
+        raise ValueError(
+            "must be a local date and time without an offset, e.g. 2027-03-28T09:00:00"
+        )
+    return datetime.fromisoformat(value)
+
+
+WallTime = Annotated[
+    datetime,
+    BeforeValidator(_wall_time),
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+]
+
+
 class ScheduleRequest(BaseModel):
-    """The body of `POST /api/schedule`; the payload is checked against its prompt type later."""
+    """The body of `POST /api/schedule`: one of exec_at, exec_local or cron says when.
+
+    Which combinations make sense is checked with the schedule itself (accepting.py), so a
+    422 can name the field at fault; the payload is checked against its prompt type.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    exec_at: UtcDatetime
+    exec_at: UtcDatetime | None = None
+    exec_local: WallTime | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    dst_gap: DstGap = "shift"
+    dst_fold: DstFold = "first"
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    max_runs: int | None = Field(default=None, ge=1, le=1_000_000)
     prompt_type: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

@@ -17,9 +17,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from pydantic import BaseModel, ConfigDict, Field
 
-DstGap = Literal["shift", "skip"]
-DstFold = Literal["first", "last", "both"]
+from scheduling.models import DstFold, DstGap, UtcDatetime
 
 MAX_CRON_LENGTH = 256
 MAX_ZONE_LENGTH = 64
@@ -42,17 +42,19 @@ class RecurrenceError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class Recurrence:
-    """A recurring job's schedule, as the caller gave it (validated by `recurrence`)."""
+class Recurrence(BaseModel):
+    """A recurring job's schedule, as the caller gave it (checked by `check_recurrence`)."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Lengths and forms are checked by check_recurrence, whose errors name the field.
     cron: str
-    timezone: str
+    timezone: str = "UTC"
     dst_gap: DstGap = "shift"
     dst_fold: DstFold = "first"
-    start_at: datetime | None = None
-    end_at: datetime | None = None
-    max_runs: int | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    max_runs: int | None = Field(default=None, ge=1)
 
 
 def zone_of(name: str, field: str = "timezone") -> ZoneInfo:
@@ -185,3 +187,30 @@ def local_exec_at(
             "exec_local", "exec_local does not exist in that time zone (clocks jump over it)"
         )
     return instants[0]
+
+
+# Past this many, skipped runs are counted no further (a long outage of a minutely job).
+MAX_SKIPPED_COUNTED = 10_000
+
+
+@dataclass(frozen=True)
+class UpcomingRun:
+    """The next run after one ended: when (None: the schedule is over), and how many fire
+    times went by meanwhile without a run (the run overlapped them, or the app was down)."""
+
+    at: datetime | None
+    skipped: int
+
+
+def upcoming_run(schedule: Recurrence, due: datetime, now: datetime, runs_done: int) -> UpcomingRun:
+    """The run after the one due at `due`, which ended at `now`: never one in the past.
+
+    Runs never overlap and missed ones are not made up: every fire time after `due` up to
+    `now` is skipped, and the next run is the first after `now`.
+    """
+    skipped = 0
+    for moment in fire_times(schedule, due):
+        if moment > now or skipped >= MAX_SKIPPED_COUNTED:
+            break
+        skipped += 1
+    return UpcomingRun(at=next_fire_at(schedule, now, runs_done), skipped=skipped)

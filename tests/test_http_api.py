@@ -270,6 +270,11 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "retry": {"max_attempts": 1, "initial_delay_seconds": 30.0, "max_delay_seconds": 3600.0},
         "destination": "POST http://127.0.0.1:9",
         "last_outcome": None,
+        "recurrence": None,
+        "runs": 0,
+        "skipped_runs": 0,
+        "last_run": None,
+        "next_fire_at": "2026-12-01T08:10:00Z",
     }
 
 

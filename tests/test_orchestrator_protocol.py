@@ -143,6 +143,7 @@ def test_at_exec_at_the_activity_gets_the_job_id_and_attempt_never_a_payload() -
     assert json.loads(call["input"]) == {
         "transaction_id": INSTANCE,
         "generation": GENERATION,
+        "due_at": "2026-12-01T10:00:00Z",
         "attempt": 1,
     }
 
@@ -249,6 +250,23 @@ def test_a_far_job_waits_three_days_then_continues_as_new(days: int) -> None:
     again = newest_action(reply, 2)
     assert again["actionType"] == CONTINUE_AS_NEW
     assert JobRun.model_validate(json.loads(again["input"])) == the_job
+
+
+def test_a_recurring_jobs_next_run_is_a_new_episode_at_the_time_the_record_names() -> None:
+    episode = Episode(T0, job(T0))
+    call = newest_action(episode.run(), 1)
+    next_run = T0 + timedelta(days=1)
+    attempt_done(
+        episode,
+        T0,
+        call,
+        0,
+        AttemptReport(state="pending", attempt=0, next_run_at=next_run).model_dump_json(),
+    )
+    reply = episode.run()
+    again = newest_action(reply, 2)
+    assert again["actionType"] == CONTINUE_AS_NEW
+    assert JobRun.model_validate(json.loads(again["input"])) == job(next_run)
 
 
 def test_replaying_the_same_history_gives_the_same_actions() -> None:

@@ -33,7 +33,10 @@ async def test_a_delete_racing_the_claim_exactly_one_wins(
         stored = scheduler.job_store.get(transaction_id)
         assert stored is not None
         order = AttemptOrder(
-            transaction_id=transaction_id, generation=stored.record.generation, attempt=1
+            transaction_id=transaction_id,
+            generation=stored.record.generation,
+            due_at=stored.record.exec_at,
+            attempt=1,
         )
         before = len(httpserver.log)
 

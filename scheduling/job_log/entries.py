@@ -12,7 +12,19 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from scheduling.paging import InvalidCursor as InvalidCursor  # re-exported for the stores
 
-LogKind = Literal["accepted", "fired", "outcome", "cancelled", "wiped", "deleted", "log"]
+LogKind = Literal[
+    "accepted",
+    "fired",
+    "outcome",
+    "cancelled",
+    "wiped",
+    "deleted",
+    "log",
+    "skipped",
+    "paused",
+    "resumed",
+    "rescheduled",
+]
 
 # Table Storage returns at most 1000 entities per request; one page never needs more.
 MAX_READ_LIMIT = 1000

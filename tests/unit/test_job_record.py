@@ -28,7 +28,7 @@ def record(state: JobState = "pending", attempts: int = 0, generation: str = "g1
 
 
 def test_the_first_attempt_claims_a_pending_job() -> None:
-    verdict, claimed = claim(record(), "g1", 1, NOW)
+    verdict, claimed = claim(record(), "g1", NOW, 1, NOW)
     assert verdict == "claimed"
     assert claimed is not None
     assert (claimed.state, claimed.attempts, claimed.fired_at) == ("firing", 1, NOW)
@@ -36,27 +36,27 @@ def test_the_first_attempt_claims_a_pending_job() -> None:
 
 def test_a_retry_claims_a_retrying_job_only_for_the_next_attempt() -> None:
     waiting = record("retrying", attempts=1).model_copy(update={"next_attempt_at": NOW})
-    verdict, claimed = claim(waiting, "g1", 2, NOW)
+    verdict, claimed = claim(waiting, "g1", NOW, 2, NOW)
     assert verdict == "claimed"
     assert claimed is not None
     assert claimed.next_attempt_at is None
-    assert claim(waiting, "g1", 1, NOW)[0] == "decided"  # attempt 1 was recorded already
+    assert claim(waiting, "g1", NOW, 1, NOW)[0] == "decided"  # attempt 1 was recorded already
 
 
 def test_a_cancelled_job_is_never_claimed() -> None:
-    assert claim(record("cancelled"), "g1", 1, NOW) == ("cancelled", None)
+    assert claim(record("cancelled"), "g1", NOW, 1, NOW) == ("cancelled", None)
 
 
 def test_an_orchestration_of_another_generation_is_gone() -> None:
     # Deleted, and its Idempotency-Key used again: the old orchestration must not fire it.
-    assert claim(record(generation="g2"), "g1", 1, NOW) == ("gone", None)
-    assert claim(None, "g1", 1, NOW) == ("gone", None)
+    assert claim(record(generation="g2"), "g1", NOW, 1, NOW) == ("gone", None)
+    assert claim(None, "g1", NOW, 1, NOW) == ("gone", None)
 
 
 def test_a_rerun_of_a_claimed_attempt_resumes_it_and_a_rerun_after_its_outcome_does_not() -> None:
-    assert claim(record("firing", attempts=1), "g1", 1, NOW) == ("resumed", None)
-    assert claim(record("succeeded", attempts=1), "g1", 1, NOW) == ("decided", None)
-    assert claim(record("failed", attempts=1), "g1", 1, NOW) == ("decided", None)
+    assert claim(record("firing", attempts=1), "g1", NOW, 1, NOW) == ("resumed", None)
+    assert claim(record("succeeded", attempts=1), "g1", NOW, 1, NOW) == ("decided", None)
+    assert claim(record("failed", attempts=1), "g1", NOW, 1, NOW) == ("decided", None)
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from scheduling.models import DstFold, DstGap
 from scheduling.recurrence import (
-    DstFold,
-    DstGap,
     Recurrence,
     RecurrenceError,
     check_recurrence,

@@ -1,0 +1,95 @@
+"""When a new job first fires: from exec_at, exec_local or cron, within the lead and horizon.
+
+Pure, so the same rules answer POST /api/schedule, PATCH and the preview; every refusal names
+the request field at fault.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduling.models import ScheduleRequest
+from scheduling.recurrence import Recurrence, RecurrenceError, check_recurrence, local_exec_at
+from scheduling.timing import ExecAtError, check_schedule_window, format_utc
+
+WHEN_FIELDS = ("exec_at", "exec_local", "cron")
+# Fields that only a cron schedule (or, for the zone rules, an exec_local) takes.
+_CRON_ONLY = ("start_at", "end_at", "max_runs")
+
+
+class ScheduleError(ValueError):
+    """The request's schedule cannot work: `field` is at fault, `rule` says how."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    at: datetime
+    recurrence: Recurrence | None
+
+
+def first_run(
+    request: ScheduleRequest, now: datetime, *, min_lead_seconds: int, max_horizon_days: int
+) -> FirstRun:
+    """The first fire instant (UTC) and, for cron, the schedule; ScheduleError otherwise."""
+    given = [name for name in WHEN_FIELDS if getattr(request, name) is not None]
+    if len(given) != 1:
+        raise ScheduleError(
+            given[1] if len(given) > 1 else "exec_at",
+            "one_of",
+            "give exactly one of exec_at (an instant), exec_local (a local wall time with "
+            "timezone) or cron (a recurring schedule with timezone)",
+        )
+    if request.cron is None:
+        for name in _CRON_ONLY:
+            if getattr(request, name) is not None:
+                raise ScheduleError(name, "cron_only", f"{name} applies to cron schedules only")
+    if request.exec_at is not None and request.timezone is not None:
+        raise ScheduleError("timezone", "exec_at_has_offset", "exec_at carries its own offset")
+    earliest = now + timedelta(seconds=min_lead_seconds)
+    try:
+        if request.cron is not None:
+            recurrence = Recurrence(
+                cron=request.cron,
+                timezone=request.timezone or "UTC",
+                dst_gap=request.dst_gap,
+                dst_fold=request.dst_fold,
+                start_at=request.start_at,
+                end_at=request.end_at,
+                max_runs=request.max_runs,
+            )
+            # The first run is at least the lead away: sooner ones are not this job's.
+            at = check_recurrence(recurrence, earliest - timedelta(microseconds=1))
+            if at > now + timedelta(days=max_horizon_days):
+                raise ScheduleError(
+                    "cron",
+                    "max_horizon",
+                    f"the first run must be within {max_horizon_days} days "
+                    f"(it would be {format_utc(at)})",
+                )
+            return FirstRun(at=at, recurrence=recurrence)
+        if request.exec_local is not None:
+            if request.dst_fold == "both":
+                raise ScheduleError(
+                    "dst_fold", "one_time", "a one-time job fires once: dst_fold is first or last"
+                )
+            at = local_exec_at(
+                request.exec_local, request.timezone or "UTC", request.dst_gap, request.dst_fold
+            )
+            field = "exec_local"
+        elif request.exec_at is not None:
+            at, field = request.exec_at, "exec_at"
+        else:  # not reached: exactly one of the three is set
+            raise ScheduleError("exec_at", "one_of", "exec_at is missing")
+    except RecurrenceError as error:
+        raise ScheduleError(error.field, "schedule", str(error)) from None
+    try:
+        check_schedule_window(
+            at, now, min_lead_seconds=min_lead_seconds, max_horizon_days=max_horizon_days
+        )
+    except ExecAtError as error:
+        raise ScheduleError(field, error.rule, str(error).replace("exec_at", field)) from None
+    return FirstRun(at=at, recurrence=None)
