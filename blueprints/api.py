@@ -78,3 +78,47 @@ async def delete_job(
     from blueprints import removing
 
     return await removing.delete_job(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/preview", methods=["GET"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def preview_schedule(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import jobs
+
+    return await jobs.preview_schedule(req)
+
+
+@bp.route(route="schedule/{transaction_id}", methods=["PATCH"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def reschedule_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import changing
+
+    return await changing.reschedule_job(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/{transaction_id}/pause", methods=["POST"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def pause_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import changing
+
+    return await changing.pause_job(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/{transaction_id}/resume", methods=["POST"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def resume_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import changing
+
+    return await changing.resume_job(client, req, req.route_params["transaction_id"])

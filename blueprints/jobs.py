@@ -7,6 +7,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from pydantic import ValidationError
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_flag, query_int
@@ -22,7 +23,8 @@ from scheduling.paging import (
     decode_cursor,
     encode_cursor,
 )
-from scheduling.problems import not_found, problem
+from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
+from scheduling.recurrence import Recurrence, RecurrenceError, preview
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
 log = logging.getLogger(__name__)
@@ -153,3 +155,30 @@ def _event(event: dict[str, Any]) -> dict[str, Any]:
 
 def _iso(moment: Any) -> str | None:
     return format_utc(moment) if isinstance(moment, datetime) else None
+
+
+MAX_PREVIEW = 100
+
+
+async def preview_schedule(request: func.HttpRequest) -> func.HttpResponse:
+    """The next `count` fire times of a cron schedule, creating nothing."""
+    params = request.params
+    count = query_int(request, "count", 10, 1, MAX_PREVIEW)
+    try:
+        recurrence = Recurrence.model_validate(
+            {
+                name: params[name]
+                for name in ("cron", "timezone", "dst_gap", "dst_fold", "start_at", "end_at")
+                if params.get(name)
+            }
+        )
+        upcoming = preview(recurrence, dependencies.current().clock(), count)
+        if not upcoming:
+            raise RecurrenceError("cron", "the schedule has no run in the future")
+    except ValidationError as error:
+        raise validation_problem("the schedule is not valid", field_errors(error)) from None
+    except RecurrenceError as error:
+        raise validation_problem(
+            str(error), [FieldError(loc=[error.field], msg=str(error), type="schedule")]
+        ) from None
+    return json_response({"fire_times": [format_utc(moment) for moment in upcoming]})

@@ -1,5 +1,6 @@
 """Recurring jobs through the public routes: runs on a wall clock across DST, skips, limits."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,3 +163,186 @@ async def test_a_one_time_job_at_a_local_wall_time(
     assert reply.json()["exec_at"] == "2026-12-01T12:45:00Z"
     scheduler.host.advance(24 * 3600)
     assert seen == [datetime(2026, 12, 1, 12, 45, tzinfo=UTC)]
+
+
+async def test_pause_stops_runs_and_resume_fires_at_the_next_future_time_without_a_burst(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/hourly")
+    reply = await create(
+        scheduler,
+        cron="0 * * * *",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/hourly")},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(datetime(2026, 12, 1, 10, 30, tzinfo=UTC))
+    assert len(seen) == 2  # 09:00, 10:00
+
+    paused = await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")
+    assert paused.status == 200, paused.body
+    assert paused.json()["state"] == "paused"
+    assert paused.json()["next_fire_at"] is None
+    scheduler.host.advance_to(datetime(2026, 12, 1, 15, 30, tzinfo=UTC))
+    assert len(seen) == 2  # nothing while paused
+
+    resumed = await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")
+    assert resumed.status == 200, resumed.body
+    assert resumed.json()["next_fire_at"] == "2026-12-01T16:00:00Z"
+    scheduler.host.advance_to(datetime(2026, 12, 1, 17, 30, tzinfo=UTC))
+    # The five missed runs are not made up: 16:00 and 17:00 only.
+    assert seen[2:] == [
+        datetime(2026, 12, 1, 16, tzinfo=UTC),
+        datetime(2026, 12, 1, 17, tzinfo=UTC),
+    ]
+    kinds = [
+        entry["kind"]
+        for entry in (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()[
+            "entries"
+        ]
+    ]
+    assert "paused" in kinds
+    assert "resumed" in kinds
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")).status == 409
+
+
+async def test_a_one_time_job_cannot_be_paused(scheduler: Scheduler) -> None:
+    transaction_id = await scheduler.accepted("log.append", {"message": "m"})
+    reply = await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")
+    assert reply.status == 409
+    assert "recurring" in reply.json()["detail"]
+
+
+async def test_patch_moves_a_pending_job_which_fires_at_the_new_time_never_the_old(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/moved")
+    old_time = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/moved")}, at=old_time
+    )
+    scheduler.host.run()
+
+    moved = await scheduler.api.request(
+        "PATCH",
+        f"/api/schedule/{transaction_id}",
+        json_body={"exec_at": "2026-12-01T11:00:00+01:00"},
+    )
+    assert moved.status == 200, moved.body
+    assert moved.json()["exec_at"] == "2026-12-01T10:00:00Z"
+    assert moved.json()["transaction_id"] == transaction_id
+    scheduler.host.advance_to(datetime(2026, 12, 2, tzinfo=UTC))
+
+    assert seen == [datetime(2026, 12, 1, 10, tzinfo=UTC)]
+    assert (await status_of(scheduler, transaction_id))["state"] == "succeeded"
+    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
+    assert listed == []
+
+
+async def test_patch_changes_a_recurring_jobs_cron_and_zone(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/cron")
+    reply = await create(
+        scheduler,
+        cron="0 9 * * *",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/cron")},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    changed = await scheduler.api.request(
+        "PATCH",
+        f"/api/schedule/{transaction_id}",
+        json_body={"cron": "30 12 * * *", "timezone": "America/New_York", "max_runs": 2},
+    )
+    assert changed.status == 200, changed.body
+    assert changed.json()["next_fire_at"] == "2026-12-01T17:30:00Z"
+    scheduler.host.advance(4 * 24 * 3600)
+    assert seen == [
+        datetime(2026, 12, 1, 17, 30, tzinfo=UTC),
+        datetime(2026, 12, 2, 17, 30, tzinfo=UTC),
+    ]
+
+
+async def test_patch_is_checked_like_a_create(scheduler: Scheduler) -> None:
+    one_time = await scheduler.accepted("log.append", {"message": "m"})
+    recurring = (await create(scheduler, cron="@hourly")).json()["transaction_id"]
+    cases = [
+        (one_time, {"exec_at": "2026-12-01T08:00:30Z"}, 422, "exec_at"),  # under the lead
+        (one_time, {"cron": "@daily"}, 422, "cron"),
+        (recurring, {"exec_at": "2026-12-02T00:00:00Z"}, 422, "exec_at"),
+        (recurring, {"timezone": "Nowhere/Else"}, 422, "timezone"),
+        (one_time, {"bogus": 1}, 422, "bogus"),
+    ]
+    for transaction_id, body, status, field in cases:
+        reply = await scheduler.api.request(
+            "PATCH", f"/api/schedule/{transaction_id}", json_body=body
+        )
+        assert reply.status == status, (body, reply.body)
+        assert reply.json()["errors"][0]["loc"][0] == field, (body, reply.json())
+
+
+async def test_patch_racing_the_fire_either_moves_the_job_or_is_409(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    answers: list[Reply] = []
+
+    def patch_meanwhile(request: Request) -> Response:
+        answers.append(
+            asyncio.run(
+                scheduler.api.request(
+                    "PATCH",
+                    f"/api/schedule/{transaction_id}",
+                    json_body={"exec_at": "2026-12-02T00:00:00Z"},
+                )
+            )
+        )
+        return Response("ok")
+
+    httpserver.expect_request("/racing").respond_with_handler(patch_meanwhile)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/racing")}, at=datetime(2026, 12, 1, 9, tzinfo=UTC)
+    )
+    scheduler.host.advance_to(datetime(2026, 12, 3, tzinfo=UTC))
+    # The attempt had claimed the job: the change is refused, and it fired once.
+    assert [answer.status for answer in answers] == [409]
+    assert len(httpserver.log) == 1
+    ended = await scheduler.api.request(
+        "PATCH", f"/api/schedule/{transaction_id}", json_body={"exec_at": "2026-12-04T00:00:00Z"}
+    )
+    assert ended.status == 409
+
+
+async def test_a_recurring_job_deleted_between_runs_runs_no_more(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/between")
+    reply = await create(
+        scheduler,
+        cron="0 * * * *",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/between")},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(datetime(2026, 12, 1, 10, 30, tzinfo=UTC))
+    deleted = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert deleted.status == 200
+    assert deleted.json()["state_before"] == "pending"
+    scheduler.host.advance_to(datetime(2026, 12, 2, tzinfo=UTC))
+    assert len(seen) == 2
+    assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
+
+
+async def test_preview_answers_fire_times_and_creates_nothing(scheduler: Scheduler) -> None:
+    reply = await scheduler.api.get(
+        "/api/schedule/preview?cron=30%201%20*%20*%20*&timezone=Europe/London&count=3"
+        "&dst_gap=skip&start_at=2027-03-27T00:00:00Z"
+    )
+    assert reply.status == 200, reply.body
+    assert reply.json() == {
+        "fire_times": ["2027-03-27T01:30:00Z", "2027-03-29T00:30:00Z", "2027-03-30T00:30:00Z"]
+    }
+    bad = await scheduler.api.get("/api/schedule/preview?cron=61%20*%20*%20*%20*")
+    assert bad.status == 422
+    assert bad.json()["errors"][0]["loc"] == ["cron"]
+    assert scheduler.orchestrations_started() == []

@@ -1,0 +1,267 @@
+"""Changing a job in place: pause, resume, and PATCH (a new time or schedule, the same id).
+
+Each change is decided on the record and written by compare-and-swap, like a delete, so it
+meets a firing attempt the same way: whoever writes first wins, and a change that loses to
+a running attempt is a 409. A change that needs a new orchestration (resume; moving a
+pending job) starts it first, for a new generation of the job, and only then swaps the
+record: if the swap loses, the new orchestration finds a record of another generation and
+ends without doing anything; if it wins, the old orchestration is in that position.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from blueprints import dependencies
+from blueprints.http_io import json_response, read_json_body
+from blueprints.instances import ORCHESTRATOR, backend_unavailable, checked_id, terminate
+from blueprints.job_logs import record_lifecycle
+from scheduling.job_log.lifecycle import lifecycle_entry
+from scheduling.job_record import JobRecord, JobRun, pause, resume
+from scheduling.job_store import StaleRecord, StoredJob, TableJobStore
+from scheduling.job_views import status_view
+from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
+from scheduling.problems import (
+    FieldError,
+    ProblemError,
+    field_errors,
+    not_found,
+    problem,
+    validation_problem,
+)
+from scheduling.timing import format_utc
+from scheduling.when import FirstRun, ScheduleError, first_run
+
+MAX_SWAPS = 5
+log = logging.getLogger(__name__)
+_ONE_TIME_FIELDS = frozenset({"exec_at", "exec_local", "timezone", "dst_gap", "dst_fold"})
+_RECURRING_FIELDS = frozenset(
+    {"cron", "timezone", "dst_gap", "dst_fold", "start_at", "end_at", "max_runs"}
+)
+
+
+class ScheduleChange(BaseModel):
+    """The body of PATCH /api/schedule/{id}: the schedule fields to change, nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exec_at: UtcDatetime | None = None
+    exec_local: WallTime | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    dst_gap: DstGap | None = None
+    dst_fold: DstFold | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    max_runs: int | None = None
+
+
+Change = Callable[[JobRecord], JobRecord]
+
+
+async def pause_job(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
+) -> func.HttpResponse:
+    def paused(record: JobRecord) -> JobRecord:
+        verdict, changed = pause(record, dependencies.current().clock())
+        if verdict == "already-paused":
+            return record
+        if changed is None:
+            raise _conflict(verdict, "paused")
+        return changed
+
+    before, after = await _swap(transaction_id, paused)
+    if after.state == "paused" and before.state != "paused":
+        await _stop_quietly(client, before.instance_id)
+        await _log(after, "paused", "paused through the API")
+    return json_response(status_view(after))
+
+
+async def resume_job(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
+) -> func.HttpResponse:
+    generation = uuid.uuid4().hex
+
+    def resumed(record: JobRecord) -> JobRecord:
+        verdict, changed = resume(record, dependencies.current().clock(), generation)
+        if changed is None:
+            raise _conflict(verdict, "resumed")
+        return changed
+
+    _, after = await _swap(transaction_id, resumed, client=client)
+    await _log(after, "resumed", f"resumed; next run {format_utc(after.exec_at)}")
+    return json_response(status_view(after))
+
+
+async def reschedule_job(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
+) -> func.HttpResponse:
+    """Move a pending one-time job, or change a recurring job's schedule; the id stays."""
+    deps = dependencies.current()
+    settings = deps.settings()
+    try:
+        change = ScheduleChange.model_validate(read_json_body(request, settings.max_request_bytes))
+    except ValidationError as error:
+        raise validation_problem("the change is not valid", field_errors(error)) from None
+    given = change.model_dump(exclude_none=True)
+    if not given:
+        raise validation_problem(
+            "nothing to change",
+            [FieldError(loc=["exec_at"], msg="give the fields to change", type="empty")],
+        )
+    generation = uuid.uuid4().hex
+
+    def rescheduled(record: JobRecord) -> JobRecord:
+        allowed = _RECURRING_FIELDS if record.recurrence is not None else _ONE_TIME_FIELDS
+        for name in given:
+            if name not in allowed:
+                kind = "a recurring" if record.recurrence is not None else "a one-time"
+                raise _invalid(name, f"{name} cannot be changed on {kind} job")
+        if record.state not in ("pending", "paused"):
+            raise _conflict(record.state, "changed")
+        first = _validated_first_run(
+            record, given, settings.min_lead_seconds, settings.max_horizon_days
+        )
+        return record.model_copy(
+            update={
+                "generation": generation if record.state == "pending" else record.generation,
+                "exec_at": first.at,
+                "recurrence": first.recurrence,
+                "attempts": 0,
+                "updated_at": deps.clock(),
+            }
+        )
+
+    before, after = await _swap(transaction_id, rescheduled, client=client)
+    if after.generation != before.generation:
+        await _stop_quietly(client, before.instance_id)
+    await _log(after, "rescheduled", f"rescheduled; next run {format_utc(after.exec_at)}")
+    return json_response(status_view(after))
+
+
+def _validated_first_run(
+    record: JobRecord, given: dict[str, Any], min_lead_seconds: int, max_horizon_days: int
+) -> FirstRun:
+    """The create-time validation, on the record's schedule with the changes applied."""
+    if record.recurrence is not None:
+        schedule = {**record.recurrence.model_dump(mode="json", exclude_none=True), **given}
+        # max_runs counts every run of the job, the ones already done included.
+        if "max_runs" in given and given["max_runs"] <= record.runs:
+            raise _invalid("max_runs", f"max_runs must be more than the {record.runs} runs done")
+    else:
+        when = {"exec_at", "exec_local"} & set(given)
+        schedule = {
+            key: value
+            for key, value in given.items()
+            if key in when or key in ("timezone", "dst_gap", "dst_fold")
+        }
+        if not when:
+            raise _invalid("exec_at", "give the new exec_at or exec_local")
+    try:
+        request = ScheduleRequest.model_validate(
+            {**schedule, "prompt_type": record.prompt_type, "payload": {}}
+        )
+        first = first_run(
+            request,
+            dependencies.current().clock(),
+            min_lead_seconds=min_lead_seconds,
+            max_horizon_days=max_horizon_days,
+        )
+    except ValidationError as error:
+        raise validation_problem("the change is not valid", field_errors(error)) from None
+    except ScheduleError as error:
+        raise _invalid(error.field, str(error), error.rule) from None
+    return first
+
+
+async def _swap(
+    transaction_id: str,
+    change: Change,
+    client: df.DurableOrchestrationClient | None = None,
+) -> tuple[JobRecord, JobRecord]:
+    """Apply `change` to the record by compare-and-swap; (before, after).
+
+    With `client`, a changed record that is pending under a new generation gets its new
+    orchestration started before the swap.
+    """
+    checked_id(transaction_id)
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
+    try:
+        for _ in range(MAX_SWAPS):
+            stored = await asyncio.to_thread(store.get, transaction_id)
+            if stored is None or stored.record.state == "cancelled":
+                raise not_found(f"no job with transaction id {transaction_id}")
+            after = change(stored.record)
+            if after == stored.record:
+                return stored.record, after
+            if (
+                client is not None
+                and after.state == "pending"
+                and after.generation != stored.record.generation
+            ):
+                run = JobRun(
+                    transaction_id=transaction_id,
+                    generation=after.generation,
+                    exec_at=after.exec_at,
+                )
+                await client.start_new(ORCHESTRATOR, after.instance_id, run.model_dump(mode="json"))
+            try:
+                await asyncio.to_thread(store.replace, stored, after)
+            except StaleRecord:
+                continue
+            await asyncio.to_thread(_reindex, store, stored, after)
+            return stored.record, after
+    except ProblemError:
+        raise
+    except Exception:
+        log.exception("changing %s failed", transaction_id)
+        raise backend_unavailable("accept the change; nothing was changed or try again") from None
+    raise backend_unavailable("settle the change: the job kept changing; try again")
+
+
+def _reindex(store: TableJobStore, before: StoredJob, after: JobRecord) -> None:
+    if after.exec_at == before.record.exec_at and after.generation == before.record.generation:
+        return
+    try:
+        store.index(after)
+        if after.exec_at != before.record.exec_at:
+            store.unindex(before.record.transaction_id, before.record.exec_at)
+    except Exception:
+        log.warning("could not move %s in the index", after.transaction_id, exc_info=True)
+
+
+async def _stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:
+    try:
+        await terminate(client, instance_id)
+    except Exception:
+        log.info("terminating %s failed", instance_id, exc_info=True)
+
+
+async def _log(record: JobRecord, kind: Any, message: str) -> None:
+    await record_lifecycle(lifecycle_entry(record.transaction_id, kind, record.updated_at, message))
+
+
+def _conflict(verdict: str, action: str) -> ProblemError:
+    details = {
+        "firing": "an attempt of this job is running now; try again once it has its outcome",
+        "not-recurring": "only recurring jobs can be paused and resumed",
+        "not-paused": "the job is not paused",
+        "no-run-left": "the schedule has no run left",
+    }
+    return problem(
+        409,
+        "job-state",
+        "The job cannot be " + action,
+        details.get(verdict, f"the job is {verdict}: it cannot be {action}"),
+    )
+
+
+def _invalid(field: str, message: str, rule: str = "value_error") -> ProblemError:
+    return validation_problem(message, [FieldError(loc=[field], msg=message, type=rule)])
