@@ -346,3 +346,25 @@ async def test_preview_answers_fire_times_and_creates_nothing(scheduler: Schedul
     assert bad.status == 422
     assert bad.json()["errors"][0]["loc"] == ["cron"]
     assert scheduler.orchestrations_started() == []
+
+
+async def test_after_downtime_missed_runs_collapse_into_one_catch_up_run(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/catchup")
+    reply = await create(
+        scheduler,
+        cron="0 * * * *",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/catchup")},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    assert len(seen) == 1
+    # The app is down from 09:30 to 14:20: nothing is processed, then everything due is.
+    scheduler.host.set_clock(datetime(2026, 12, 1, 14, 20, tzinfo=UTC))
+    scheduler.host.run()
+    assert seen[1:] == [datetime(2026, 12, 1, 14, 20, tzinfo=UTC)]  # one catch-up run
+    status = await status_of(scheduler, transaction_id)
+    assert status["next_fire_at"] == "2026-12-01T15:00:00Z"
+    assert status["skipped_runs"] == 4  # 11:00, 12:00, 13:00, 14:00
