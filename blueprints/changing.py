@@ -193,6 +193,7 @@ async def _swap(
     checked_id(transaction_id)
     deps = dependencies.current()
     store = deps.job_store(deps.settings())
+    started: set[str] = set()  # a retried swap must not start the same orchestration twice
     try:
         for _ in range(MAX_SWAPS):
             stored = await asyncio.to_thread(store.get, transaction_id)
@@ -205,6 +206,7 @@ async def _swap(
                 client is not None
                 and after.state == "pending"
                 and after.generation != stored.record.generation
+                and after.instance_id not in started
             ):
                 run = JobRun(
                     transaction_id=transaction_id,
@@ -212,6 +214,7 @@ async def _swap(
                     exec_at=after.exec_at,
                 )
                 await client.start_new(ORCHESTRATOR, after.instance_id, run.model_dump(mode="json"))
+                started.add(after.instance_id)
             try:
                 await asyncio.to_thread(store.replace, stored, after)
             except StaleRecord:

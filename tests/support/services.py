@@ -154,11 +154,9 @@ def start_server(
     raise AssertionError("unreachable: the last attempt raises")
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteService]:
-    """Azurite's Table service on a free loopback port, in memory, for the whole session."""
+def start_azurite(workdir: Path) -> tuple[ServerProcess, AzuriteService]:
+    """Azurite's Table service on a free loopback port, in memory; stop the process when done."""
     tool = node_tool("azurite-table")
-    workdir = tmp_path_factory.mktemp("azurite")
 
     def command(port: int) -> list[str]:
         return [
@@ -176,15 +174,22 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteService
         ]
 
     server = start_server("azurite-table", command, workdir)
+    table_endpoint = f"http://{HOST}:{server.port}/{AZURITE_ACCOUNT}"
+    return server, AzuriteService(
+        table_endpoint=table_endpoint,
+        connection_string=(
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};TableEndpoint={table_endpoint};"
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteService]:
+    """Azurite's Table service on a free loopback port, in memory, for the whole session."""
+    server, service = start_azurite(tmp_path_factory.mktemp("azurite"))
     try:
-        table_endpoint = f"http://{HOST}:{server.port}/{AZURITE_ACCOUNT}"
-        yield AzuriteService(
-            table_endpoint=table_endpoint,
-            connection_string=(
-                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-                f"AccountKey={AZURITE_KEY};TableEndpoint={table_endpoint};"
-            ),
-        )
+        yield service
     finally:
         server.stop()
 
