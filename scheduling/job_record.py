@@ -168,6 +168,8 @@ def finish_attempt(
         "fired_at": format_utc(record.fired_at) if record.fired_at else None,
         "state": state,
         "attempts": record.attempts,
+        # The gist of its last attempt's outcome; the whole of it is `last_outcome`.
+        "outcome": {key: outcome[key] for key in ("ok", "status_code", "error") if key in outcome},
     }
     following = upcoming_run(record.recurrence, record.exec_at, now, runs)
     if following.at is None:

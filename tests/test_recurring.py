@@ -70,6 +70,8 @@ async def test_a_daily_paris_job_fires_at_nine_local_across_the_dst_change(
     assert status["runs"] == 10
     assert status["next_fire_at"] == "2027-04-02T07:00:00Z"
     assert status["last_run"]["state"] == "succeeded"
+    assert status["last_run"]["due_at"] == "2027-04-01T07:00:00Z"
+    assert status["last_run"]["outcome"] == {"ok": True, "status_code": 200, "error": None}
     assert status["recurrence"]["cron"] == "0 9 * * *"
     listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
     assert [(job["transaction_id"], job["next_fire_at"]) for job in listed] == [
