@@ -22,7 +22,7 @@ from scheduling.job_record import (
 from scheduling.job_store import StaleRecord, StoredJob, TableJobStore
 from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
-from scheduling.sealing import Sealer, SealingError
+from scheduling.sealing import Sealer, SealingError, SealingUnavailable
 
 # Each lost swap means another writer changed the record meanwhile; a few rounds settle it.
 MAX_SWAPS = 5
@@ -50,6 +50,8 @@ def run_attempt(
     record = claimed.record
     try:
         payload = json.loads(sealer.unseal(record.sealed_payload, record.sealing_context()))
+    except SealingUnavailable:
+        raise  # the vault is down or busy: nothing was sent, the attempt runs again later
     except SealingError:
         log.error("the payload of %s could not be unsealed", record.transaction_id)
         outcome: dict[str, Any] = {

@@ -1,25 +1,26 @@
-"""Sealing job payloads: envelope encryption under a key-encryption key (KEK).
+"""Sealing job payloads: envelope encryption under a key-encryption key.
 
-Each payload gets its own random data key (AES-256-GCM); the data key is stored wrapped by
-the KEK: an Azure Key Vault key in Azure (the key never leaves the vault), local keys from
-SEALING_KEYS in development and tests. The wrapping key's id is stored with each payload,
-so a KEK can be rotated while older payloads stay readable.
+A payload (URL, headers, body: possibly credentials) is encrypted with a fresh AES-256-GCM
+data key bound to associated data (the record it belongs to); the data key is wrapped by a
+key-encryption key in Azure Key Vault, or by a local key from the app settings in development.
 """
 
-from scheduling.sealing.envelope import (
-    KeyWrapper,
-    SealedPayload,
-    Sealer,
-    SealingError,
-    SealingNotConfigured,
-)
+from scheduling.sealing.envelope import KeyWrapper, SealedPayload, Sealer
+from scheduling.sealing.errors import SealingError, SealingNotConfigured, SealingUnavailable
 from scheduling.sealing.factory import sealer_from_settings
+from scheduling.sealing.key_vault import SEALING_KEY_VAULT_KEY_URL, KeyVaultKeyWrapper
+from scheduling.sealing.local_keys import SEALING_KEYS, LocalKeyWrapper
 
 __all__ = [
+    "SEALING_KEYS",
+    "SEALING_KEY_VAULT_KEY_URL",
+    "KeyVaultKeyWrapper",
     "KeyWrapper",
+    "LocalKeyWrapper",
     "SealedPayload",
     "Sealer",
     "SealingError",
     "SealingNotConfigured",
+    "SealingUnavailable",
     "sealer_from_settings",
 ]

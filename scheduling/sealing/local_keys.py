@@ -1,58 +1,99 @@
-"""Local key-encryption keys from SEALING_KEYS, for development and tests (AES key wrap)."""
+"""Key-encryption keys from an app setting, for development and tests (AES key wrap, RFC 3394)."""
 
 import base64
 import binascii
+import re
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from scheduling.sealing.envelope import SealingError, SealingNotConfigured
+from scheduling.sealing.errors import SealingError, SealingNotConfigured
 
+SEALING_KEYS = "SEALING_KEYS"
 KEY_ID_PREFIX = "local:"
-KEY_BYTES = 32
+KEK_BYTES = 32
+# Ids end up in stored records after "local:": keep them short and unambiguous.
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class LocalKeyWrapper:
-    """Keys by id; the first is current. Wraps with RFC 3394 AES key wrap."""
+    """Wraps with the first key; unwraps with any of them, so older keys keep records readable."""
 
-    def __init__(self, keys: dict[str, bytes], current: str) -> None:
-        self._keys = keys
-        self._current = current
+    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise ValueError("a LocalKeyWrapper needs at least one key")
+        self._keys: dict[str, bytes] = {}
+        for key_id, key in keys:
+            if not _KEY_ID.fullmatch(key_id):
+                raise ValueError("a local key id is 1-64 letters, digits, '.', '_' or '-'")
+            if len(key) != KEK_BYTES:
+                raise ValueError(f"a local key-encryption key is {KEK_BYTES} bytes")
+            if key_id in self._keys:
+                raise ValueError("local key ids must be unique")
+            self._keys[key_id] = key
+        self._current = keys[0][0]
 
     @classmethod
     def from_setting(cls, value: str) -> "LocalKeyWrapper":
-        """SEALING_KEYS: `id:<base64 of 32 bytes>[,id2:...]`, the current key first.
+        """Keys from `id1:<base64 of 32 bytes>,id2:...`, the first being current."""
+        return cls(parse_sealing_keys(value))
 
-        Errors name the setting and the entry's position, never its text.
-        """
-        keys: dict[str, bytes] = {}
-        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
-        if not entries:
-            raise SealingNotConfigured("SEALING_KEYS is empty")
-        for position, entry in enumerate(entries, start=1):
-            key_id, separator, encoded = entry.partition(":")
-            key_id = key_id.strip()
-            try:
-                key = base64.b64decode(encoded.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                key = b""
-            if not separator or not key_id or len(key) != KEY_BYTES:
-                raise SealingNotConfigured(
-                    f"SEALING_KEYS entry {position} must be `<id>:<base64 of {KEY_BYTES} "
-                    "random bytes>` (e.g. `k1:` followed by `openssl rand -base64 32`)"
-                )
-            if key_id in keys:
-                raise SealingNotConfigured(f"SEALING_KEYS names key id {key_id!r} twice")
-            keys[key_id] = key
-        return cls(keys, current=next(iter(keys)))
+    @property
+    def current_key_id(self) -> str:
+        return KEY_ID_PREFIX + self._current
 
     def wrap(self, data_key: bytes) -> tuple[str, bytes]:
-        return KEY_ID_PREFIX + self._current, aes_key_wrap(self._keys[self._current], data_key)
+        return self.current_key_id, aes_key_wrap(self._keys[self._current], data_key)
 
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
-        key = self._keys.get(key_id.removeprefix(KEY_ID_PREFIX))
-        if not key_id.startswith(KEY_ID_PREFIX) or key is None:
-            raise SealingError(f"the key {key_id!r} is not in SEALING_KEYS")
+        known = key_id.startswith(KEY_ID_PREFIX)
+        key = self._keys.get(key_id.removeprefix(KEY_ID_PREFIX)) if known else None
+        if key is None:
+            raise SealingError(
+                f"the key {key_id[:100]!r} is not in {SEALING_KEYS}: keep a key there as long as "
+                "records sealed with it exist"
+            )
         try:
             return aes_key_unwrap(key, wrapped)
         except (InvalidUnwrap, ValueError):
-            raise SealingError(f"the data key does not open with {key_id!r}") from None
+            raise SealingError(
+                f"the data key does not unwrap with {key_id!r}: the record was altered, or "
+                "the key under that id was replaced"
+            ) from None
+
+
+def parse_sealing_keys(value: str) -> list[tuple[str, bytes]]:
+    """The (id, key) pairs of SEALING_KEYS, in order; errors name entries by position only.
+
+    A malformed entry might be key material written in the wrong place, so no part of the
+    value is ever repeated in a message.
+    """
+    if not value.strip():
+        raise SealingNotConfigured(f"{SEALING_KEYS} is empty")
+    keys: list[tuple[str, bytes]] = []
+    positions: dict[str, int] = {}
+    for position, entry in enumerate(value.split(","), start=1):
+        where = f"{SEALING_KEYS} entry {position}"
+        key_id, colon, encoded = entry.strip().partition(":")
+        if not colon:
+            raise SealingNotConfigured(f"{where} is not of the form <id>:<base64 key>")
+        if not _KEY_ID.fullmatch(key_id):
+            raise SealingNotConfigured(
+                f"{where} has an invalid id: use 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if key_id in positions:
+            raise SealingNotConfigured(
+                f"{where} repeats the id of entry {positions[key_id]}: ids must be unique"
+            )
+        try:
+            key = base64.b64decode(encoded.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise SealingNotConfigured(f"{where}: the key is not valid base64") from None
+        if len(key) != KEK_BYTES:
+            raise SealingNotConfigured(
+                f"{where}: the key is {len(key)} bytes, not {KEK_BYTES} "
+                "(generate one with `openssl rand -base64 32`)"
+            )
+        positions[key_id] = position
+        keys.append((key_id, key))
+    return keys

@@ -1,225 +1,247 @@
-"""KeyVaultKeyWrapper through the real Key Vault SDK against an HTTPS emulation on 127.0.0.1.
+"""KeyVaultKeyWrapper through the real SDK against a Key Vault stand-in over HTTPS on 127.0.0.1.
 
-Key Vault cannot run here: this server answers the three calls the SDK's CryptographyClient
-makes for wrap and unwrap — the challenge (401 with WWW-Authenticate), GET of the key (its
-public part; the SDK then wraps locally with RSA-OAEP-256), and POST .../unwrapkey — with a
-real RSA key per version. The token comes from a static credential: Entra ID cannot run
-here either.
+The stand-in (tests/support/key_vault_stand_in.py) holds real RSA keys and answers the
+requests CryptographyClient sends, challenge-auth dance included.
 """
 
 import base64
-import datetime
-import ipaddress
-import json
-import ssl
-import tempfile
-import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from scheduling.sealing import Sealer, SealingError
-from scheduling.sealing.key_vault import KeyVaultKeyWrapper
+from scheduling.sealing import KeyVaultKeyWrapper, SealedPayload, Sealer, SealingError
+from scheduling.sealing.errors import SealingUnavailable
+from tests.support.key_vault_stand_in import TENANT_ID, KeyVaultStandIn, b64url
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-TOKEN = "test-token"
-JOB = b"job/3f0c2a57-8d4e-4c1b-9a6f-0b1c2d3e4f50"
-OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.stand-in-token.sig"
+SECRET = b'{"headers":{"Authorization":"Bearer s3cret-t0ken"},"url":"https://hooks.example.com/"}'
+RECORD = b"tx-0001|generation=1"
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+class StaticTokenCredential:
+    """A fixed bearer token: Entra ID (and so a managed identity) cannot be reached from here.
+
+    It records what the SDK asked for, so the tests see the scope and tenant taken from the
+    vault's challenge.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.asked: list[tuple[tuple[str, ...], str | None]] = []
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        self.asked.append((scopes, tenant_id))
+        return AccessToken(self.token, int(time.time()) + 3600)
 
 
-def unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-
-class StaticToken:
-    """A TokenCredential that hands out one token (Entra ID is not reachable here)."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(TOKEN, 2**31 - 1)
-
-
-@dataclass
-class Vault:
-    """The key `sealing`: its versions (the last is current), and what it refuses."""
-
-    versions: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
-    refuse_unwrap: bool = False
-    base_url: str = ""
-
-    def rotate(self) -> str:
-        version = f"v{len(self.versions) + 1}"
-        self.versions[version] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        return version
-
-    def jwk(self, version: str) -> dict[str, Any]:
-        numbers = self.versions[version].public_key().public_numbers()
-        return {
-            "kid": f"{self.base_url}/keys/sealing/{version}",
-            "kty": "RSA",
-            "key_ops": ["wrapKey", "unwrapKey"],
-            "n": b64url(numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")),
-            "e": b64url(numbers.e.to_bytes(3, "big")),
-        }
-
-
-def handler_for(vault: Vault) -> type[BaseHTTPRequestHandler]:
-    class KeyVaultApi(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def answer(
-            self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-        ) -> None:
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def authorised(self) -> bool:
-            if self.headers.get("Authorization") == f"Bearer {TOKEN}":
-                return True
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.answer(
-                401,
-                {"error": {"code": "Unauthorized"}},
-                {
-                    "WWW-Authenticate": 'Bearer authorization="https://login.microsoftonline.com/'
-                    'tenant", resource="https://vault.azure.net"'
-                },
-            )
-            return False
-
-        def do_GET(self) -> None:
-            if not self.authorised():
-                return
-            parts = self.path.split("?")[0].strip("/").split("/")
-            version = parts[2] if len(parts) > 2 and parts[2] else list(vault.versions)[-1]
-            self.answer(200, {"key": vault.jwk(version), "attributes": {"enabled": True}})
-
-        def do_POST(self) -> None:
-            if not self.authorised():
-                return
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            parts = self.path.split("?")[0].strip("/").split("/")
-            if vault.refuse_unwrap:
-                self.answer(403, {"error": {"code": "Forbidden", "message": "no"}})
-                return
-            if parts[-1] != "unwrapkey" or body.get("alg") != "RSA-OAEP-256":
-                self.answer(400, {"error": {"code": "BadParameter"}})
-                return
-            key = vault.versions[parts[2]].decrypt(unb64url(body["value"]), OAEP)
-            self.answer(200, {"kid": vault.jwk(parts[2])["kid"], "value": b64url(key)})
-
-    return KeyVaultApi
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def vault() -> Iterator[Vault]:
-    state = Vault()
-    state.rotate()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
-    with tempfile.TemporaryDirectory() as directory:
-        cert, key = self_signed(Path(directory))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        state.base_url = f"https://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield state
-        finally:
-            server.shutdown()
-            server.server_close()
+def vault(tmp_path: Path) -> Iterator[KeyVaultStandIn]:
+    server = KeyVaultStandIn(tmp_path, key_name="payloads", token=TOKEN)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
-def wrapper(vault: Vault) -> KeyVaultKeyWrapper:
-    # A loopback vault: no certificate chain to a public CA, no vault.azure.net domain.
+@pytest.fixture
+def credential() -> StaticTokenCredential:
+    return StaticTokenCredential(TOKEN)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def wrapper_for(
+    vault: KeyVaultStandIn, credential: StaticTokenCredential, clock: FakeClock | None = None
+) -> KeyVaultKeyWrapper:
     return KeyVaultKeyWrapper(
-        f"{vault.base_url}/keys/sealing",
-        StaticToken(),
-        connection_verify=False,
+        vault.key_url,
+        credential,
+        clock=clock or FakeClock(),
+        # The stand-in is not a *.vault.azure.net host, which the SDK checks the challenge's
+        # resource against; its certificate is verified, though.
         verify_challenge_resource=False,
+        connection_verify=str(vault.ca_path),
+        retry_total=0,
     )
 
 
-def test_a_payload_sealed_with_the_vault_key_opens_and_names_the_key_version(
-    vault: Vault,
+@pytest.fixture
+def sealer(
+    vault: KeyVaultStandIn, credential: StaticTokenCredential, clock: FakeClock
+) -> Iterator[Sealer]:
+    wrapper = wrapper_for(vault, credential, clock)
+    yield Sealer(wrapper)
+    wrapper.close()
+
+
+def open_with_vault_key(vault: KeyVaultStandIn, sealed: SealedPayload, version: str) -> bytes:
+    """The plaintext, recovered with the vault's own private key: proof the wrap is real."""
+    data_key = vault.unwrap_locally(version, base64.b64decode(sealed.wrapped_key))
+    nonce, ciphertext = base64.b64decode(sealed.nonce), base64.b64decode(sealed.ciphertext)
+    return AESGCM(data_key).decrypt(nonce, ciphertext, RECORD)
+
+
+def test_the_data_key_is_wrapped_by_the_vaults_current_key_version(
+    vault: KeyVaultStandIn, credential: StaticTokenCredential, sealer: Sealer
 ) -> None:
-    sealer = Sealer(wrapper(vault))
-    sealed = sealer.seal(b"Authorization: Bearer S3cret", JOB)
-    assert sealed.key_id == f"{vault.base_url}/keys/sealing/v1"
-    # A fresh worker (no cached key) opens it through the vault's unwrapkey.
-    assert Sealer(wrapper(vault)).unseal(sealed, JOB) == b"Authorization: Bearer S3cret"
+    sealed = sealer.seal(SECRET, RECORD)
+    assert sealed.key_id == vault.kid(vault.current_version)
+    assert open_with_vault_key(vault, sealed, vault.current_version) == SECRET
+    # The challenge dance: an unauthenticated first request, then a token for the scope and
+    # tenant the vault's challenge named.
+    first, second = vault.requests[:2]
+    assert (first.authorized, first.status) == (False, 401)
+    assert (second.authorized, second.status) == (True, 200)
+    assert credential.asked == [(("https://vault.azure.net/.default",), TENANT_ID)]
 
 
-def test_after_a_key_rotation_new_payloads_use_it_and_old_ones_still_open(vault: Vault) -> None:
-    old = Sealer(wrapper(vault)).seal(b"before", JOB)
-    vault.rotate()
-    fresh = Sealer(wrapper(vault))
-    new = fresh.seal(b"after", JOB)
-    assert new.key_id.endswith("/keys/sealing/v2")
-    assert fresh.unseal(old, JOB) == b"before"
-    assert fresh.unseal(new, JOB) == b"after"
+def test_a_sealed_payload_is_unsealed_by_the_vault(vault: KeyVaultStandIn, sealer: Sealer) -> None:
+    sealed = sealer.seal(SECRET, RECORD)
+    assert sealer.unseal(sealed, RECORD) == SECRET
+    unwraps = vault.seen("POST", f"/keys/payloads/{vault.current_version}/unwrapkey")
+    assert [(r.authorized, r.status) for r in unwraps] == [(True, 200)]
 
 
-def test_a_vault_that_refuses_is_a_sealing_error_that_quotes_nothing(vault: Vault) -> None:
-    sealed = Sealer(wrapper(vault)).seal(b"S3cret payload", JOB)
-    vault.refuse_unwrap = True
-    with pytest.raises(SealingError) as raised:
-        Sealer(wrapper(vault)).unseal(sealed, JOB)
-    assert "S3cret" not in str(raised.value)
+def test_the_key_is_looked_up_once_per_version_not_once_per_record(
+    vault: KeyVaultStandIn, sealer: Sealer
+) -> None:
+    records = [sealer.seal(SECRET, RECORD) for _ in range(3)]
+    assert [sealer.unseal(sealed, RECORD) for sealed in records] == [SECRET] * 3
+    key_reads = [r.path for r in vault.requests if r.method == "GET" and r.status == 200]
+    assert key_reads == ["/keys/payloads/", f"/keys/payloads/{vault.current_version}"]
+    # Wrapping uses the public key the lookup returned: no round trip per record.
+    assert not [r for r in vault.requests if r.path.endswith("/wrapkey")]
 
 
-def test_a_key_id_of_another_key_is_refused_before_any_call(vault: Vault) -> None:
-    sealed = Sealer(wrapper(vault)).seal(b"x", JOB)
-    foreign = sealed.model_copy(update={"key_id": "https://other.vault.example/keys/k/v1"})
-    with pytest.raises(SealingError):
-        Sealer(wrapper(vault)).unseal(foreign, JOB)
+def test_after_a_rotation_old_records_unseal_and_new_ones_use_the_new_version(
+    vault: KeyVaultStandIn, sealer: Sealer, clock: FakeClock
+) -> None:
+    first_version = vault.current_version
+    old = sealer.seal(SECRET, RECORD)
+    new_version = vault.rotate()
+
+    # A worker keeps the version it looked up for a while (bounded staleness)...
+    assert sealer.seal(SECRET, RECORD).key_id == vault.kid(first_version)
+    # ...and wraps with the current version once that time has passed.
+    clock.now += 301
+    new = sealer.seal(SECRET, RECORD)
+    assert new.key_id == vault.kid(new_version)
+    assert open_with_vault_key(vault, new, new_version) == SECRET
+
+    assert sealer.unseal(old, RECORD) == SECRET
+    assert sealer.unseal(new, RECORD) == SECRET
+    assert vault.seen("POST", f"/keys/payloads/{first_version}/unwrapkey")
+    assert vault.seen("POST", f"/keys/payloads/{new_version}/unwrapkey")
+
+
+def test_a_new_worker_wraps_with_the_rotated_version_at_once(
+    vault: KeyVaultStandIn, credential: StaticTokenCredential, sealer: Sealer
+) -> None:
+    old = sealer.seal(SECRET, RECORD)
+    new_version = vault.rotate()
+    restarted = Sealer(wrapper_for(vault, credential))
+    assert restarted.seal(SECRET, RECORD).key_id == vault.kid(new_version)
+    assert restarted.unseal(old, RECORD) == SECRET
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        pytest.param(403, SealingError, "HTTP 403 Forbidden", id="forbidden"),
+        pytest.param(401, SealingError, "Key Vault Crypto User", id="unauthorised"),
+        pytest.param(503, SealingUnavailable, "HTTP 503", id="unavailable"),
+        pytest.param(429, SealingUnavailable, "HTTP 429", id="throttled"),
+    ],
+)
+def test_a_refusal_from_the_vault_is_a_sealing_error_that_leaks_nothing(
+    vault: KeyVaultStandIn, sealer: Sealer, status: int, error: type[SealingError], words: str
+) -> None:
+    sealed = sealer.seal(SECRET, RECORD)
+    vault.fail_with = status
+    with pytest.raises(error) as caught:
+        sealer.unseal(sealed, RECORD)
+    assert words in str(caught.value)
+    wrapped = base64.b64decode(sealed.wrapped_key)
+    # Neither the message nor any exception the traceback would print carries a secret.
+    exception: BaseException | None = caught.value
+    while exception is not None:
+        shown = f"{exception!s} {exception!r}"
+        for secret in ("s3cret", TOKEN, sealed.wrapped_key, b64url(wrapped), sealed.ciphertext):
+            assert secret not in shown
+        exception = None if exception.__suppress_context__ else exception.__context__
+    assert caught.value.__cause__ is None
+
+
+def test_sealing_while_the_vault_refuses_is_a_sealing_error(
+    vault: KeyVaultStandIn, sealer: Sealer
+) -> None:
+    vault.fail_with = 403
+    with pytest.raises(SealingError, match="403") as caught:
+        sealer.seal(SECRET, RECORD)
+    assert TOKEN not in str(caught.value)
+
+
+def test_an_altered_wrapped_key_is_refused_by_the_vault(
+    vault: KeyVaultStandIn, sealer: Sealer
+) -> None:
+    sealed = sealer.seal(SECRET, RECORD)
+    wrapped = bytearray(base64.b64decode(sealed.wrapped_key))
+    wrapped[10] ^= 0x01
+    altered = sealed.model_copy(update={"wrapped_key": base64.b64encode(wrapped).decode()})
+    with pytest.raises(SealingError, match="HTTP 400") as caught:
+        sealer.unseal(altered, RECORD)
+    assert not isinstance(caught.value, SealingUnavailable)
+
+
+def test_a_key_id_outside_the_configured_key_is_refused_without_a_request(
+    vault: KeyVaultStandIn, sealer: Sealer
+) -> None:
+    sealed = sealer.seal(SECRET, RECORD)
+    version = vault.current_version
+    seen_before = len(vault.requests)
+    for key_id in (
+        f"https://attacker.example/keys/payloads/{version}",  # would carry the token elsewhere
+        f"{vault.url}/keys/other/{version}",
+        vault.key_url,
+        f"{vault.key_url}/{version}/unwrapkey",
+        f"{vault.key_url}/{version}?x=1",
+        "local:a",
+    ):
+        with pytest.raises(SealingError, match="is not a version of"):
+            sealer.unseal(sealed.model_copy(update={"key_id": key_id}), RECORD)
+    assert len(vault.requests) == seen_before
+
+
+def test_an_unreachable_vault_is_reported_as_unavailable(
+    vault: KeyVaultStandIn, credential: StaticTokenCredential
+) -> None:
+    box = Sealer(wrapper_for(vault, credential))
+    sealed = box.seal(SECRET, RECORD)
+    vault.stop()
+    fresh = Sealer(wrapper_for(vault, credential))
+    with pytest.raises(SealingUnavailable, match="not reached"):
+        fresh.unseal(sealed, RECORD)

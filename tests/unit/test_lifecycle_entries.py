@@ -20,7 +20,9 @@ def record(**changes: object) -> JobRecord:
         exec_at=T0 + timedelta(hours=1),
         accepted_at=T0,
         updated_at=T0,
-        sealed_payload=SealedPayload(key_id="k", wrapped_key="", nonce="", ciphertext=""),
+        sealed_payload=SealedPayload(
+            alg="A256GCM", key_id="k", wrapped_key="", nonce="", ciphertext=""
+        ),
     )
     return base.model_copy(update=changes)
 
