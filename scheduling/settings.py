@@ -7,11 +7,37 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from scheduling.egress.addresses import IPNetwork, never_reachable_reason
+
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def _allowed_network(text: str) -> IPNetwork:
+    """One HTTP_CALL_ALLOWED_NETWORKS entry, exactly as written: no host bits, no /0."""
+    try:
+        # strict: `10.1.2.3/8` is a typo for a /32 or for 10.0.0.0/8, never silently the /8.
+        network = ip_network(text, strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"HTTP_CALL_ALLOWED_NETWORKS: {text!r} is not a network in CIDR form "
+            f"(write 10.1.2.0/24, or 10.1.2.3/32 for one address): {error}"
+        ) from None
+    return _check_allowed_network(network)
+
+
+def _check_allowed_network(network: IPNetwork) -> IPNetwork:
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"HTTP_CALL_ALLOWED_NETWORKS: {network} would allow every address; "
+            "list the networks you mean"
+        )
+    if why := never_reachable_reason(network):
+        raise ValueError(f"HTTP_CALL_ALLOWED_NETWORKS: {why}, so allowing it has no effect")
+    return network
 
 
 class SchedulerSettings(BaseSettings):
@@ -47,10 +73,15 @@ class SchedulerSettings(BaseSettings):
     def _parse_networks(cls, value: object) -> object:
         items = _split_csv(value)
         if isinstance(items, list):
-            return [
-                ip_network(item, strict=False) if isinstance(item, str) else item for item in items
-            ]
+            return [_allowed_network(item) if isinstance(item, str) else item for item in items]
         return items
+
+    @field_validator("http_call_allowed_networks")
+    @classmethod
+    def _check_networks(cls, networks: list[IPNetwork]) -> list[IPNetwork]:
+        for network in networks:
+            _check_allowed_network(network)
+        return networks
 
     @field_validator("http_call_allowed_hosts", "redacted_headers", mode="before")
     @classmethod
