@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scheduling.egress.addresses import IPNetwork, never_reachable_reason
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
 
 
 def _split_csv(value: object) -> object:
@@ -43,7 +44,12 @@ def _check_allowed_network(network: IPNetwork) -> IPNetwork:
 class SchedulerSettings(BaseSettings):
     """Every knob an operator can turn; names match the app setting names."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+    )
 
     # The registry entry is signalled by the API and claimed by the orchestration: messages
     # from different senders are not ordered, so the lead keeps the add well ahead.
@@ -58,6 +64,8 @@ class SchedulerSettings(BaseSettings):
     http_call_response_excerpt_bytes: int = Field(default=4096, ge=0)
     http_call_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
     http_call_allowed_hosts: Annotated[list[str], NoDecode] = []
+    # Empty means the default, so that a deployment can list the setting without changing it.
+    http_call_allowed_ports: Annotated[PortRanges, NoDecode] = DEFAULT_ALLOWED_PORTS
 
     redacted_headers: Annotated[list[str], NoDecode] = []
 
@@ -82,6 +90,14 @@ class SchedulerSettings(BaseSettings):
         for network in networks:
             _check_allowed_network(network)
         return networks
+
+    @field_validator("http_call_allowed_ports", mode="before")
+    @classmethod
+    def _parse_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            listed = PortRanges.parse(value)
+            return listed if listed.ranges else DEFAULT_ALLOWED_PORTS
+        return value
 
     @field_validator("http_call_allowed_hosts", "redacted_headers", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from scheduling.egress.hosts import (
     name_refusal,
     parse_address_literal,
 )
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 """Maps (host, port) to the addresses to try; raises OSError when the name does not resolve."""
@@ -29,8 +30,12 @@ def resolve_and_vet(
     resolver: Resolver = system_resolver,
     allowed_networks: Sequence[IPNetwork] = (),
     allowed_hosts: Collection[str] = (),
+    allowed_ports: PortRanges = DEFAULT_ALLOWED_PORTS,
 ) -> list[IPAddress]:
     """The addresses to connect to for `host`; raise DestinationRefused if any of them is denied."""
+    # Before any lookup: a refused port needs no answer, and a redirect can name any port.
+    if why := port_refusal(port, allowed_ports):
+        raise DestinationRefused(why)
     host = host.removeprefix("[").removesuffix("]")
     literal = parse_address_literal(host)
     if literal is not None:

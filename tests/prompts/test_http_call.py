@@ -228,7 +228,7 @@ def test_a_header_value_outside_the_field_value_grammar_is_refused(value: str) -
     with pytest.raises(ValidationError) as raised:
         parse_payload(
             "http.call",
-            {"url": "http://127.0.0.1:9/", "headers": {"Authorization": value}},
+            {"url": "http://127.0.0.1:8080/", "headers": {"Authorization": value}},
             rules(),
         )
     (error,) = raised.value.errors(include_input=False)
@@ -243,7 +243,7 @@ def test_a_header_value_outside_the_field_value_grammar_is_refused(value: str) -
 )
 def test_a_header_value_inside_the_grammar_is_accepted(value: str) -> None:
     payload = parse_payload(
-        "http.call", {"url": "http://127.0.0.1:9/", "headers": {"X-Value": value}}, rules()
+        "http.call", {"url": "http://127.0.0.1:8080/", "headers": {"X-Value": value}}, rules()
     )
     assert isinstance(payload, HttpCallPayload)
     assert payload.headers == {"X-Value": value}
@@ -286,7 +286,7 @@ def test_an_unknown_failure_is_named_by_its_type_only() -> None:
     def explode(timeout: float) -> httpx.Client:
         raise RuntimeError(f"could not use Authorization: Bearer {SECRET}")
 
-    payload = parse_payload("http.call", {"url": "http://127.0.0.1:9/"}, rules())
+    payload = parse_payload("http.call", {"url": "http://127.0.0.1:8080/"}, rules())
     outcome = run_http_call(payload, context_with(explode))  # type: ignore[arg-type]
     assert outcome.error == "the request failed (RuntimeError)"
     assert SECRET not in outcome.model_dump_json()
@@ -499,7 +499,7 @@ def test_transport_failures_by_whether_the_request_may_have_been_sent(
 ) -> None:
     payload = parse_payload(
         "http.call",
-        {"method": method, "url": "http://127.0.0.1:9/", "timeout_seconds": 1},
+        {"method": method, "url": "http://127.0.0.1:8080/", "timeout_seconds": 1},
         rules(),
     )
     outcome = run_http_call(payload, context_with(raising(error)))  # type: ignore[arg-type]

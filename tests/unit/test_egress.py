@@ -7,14 +7,17 @@ import pytest
 from pydantic import ValidationError
 
 from scheduling.egress import (
+    DEFAULT_ALLOWED_PORTS,
     DestinationRefused,
     EgressPolicy,
     IPAddress,
+    PortRanges,
     denial_reason,
     resolve_and_vet,
     system_resolver,
     vet_url,
 )
+from scheduling.egress.ports import DENIED_BY_DEFAULT
 from scheduling.settings import SchedulerSettings
 
 
@@ -531,3 +534,87 @@ def test_default_policy_refuses_everything_internal() -> None:
 def test_system_resolver_reads_numeric_and_local_names_without_dns() -> None:
     assert system_resolver("127.0.0.1", 80) == [ip_address("127.0.0.1")]
     assert all(address.is_loopback for address in system_resolver("localhost", 80))
+
+
+# -- ports: HTTP_CALL_ALLOWED_PORTS ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        pytest.param("http://cache.example.com:6379/", "port 6379 (Redis)", id="redis"),
+        pytest.param("https://db.example.com:5432/", "port 5432 (PostgreSQL)", id="postgres"),
+        pytest.param("http://93.184.216.34:3306/", "port 3306 (MySQL", id="mysql-literal"),
+        pytest.param("http://mail.example.com:25/", "port 25 ", id="smtp"),
+        pytest.param("http://mail.example.com:587/", "port 587 ", id="submission"),
+        pytest.param("http://host.example.com:22/", "port 22 ", id="ssh"),
+        pytest.param("http://[2606:4700::1]:11211/", "port 11211 (memcached)", id="memcached-v6"),
+        pytest.param("http://docker.example.com:2375/", "port 2375 (Docker", id="docker"),
+    ],
+)
+def test_default_ports_refuse_services_that_are_not_http(url: str, words: str) -> None:
+    with pytest.raises(DestinationRefused) as refused:
+        vet_url(url)
+    assert words in refused.value.reason
+    assert "HTTP_CALL_ALLOWED_PORTS" in refused.value.reason
+    assert "by default 80, 443 and 1024-65535" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.com/",
+        "https://api.example.com/",
+        "http://api.example.com:1024/",
+        "https://api.example.com:8443/",
+        "http://api.example.com:8080/",
+        "http://api.example.com:65535/",
+    ],
+)
+def test_default_ports_allow_web_ports(url: str) -> None:
+    assert vet_url(url).port in DEFAULT_ALLOWED_PORTS
+
+
+def test_the_default_port_list_is_what_the_docs_say() -> None:
+    for port in (80, 443, 1024, 3000, 5000, 8000, 8080, 8443, 9000, 65535):
+        assert port in DEFAULT_ALLOWED_PORTS
+    for port in (1, 21, 22, 23, 25, 53, 110, 143, 445, 465, 587, 993, 995, 1023):
+        assert port not in DEFAULT_ALLOWED_PORTS
+    for port in DENIED_BY_DEFAULT:
+        assert port >= 1024
+        assert port not in DEFAULT_ALLOWED_PORTS
+    assert SchedulerSettings().http_call_allowed_ports == DEFAULT_ALLOWED_PORTS
+
+
+def test_a_refused_port_is_refused_at_fire_time_before_any_lookup() -> None:
+    with pytest.raises(DestinationRefused, match=r"port 6379 \(Redis\) is not allowed"):
+        resolve_and_vet("cache.example.com", 6379, _no_lookup)
+    policy = EgressPolicy(allowed_ports=PortRanges.parse("443"), resolver=_no_lookup)
+    with pytest.raises(DestinationRefused, match=r"port 80 is not allowed .*\(443\)"):
+        policy.resolve_and_vet("api.example.com", 80)
+
+
+def test_allowed_ports_replace_the_default_list() -> None:
+    settings = SchedulerSettings(http_call_allowed_ports="443, 6379, 8000-8999")
+    policy = EgressPolicy.from_settings(settings, FakeResolver({"cache.example.com": ["8.8.8.8"]}))
+    assert policy.vet_url("https://cache.example.com:6379/").port == 6379
+    assert policy.vet_url("https://api.example.com:8999/").port == 8999
+    assert policy.resolve_and_vet("cache.example.com", 6379) == [ip_address("8.8.8.8")]
+    with pytest.raises(DestinationRefused, match="port 80 is not allowed"):
+        policy.vet_url("http://api.example.com/")
+    with pytest.raises(DestinationRefused, match="port 9000 is not allowed"):
+        policy.vet_url("http://api.example.com:9000/")
+
+
+@pytest.mark.parametrize("setting", ["", "  ", ","])
+def test_empty_allowed_ports_mean_the_default(setting: str) -> None:
+    assert (
+        SchedulerSettings(http_call_allowed_ports=setting).http_call_allowed_ports
+        == DEFAULT_ALLOWED_PORTS
+    )
+
+
+@pytest.mark.parametrize("setting", ["0", "65536", "8080-80", "http", "80;443", "1-2-3", "-5"])
+def test_malformed_allowed_ports_name_the_setting(setting: str) -> None:
+    with pytest.raises(ValidationError, match=r"HTTP_CALL_ALLOWED_PORTS: .* is not a port"):
+        SchedulerSettings(http_call_allowed_ports=setting)

@@ -23,6 +23,7 @@ from scheduling.egress import (
     IPAddress,
     PinnedNetworkBackend,
     PinnedTransport,
+    PortRanges,
     pinned_client,
 )
 
@@ -194,6 +195,22 @@ def test_redirect_to_a_denied_address_is_refused(server: HTTPServer) -> None:
     assert [request.path for request, _ in server.log] == ["/start"]
 
 
+def test_a_port_outside_the_allowed_ports_is_refused_before_connecting(
+    server: HTTPServer, connects: list[tuple[Any, ...]]
+) -> None:
+    # A job accepted under a wider port list fires under today's: the port is checked again.
+    resolver = ScriptedResolver(["127.0.0.1"])
+    policy = EgressPolicy(
+        allowed_networks=tuple(LOOPBACK), allowed_ports=PortRanges.parse("443"), resolver=resolver
+    )
+    client = pinned_client(policy, timeout=5.0)
+    with client, pytest.raises(DestinationRefused, match=f"port {server.port} is not allowed"):
+        client.get(f"http://receiver.example.com:{server.port}/")
+    assert resolver.calls == []
+    assert connects == []
+    assert server.log == []
+
+
 def test_next_vetted_address_is_tried_when_one_does_not_answer(
     server: HTTPServer, connects: list[tuple[Any, ...]]
 ) -> None:
@@ -240,7 +257,7 @@ def test_connect_failure_maps_to_httpcore_error() -> None:
 
     policy = EgressPolicy(allowed_networks=tuple(LOOPBACK), resolver=ScriptedResolver())
     with pytest.raises(httpcore.ConnectError, match="refused"):
-        PinnedNetworkBackend(policy, inner=Refusing()).connect_tcp("127.0.0.1", 9)
+        PinnedNetworkBackend(policy, inner=Refusing()).connect_tcp("127.0.0.1", 8080)
 
 
 def _certificate(name: str, directory: Path) -> tuple[Path, Path, str]:
