@@ -169,3 +169,38 @@ def test_log_append_payload() -> None:
     assert ("level",) in errors_of("log.append", {"message": "m", "level": "loud"})
     payload = parse_payload("log.append", {"message": "m", "fields": {"k": [1, 2]}}, RULES)
     assert payload.model_dump() == {"message": "m", "level": "info", "fields": {"k": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Scheduler-Transaction-Id",
+        "x-scheduler-transaction-id",
+        "X-SCHEDULER-TRANSACTION-ID",
+        "X-Scheduler-Attempt",
+        "x-scheduler-",
+    ],
+)
+def test_every_x_scheduler_header_is_reserved(name: str) -> None:
+    with pytest.raises(ValidationError, match="reserved: X-Scheduler-\\* headers") as raised:
+        parse_payload("http.call", {"url": "https://example.com", "headers": {name: "x"}}, RULES)
+    assert [error["loc"] for error in raised.value.errors()] == [("headers",)]
+
+
+def test_a_job_accepted_with_an_x_scheduler_header_fires_with_only_the_real_one() -> None:
+    # Accepted before the prefix was reserved: validated again at fire time, without rules.
+    payload = HttpCallPayload.model_validate(
+        {"url": "https://example.com", "headers": {"x-scheduler-transaction-id": "forged"}}
+    )
+    headers = payload.request_headers("tx-1")
+    assert [
+        value for name, value in headers.items() if name.lower().startswith("x-scheduler-")
+    ] == ["tx-1"]
+
+
+@pytest.mark.parametrize("name", ["Host\n", "X-Ok\n", "X-Ok\r", "\nX-Ok", "X-Ok\x00"])
+def test_a_header_name_with_a_line_break_or_nul_is_refused(name: str) -> None:
+    # `^...$` with .match accepted "Host\n": `$` also matches before a final newline.
+    assert ("headers",) in errors_of(
+        "http.call", {"url": "https://example.com", "headers": {name: "x"}}
+    )
