@@ -47,3 +47,44 @@ async def test_a_header_name_ending_in_a_newline_is_refused(scheduler: Scheduler
     [error] = validation_errors(await scheduler.schedule("http.call", payload))
     assert error["loc"] == ["payload", "headers"]
     assert "not a valid HTTP token" in error["msg"]
+
+
+async def post_raw(scheduler: Scheduler, body: str) -> Reply:
+    return await scheduler.api.request(
+        "POST",
+        "/api/schedule",
+        body=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+async def test_a_repeated_key_in_a_json_payload_is_refused(scheduler: Scheduler) -> None:
+    body = (
+        '{"exec_at": "2026-12-01T09:00:00Z", "prompt_type": "http.call", "payload": '
+        '{"url": "http://receiver.example.com/", "json": {"amount": 1, "amount": 1000}}}'
+    )
+    reply = await post_raw(scheduler, body)
+    [error] = validation_errors(reply)
+    assert "the key 'amount' more than once" in reply.json()["detail"]
+    assert error["type"] == "duplicate_key"
+    assert scheduler.orchestrations_started() == []
+
+
+async def test_a_repeated_url_key_is_refused(scheduler: Scheduler) -> None:
+    # The first url is the one a reviewer reads; json.loads would have sent to the second.
+    body = (
+        '{"exec_at": "2026-12-01T09:00:00Z", "prompt_type": "http.call", "payload": '
+        '{"url": "https://api.example.com/", "url": "http://127.0.0.1:8080/"}}'
+    )
+    validation_errors(await post_raw(scheduler, body))
+
+
+async def test_a_number_beyond_float_range_is_refused(scheduler: Scheduler) -> None:
+    body = (
+        '{"exec_at": "2026-12-01T09:00:00Z", "prompt_type": "http.call", "payload": '
+        '{"url": "http://receiver.example.com/", "json": {"amount": 1e400}}}'
+    )
+    reply = await post_raw(scheduler, body)
+    [error] = validation_errors(reply)
+    assert "the number '1e400' is too large to be represented" in reply.json()["detail"]
+    assert error["type"] == "number_too_large"
