@@ -88,3 +88,17 @@ async def test_a_number_beyond_float_range_is_refused(scheduler: Scheduler) -> N
     [error] = validation_errors(reply)
     assert "the number '1e400' is too large to be represented" in reply.json()["detail"]
     assert error["type"] == "number_too_large"
+
+
+async def test_a_lone_surrogate_in_log_fields_is_refused_like_in_message(
+    scheduler: Scheduler,
+) -> None:
+    in_message = await scheduler.schedule("log.append", {"message": "\ud800"})
+    in_fields = await scheduler.schedule(
+        "log.append", {"message": "m", "fields": {"order": {"notes": ["ok", "\ud800"]}}}
+    )
+    assert validation_errors(in_message)[0]["loc"] == ["payload", "message"]
+    [error] = validation_errors(in_fields)
+    assert error["loc"] == ["payload", "fields"]
+    assert "fields['order']['notes'][1] is not valid Unicode text" in error["msg"]
+    assert scheduler.orchestrations_started() == []
