@@ -102,3 +102,55 @@ async def test_a_lone_surrogate_in_log_fields_is_refused_like_in_message(
     assert error["loc"] == ["payload", "fields"]
     assert "fields['order']['notes'][1] is not valid Unicode text" in error["msg"]
     assert scheduler.orchestrations_started() == []
+
+
+@pytest.mark.parametrize(
+    "exec_at",
+    [
+        "2026-12-01T09:00:00Z\u0000",
+        "2026-12-01T09:00:00.Z",
+        "2026-12-01T09:00:00+01:00:00",
+        "2026-W49-2T09:00:00Z",
+        "2026-335T09:00:00Z",
+        "2026-12-01T09:00:00,5Z",
+        "2026-12-01T09:00Z",
+    ],
+)
+async def test_exec_at_that_is_not_rfc3339_is_refused(scheduler: Scheduler, exec_at: str) -> None:
+    body = {"exec_at": exec_at, "prompt_type": "log.append", "payload": {"message": "m"}}
+    [error] = validation_errors(await scheduler.api.post("/api/schedule", body))
+    assert error["loc"] == ["exec_at"]
+    assert "RFC 3339" in error["msg"]
+
+
+async def test_exec_at_in_lower_case_rfc3339_is_accepted(scheduler: Scheduler) -> None:
+    body = {
+        "exec_at": "2026-12-01t09:00:00.5z",
+        "prompt_type": "log.append",
+        "payload": {"message": "m"},
+    }
+    reply = await scheduler.api.post("/api/schedule", body)
+    assert reply.status == 202, reply.body
+    assert reply.json()["exec_at"] == "2026-12-01T09:00:00.500000Z"
+
+
+@pytest.mark.parametrize(
+    ("extra", "loc"),
+    [
+        ({"payload": {"url": "http://receiver.example.com/", "timeout_seconds": True}}, "timeout"),
+        ({"payload": {"url": "http://receiver.example.com/", "timeout_seconds": "10"}}, "timeout"),
+        ({"retry": {"max_attempts": "3"}}, "retry"),
+    ],
+)
+async def test_numbers_of_another_type_are_refused(
+    scheduler: Scheduler, extra: dict[str, Any], loc: str
+) -> None:
+    body = {
+        "exec_at": "2026-12-01T09:00:00Z",
+        "prompt_type": "http.call",
+        "payload": {"url": "http://receiver.example.com/"},
+        **extra,
+    }
+    [error] = validation_errors(await scheduler.api.post("/api/schedule", body))
+    expected = ["payload", "timeout_seconds"] if loc == "timeout" else ["retry", "max_attempts"]
+    assert error["loc"] == expected

@@ -87,7 +87,9 @@ def _check_header_value(name: str, value: str) -> None:
 
 
 class HttpCallPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: `"timeout_seconds": true` was stored as 1.0 and "10" as 10.0; a caller who sends
+    # the wrong type gets told, not guessed at.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     method: HttpMethod = "POST"
     url: str = Field(min_length=1, max_length=2048)

@@ -14,7 +14,7 @@ _MAX_KEY_SHOWN = 32
 
 
 class LogAppendPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     message: str = Field(min_length=1, max_length=8192)
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -204,3 +204,60 @@ def test_a_header_name_with_a_line_break_or_nul_is_refused(name: str) -> None:
     assert ("headers",) in errors_of(
         "http.call", {"url": "https://example.com", "headers": {name: "x"}}
     )
+
+
+@pytest.mark.parametrize("timeout", [True, False, "10", "1e1", [10], {"s": 10}])
+def test_http_call_timeout_must_be_a_number(timeout: object) -> None:
+    # Lax parsing stored true as 1.0 and "10" as 10.0.
+    assert ("timeout_seconds",) in errors_of(
+        "http.call", {"url": "https://example.com", "timeout_seconds": timeout}
+    )
+
+
+@pytest.mark.parametrize("timeout", [10, 2.5])
+def test_http_call_timeout_takes_integers_and_decimals(timeout: float) -> None:
+    payload = parse_payload(
+        "http.call", {"url": "https://example.com", "timeout_seconds": timeout}, RULES
+    )
+    assert isinstance(payload, HttpCallPayload)
+    assert payload.timeout_seconds == timeout
+
+
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"max_attempts": 3.0}, "max_attempts"),
+        ({"initial_delay_seconds": "30"}, "initial_delay_seconds"),
+        ({"max_delay_seconds": False}, "max_delay_seconds"),
+    ],
+)
+def test_retry_numbers_are_not_read_from_other_types(retry: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        ScheduleRequest.model_validate(
+            {
+                "exec_at": "2026-12-01T00:00:00Z",
+                "prompt_type": "log.append",
+                "payload": {},
+                "retry": retry,
+            }
+        )
+    assert [error["loc"] for error in raised.value.errors()] == [("retry", field)]
+
+
+def test_a_stored_job_still_reads_back_under_strict_models() -> None:
+    # The orchestration re-reads jobs as the durable store returns them: plain JSON.
+    job = Job.model_validate(
+        {
+            "transaction_id": "tx",
+            "exec_at": "2026-12-01T08:00:00Z",
+            "prompt_type": "http.call",
+            "payload": {"url": "https://example.com", "timeout_seconds": 10.0},
+            "accepted_at": "2026-11-01T00:00:00.123456Z",
+            "registry_shard": "0",
+            "retry": {"max_attempts": 3, "initial_delay_seconds": 30.0, "max_delay_seconds": 60},
+        }
+    )
+    assert Job.model_validate_json(job.model_dump_json()) == job
+    assert HttpCallPayload.model_validate(job.payload).timeout_seconds == 10.0
