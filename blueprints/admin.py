@@ -1,4 +1,5 @@
-"""Health and the old Durable app's admin routes, on the same handlers as the public API."""
+"""Health (anonymous: status only; details with the master key) and the old Durable app's admin
+routes, on the same handlers as the public API."""
 
 import importlib.metadata
 import logging
@@ -22,9 +23,21 @@ log = logging.getLogger(__name__)
 async def healthz(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    # Anonymous: whether the app works, nothing that helps pick an exploit (versions) or
+    # names internals. The details are one route further, behind the master key.
+    available = await _backend_answers(client)
+    return json_response(_status(available), status=200 if available else 503)
+
+
+# Not "admin/healthz": the Functions host reserves routes that start with "admin".
+@bp.route(route="healthz/details", methods=["GET"], auth_level=ADMIN)
+@bp.durable_client_input(client_name="client")
+async def healthz_details(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     available = await _backend_answers(client)
     body = {
-        "status": "ok" if available else "degraded",
+        **_status(available),
         "python_version": platform.python_version(),
         "functions_runtime_version": os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
         "azure_functions_version": importlib.metadata.version("azure-functions"),
@@ -32,9 +45,13 @@ async def healthz(
         "durable_backend": "ok" if available else "unavailable",
     }
     if not available:
-        # Anonymous route: the reason goes to the app's log, never to the caller.
+        # The reason itself goes to the app's log only: it can name accounts and hosts.
         body["durable_backend_error"] = BACKEND_UNAVAILABLE
     return json_response(body, status=200 if available else 503)
+
+
+def _status(available: bool) -> dict[str, str]:
+    return {"status": "ok" if available else "degraded"}
 
 
 async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:

@@ -3,6 +3,7 @@
 import functools
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec
@@ -87,7 +88,19 @@ def read_json_body(request: func.HttpRequest, max_bytes: int) -> Any:
             413, "payload-too-large", "Payload too large", f"the body limit is {max_bytes} bytes"
         )
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        document = json.loads(
+            body.decode("utf-8"),
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_object_with_unique_keys,
+        )
+    except _NotStrictJson as error:
+        from scheduling.problems import FieldError, validation_problem
+
+        raise validation_problem(
+            f"the body is JSON, but {error.detail}",
+            [FieldError(loc=[], msg=error.detail, type=error.kind)],
+        ) from None
     except (UnicodeDecodeError, ValueError) as error:
         raise _malformed(f"the body is not JSON: {error}") from None
     except RecursionError:
@@ -139,6 +152,47 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+class _NotStrictJson(Exception):
+    """Valid JSON syntax that would not mean what it says once parsed: a 422, not a 400.
+
+    Not a ValueError, so that it is never reported as malformed JSON.
+    """
+
+    def __init__(self, detail: str, kind: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.kind = kind
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; another parser (or a reviewer) reads the
+    # first. Which one the job runs with must not depend on that.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NotStrictJson(
+                    f"an object has the key {_shown(key)} more than once", "duplicate_key"
+                )
+            seen.add(key)
+    return document
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        # 1e400 would become infinity, then null or an error when the job is stored or sent.
+        raise _NotStrictJson(
+            f"the number {_shown(text)} is too large to be represented", "number_too_large"
+        )
+    return value
 
 
 def _whole_number(raw: str) -> int | None:

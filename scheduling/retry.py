@@ -15,7 +15,8 @@ JITTER_FRACTION = 0.1
 class RetryPolicy(BaseModel):
     """How often and how patiently a job retries an attempt that failed in a retryable way."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: no "3" for 3 and no true for 1; an int field takes no 2.0 either.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_attempts: int = Field(default=1, ge=1, le=10)
     initial_delay_seconds: float = Field(default=30, ge=1, le=3600)

@@ -7,6 +7,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from scheduling.egress.addresses import IPNetwork, never_reachable_reason
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
+
 
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
@@ -14,10 +17,39 @@ def _split_csv(value: object) -> object:
     return value
 
 
+def _allowed_network(text: str) -> IPNetwork:
+    """One HTTP_CALL_ALLOWED_NETWORKS entry, exactly as written: no host bits, no /0."""
+    try:
+        # strict: `10.1.2.3/8` is a typo for a /32 or for 10.0.0.0/8, never silently the /8.
+        network = ip_network(text, strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"HTTP_CALL_ALLOWED_NETWORKS: {text!r} is not a network in CIDR form "
+            f"(write 10.1.2.0/24, or 10.1.2.3/32 for one address): {error}"
+        ) from None
+    return _check_allowed_network(network)
+
+
+def _check_allowed_network(network: IPNetwork) -> IPNetwork:
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"HTTP_CALL_ALLOWED_NETWORKS: {network} would allow every address; "
+            "list the networks you mean"
+        )
+    if why := never_reachable_reason(network):
+        raise ValueError(f"HTTP_CALL_ALLOWED_NETWORKS: {why}, so allowing it has no effect")
+    return network
+
+
 class SchedulerSettings(BaseSettings):
     """Every knob an operator can turn; names match the app setting names."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        extra="ignore",
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+    )
 
     min_lead_seconds: int = Field(default=60, ge=1)
     max_horizon_days: int = Field(default=366, ge=1)
@@ -29,6 +61,8 @@ class SchedulerSettings(BaseSettings):
     http_call_response_excerpt_bytes: int = Field(default=4096, ge=0)
     http_call_allowed_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = []
     http_call_allowed_hosts: Annotated[list[str], NoDecode] = []
+    # Empty means the default, so that a deployment can list the setting without changing it.
+    http_call_allowed_ports: Annotated[PortRanges, NoDecode] = DEFAULT_ALLOWED_PORTS
 
     cosmos_endpoint: str = ""
     cosmos_key: str = ""
@@ -49,10 +83,23 @@ class SchedulerSettings(BaseSettings):
     def _parse_networks(cls, value: object) -> object:
         items = _split_csv(value)
         if isinstance(items, list):
-            return [
-                ip_network(item, strict=False) if isinstance(item, str) else item for item in items
-            ]
+            return [_allowed_network(item) if isinstance(item, str) else item for item in items]
         return items
+
+    @field_validator("http_call_allowed_networks")
+    @classmethod
+    def _check_networks(cls, networks: list[IPNetwork]) -> list[IPNetwork]:
+        for network in networks:
+            _check_allowed_network(network)
+        return networks
+
+    @field_validator("http_call_allowed_ports", mode="before")
+    @classmethod
+    def _parse_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            listed = PortRanges.parse(value)
+            return listed if listed.ranges else DEFAULT_ALLOWED_PORTS
+        return value
 
     @field_validator("http_call_allowed_hosts", mode="before")
     @classmethod

@@ -1,11 +1,23 @@
 """When a job may be scheduled and how its orchestration waits for it."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 # Each wait is an ordinary durable timer of at most this length: longer timers become
 # uncancellable chains inside the SDK (see ARCHITECTURE.md), which would break delete.
 MAX_TIMER_CHUNK = timedelta(days=3)
+
+# RFC 3339 date-time (section 5.6), `T` and `Z` in either case, ASCII digits only; the offset is
+# optional here only so that a local time can be refused with the rule that says why. Anything
+# else ISO 8601 or datetime.fromisoformat accepts (week and ordinal dates, comma fractions,
+# missing seconds, offsets with seconds, trailing text) is not an exec_at.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?P<offset>[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+# Room for nanoseconds and more; longer is not a time anyone means, and is not echoed back.
+_MAX_EXEC_AT_LENGTH = 64
 
 
 class ExecAtError(ValueError):
@@ -17,28 +29,40 @@ class ExecAtError(ValueError):
 
 
 def parse_exec_at(value: object) -> datetime:
-    """Parse an ISO-8601 timestamp that carries an offset and return it in UTC."""
+    """Parse an RFC 3339 date-time, which carries an offset, and return it in UTC."""
     if not isinstance(value, str):
         raise ExecAtError("format", "exec_at must be an ISO-8601 string with an offset")
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+    match = _RFC3339.fullmatch(value) if len(value) <= _MAX_EXEC_AT_LENGTH else None
+    if match is None:
         raise ExecAtError(
-            "format", f"exec_at {value!r} is not a valid ISO-8601 date and time"
-        ) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
+            "format",
+            f"exec_at {_shown(value)} is not an RFC 3339 date and time "
+            "such as 2026-12-01T09:30:00Z or 2026-12-01T10:30:00.5+01:00",
+        )
+    if match["offset"] is None:
         raise ExecAtError(
             "offset",
             "exec_at must carry a UTC offset (`Z` or `+hh:mm`); a local time is ambiguous",
         )
     try:
+        # The grammar is settled above; fromisoformat checks the calendar (no 2027-02-29, no
+        # hour 24) and cuts digits past microseconds. It takes only upper-case T and Z.
+        parsed = datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ExecAtError(
+            "format", f"exec_at {_shown(value)} is not a valid date and time"
+        ) from None
+    try:
         return parsed.astimezone(UTC)
     except OverflowError:
         raise ExecAtError(
             "format",
-            f"exec_at {value!r} is out of range: in UTC it falls outside years 1 to 9999",
+            f"exec_at {_shown(value)} is out of range: in UTC it falls outside years 1 to 9999",
         ) from None
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= _MAX_EXEC_AT_LENGTH else value[:_MAX_EXEC_AT_LENGTH] + "…")
 
 
 def check_schedule_window(

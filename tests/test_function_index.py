@@ -24,6 +24,7 @@ HTTP_ROUTES = {
     "resume_job": ("schedule/{transaction_id}/resume", ["POST"], "FUNCTION"),
     "preview_schedule": ("schedule/preview", ["GET"], "FUNCTION"),
     "healthz": ("healthz", ["GET"], "ANONYMOUS"),
+    "healthz_details": ("healthz/details", ["GET"], "ADMIN"),
     "admin_list_jobs": ("schedules", ["GET"], "ADMIN"),
     "admin_job_status": ("status/{instance_id}", ["GET"], "ADMIN"),
     "admin_terminate_job": ("terminate/{instance_id}", ["POST"], "ADMIN"),
@@ -55,6 +56,17 @@ def test_http_routes(name: str) -> None:
     assert [method.upper() for method in trigger["methods"]] == methods
     assert trigger["authLevel"].upper() == auth_level
     assert {b["type"] for b in bindings} == {"httpTrigger", "http", "durableClient"}
+
+
+def test_only_the_health_status_is_anonymous() -> None:
+    anonymous = [name for name, (_, _, level) in HTTP_ROUTES.items() if level == "ANONYMOUS"]
+    assert anonymous == ["healthz"]
+
+
+def test_no_route_starts_with_a_prefix_the_functions_host_reserves() -> None:
+    # The host answers /admin/... itself and refuses function routes that begin with "admin".
+    for route, _, _ in HTTP_ROUTES.values():
+        assert not route.lower().startswith(("admin", "runtime"))
 
 
 def test_no_two_http_functions_share_a_route_and_method() -> None:

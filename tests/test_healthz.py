@@ -1,6 +1,7 @@
-"""GET /api/healthz against a stand-in durable extension that answers what each test says.
+"""GET /api/healthz (anonymous) and /api/healthz/details (master key) against a stand-in
+durable extension that answers what each test says.
 
-The route runs with a real `df.DurableOrchestrationClient` (built from a client binding whose
+The routes run with a real `df.DurableOrchestrationClient` (built from a client binding whose
 rpcBaseUrl is a local ThreadingHTTPServer), so the SDK's own handling of each answer is used.
 """
 
@@ -16,6 +17,7 @@ import pytest
 
 from blueprints.admin import BACKEND_UNAVAILABLE, HEALTH_PROBE_ID
 from tests.support.app_client import AppClient
+from tests.support.scheduler import Scheduler
 
 # What the extension's CreateErrorResponse puts in a 400/500 body; none of it may leak.
 INTERNALS = "Microsoft.WindowsAzure.Storage.StorageException: 403 (secret-account-name)"
@@ -87,8 +89,12 @@ def client_binding(origin: str) -> str:
     )
 
 
-async def healthz(binding: str) -> tuple[int, dict[str, Any]]:
-    reply = await AppClient(binding).get("/api/healthz")
+ANONYMOUS = "/api/healthz"
+DETAILS = "/api/healthz/details"
+
+
+async def healthz(binding: str, path: str = DETAILS) -> tuple[int, dict[str, Any]]:
+    reply = await AppClient(binding).get(path)
     assert reply.content_type == "application/json"
     body: dict[str, Any] = reply.json()
     return reply.status, body
@@ -114,6 +120,28 @@ async def test_an_unknown_probe_id_means_the_backend_answers(
     assert body["durable_backend"] == "ok"
     assert "durable_backend_error" not in body
     assert state.paths == [f"/durabletask/instances/{HEALTH_PROBE_ID}"]
+
+
+async def test_anonymous_health_is_the_status_alone(extension: tuple[Extension, str]) -> None:
+    # It disclosed the Python, runtime and SDK versions to anyone who asked.
+    state, binding = extension
+    state.answer(404)
+    assert await healthz(binding, ANONYMOUS) == (200, {"status": "ok"})
+    state.answer(500, ERROR_BODY)
+    assert await healthz(binding, ANONYMOUS) == (503, {"status": "degraded"})
+
+
+async def test_the_details_route_reports_the_versions(extension: tuple[Extension, str]) -> None:
+    state, binding = extension
+    state.answer(404)
+
+    status, body = await healthz(binding, DETAILS)
+
+    assert status == 200
+    assert body["python_version"].startswith("3.")
+    assert body["durable_sdk_version"].startswith("1.")
+    assert body["azure_functions_version"]
+    assert body["functions_runtime_version"]
 
 
 @pytest.mark.parametrize("code", [500, 400])
@@ -157,10 +185,27 @@ async def test_no_backend_at_all_is_unavailable_without_the_error_text() -> None
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
+    binding = client_binding(f"http://127.0.0.1:{port}")
 
-    status, body = await healthz(client_binding(f"http://127.0.0.1:{port}"))
+    status, body = await healthz(binding)
 
     assert_unavailable(status, body)
-    # aiohttp's text names the host and port it tried; an anonymous caller gets neither.
+    # aiohttp's text names the host and port it tried; not even an admin caller gets them.
     assert str(port) not in json.dumps(body)
     assert "Cannot connect" not in json.dumps(body)
+    assert await healthz(binding, ANONYMOUS) == (503, {"status": "degraded"})
+
+
+async def test_the_whole_app_reports_health_on_the_durable_stand_in(scheduler: Scheduler) -> None:
+    anonymous = await scheduler.api.get(ANONYMOUS)
+    details = await scheduler.api.get(DETAILS)
+    assert (anonymous.status, anonymous.json()) == (200, {"status": "ok"})
+    assert details.status == 200
+    assert details.json()["durable_backend"] == "ok"
+    assert details.json()["durable_sdk_version"].startswith("1.")
+
+    scheduler.host.close()
+    anonymous = await scheduler.api.get(ANONYMOUS)
+    details = await scheduler.api.get(DETAILS)
+    assert (anonymous.status, anonymous.json()) == (503, {"status": "degraded"})
+    assert_unavailable(details.status, details.json())

@@ -1,7 +1,7 @@
 """Which IP addresses an http.call may reach: public unicast, unless an operator allows more."""
 
 from collections.abc import Iterable
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -97,21 +97,93 @@ def denial_reason(address: IPAddress) -> str | None:
     return _v6_denial(address)
 
 
-def is_in_networks(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
-    """Whether `address` (or the IPv4 address an IPv4-mapped one stands for) is in `networks`."""
+# Never reachable, whatever HTTP_CALL_ALLOWED_NETWORKS says: the metadata service (managed
+# identity tokens) and WireServer answer any caller on the VM, the unspecified address reaches
+# this machine on Linux, and multicast or broadcast is never one service an operator means.
+_NEVER_REACHABLE: tuple[IPNetwork, ...] = tuple(
+    ip_network(network)
+    for network in (
+        "0.0.0.0/8",
+        "169.254.0.0/16",
+        "168.63.129.16/32",
+        "224.0.0.0/4",
+        "255.255.255.255/32",
+        "::/128",
+        "fe80::/10",
+        "ff00::/8",
+    )
+)
+# Reachable only through an allowed network inside these ranges: on the Function App's own
+# machine listen the Functions host and its admin API, so a broad network that merely
+# happens to contain loopback does not open it.
+_LOOPBACK: tuple[IPNetwork, ...] = (IPv4Network("127.0.0.0/8"), IPv6Network("::1/128"))
+
+
+def _ipv4_forms(address: IPAddress) -> list[IPAddress]:
+    """`address` and the IPv4 addresses a dual-stack socket or a translator would reach for it."""
+    forms: list[IPAddress] = [address]
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            forms.append(address.ipv4_mapped)
+        if address in _NAT64:
+            forms.append(_embedded_v4(address))
+        if address.sixtofour is not None:
+            forms.append(address.sixtofour)
+    return forms
+
+
+def _in_any(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
+    if isinstance(inner, IPv4Network) and isinstance(outer, IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, IPv6Network) and isinstance(outer, IPv6Network):
+        return inner.subnet_of(outer)
+    return False
+
+
+def is_never_reachable(address: IPAddress) -> bool:
+    """Whether `address` (or an IPv4 address it embeds) is refused whatever is allowed."""
+    return any(_in_any(form, _NEVER_REACHABLE) for form in _ipv4_forms(address))
+
+
+def never_reachable_reason(network: IPNetwork) -> str | None:
+    """Why allowing `network` can have no effect (it lies inside a never-reachable range)."""
+    for never in _NEVER_REACHABLE:
+        if _inside(network, never):
+            return f"{network} lies inside {never}, which is never reachable"
+    return None
+
+
+def _allowing_networks(address: IPAddress, networks: Iterable[IPNetwork]) -> list[IPNetwork]:
+    """The networks holding `address` or the IPv4 address an IPv4-mapped one stands for."""
     candidates: list[IPAddress] = [address]
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         candidates.append(address.ipv4_mapped)
-    return any(
-        candidate in network
-        for network in networks
-        for candidate in candidates
-        if candidate.version == network.version
-    )
+    return [network for network in networks if any(_in_any(c, [network]) for c in candidates)]
+
+
+def is_in_networks(address: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    """Whether `address` (or the IPv4 address an IPv4-mapped one stands for) is in `networks`."""
+    return bool(_allowing_networks(address, networks))
 
 
 def address_refusal(address: IPAddress, allowed_networks: Iterable[IPNetwork]) -> str | None:
-    """Why the policy refuses `address`, or None when it is public or inside an allowed network."""
-    if is_in_networks(address, allowed_networks):
-        return None
-    return denial_reason(address)
+    """Why the policy refuses `address`, or None when it is public or inside an allowed network.
+
+    Never-reachable ranges stay refused whatever is allowed, and loopback is allowed only by a
+    network inside 127.0.0.0/8 or ::1/128.
+    """
+    allowing = _allowing_networks(address, allowed_networks)
+    why = denial_reason(address)
+    if is_never_reachable(address):
+        return f"{why}; no setting can allow it" if allowing else why or "never reachable"
+    if any(_in_any(form, _LOOPBACK) for form in _ipv4_forms(address)):
+        if any(_inside(network, loop) for network in allowing for loop in _LOOPBACK):
+            return None
+        if allowing:
+            return f"{why}; only an allowed network inside 127.0.0.0/8 or ::1/128 opens it"
+        return why or "loopback"
+    return None if allowing else why

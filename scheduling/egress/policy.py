@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scheduling.egress.addresses import IPAddress, IPNetwork
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.egress.resolving import Resolver, resolve_and_vet, system_resolver
 from scheduling.egress.urls import VettedUrl, vet_url
 
@@ -20,22 +21,31 @@ class EgressPolicy:
     allowed_networks: tuple[IPNetwork, ...] = ()
     allowed_hosts: frozenset[str] = frozenset()
     resolver: Resolver = system_resolver
+    allowed_ports: PortRanges = DEFAULT_ALLOWED_PORTS
 
     @classmethod
     def from_settings(
         cls, settings: SchedulerSettings, resolver: Resolver = system_resolver
     ) -> EgressPolicy:
-        """The policy HTTP_CALL_ALLOWED_NETWORKS and HTTP_CALL_ALLOWED_HOSTS describe."""
+        """The policy the HTTP_CALL_ALLOWED_NETWORKS, _HOSTS and _PORTS settings describe."""
         return cls(
             allowed_networks=tuple(settings.http_call_allowed_networks),
             allowed_hosts=frozenset(settings.http_call_allowed_hosts),
             resolver=resolver,
+            allowed_ports=settings.http_call_allowed_ports,
         )
 
     def vet_url(self, url: str) -> VettedUrl:
         """Create-time check of `url`; raises DestinationRefused."""
-        return vet_url(url, self.allowed_networks, self.allowed_hosts)
+        return vet_url(url, self.allowed_networks, self.allowed_hosts, self.allowed_ports)
 
     def resolve_and_vet(self, host: str, port: int) -> list[IPAddress]:
         """Fire-time resolution of `host` with this policy's resolver; raises DestinationRefused."""
-        return resolve_and_vet(host, port, self.resolver, self.allowed_networks, self.allowed_hosts)
+        return resolve_and_vet(
+            host,
+            port,
+            self.resolver,
+            self.allowed_networks,
+            self.allowed_hosts,
+            self.allowed_ports,
+        )

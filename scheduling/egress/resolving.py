@@ -12,6 +12,7 @@ from scheduling.egress.hosts import (
     name_refusal,
     parse_address_literal,
 )
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 """Maps (host, port) to the addresses to try; raises OSError when the name does not resolve."""
@@ -29,8 +30,12 @@ def resolve_and_vet(
     resolver: Resolver = system_resolver,
     allowed_networks: Sequence[IPNetwork] = (),
     allowed_hosts: Collection[str] = (),
+    allowed_ports: PortRanges = DEFAULT_ALLOWED_PORTS,
 ) -> list[IPAddress]:
     """The addresses to connect to for `host`; raise DestinationRefused if any of them is denied."""
+    # Before any lookup: a refused port needs no answer, and a redirect can name any port.
+    if why := port_refusal(port, allowed_ports):
+        raise DestinationRefused(why)
     host = host.removeprefix("[").removesuffix("]")
     literal = parse_address_literal(host)
     if literal is not None:
@@ -40,22 +45,20 @@ def resolve_and_vet(
     if looks_numeric(host):
         raise DestinationRefused(f"host {host!r} ends in a number but is not a valid IPv4 address")
 
-    # An allow-listed name is trusted to resolve to internal addresses: reaching an internal
-    # service by name is what allow-listing is for.
-    trusted = is_allow_listed(host, allowed_hosts)
-    if not trusted and (why := name_refusal(host)):
+    # Allow-listing a name exempts it from the name rules only: what it resolves to is checked
+    # like any other answer, because whoever controls its DNS could point it anywhere later.
+    if not is_allow_listed(host, allowed_hosts) and (why := name_refusal(host)):
         raise DestinationRefused(why)
     addresses = list(dict.fromkeys(resolver(host, port)))
     if not addresses:
         raise DestinationRefused(f"host {host!r} resolved to no address")
-    if not trusted:
-        refusals = [
-            f"{address} ({why})"
-            for address in addresses
-            if (why := address_refusal(address, allowed_networks))
-        ]
-        if refusals:
-            raise DestinationRefused(
-                f"host {host!r} resolves to a refused address: {', '.join(refusals)}"
-            )
+    refusals = [
+        f"{address} ({why})"
+        for address in addresses
+        if (why := address_refusal(address, allowed_networks))
+    ]
+    if refusals:
+        raise DestinationRefused(
+            f"host {host!r} resolves to a refused address: {', '.join(refusals)}"
+        )
     return addresses

@@ -1,6 +1,7 @@
 """An httpx transport that vets each connection's destination and connects to the vetted address."""
 
 import functools
+import logging
 import ssl
 import time
 from collections.abc import Iterable
@@ -12,6 +13,10 @@ from scheduling.egress.errors import DestinationRefused
 from scheduling.egress.policy import EgressPolicy
 
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# httpx logs every request line at INFO ("HTTP Request: POST https://...?token=..."), and
+# httpcore its connection steps at DEBUG: both would copy the caller's secret query values
+# into the app's logs (Application Insights), where redaction never looks.
+_CHATTY_LOGGERS = ("httpx", "httpcore")
 
 
 class PinnedNetworkBackend(httpcore.NetworkBackend):
@@ -105,6 +110,18 @@ class PinnedTransport(httpx.HTTPTransport):
         )
 
 
+def quiet_http_client_logs() -> None:
+    """Keep httpx's and httpcore's request logging out of the app's logs (warnings still pass).
+
+    Checked on every client, not once: a host that reconfigures logging later must not bring
+    the request lines back.
+    """
+    for name in _CHATTY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def pinned_client(
     policy: EgressPolicy,
     *,
@@ -112,6 +129,7 @@ def pinned_client(
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
     """An httpx.Client for http.call: pinned transport, no env proxies or .netrc, no redirects."""
+    quiet_http_client_logs()
     return httpx.Client(
         transport=PinnedTransport(policy, verify=verify),
         timeout=timeout,

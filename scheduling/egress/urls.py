@@ -15,6 +15,7 @@ from scheduling.egress.hosts import (
     normalise_name,
     parse_address_literal,
 )
+from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -101,6 +102,7 @@ def vet_url(
     url: str,
     allowed_networks: Sequence[IPNetwork] = (),
     allowed_hosts: Collection[str] = (),
+    allowed_ports: PortRanges = DEFAULT_ALLOWED_PORTS,
 ) -> VettedUrl:
     """Check an http.call URL when it is scheduled; raise DestinationRefused with the reason."""
     parts = _split(url)
@@ -110,11 +112,15 @@ def vet_url(
     if literal is not None:
         in_allowed_network = _vet_literal(host, literal, allowed_networks)
         address = literal.address
-        return VettedUrl(url, parts.scheme, str(address), port, address, in_allowed_network)
-    if looks_numeric(host):
+        vetted = VettedUrl(url, parts.scheme, str(address), port, address, in_allowed_network)
+    elif looks_numeric(host):
         raise DestinationRefused(f"host {host!r} ends in a number but is not a valid IPv4 address")
-    if is_allow_listed(host, allowed_hosts):
-        return VettedUrl(url, parts.scheme, normalise_name(host), port, None, allow_listed=True)
-    if why := name_refusal(host):
+    elif is_allow_listed(host, allowed_hosts):
+        vetted = VettedUrl(url, parts.scheme, normalise_name(host), port, None, allow_listed=True)
+    elif why := name_refusal(host):
         raise DestinationRefused(why)
-    return VettedUrl(url, parts.scheme, normalise_name(host), port, None, allow_listed=False)
+    else:
+        vetted = VettedUrl(url, parts.scheme, normalise_name(host), port, None, allow_listed=False)
+    if why := port_refusal(port, allowed_ports):
+        raise DestinationRefused(why)
+    return vetted

@@ -56,12 +56,16 @@ KEPT_RESPONSE_HEADERS = frozenset(
         "x-correlation-id",
     }
 )
-HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$")
+# Used with fullmatch: `$` alone would also accept a name that ends in a newline ("Host\n").
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}")
 # RFC 9110 field-value, restricted to ASCII: visible characters, with spaces and tabs only
 # between them. h11 refuses anything else when the job fires, and its error quotes the value.
 HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x21-\x7e \t]*[\x21-\x7e])?)?")
 MAX_HEADER_VALUE_LENGTH = 8192
 TRANSACTION_HEADER = "X-Scheduler-Transaction-Id"
+# Headers the scheduler sets, now or later: a payload's own copy, in any casing, would be sent
+# beside ours, and a receiver that reads the first one would de-duplicate on the caller's id.
+RESERVED_HEADER_PREFIX = "x-scheduler-"
 USER_AGENT = "durable-scheduler/0.1"
 
 
@@ -85,7 +89,9 @@ def _check_header_value(name: str, value: str) -> None:
 
 
 class HttpCallPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: `"timeout_seconds": true` was stored as 1.0 and "10" as 10.0; a caller who sends
+    # the wrong type gets told, not guessed at.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     method: HttpMethod = "POST"
     url: str = Field(min_length=1, max_length=2048)
@@ -114,13 +120,19 @@ class HttpCallPayload(BaseModel):
     @classmethod
     def _check_headers(cls, headers: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for name, value in headers.items():
-            if not HEADER_NAME.match(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP token")
+            if not HEADER_NAME.fullmatch(name):
+                raise ValueError(f"header name {name[:64]!r} is not a valid HTTP token")
             if name.lower() in FORBIDDEN_HEADERS:
                 raise ValueError(f"header {name!r} is set by the scheduler, not by the payload")
-            # Create time only, like the other rules: a job accepted before this check fires as
-            # it was accepted, and h11's refusal becomes a failed outcome that quotes nothing.
+            # Create time only, like the other rules: a job accepted before these checks fires
+            # as it was accepted, without its X-Scheduler-* copies (see request_headers), and
+            # h11's refusal of a value becomes a failed outcome that quotes nothing.
             if _rules(info) is not None:
+                if name.lower().startswith(RESERVED_HEADER_PREFIX):
+                    raise ValueError(
+                        f"header {name!r} is reserved: X-Scheduler-* headers are set by the "
+                        "scheduler"
+                    )
                 _check_header_value(name, value)
             if any(char in value for char in "\r\n\0"):
                 raise ValueError(f"header {name!r} contains a line break or NUL")
@@ -159,7 +171,13 @@ class HttpCallPayload(BaseModel):
             headers["Content-Type"] = "text/plain; charset=utf-8"
         lowered = {name.lower() for name in self.headers}
         headers = {name: value for name, value in headers.items() if name.lower() not in lowered}
-        return {**headers, **self.headers, TRANSACTION_HEADER: transaction_id}
+        # A job accepted before X-Scheduler-* was reserved fires without its own copies.
+        own = {
+            name: value
+            for name, value in self.headers.items()
+            if not name.lower().startswith(RESERVED_HEADER_PREFIX)
+        }
+        return {**headers, **own, TRANSACTION_HEADER: transaction_id}
 
 
 # Statuses that say "not now" rather than "never": worth another attempt, whatever the method

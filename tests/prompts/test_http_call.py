@@ -1,6 +1,7 @@
 """http.call against a real local HTTP server, through the pinned egress transport."""
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -253,7 +254,7 @@ def test_a_header_value_outside_the_field_value_grammar_is_refused(value: str) -
     with pytest.raises(ValidationError) as raised:
         parse_payload(
             "http.call",
-            {"url": "http://127.0.0.1:9/", "headers": {"Authorization": value}},
+            {"url": "http://127.0.0.1:8080/", "headers": {"Authorization": value}},
             rules(),
         )
     (error,) = raised.value.errors(include_input=False)
@@ -268,7 +269,7 @@ def test_a_header_value_outside_the_field_value_grammar_is_refused(value: str) -
 )
 def test_a_header_value_inside_the_grammar_is_accepted(value: str) -> None:
     payload = parse_payload(
-        "http.call", {"url": "http://127.0.0.1:9/", "headers": {"X-Value": value}}, rules()
+        "http.call", {"url": "http://127.0.0.1:8080/", "headers": {"X-Value": value}}, rules()
     )
     assert isinstance(payload, HttpCallPayload)
     assert payload.headers == {"X-Value": value}
@@ -311,7 +312,7 @@ def test_an_unknown_failure_is_named_by_its_type_only() -> None:
     def explode(timeout: float) -> httpx.Client:
         raise RuntimeError(f"could not use Authorization: Bearer {SECRET}")
 
-    payload = parse_payload("http.call", {"url": "http://127.0.0.1:9/"}, rules())
+    payload = parse_payload("http.call", {"url": "http://127.0.0.1:8080/"}, rules())
     outcome = run_http_call(payload, context_with(explode))  # type: ignore[arg-type]
     assert outcome.error == "the request failed (RuntimeError)"
     assert SECRET not in outcome.model_dump_json()
@@ -524,7 +525,7 @@ def test_transport_failures_by_whether_the_request_may_have_been_sent(
 ) -> None:
     payload = parse_payload(
         "http.call",
-        {"method": method, "url": "http://127.0.0.1:9/", "timeout_seconds": 1},
+        {"method": method, "url": "http://127.0.0.1:8080/", "timeout_seconds": 1},
         rules(),
     )
     outcome = run_http_call(payload, context_with(raising(error)))  # type: ignore[arg-type]
@@ -533,3 +534,40 @@ def test_transport_failures_by_whether_the_request_may_have_been_sent(
     assert outcome.error.startswith(message)
     assert SECRET not in outcome.error
     assert outcome.retryable is (not sent or method in IDEMPOTENT)
+
+
+@pytest.fixture
+def fresh_http_loggers() -> Iterator[None]:
+    """httpx's and httpcore's loggers as a new worker process has them: level unset."""
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.usefixtures("fresh_http_loggers")
+def test_secret_query_values_never_reach_the_app_logs(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpx logged "HTTP Request: GET http://...?token=..." at INFO, httpcore more at DEBUG.
+    caplog.set_level(logging.DEBUG)
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    secrets = ("S1-token-value", "S2-sig-value", "S3-code-value")
+    url = httpserver.url_for("/hook") + "?token={}&sig={}&code={}".format(*secrets)
+
+    outcome = fire({"method": "GET", "url": url})
+
+    assert outcome.ok
+    (request, _), *_ = httpserver.log
+    assert request.args["token"] == secrets[0]  # the target did get them
+    # Everything the process logged, except the target server's own access log.
+    app_log = "\n".join(
+        record.getMessage() for record in caplog.records if record.name != "werkzeug"
+    )
+    for secret in secrets:
+        assert secret not in app_log
+    chatty = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpcore")]
+    assert all(record.levelno >= logging.WARNING for record in chatty)

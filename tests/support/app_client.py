@@ -33,7 +33,7 @@ def _routes() -> list[Route]:
                 Route(
                     function_name=str(function.get_function_name()),
                     methods=frozenset(method.upper() for method in binding["methods"]),
-                    pattern=re.compile(f"^/api/{template}$"),
+                    pattern=re.compile(f"/api/{template}"),
                     user_function=function.get_user_function(),
                 )
             )
@@ -72,7 +72,7 @@ class AppClient:
     ) -> Reply:
         parts = urlsplit(url)
         for route in self.routes:
-            match = route.pattern.match(parts.path)
+            match = route.pattern.fullmatch(parts.path)
             if match and method.upper() in route.methods:
                 break
         else:

@@ -20,6 +20,7 @@ from azure.durable_functions.models.utils import http_utils
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
 from function_app import app
+from scheduling.egress import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import close_job_logs, open_job_log
 from scheduling.job_store import TableJobStore
@@ -32,6 +33,8 @@ from tests.support.durable_model import InstanceView
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+# The default ports, and 9 (discard): the API tests' target where nothing listens.
+TEST_PORTS = PortRanges.of([*DEFAULT_ALLOWED_PORTS.ranges, (9, 9)])
 _tables = itertools.count()
 
 
@@ -103,6 +106,7 @@ def scheduler_settings(azurite: AzuriteService, **overrides: Any) -> SchedulerSe
     table = next(_tables)
     values: dict[str, Any] = {
         "http_call_allowed_networks": [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        "http_call_allowed_ports": TEST_PORTS,
         "azure_web_jobs_storage": azurite.connection_string,
         "job_log_table": f"joblog{table}",
         "job_table": f"jobs{table}",

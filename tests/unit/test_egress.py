@@ -4,16 +4,20 @@ from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 import pytest
+from pydantic import ValidationError
 
 from scheduling.egress import (
+    DEFAULT_ALLOWED_PORTS,
     DestinationRefused,
     EgressPolicy,
     IPAddress,
+    PortRanges,
     denial_reason,
     resolve_and_vet,
     system_resolver,
     vet_url,
 )
+from scheduling.egress.ports import DENIED_BY_DEFAULT
 from scheduling.settings import SchedulerSettings
 
 
@@ -307,10 +311,96 @@ def test_allow_listing_is_an_exact_name_match(url: str) -> None:
         vet_url(url, (), ["receiver.internal"])
 
 
-def test_allow_listed_name_is_trusted_to_resolve_to_internal_addresses() -> None:
-    resolver = FakeResolver({"Receiver.Internal.": ["10.0.0.5", "127.0.0.1"]})
-    addresses = resolve_and_vet("Receiver.Internal.", 80, resolver, (), ["receiver.internal"])
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        pytest.param("169.254.169.254", "169.254.169.254 (link-local", id="metadata"),
+        pytest.param("168.63.129.16", "168.63.129.16 (Azure WireServer", id="wireserver"),
+        pytest.param("10.0.0.5", "10.0.0.5 (private network", id="private"),
+        pytest.param("127.0.0.1", "127.0.0.1 (loopback", id="loopback"),
+        pytest.param("::ffff:a9fe:a9fe", "mapped form of 169.254.169.254", id="mapped-metadata"),
+    ],
+)
+def test_an_allow_listed_name_still_has_its_answer_checked(answer: str, reason: str) -> None:
+    # Allowed once for a service, the name could later be pointed at the metadata service.
+    resolver = FakeResolver({"Receiver.Internal.": [answer]})
+    with pytest.raises(DestinationRefused) as refused:
+        resolve_and_vet("Receiver.Internal.", 80, resolver, (), ["receiver.internal"])
+    assert reason in refused.value.reason
+
+
+def test_an_allow_listed_name_reaches_an_allowed_network() -> None:
+    resolver = FakeResolver({"receiver.internal": ["10.0.0.5", "127.0.0.1"]})
+    networks = [ip_network("10.0.0.0/24"), ip_network("127.0.0.0/8")]
+    addresses = resolve_and_vet("receiver.internal", 80, resolver, networks, ["receiver.internal"])
     assert addresses == [ip_address("10.0.0.5"), ip_address("127.0.0.1")]
+
+
+# Allowed networks that contain a never-reachable address: the address stays refused.
+NEVER_REACHABLE = [
+    pytest.param("169.254.169.254", "160.0.0.0/4", "link-local", id="metadata"),
+    pytest.param("169.254.1.1", "169.254.0.0/16", "link-local", id="link-local"),
+    pytest.param("168.63.129.16", "168.0.0.0/8", "WireServer", id="wireserver"),
+    pytest.param("0.0.0.0", "0.0.0.0/8", "'this network'", id="unspecified-v4"),
+    pytest.param("224.0.0.1", "192.0.0.0/2", "multicast", id="multicast-v4"),
+    pytest.param("255.255.255.255", "192.0.0.0/2", "broadcast", id="broadcast"),
+    pytest.param("::", "::/127", "unspecified", id="unspecified-v6"),
+    pytest.param("fe80::1", "fe80::/10", "link-local", id="link-local-v6"),
+    pytest.param("ff02::1", "ff00::/8", "multicast", id="multicast-v6"),
+    pytest.param("::ffff:169.254.169.254", "160.0.0.0/4", "mapped form of", id="mapped"),
+    pytest.param("64:ff9b::a9fe:a9fe", "64:ff9b::/96", "NAT64 form of", id="nat64"),
+    pytest.param("2002:a9fe:a9fe::1", "2002::/16", "6to4 form of", id="6to4"),
+]
+
+
+@pytest.mark.parametrize(("address", "network", "reason"), NEVER_REACHABLE)
+def test_never_reachable_addresses_stay_refused_whatever_is_allowed(
+    address: str, network: str, reason: str
+) -> None:
+    allowed = [ip_network(network)]
+    literal = f"[{address}]" if ":" in address else address
+    with pytest.raises(DestinationRefused) as at_create:
+        vet_url(f"http://{literal}/", allowed)
+    assert reason in at_create.value.reason
+    assert "no setting can allow it" in at_create.value.reason
+    resolver = FakeResolver({"receiver.example.com": [address]})
+    with pytest.raises(DestinationRefused, match="no setting can allow it"):
+        resolve_and_vet("receiver.example.com", 80, resolver, allowed, ["receiver.example.com"])
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("127.0.0.1", "0.0.0.0/1"),
+        ("127.0.0.1", "126.0.0.0/7"),
+        ("::ffff:127.0.0.1", "0.0.0.0/1"),
+        ("::1", "::/127"),
+    ],
+)
+def test_loopback_needs_an_allowed_network_inside_loopback(address: str, network: str) -> None:
+    literal = f"[{address}]" if ":" in address else address
+    with pytest.raises(DestinationRefused, match=r"only an allowed network inside 127\.0\.0\.0/8"):
+        vet_url(f"http://{literal}:8080/", [ip_network(network)])
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("127.0.0.1", "127.0.0.0/8"),
+        ("127.0.0.1", "127.0.0.1/32"),
+        ("::ffff:127.0.0.1", "127.0.0.0/8"),
+        ("::1", "::1/128"),
+    ],
+)
+def test_loopback_is_reachable_through_an_allowed_loopback_network(
+    address: str, network: str
+) -> None:
+    literal = f"[{address}]" if ":" in address else address
+    assert vet_url(f"http://{literal}:8080/", [ip_network(network)]).allow_listed
+    resolver = FakeResolver({"dev.example.com": [address]})
+    assert resolve_and_vet("dev.example.com", 8080, resolver, [ip_network(network)]) == [
+        ip_address(address)
+    ]
 
 
 def test_name_without_addresses_is_refused() -> None:
@@ -388,15 +478,49 @@ def test_public_unicast_addresses_are_not_denied(address: str) -> None:
 def test_policy_from_settings_uses_the_operator_allow_lists() -> None:
     settings = SchedulerSettings(
         http_call_allowed_networks="10.0.0.0/8, fd00::/8",
-        http_call_allowed_hosts="Receiver.Test.",
+        http_call_allowed_hosts="Receiver.Internal.",
     )
-    resolver = FakeResolver({"receiver.test": ["127.0.0.1"]})
+    resolver = FakeResolver({"receiver.internal": ["10.2.3.4"]})
     policy = EgressPolicy.from_settings(settings, resolver)
     assert policy.vet_url("http://10.1.1.1/").allow_listed
-    assert policy.vet_url("http://receiver.test:8080/").allow_listed
-    assert policy.resolve_and_vet("receiver.test", 8080) == [ip_address("127.0.0.1")]
+    assert policy.vet_url("http://receiver.internal:8080/").allow_listed
+    assert policy.resolve_and_vet("receiver.internal", 8080) == [ip_address("10.2.3.4")]
     with pytest.raises(DestinationRefused, match="private network"):
         policy.vet_url("http://192.168.0.1/")
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        pytest.param("10.1.2.3/8", "'10.1.2.3/8' is not a network in CIDR form", id="host-bits"),
+        pytest.param("10.0.0.0/8, 192.168.1.1/16", "host bits set", id="second-item"),
+        pytest.param("fd00::1/8", "host bits set", id="host-bits-v6"),
+        pytest.param("0.0.0.0/0", "would allow every address", id="all-v4"),
+        pytest.param("::/0", "would allow every address", id="all-v6"),
+        pytest.param("169.254.169.254/32", "never reachable", id="metadata"),
+        pytest.param("168.63.129.16/32", "never reachable", id="wireserver"),
+        pytest.param("fe80::/64", "never reachable", id="link-local-v6"),
+        pytest.param("10.0.0.0", "", id="bare-address-is-fine"),
+    ],
+)
+def test_allowed_networks_are_parsed_strictly(setting: str, words: str) -> None:
+    if not words:
+        # A bare address is its own /32: nothing is widened.
+        allowed = SchedulerSettings(http_call_allowed_networks=setting).http_call_allowed_networks
+        assert allowed == [ip_network("10.0.0.0/32")]
+        return
+    with pytest.raises(ValidationError) as invalid:
+        SchedulerSettings(http_call_allowed_networks=setting)
+    assert "HTTP_CALL_ALLOWED_NETWORKS" in str(invalid.value)
+    assert words in str(invalid.value)
+
+
+def test_a_malformed_allowed_network_in_the_environment_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_CALL_ALLOWED_NETWORKS", "10.1.2.3/8")
+    with pytest.raises(ValidationError, match=r"HTTP_CALL_ALLOWED_NETWORKS: '10\.1\.2\.3/8'"):
+        SchedulerSettings()
 
 
 def test_default_policy_refuses_everything_internal() -> None:
@@ -410,3 +534,87 @@ def test_default_policy_refuses_everything_internal() -> None:
 def test_system_resolver_reads_numeric_and_local_names_without_dns() -> None:
     assert system_resolver("127.0.0.1", 80) == [ip_address("127.0.0.1")]
     assert all(address.is_loopback for address in system_resolver("localhost", 80))
+
+
+# -- ports: HTTP_CALL_ALLOWED_PORTS ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        pytest.param("http://cache.example.com:6379/", "port 6379 (Redis)", id="redis"),
+        pytest.param("https://db.example.com:5432/", "port 5432 (PostgreSQL)", id="postgres"),
+        pytest.param("http://93.184.216.34:3306/", "port 3306 (MySQL", id="mysql-literal"),
+        pytest.param("http://mail.example.com:25/", "port 25 ", id="smtp"),
+        pytest.param("http://mail.example.com:587/", "port 587 ", id="submission"),
+        pytest.param("http://host.example.com:22/", "port 22 ", id="ssh"),
+        pytest.param("http://[2606:4700::1]:11211/", "port 11211 (memcached)", id="memcached-v6"),
+        pytest.param("http://docker.example.com:2375/", "port 2375 (Docker", id="docker"),
+    ],
+)
+def test_default_ports_refuse_services_that_are_not_http(url: str, words: str) -> None:
+    with pytest.raises(DestinationRefused) as refused:
+        vet_url(url)
+    assert words in refused.value.reason
+    assert "HTTP_CALL_ALLOWED_PORTS" in refused.value.reason
+    assert "by default 80, 443 and 1024-65535" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.com/",
+        "https://api.example.com/",
+        "http://api.example.com:1024/",
+        "https://api.example.com:8443/",
+        "http://api.example.com:8080/",
+        "http://api.example.com:65535/",
+    ],
+)
+def test_default_ports_allow_web_ports(url: str) -> None:
+    assert vet_url(url).port in DEFAULT_ALLOWED_PORTS
+
+
+def test_the_default_port_list_is_what_the_docs_say() -> None:
+    for port in (80, 443, 1024, 3000, 5000, 8000, 8080, 8443, 9000, 65535):
+        assert port in DEFAULT_ALLOWED_PORTS
+    for port in (1, 21, 22, 23, 25, 53, 110, 143, 445, 465, 587, 993, 995, 1023):
+        assert port not in DEFAULT_ALLOWED_PORTS
+    for port in DENIED_BY_DEFAULT:
+        assert port >= 1024
+        assert port not in DEFAULT_ALLOWED_PORTS
+    assert SchedulerSettings().http_call_allowed_ports == DEFAULT_ALLOWED_PORTS
+
+
+def test_a_refused_port_is_refused_at_fire_time_before_any_lookup() -> None:
+    with pytest.raises(DestinationRefused, match=r"port 6379 \(Redis\) is not allowed"):
+        resolve_and_vet("cache.example.com", 6379, _no_lookup)
+    policy = EgressPolicy(allowed_ports=PortRanges.parse("443"), resolver=_no_lookup)
+    with pytest.raises(DestinationRefused, match=r"port 80 is not allowed .*\(443\)"):
+        policy.resolve_and_vet("api.example.com", 80)
+
+
+def test_allowed_ports_replace_the_default_list() -> None:
+    settings = SchedulerSettings(http_call_allowed_ports="443, 6379, 8000-8999")
+    policy = EgressPolicy.from_settings(settings, FakeResolver({"cache.example.com": ["8.8.8.8"]}))
+    assert policy.vet_url("https://cache.example.com:6379/").port == 6379
+    assert policy.vet_url("https://api.example.com:8999/").port == 8999
+    assert policy.resolve_and_vet("cache.example.com", 6379) == [ip_address("8.8.8.8")]
+    with pytest.raises(DestinationRefused, match="port 80 is not allowed"):
+        policy.vet_url("http://api.example.com/")
+    with pytest.raises(DestinationRefused, match="port 9000 is not allowed"):
+        policy.vet_url("http://api.example.com:9000/")
+
+
+@pytest.mark.parametrize("setting", ["", "  ", ","])
+def test_empty_allowed_ports_mean_the_default(setting: str) -> None:
+    assert (
+        SchedulerSettings(http_call_allowed_ports=setting).http_call_allowed_ports
+        == DEFAULT_ALLOWED_PORTS
+    )
+
+
+@pytest.mark.parametrize("setting", ["0", "65536", "8080-80", "http", "80;443", "1-2-3", "-5"])
+def test_malformed_allowed_ports_name_the_setting(setting: str) -> None:
+    with pytest.raises(ValidationError, match=r"HTTP_CALL_ALLOWED_PORTS: .* is not a port"):
+        SchedulerSettings(http_call_allowed_ports=setting)

@@ -23,6 +23,7 @@ from scheduling.egress import (
     IPAddress,
     PinnedNetworkBackend,
     PinnedTransport,
+    PortRanges,
     pinned_client,
 )
 
@@ -74,7 +75,11 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
 def test_allow_listed_name_reaches_local_server_with_exact_request(server: HTTPServer) -> None:
     resolver = ScriptedResolver(["127.0.0.1"])
-    policy = EgressPolicy(allowed_hosts=frozenset({"receiver.test"}), resolver=resolver)
+    policy = EgressPolicy(
+        allowed_networks=tuple(LOOPBACK),
+        allowed_hosts=frozenset({"receiver.test"}),
+        resolver=resolver,
+    )
     host = f"receiver.test:{server.port}"
     server.expect_request(
         "/hook",
@@ -176,16 +181,34 @@ def test_literal_in_allowed_network_connects_without_a_lookup(server: HTTPServer
 
 def test_redirect_to_a_denied_address_is_refused(server: HTTPServer) -> None:
     policy = EgressPolicy(
-        allowed_hosts=frozenset({"receiver.test"}), resolver=ScriptedResolver(["127.0.0.1"])
+        allowed_networks=(ip_network("127.0.0.1/32"),),
+        allowed_hosts=frozenset({"receiver.test"}),
+        resolver=ScriptedResolver(["127.0.0.1"]),
     )
     server.expect_request("/start").respond_with_data(
-        "", status=302, headers={"Location": f"http://2130706433:{server.port}/target"}
+        "", status=302, headers={"Location": f"http://2130706434:{server.port}/target"}
     )
     transport = PinnedTransport(policy)
     client = httpx.Client(transport=transport, follow_redirects=True, timeout=5.0)
-    with client, pytest.raises(DestinationRefused, match=r"127\.0\.0\.1 is refused: loopback"):
+    with client, pytest.raises(DestinationRefused, match=r"127\.0\.0\.2 is refused: loopback"):
         client.get(f"http://receiver.test:{server.port}/start")
     assert [request.path for request, _ in server.log] == ["/start"]
+
+
+def test_a_port_outside_the_allowed_ports_is_refused_before_connecting(
+    server: HTTPServer, connects: list[tuple[Any, ...]]
+) -> None:
+    # A job accepted under a wider port list fires under today's: the port is checked again.
+    resolver = ScriptedResolver(["127.0.0.1"])
+    policy = EgressPolicy(
+        allowed_networks=tuple(LOOPBACK), allowed_ports=PortRanges.parse("443"), resolver=resolver
+    )
+    client = pinned_client(policy, timeout=5.0)
+    with client, pytest.raises(DestinationRefused, match=f"port {server.port} is not allowed"):
+        client.get(f"http://receiver.example.com:{server.port}/")
+    assert resolver.calls == []
+    assert connects == []
+    assert server.log == []
 
 
 def test_next_vetted_address_is_tried_when_one_does_not_answer(
@@ -234,7 +257,7 @@ def test_connect_failure_maps_to_httpcore_error() -> None:
 
     policy = EgressPolicy(allowed_networks=tuple(LOOPBACK), resolver=ScriptedResolver())
     with pytest.raises(httpcore.ConnectError, match="refused"):
-        PinnedNetworkBackend(policy, inner=Refusing()).connect_tcp("127.0.0.1", 9)
+        PinnedNetworkBackend(policy, inner=Refusing()).connect_tcp("127.0.0.1", 8080)
 
 
 def _certificate(name: str, directory: Path) -> tuple[Path, Path, str]:
@@ -287,7 +310,9 @@ def test_tls_verifies_the_host_name_while_connecting_to_the_pinned_address(
     server, pem, server_names = tls_server
     server.expect_request("/").respond_with_data("secure")
     policy = EgressPolicy(
-        allowed_hosts=frozenset({"receiver.test"}), resolver=ScriptedResolver(["127.0.0.1"])
+        allowed_networks=tuple(LOOPBACK),
+        allowed_hosts=frozenset({"receiver.test"}),
+        resolver=ScriptedResolver(["127.0.0.1"]),
     )
     trusted = ssl.create_default_context(cadata=pem)
     with pinned_client(policy, timeout=5.0, verify=trusted) as client:
@@ -301,7 +326,9 @@ def test_tls_refuses_a_certificate_for_another_name(
 ) -> None:
     server, pem, _ = tls_server
     policy = EgressPolicy(
-        allowed_hosts=frozenset({"other.test"}), resolver=ScriptedResolver(["127.0.0.1"])
+        allowed_networks=tuple(LOOPBACK),
+        allowed_hosts=frozenset({"other.test"}),
+        resolver=ScriptedResolver(["127.0.0.1"]),
     )
     trusted = ssl.create_default_context(cadata=pem)
     client = pinned_client(policy, timeout=5.0, verify=trusted)

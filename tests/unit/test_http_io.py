@@ -107,3 +107,57 @@ def test_query_int_reads_ascii_digits(raw: str, expected: int) -> None:
 
 def test_query_int_default_when_absent() -> None:
     assert query_int(get(), "limit", 50, 1, 500) == 50
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        pytest.param(b'{"a": 1, "a": 2}', "the key 'a' more than once", id="top-level"),
+        pytest.param(b'{"payload": {"json": {"to": "x", "to": "y"}}}', "the key 'to'", id="nested"),
+        pytest.param(b'[{"k": 1}, {"k": 2, "k": 2}]', "the key 'k'", id="same-value"),
+        pytest.param(b'{"\\u0061": 1, "a": 2}', "the key 'a'", id="escaped-spelling"),
+    ],
+)
+def test_a_repeated_key_is_a_validation_problem(body: bytes, words: str) -> None:
+    # json.loads kept the last value silently; a reviewer reading the body sees the first.
+    problem = refused(lambda: read_json_body(post(body), LIMIT))
+    assert problem["status"] == 422
+    assert problem["type"] == "urn:durable-scheduler:problem:validation"
+    assert words in problem["detail"]
+    assert problem["errors"][0]["type"] == "duplicate_key"
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E309", "123456789e999", "1.5e308000"])
+def test_a_number_too_large_for_a_float_is_a_validation_problem(number: str) -> None:
+    # It became inf, then null in the stored job: the target got something else than sent.
+    body = f'{{"json": {{"amount": {number}}}}}'.encode()
+    problem = refused(lambda: read_json_body(post(body), LIMIT))
+    assert problem["status"] == 422
+    assert problem["type"] == "urn:durable-scheduler:problem:validation"
+    assert f"the number '{number}' is too large to be represented" in problem["detail"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_literals_stay_malformed_json(literal: str) -> None:
+    problem = refused(lambda: read_json_body(post(f'{{"n": {literal}}}'.encode()), LIMIT))
+    assert problem["status"] == 400
+    assert problem["type"].endswith(":malformed-json")
+
+
+def test_finite_numbers_and_distinct_keys_are_read() -> None:
+    body = b'{"a": 1e308, "b": -2.5e-400, "c": 12345678901234567890, "A": {"a": 1}}'
+    assert read_json_body(post(body), LIMIT) == {
+        "a": 1e308,
+        "b": -0.0,
+        "c": 12345678901234567890,
+        "A": {"a": 1},
+    }
+
+
+def test_a_long_repeated_key_is_shown_cut() -> None:
+    key = "k" * 10_000
+    body = json.dumps({"x": 1}).replace('"x"', f'"{key}"').encode()
+    body = body[:-1] + f', "{key}": 2}}'.encode()
+    problem = refused(lambda: read_json_body(post(body), len(body)))
+    assert problem["status"] == 422
+    assert len(problem["detail"]) < 200

@@ -1,10 +1,11 @@
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from scheduling.job_record import JobRun
+from scheduling.job_record import JobRecord, JobRun
 from scheduling.models import ScheduleRequest
 from scheduling.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
 from scheduling.prompts.http_call import TRANSACTION_HEADER, HttpCallPayload
@@ -179,3 +180,104 @@ def test_log_append_payload() -> None:
     assert ("level",) in errors_of("log.append", {"message": "m", "level": "loud"})
     payload = parse_payload("log.append", {"message": "m", "fields": {"k": [1, 2]}}, RULES)
     assert payload.model_dump() == {"message": "m", "level": "info", "fields": {"k": [1, 2]}}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Scheduler-Transaction-Id",
+        "x-scheduler-transaction-id",
+        "X-SCHEDULER-TRANSACTION-ID",
+        "X-Scheduler-Attempt",
+        "x-scheduler-",
+    ],
+)
+def test_every_x_scheduler_header_is_reserved(name: str) -> None:
+    with pytest.raises(ValidationError, match="reserved: X-Scheduler-\\* headers") as raised:
+        parse_payload("http.call", {"url": "https://example.com", "headers": {name: "x"}}, RULES)
+    assert [error["loc"] for error in raised.value.errors()] == [("headers",)]
+
+
+def test_a_job_accepted_with_an_x_scheduler_header_fires_with_only_the_real_one() -> None:
+    # Accepted before the prefix was reserved: validated again at fire time, without rules.
+    payload = HttpCallPayload.model_validate(
+        {"url": "https://example.com", "headers": {"x-scheduler-transaction-id": "forged"}}
+    )
+    headers = payload.request_headers("tx-1")
+    assert [
+        value for name, value in headers.items() if name.lower().startswith("x-scheduler-")
+    ] == ["tx-1"]
+
+
+@pytest.mark.parametrize("name", ["Host\n", "X-Ok\n", "X-Ok\r", "\nX-Ok", "X-Ok\x00"])
+def test_a_header_name_with_a_line_break_or_nul_is_refused(name: str) -> None:
+    # `^...$` with .match accepted "Host\n": `$` also matches before a final newline.
+    assert ("headers",) in errors_of(
+        "http.call", {"url": "https://example.com", "headers": {name: "x"}}
+    )
+
+
+@pytest.mark.parametrize("timeout", [True, False, "10", "1e1", [10], {"s": 10}])
+def test_http_call_timeout_must_be_a_number(timeout: object) -> None:
+    # Lax parsing stored true as 1.0 and "10" as 10.0.
+    assert ("timeout_seconds",) in errors_of(
+        "http.call", {"url": "https://example.com", "timeout_seconds": timeout}
+    )
+
+
+@pytest.mark.parametrize("timeout", [10, 2.5])
+def test_http_call_timeout_takes_integers_and_decimals(timeout: float) -> None:
+    payload = parse_payload(
+        "http.call", {"url": "https://example.com", "timeout_seconds": timeout}, RULES
+    )
+    assert isinstance(payload, HttpCallPayload)
+    assert payload.timeout_seconds == timeout
+
+
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": True}, "max_attempts"),
+        ({"max_attempts": 3.0}, "max_attempts"),
+        ({"initial_delay_seconds": "30"}, "initial_delay_seconds"),
+        ({"max_delay_seconds": False}, "max_delay_seconds"),
+    ],
+)
+def test_retry_numbers_are_not_read_from_other_types(retry: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        ScheduleRequest.model_validate(
+            {
+                "exec_at": "2026-12-01T00:00:00Z",
+                "prompt_type": "log.append",
+                "payload": {},
+                "retry": retry,
+            }
+        )
+    assert [error["loc"] for error in raised.value.errors()] == [("retry", field)]
+
+
+def test_a_stored_job_still_reads_back_under_strict_models() -> None:
+    # The store and the sealed payload hand back plain JSON: strict models must take it.
+    record = JobRecord.model_validate(
+        {
+            "transaction_id": "tx",
+            "generation": "g",
+            "state": "pending",
+            "exec_at": "2026-12-01T08:00:00Z",
+            "prompt_type": "http.call",
+            "accepted_at": "2026-11-01T00:00:00.123456Z",
+            "updated_at": "2026-11-01T00:00:00.123456Z",
+            "retry": {"max_attempts": 3, "initial_delay_seconds": 30.0, "max_delay_seconds": 60},
+            "sealed_payload": {
+                "alg": "A256GCM",
+                "key_id": "local:k",
+                "wrapped_key": "",
+                "nonce": "",
+                "ciphertext": "",
+            },
+        }
+    )
+    assert JobRecord.model_validate_json(record.model_dump_json()) == record
+    payload = json.loads(json.dumps({"url": "https://example.com", "timeout_seconds": 10.0}))
+    assert HttpCallPayload.model_validate(payload).timeout_seconds == 10.0

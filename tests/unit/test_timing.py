@@ -24,7 +24,11 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
         # More than microsecond precision is cut, not refused.
         ("2026-12-01T10:00:00.123456789Z", datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)),
         ("2028-02-29T23:30:00-01:00", datetime(2028, 3, 1, 0, 30, tzinfo=UTC)),
-        ("  2026-12-01T10:00:00+00:00 ", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        # RFC 3339 lets T and Z be lower case.
+        ("2026-12-01t10:00:00z", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        ("2026-12-01T10:00:00.5z", datetime(2026, 12, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+        ("2026-12-01T10:00:00-00:00", datetime(2026, 12, 1, 10, 0, tzinfo=UTC)),
+        ("2026-12-01T10:00:00+23:59", datetime(2026, 11, 30, 10, 1, tzinfo=UTC)),
     ],
 )
 def test_parse_exec_at_normalises_to_utc(text: str, expected: datetime) -> None:
@@ -37,7 +41,8 @@ def test_parse_exec_at_normalises_to_utc(text: str, expected: datetime) -> None:
     ("value", "rule"),
     [
         ("2026-12-01T10:00:00", "offset"),
-        ("2026-12-01", "offset"),
+        ("2026-12-01T10:00:00.5", "offset"),
+        ("2026-12-01", "format"),
         ("2027-02-29T10:00:00Z", "format"),
         ("2026-13-01T10:00:00Z", "format"),
         ("2026-12-01T24:00:00Z", "format"),
@@ -51,6 +56,43 @@ def test_parse_exec_at_refuses(value: object, rule: str) -> None:
     with pytest.raises(ExecAtError) as raised:
         parse_exec_at(value)
     assert raised.value.rule == rule
+
+
+# Accepted by datetime.fromisoformat (or by the old strip()), but not RFC 3339 date-times.
+NOT_RFC3339 = [
+    pytest.param("2026-12-01T10:00:00Z\x00", id="trailing-nul"),
+    pytest.param("2026-12-01T10:00:00Z\n", id="trailing-newline"),
+    pytest.param("2026-12-01T10:00:00Zjunk", id="trailing-text"),
+    pytest.param(" 2026-12-01T10:00:00Z", id="leading-space"),
+    pytest.param("2026-12-01T10:00:00Z ", id="trailing-space"),
+    pytest.param("2026-12-01T10:00:00.Z", id="dot-without-digits"),
+    pytest.param("2026-12-01T10:00:00,5Z", id="comma-fraction"),
+    pytest.param("2026-12-01T10:00:00+01:00:00", id="offset-with-seconds"),
+    pytest.param("2026-12-01T10:00:00+01:00:00.5", id="offset-with-fraction"),
+    pytest.param("2026-12-01T10:00:00+0100", id="offset-without-colon"),
+    pytest.param("2026-12-01T10:00:00+01", id="offset-hours-only"),
+    pytest.param("2026-12-01T10:00:00+01:60", id="offset-minute-60"),
+    pytest.param("2026-12-01T10:00:00+24:00", id="offset-hour-24"),
+    pytest.param("2026-W49-2T10:00:00Z", id="week-date"),
+    pytest.param("2026-335T10:00:00Z", id="ordinal-date"),
+    pytest.param("20261201T100000Z", id="basic-format"),
+    pytest.param("2026-12-01T10:00Z", id="no-seconds"),
+    pytest.param("2026-12-01T10Z", id="hour-only"),
+    pytest.param("2026-12-01 10:00:00Z", id="space-separator"),
+    pytest.param("2026-12-01_10:00:00Z", id="other-separator"),
+    pytest.param("2026-12-01T10:00:60Z", id="leap-second"),
+    pytest.param("+2026-12-01T10:00:00Z", id="signed-year"),
+    pytest.param("\uff12\uff10\uff12\uff16-12-01T10:00:00Z", id="fullwidth-digits"),
+    pytest.param("2026-12-01T10:00:00." + "1" * 100 + "Z", id="over-long"),
+]
+
+
+@pytest.mark.parametrize("text", NOT_RFC3339)
+def test_parse_exec_at_accepts_only_rfc3339(text: str) -> None:
+    with pytest.raises(ExecAtError) as raised:
+        parse_exec_at(text)
+    assert raised.value.rule == "format"
+    assert len(str(raised.value)) < 200
 
 
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
