@@ -70,6 +70,7 @@ async def record_lifecycle(entry: JobLogEntry, *, required: bool = False) -> Non
     """Write a lifecycle entry: one try, bounded. A failure is logged (the entry is derived
     from the record on read), or, when `required` (the record is about to go), a 503."""
     deps = dependencies.current()
+    error: str | None
     try:
         store = deps.job_log(deps.settings())
         error = await asyncio.wait_for(

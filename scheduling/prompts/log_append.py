@@ -96,5 +96,8 @@ def run_log_append(payload: LogAppendPayload, context: FiringContext) -> LogAppe
     )
     error = append_with_retry(context.job_log, entry)
     if error is not None:
-        return LogAppendOutcome(ok=False, error=f"job log store failed: {error}", retryable=True)
+        # A store that is down may come back; a missing configuration or a refused entry not.
+        return LogAppendOutcome(
+            ok=False, error=f"job log store failed: {error}", retryable=not error.permanent
+        )
     return LogAppendOutcome(ok=True, entry_id=entry_id)

@@ -1,14 +1,19 @@
 """log.append: fields are held to the same rule as message, and an unstorable entry is final."""
 
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from scheduling.job_log import JobLog
+from scheduling.job_log.factory import UnconfiguredJobLog
+from scheduling.job_log.table_store import TableJobLog
 from scheduling.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
 from scheduling.prompts.log_append import LogAppendOutcome
 from scheduling.settings import SchedulerSettings
+from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support.scheduler import Scheduler
 
 RULES = PayloadRules(settings=SchedulerSettings(), vet_url=lambda url: None)
@@ -62,3 +67,38 @@ def test_an_unstorable_entry_accepted_earlier_fails_for_good(scheduler: Schedule
     assert outcome.error is not None
     assert "fields['a'][0] is not valid Unicode text" in outcome.error
     assert scheduler.job_log.read("tx-surrogate", 10).entries == []
+
+
+def test_a_log_store_that_cannot_be_opened_is_final_and_one_that_is_down_is_retried() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def attempt(log: JobLog) -> LogAppendOutcome:
+        context = FiringContext(
+            transaction_id="tx-store",
+            exec_at=at,
+            settings=SchedulerSettings(),
+            job_log=log,
+            clock=lambda: at,
+            open_http_client=lambda timeout: pytest.fail("log.append opens no HTTP client"),
+        )
+        outcome = run_prompt("log.append", {"message": "m"}, context)
+        assert isinstance(outcome, LogAppendOutcome)
+        return outcome
+
+    unconfigured = attempt(UnconfiguredJobLog("no job log store is configured"))
+    assert (unconfigured.ok, unconfigured.retryable) == (False, False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = TableJobLog.open(
+        TableEndpoint(
+            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+        ),
+        "joblog",
+    )
+    try:
+        outage = attempt(down)
+    finally:
+        down.close()
+    assert (outage.ok, outage.retryable) == (False, True)
