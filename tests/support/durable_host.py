@@ -10,8 +10,9 @@ histories are at least as long as the real extension's (Azure Storage may batch 
 Not emulated: sub-orchestrations, call_http, scheduled signals, suspend/resume/rewind/
 restart, listing and purge-by-filter (501); timer lateness from queue polling; re-delivery
 of activities and entity messages; message order that differs from send order across
-senders (one global FIFO here, so the app's tolerance of reordering is tested by driving
-the registry operations directly); payload size limits; the system key check.
+senders (one global FIFO here; where the app's writers race, the job store's
+compare-and-swap decides, tested in tests/test_races.py); payload size limits; the system
+key check.
 """
 
 import copy
