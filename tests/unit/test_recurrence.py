@@ -1,6 +1,6 @@
 """Fire times of cron schedules in IANA zones, across both DST changes, under every rule."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -183,3 +183,77 @@ def test_exec_local_follows_the_same_rules() -> None:
 def test_a_wall_time_outside_any_change_is_one_instant() -> None:
     zone = zone_of("Europe/Paris")
     assert wall_to_utc(datetime(2027, 7, 1, 9), zone, "shift", "both") == [utc(2027, 7, 1, 7)]
+
+
+# -- the whole matrix: every zone, both changes, every rule -----------------------------------
+
+Z = utc
+MATRIX: list[tuple[str, datetime, str, str, list[datetime]]] = [
+    # zone, wall time on the change day, gap rule, fold rule, the UTC instants it fires at
+    *(
+        ("Europe/London", datetime(2027, 3, 28, 1, 30), "shift", fold, [Z(2027, 3, 28, 1)])
+        for fold in ("first", "last", "both")
+    ),
+    *(
+        ("Europe/London", datetime(2027, 3, 28, 1, 30), "skip", fold, [])
+        for fold in ("first", "last", "both")
+    ),
+    ("Europe/London", datetime(2027, 10, 31, 1, 30), "shift", "first", [Z(2027, 10, 31, 0, 30)]),
+    ("Europe/London", datetime(2027, 10, 31, 1, 30), "skip", "last", [Z(2027, 10, 31, 1, 30)]),
+    (
+        "Europe/London",
+        datetime(2027, 10, 31, 1, 30),
+        "shift",
+        "both",
+        [Z(2027, 10, 31, 0, 30), Z(2027, 10, 31, 1, 30)],
+    ),
+    ("America/New_York", datetime(2027, 3, 14, 2, 30), "shift", "both", [Z(2027, 3, 14, 7)]),
+    ("America/New_York", datetime(2027, 3, 14, 2, 30), "skip", "first", []),
+    ("America/New_York", datetime(2027, 11, 7, 1, 30), "shift", "first", [Z(2027, 11, 7, 5, 30)]),
+    ("America/New_York", datetime(2027, 11, 7, 1, 30), "skip", "last", [Z(2027, 11, 7, 6, 30)]),
+    (
+        "America/New_York",
+        datetime(2027, 11, 7, 1, 30),
+        "skip",
+        "both",
+        [Z(2027, 11, 7, 5, 30), Z(2027, 11, 7, 6, 30)],
+    ),
+    (
+        "Australia/Lord_Howe",
+        datetime(2027, 10, 3, 2, 15),
+        "shift",
+        "first",
+        [Z(2027, 10, 2, 15, 30)],
+    ),
+    ("Australia/Lord_Howe", datetime(2027, 10, 3, 2, 15), "skip", "both", []),
+    ("Australia/Lord_Howe", datetime(2027, 4, 4, 1, 45), "shift", "first", [Z(2027, 4, 3, 14, 45)]),
+    ("Australia/Lord_Howe", datetime(2027, 4, 4, 1, 45), "skip", "last", [Z(2027, 4, 3, 15, 15)]),
+    (
+        "Australia/Lord_Howe",
+        datetime(2027, 4, 4, 1, 45),
+        "shift",
+        "both",
+        [Z(2027, 4, 3, 14, 45), Z(2027, 4, 3, 15, 15)],
+    ),
+    *(
+        ("Asia/Kathmandu", datetime(2027, 3, 28, 9, 0), gap, fold, [Z(2027, 3, 28, 3, 15)])
+        for gap in ("shift", "skip")
+        for fold in ("first", "last", "both")
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "wall", "gap", "fold", "instants"), MATRIX)
+def test_every_zone_change_and_rule(
+    zone: str, wall: datetime, gap: DstGap, fold: DstFold, instants: list[datetime]
+) -> None:
+    assert wall_to_utc(wall, zone_of(zone), gap, fold) == instants
+    # The same through a daily schedule: exactly these runs on that local day.
+    schedule = Recurrence(
+        cron=f"{wall.minute} {wall.hour} * * *", timezone=zone, dst_gap=gap, dst_fold=fold
+    )
+    runs = preview(
+        schedule, datetime(wall.year, wall.month, wall.day, tzinfo=UTC) - timedelta(days=2), 5
+    )
+    local = zone_of(zone)
+    assert [run for run in runs if run.astimezone(local).date() == wall.date()] == instants
