@@ -1,7 +1,8 @@
 // The function app on a Flex Consumption plan (FC1, Linux). It runs as the
-// user-assigned identity and reaches storage, Application Insights and Cosmos DB
-// with Entra tokens only: no app setting holds a key, SAS or connection string
-// built from a key.
+// user-assigned identity and reaches storage, Application Insights, Cosmos DB and
+// Key Vault with Entra tokens only: no app setting holds a key, SAS or connection
+// string built from a key; the one secret (the fingerprint key) is a Key Vault
+// reference that the platform resolves as the identity.
 param planName string
 param appName string
 param location string
@@ -13,6 +14,12 @@ param applicationInsightsName string
 param cosmosEndpoint string
 param cosmosDatabaseName string
 param cosmosContainerName string
+
+@description('URL of the Key Vault key that wraps payload data keys, without a version.')
+param sealingKeyUrl string
+
+@description('URI of the fingerprint secret in Key Vault, without a version.')
+param fingerprintSecretUri string
 
 @description('Upper bound on instances the plan scales out to; caps the bill under load.')
 @minValue(1)
@@ -74,6 +81,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in the app settings are resolved as this identity (a
+    // user-assigned identity must be named here; the default is a system-assigned one).
+    keyVaultReferenceIdentity: identity.id
     siteConfig: {
       minTlsVersion: '1.2'
       http20Enabled: true
@@ -143,6 +153,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'JOB_TABLE'
           value: 'jobs'
+        }
+        // Payloads are sealed under this Key Vault key (no version: new payloads use its
+        // current version, each payload records the version that wrapped it).
+        {
+          name: 'SEALING_KEY_VAULT_KEY_URL'
+          value: sealingKeyUrl
+        }
+        // A Key Vault reference, not the key: the platform reads the secret as the identity
+        // above (keyVaultReferenceIdentity) and the app sees the value.
+        {
+          name: 'REQUEST_FINGERPRINT_KEY'
+          value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'
         }
         {
           name: 'HTTP_CALL_ALLOWED_NETWORKS'
