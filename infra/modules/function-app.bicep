@@ -85,7 +85,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // user-assigned identity must be named here; the default is a system-assigned one).
     keyVaultReferenceIdentity: identity.id
     siteConfig: {
-      minTlsVersion: '1.2'
+      // TLS 1.3 only, for the app and for its scm (Kudu/deployment) endpoint.
+      minTlsVersion: '1.3'
+      scmMinTlsVersion: '1.3'
       http20Enabled: true
       ftpsState: 'Disabled'
       appSettings: [
@@ -198,6 +200,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         version: '3.11'
       }
     }
+  }
+}
+
+// No basic (user name and password) authentication to the publishing endpoints: azd
+// deploys with an Entra token, and FTP is off anyway (ftpsState).
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

@@ -69,6 +69,7 @@ BLOB_CONTAINERS = "Microsoft.Storage/storageAccounts/blobServices/containers"
 KEY_VAULTS = "Microsoft.KeyVault/vaults"
 KEY_VAULT_KEYS = "Microsoft.KeyVault/vaults/keys"
 KEY_VAULT_SECRETS = "Microsoft.KeyVault/vaults/secrets"
+PUBLISHING_CREDENTIALS = "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
 
 # The Key Vault secret the app reads as REQUEST_FINGERPRINT_KEY and azd reads back on each run.
 FINGERPRINT_SECRET_NAME = "request-fingerprint-key"
@@ -227,7 +228,7 @@ def storage_problems(project: Project) -> list[str]:
     required = {
         "allowSharedKeyAccess": False,  # no account keys, no SAS signed with them
         "allowBlobPublicAccess": False,
-        "minimumTlsVersion": "TLS1_2",
+        "minimumTlsVersion": "TLS1_2",  # the strictest Storage supports (a 1.3 minimum is not)
         "supportsHttpsTrafficOnly": True,
         "defaultToOAuthAuthentication": True,
     }
@@ -257,6 +258,9 @@ def cosmos_problems(project: Project) -> list[str]:
     props = account.properties
     if props.get("disableLocalAuth") is not True:
         problems.append(f"{account}: disableLocalAuth must be true (key auth off)")
+    # The strictest minimum Cosmos DB accepts (no Tls13 value exists).
+    if props.get("minimalTlsVersion") != "Tls12":
+        problems.append(f"{account}: minimalTlsVersion must be Tls12")
     capabilities = [c.get("name") for c in props.get("capabilities", []) if isinstance(c, dict)]
     if "EnableServerless" not in capabilities:
         problems.append(f"{account}: must have the EnableServerless capability")
@@ -555,6 +559,28 @@ def fingerprint_value_problems(
     return problems
 
 
+def site_hardening_problems(site_file: BicepFile, site: Resource) -> list[str]:
+    """TLS 1.3 only, no FTP, no basic (password) authentication to the publishing endpoints."""
+    problems: list[str] = []
+    config = site.properties.get("siteConfig", {})
+    required = {"minTlsVersion": "1.3", "scmMinTlsVersion": "1.3", "ftpsState": "Disabled"}
+    for name, value in required.items():
+        if config.get(name) != value:
+            problems.append(f"{site}: siteConfig.{name} is {config.get(name)}, must be {value}")
+    policies: dict[str, Any] = {}
+    for policy in site_file.resources(PUBLISHING_CREDENTIALS, existing=False):
+        name = str(policy.body.get("name"))
+        if render(policy.body.get("parent")) != site.symbol or policy.condition is not None:
+            problems.append(f"{policy}: must belong to {site.symbol}, unconditionally")
+        policies[name] = policy.properties.get("allow")
+    for name in ("ftp", "scm"):
+        if policies.get(name) is not False:
+            problems.append(
+                f"{site}: basicPublishingCredentialsPolicies '{name}' must exist with allow: false"
+            )
+    return problems
+
+
 def key_vault_setting_problems(
     project: Project, site_file: BicepFile, settings: dict[str, Any], problems: list[str]
 ) -> set[str]:
@@ -607,6 +633,7 @@ def function_app_problems(project: Project) -> list[str]:
         problems.append(f"{site}: serverFarmId must be {plan.symbol}.id")
     if site.properties.get("httpsOnly") is not True:
         problems.append(f"{site}: httpsOnly must be true")
+    problems += site_hardening_problems(site_file, site)
 
     config = site.properties.get("functionAppConfig", {})
     runtime = config.get("runtime", {})
@@ -1278,6 +1305,49 @@ MUTATIONS = [
         "keyVaultReferenceIdentity: 'SystemAssigned'",
         "keyVaultReferenceIdentity",
         id="key-vault-reference-identity",
+    ),
+    # Hardening from the security review.
+    pytest.param(
+        "modules/function-app.bicep",
+        "minTlsVersion: '1.3'",
+        "minTlsVersion: '1.2'",
+        "siteConfig.minTlsVersion",
+        id="site-tls-1.2",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "scmMinTlsVersion: '1.3'\n",
+        "",
+        "siteConfig.scmMinTlsVersion",
+        id="scm-tls-default",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'scm'\n  properties: {\n    allow: false",
+        "name: 'scm'\n  properties: {\n    allow: true",
+        "'scm'",
+        id="scm-basic-auth-on",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'ftp'\n",
+        "name: 'ftps'\n",
+        "'ftp'",
+        id="ftp-basic-auth-policy-missing",
+    ),
+    pytest.param(
+        "modules/storage.bicep",
+        "minimumTlsVersion: 'TLS1_2'",
+        "minimumTlsVersion: 'TLS1_1'",
+        "minimumTlsVersion",
+        id="storage-tls-1.1",
+    ),
+    pytest.param(
+        "modules/cosmos.bicep",
+        "minimalTlsVersion: 'Tls12'",
+        "minimalTlsVersion: 'Tls11'",
+        "minimalTlsVersion",
+        id="cosmos-tls-1.1",
     ),
     pytest.param(
         "main.bicep",
