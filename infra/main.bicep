@@ -22,6 +22,19 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
+// azd fills this in from main.parameters.json with
+// `$(secretOrRandomPassword ${AZURE_KEY_VAULT_NAME} request-fingerprint-key)`. What azd does
+// with that (its cmdsubst package): given a vault and a secret name it reads the secret as
+// the signed-in principal and passes its value; if the secret does not exist (404), or the
+// vault name is empty (first run: the output below is not in the environment yet), it passes
+// a random password of 15 letters and digits, which is not base64; any other error (a 403
+// for a principal without Key Vault Secrets User, say) fails the provisioning. The second
+// argument must be the secret's own name. modules/key-vault.bicep turns a first-run password
+// into a key and writes a stored key back unchanged: that keeps the key the same on every run.
+@secure()
+@description('Server key for Idempotency-Key fingerprints, as azd passes it; see modules/key-vault.bicep.')
+param requestFingerprintKey string
+
 // A short, stable suffix so that names are globally unique but the same on every run.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -73,6 +86,18 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+// The key that seals job payloads and the fingerprint secret.
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    requestFingerprintKey: requestFingerprintKey
+  }
+}
+
 module cosmos 'modules/cosmos.bicep' = {
   name: 'cosmos'
   scope: rg
@@ -88,7 +113,8 @@ module cosmos 'modules/cosmos.bicep' = {
 }
 
 // Data roles for the app's identity: Durable Functions keeps its queues, history
-// tables and leases in the storage account, and the host sends telemetry with Entra auth.
+// tables and leases in the storage account, the host sends telemetry with Entra auth, and
+// the app uses the Key Vault key and reads the fingerprint secret.
 module appRoles 'modules/rbac.bicep' = {
   name: 'app-roles'
   scope: rg
@@ -97,10 +123,12 @@ module appRoles 'modules/rbac.bicep' = {
     principalType: 'ServicePrincipal'
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
   }
 }
 
-// The same roles for whoever deploys, so `func start` on their machine can use these resources.
+// The same roles for whoever deploys, so `func start` on their machine can use these resources,
+// and so that azd can read the fingerprint secret back on the next `azd up`.
 module userRoles 'modules/rbac.bicep' = if (!empty(principalId)) {
   name: 'user-roles'
   scope: rg
@@ -109,13 +137,15 @@ module userRoles 'modules/rbac.bicep' = if (!empty(principalId)) {
     principalType: principalType
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
   }
 }
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
-  // The host starts as soon as the site exists; let it find its storage roles already granted.
+  // The host starts as soon as the site exists; let it find its storage and Key Vault roles
+  // already granted (the platform resolves the Key Vault reference at start).
   dependsOn: [
     appRoles
   ]
@@ -131,6 +161,8 @@ module functionApp 'modules/function-app.bicep' = {
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmosDatabaseName
     cosmosContainerName: cosmosContainerName
+    sealingKeyUrl: keyVault.outputs.keyUri
+    fingerprintSecretUri: keyVault.outputs.fingerprintSecretUri
   }
 }
 
@@ -147,3 +179,8 @@ output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmosDatabaseName
 output COSMOS_CONTAINER string = cosmosContainerName
+// main.parameters.json reads the fingerprint secret from this vault on the next run.
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
+// The key's address (no version), for running the app locally against this vault.
+output SEALING_KEY_VAULT_KEY_URL string = keyVault.outputs.keyUri

@@ -54,10 +54,10 @@ core_tools_install_hint() {
             # Microsoft's Linux package feed differs per distribution: its page has the steps.
             echo "  Microsoft's package feed for your distribution: see the page above, or,"
             echo "  on any Linux with Node.js (add --unsafe-perm true when npm runs with sudo):"
-            echo "  npm i -g azure-functions-core-tools@4"
+            echo "  npm i -g azure-functions-core-tools@4.15.1"
             ;;
         *)
-            echo "  npm i -g azure-functions-core-tools@4"
+            echo "  npm i -g azure-functions-core-tools@4.15.1"
             ;;
     esac
 }

@@ -43,6 +43,8 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     ]
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
+    // The strictest minimum Cosmos DB offers (Tls12 is its only accepted value now); the
+    // service has also accepted TLS 1.3 connections since March 2025.
     minimalTlsVersion: 'Tls12'
     publicNetworkAccess: 'Enabled'
   }

@@ -1,7 +1,8 @@
 // The function app on a Flex Consumption plan (FC1, Linux). It runs as the
-// user-assigned identity and reaches storage, Application Insights and Cosmos DB
-// with Entra tokens only: no app setting holds a key, SAS or connection string
-// built from a key.
+// user-assigned identity and reaches storage, Application Insights, Cosmos DB and
+// Key Vault with Entra tokens only: no app setting holds a key, SAS or connection
+// string built from a key; the one secret (the fingerprint key) is a Key Vault
+// reference that the platform resolves as the identity.
 param planName string
 param appName string
 param location string
@@ -13,6 +14,12 @@ param applicationInsightsName string
 param cosmosEndpoint string
 param cosmosDatabaseName string
 param cosmosContainerName string
+
+@description('URL of the Key Vault key that wraps payload data keys, without a version.')
+param sealingKeyUrl string
+
+@description('URI of the fingerprint secret in Key Vault, without a version.')
+param fingerprintSecretUri string
 
 @description('Upper bound on instances the plan scales out to; caps the bill under load.')
 @minValue(1)
@@ -74,8 +81,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in the app settings are resolved as this identity (a
+    // user-assigned identity must be named here; the default is a system-assigned one).
+    keyVaultReferenceIdentity: identity.id
     siteConfig: {
-      minTlsVersion: '1.2'
+      // TLS 1.3 only, for the app and for its scm (Kudu/deployment) endpoint.
+      minTlsVersion: '1.3'
+      scmMinTlsVersion: '1.3'
       http20Enabled: true
       ftpsState: 'Disabled'
       appSettings: [
@@ -144,6 +156,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'JOB_TABLE'
           value: 'jobs'
         }
+        // Payloads are sealed under this Key Vault key (no version: new payloads use its
+        // current version, each payload records the version that wrapped it).
+        {
+          name: 'SEALING_KEY_VAULT_KEY_URL'
+          value: sealingKeyUrl
+        }
+        // A Key Vault reference, not the key: the platform reads the secret as the identity
+        // above (keyVaultReferenceIdentity) and the app sees the value.
+        {
+          name: 'REQUEST_FINGERPRINT_KEY'
+          value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'
+        }
         {
           name: 'HTTP_CALL_ALLOWED_NETWORKS'
           value: ''
@@ -176,6 +200,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         version: '3.11'
       }
     }
+  }
+}
+
+// No basic (user name and password) authentication to the publishing endpoints: azd
+// deploys with an Entra token, and FTP is off anyway (ftpsState).
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

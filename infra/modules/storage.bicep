@@ -24,6 +24,8 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowBlobPublicAccess: false
     allowCrossTenantReplication: false
     defaultToOAuthAuthentication: true
+    // The strictest minimum Storage accepts: the API lists TLS1_3, but its own description
+    // says a 1.3 minimum is not supported.
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
     publicNetworkAccess: 'Enabled'

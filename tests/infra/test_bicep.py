@@ -9,14 +9,24 @@ on, a wrong role id, ...) to prove that each check notices.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import secrets
+import string
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from scheduling.idempotency import (
+    MIN_FINGERPRINT_KEY_BYTES,
+    FingerprintKeyMissing,
+    fingerprint_key,
+)
 from scheduling.settings import SchedulerSettings
 
 from .bicep_model import (
@@ -26,6 +36,7 @@ from .bicep_model import (
     BicepFile,
     Module,
     Project,
+    Resource,
     bicep_paths,
     load_project,
     parse,
@@ -39,6 +50,8 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 # Cosmos DB's own data-plane role "Cosmos DB Built-in Data Contributor".
 COSMOS_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
 
@@ -53,6 +66,22 @@ USER_ASSIGNED_IDENTITIES = "Microsoft.ManagedIdentity/userAssignedIdentities"
 SERVER_FARMS = "Microsoft.Web/serverfarms"
 SITES = "Microsoft.Web/sites"
 BLOB_CONTAINERS = "Microsoft.Storage/storageAccounts/blobServices/containers"
+KEY_VAULTS = "Microsoft.KeyVault/vaults"
+KEY_VAULT_KEYS = "Microsoft.KeyVault/vaults/keys"
+KEY_VAULT_SECRETS = "Microsoft.KeyVault/vaults/secrets"
+PUBLISHING_CREDENTIALS = "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+
+# The Key Vault secret the app reads as REQUEST_FINGERPRINT_KEY and azd reads back on each run.
+FINGERPRINT_SECRET_NAME = "request-fingerprint-key"
+# What main.parameters.json passes for the fingerprint key: azd's `secretOrRandomPassword`,
+# reading the vault named by the previous run's output, and the secret of that name.
+FINGERPRINT_PARAMETER = (
+    f"$(secretOrRandomPassword ${{AZURE_KEY_VAULT_NAME}} {FINGERPRINT_SECRET_NAME})"
+)
+# The shortest value the app accepts as a fingerprint key is base64 of 32 bytes: 44 characters.
+# key-vault.bicep keeps any value at least this long as a key already stored.
+FINGERPRINT_STORED_MIN_CHARS = len(base64.b64encode(bytes(MIN_FINGERPRINT_KEY_BYTES)))
+PARAMETERS_FILE = INFRA_DIR / "main.parameters.json"
 
 # role id -> the resource type it must be scoped to
 EXPECTED_ROLES = {
@@ -60,6 +89,8 @@ EXPECTED_ROLES = {
     STORAGE_QUEUE_DATA_CONTRIBUTOR: STORAGE_ACCOUNTS,
     STORAGE_TABLE_DATA_CONTRIBUTOR: STORAGE_ACCOUNTS,
     MONITORING_METRICS_PUBLISHER: APP_INSIGHTS,
+    KEY_VAULT_CRYPTO_USER: KEY_VAULTS,
+    KEY_VAULT_SECRETS_USER: KEY_VAULTS,
 }
 
 # App settings Flex Consumption rejects or ignores (runtime and package live in functionAppConfig),
@@ -77,6 +108,7 @@ FORBIDDEN_APP_SETTINGS = {
     "AzureWebJobsStorage__accountKey",
     "APPINSIGHTS_INSTRUMENTATIONKEY",
     "COSMOS_KEY",
+    "SEALING_KEYS",  # local development keys: in Azure the Key Vault key seals payloads
 }
 SECRET_WORDS = re.compile(r"key|secret|password|sas|token", re.IGNORECASE)
 
@@ -196,7 +228,7 @@ def storage_problems(project: Project) -> list[str]:
     required = {
         "allowSharedKeyAccess": False,  # no account keys, no SAS signed with them
         "allowBlobPublicAccess": False,
-        "minimumTlsVersion": "TLS1_2",
+        "minimumTlsVersion": "TLS1_2",  # the strictest Storage supports (a 1.3 minimum is not)
         "supportsHttpsTrafficOnly": True,
         "defaultToOAuthAuthentication": True,
     }
@@ -226,6 +258,9 @@ def cosmos_problems(project: Project) -> list[str]:
     props = account.properties
     if props.get("disableLocalAuth") is not True:
         problems.append(f"{account}: disableLocalAuth must be true (key auth off)")
+    # The strictest minimum Cosmos DB accepts (no Tls13 value exists).
+    if props.get("minimalTlsVersion") != "Tls12":
+        problems.append(f"{account}: minimalTlsVersion must be Tls12")
     capabilities = [c.get("name") for c in props.get("capabilities", []) if isinstance(c, dict)]
     if "EnableServerless" not in capabilities:
         problems.append(f"{account}: must have the EnableServerless capability")
@@ -340,6 +375,7 @@ def rbac_problems(project: Project) -> list[str]:
     insights_name = module_output(
         project, "modules/monitoring.bicep", "applicationInsightsName", problems
     )
+    vault_name = module_output(project, "modules/key-vault.bicep", "name", problems)
     app, user = [], []
     for module in project.modules_of("modules/rbac.bicep"):
         params = {k: render(v) for k, v in module.params.items()}
@@ -347,6 +383,8 @@ def rbac_problems(project: Project) -> list[str]:
             problems.append(f"{module}: storageAccountName must be {storage_name}")
         if params.get("applicationInsightsName") != insights_name:
             problems.append(f"{module}: applicationInsightsName must be {insights_name}")
+        if params.get("keyVaultName") != vault_name:
+            problems.append(f"{module}: keyVaultName must be {vault_name}")
         if module.condition is None:
             app.append(module)
             if ids and params.get("principalId") != ids["principalId"]:
@@ -373,6 +411,210 @@ def rbac_problems(project: Project) -> list[str]:
     return problems
 
 
+def is_secure(declaration: dict[str, Any]) -> bool:
+    return any(d.get("type") == "secure" for d in declaration.get("decorators", []))
+
+
+def parameters_document() -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(PARAMETERS_FILE.read_text(encoding="utf-8")))
+
+
+def key_vault_problems(project: Project, parameters: dict[str, Any] | None = None) -> list[str]:
+    """The vault, the payload key and the fingerprint secret, and how azd keeps that secret."""
+    parameters = parameters_document() if parameters is None else parameters
+    problems: list[str] = []
+    kv_file = project.file("modules/key-vault.bicep")
+    vaults = project.all_resources(KEY_VAULTS)
+    keys = project.all_resources(KEY_VAULT_KEYS)
+    stored = project.all_resources(KEY_VAULT_SECRETS)
+    if len(vaults) != 1 or vaults[0].file is not kv_file:
+        return [f"expected one Key Vault in key-vault.bicep, found {[str(v) for v in vaults]}"]
+    if len(keys) != 1 or len(stored) != 1:
+        found = [str(r) for r in [*keys, *stored]]
+        return [f"expected one Key Vault key and one secret, found {found}"]
+    vault, key, secret = vaults[0], keys[0], stored[0]
+
+    props = vault.properties
+    required = {
+        "enableRbacAuthorization": True,  # Azure RBAC decides data access, not access policies
+        "enableSoftDelete": True,
+        "enablePurgeProtection": True,
+    }
+    for name, value in required.items():
+        if props.get(name) is not value:
+            problems.append(f"{vault}: {name} must be {render(value)}")
+    if props.get("accessPolicies", []) != []:
+        problems.append(f"{vault}: no access policies (RBAC authorization only)")
+    retention = props.get("softDeleteRetentionInDays")
+    if not isinstance(retention, int) or not 7 <= retention <= 90:
+        problems.append(f"{vault}: softDeleteRetentionInDays must be 7 to 90, not {retention}")
+    if render(props.get("tenantId")) != "tenant().tenantId":
+        problems.append(f"{vault}: tenantId must be tenant().tenantId")
+    for name in (
+        "enabledForDeployment",
+        "enabledForDiskEncryption",
+        "enabledForTemplateDeployment",
+    ):
+        if props.get(name, False) is not False:
+            problems.append(f"{vault}: {name} must be false (nothing but the app reads it)")
+
+    for child in (key, secret):
+        if render(child.body.get("parent")) != vault.symbol:
+            problems.append(f"{child}: parent must be {vault.symbol}")
+    key_props = key.properties
+    if key_props.get("kty") not in {"RSA", "RSA-HSM"}:
+        problems.append(f"{key}: kty must be RSA, not {render(key_props.get('kty'))}")
+    if key_props.get("keySize") not in {2048, 3072}:
+        problems.append(f"{key}: keySize must be 2048 or 3072, not {key_props.get('keySize')}")
+    if sorted(key_props.get("keyOps", [])) != ["unwrapKey", "wrapKey"]:
+        problems.append(f"{key}: keyOps must be exactly wrapKey and unwrapKey")
+
+    secret_name = expr(kv_file, secret.body.get("name"))
+    if secret_name != FINGERPRINT_SECRET_NAME:
+        problems.append(f"{secret}: name must be {FINGERPRINT_SECRET_NAME}, not {secret_name}")
+    problems += fingerprint_value_problems(project, kv_file, secret, parameters)
+
+    outputs = {name: render(value) for name, value in kv_file.outputs.items()}
+    wanted = {
+        "name": f"{vault.symbol}.name",
+        "uri": f"{vault.symbol}.properties.vaultUri",
+        # Versionless: new payloads are sealed under the current version, and the Key Vault
+        # reference follows the secret's current version.
+        "keyUri": f"{key.symbol}.properties.keyUri",
+        "fingerprintSecretUri": f"{secret.symbol}.properties.secretUri",
+    }
+    for output, expression in wanted.items():
+        if outputs.get(output) != expression:
+            problems.append(
+                f"key-vault.bicep: output {output} is {outputs.get(output)}, not {expression}"
+            )
+
+    module = single_module(project, "modules/key-vault.bicep", problems)
+    if module is not None:
+        if module.condition is not None:
+            problems.append("main.bicep: the key-vault module must not be conditional")
+        main_outputs = {name: render(value) for name, value in project.main.outputs.items()}
+        # azd stores this output in the environment; main.parameters.json reads it next run.
+        if main_outputs.get("AZURE_KEY_VAULT_NAME") != f"{module.symbol}.outputs.name":
+            problems.append(
+                f"main.bicep: output AZURE_KEY_VAULT_NAME must be {module.symbol}.outputs.name"
+            )
+    return problems
+
+
+def fingerprint_value_problems(
+    project: Project, kv_file: BicepFile, secret: Resource, parameters: dict[str, Any]
+) -> list[str]:
+    """The fingerprint secret stays the same across `azd up` runs, and is base64 from the start.
+
+    azd passes `$(secretOrRandomPassword <vault> <secret>)`: the secret's current value, or on
+    the first run a 15-character password. The secret's value must hand a stored key back
+    unchanged and turn the password into base64, telling them apart by length.
+    """
+    problems: list[str] = []
+    value = secret.properties.get("value")
+    if isinstance(value, str) and value in kv_file.variables:
+        value = kv_file.variables[value]
+    secure = [name for name, p in kv_file.parameters.items() if is_secure(p)]
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    operands = operator.get("operands", {})
+    condition = render(operands.get("condition"))
+    stored = render(operands.get("true_value"))
+    match = re.fullmatch(r"greater_than_or_equals\(length\((\w+)\), (\d+)\)", condition)
+    if operator.get("type") != "conditional" or not match:
+        return [f"{secret}: value must be `(length(param) >= N) ? param : base64(...)`"]
+    param, threshold = match.group(1), int(match.group(2))
+    if param not in secure or stored != param:
+        problems.append(f"{secret}: a stored key ({param}) must be written back unchanged")
+    if threshold != FINGERPRINT_STORED_MIN_CHARS:
+        problems.append(
+            f"{secret}: a stored key is >= {FINGERPRINT_STORED_MIN_CHARS} characters "
+            f"(base64 of 32 bytes), not >= {threshold}"
+        )
+    fresh = render(operands.get("false_value"))
+    entropy = [name for name in secure if name != param]
+    if not fresh.startswith("base64(") or f"${{{param}}}" not in fresh:
+        problems.append(f"{secret}: a first-run password must become base64 of itself and more")
+    for name in entropy:
+        default = render(kv_file.parameters[name].get("default"))
+        if default != "new_guid()" or f"${{{name}}}" not in fresh:
+            problems.append(f"{secret}: {name} must be a fresh newGuid() in the new key")
+    if len(entropy) < 2:
+        problems.append(f"{secret}: a new key needs two newGuid() values besides azd's password")
+
+    # main.bicep passes its own @secure() parameter through, fed by main.parameters.json.
+    module = single_module(project, "modules/key-vault.bicep", problems)
+    if module is None:
+        return problems
+    passed = render(module.params.get(param))
+    main_param = project.main.parameters.get(passed)
+    if main_param is None or not is_secure(main_param):
+        problems.append(f"{module}: {param} must be a @secure() parameter of main.bicep")
+    fed = parameters["parameters"].get(passed, {}).get("value")
+    if fed != FINGERPRINT_PARAMETER:
+        problems.append(
+            f"main.parameters.json: {passed} must be {FINGERPRINT_PARAMETER!r} (the secret's "
+            f"own name, so that azd finds it), not {fed!r}"
+        )
+    return problems
+
+
+def site_hardening_problems(site_file: BicepFile, site: Resource) -> list[str]:
+    """TLS 1.3 only, no FTP, no basic (password) authentication to the publishing endpoints."""
+    problems: list[str] = []
+    config = site.properties.get("siteConfig", {})
+    required = {"minTlsVersion": "1.3", "scmMinTlsVersion": "1.3", "ftpsState": "Disabled"}
+    for name, value in required.items():
+        if config.get(name) != value:
+            problems.append(f"{site}: siteConfig.{name} is {config.get(name)}, must be {value}")
+    policies: dict[str, Any] = {}
+    for policy in site_file.resources(PUBLISHING_CREDENTIALS, existing=False):
+        name = str(policy.body.get("name"))
+        if render(policy.body.get("parent")) != site.symbol or policy.condition is not None:
+            problems.append(f"{policy}: must belong to {site.symbol}, unconditionally")
+        policies[name] = policy.properties.get("allow")
+    for name in ("ftp", "scm"):
+        if policies.get(name) is not False:
+            problems.append(
+                f"{site}: basicPublishingCredentialsPolicies '{name}' must exist with allow: false"
+            )
+    return problems
+
+
+def key_vault_setting_problems(
+    project: Project, site_file: BicepFile, settings: dict[str, Any], problems: list[str]
+) -> set[str]:
+    """SEALING_KEY_VAULT_KEY_URL and REQUEST_FINGERPRINT_KEY come from the Key Vault module.
+
+    Returns the names checked, which are therefore no secrets despite their names.
+    """
+    site = site_file.only_resource(SITES)
+    module = single_module(project, "modules/function-app.bicep", problems)
+    vault = single_module(project, "modules/key-vault.bicep", problems)
+    if module is None or vault is None:
+        return set()
+    # setting -> (its value, with {} for the module parameter; the Key Vault output it carries)
+    wiring = {
+        "SEALING_KEY_VAULT_KEY_URL": ("{}", "keyUri"),
+        "REQUEST_FINGERPRINT_KEY": (
+            "@Microsoft.KeyVault(SecretUri=${{{}}})",
+            "fingerprintSecretUri",
+        ),
+    }
+    for name, (form, output) in wiring.items():
+        value = render(settings.get(name))
+        params = [p for p in site_file.parameters if value == form.format(p)]
+        if name not in settings or not params:
+            problems.append(f"{site}: app setting {name} must be {form.format('<parameter>')}")
+            continue
+        passed = render(module.params.get(params[0]))
+        if passed != f"{vault.symbol}.outputs.{output}":
+            problems.append(
+                f"{module}: {params[0]} is {passed}, not {vault.symbol}.outputs.{output}"
+            )
+    return set(wiring)
+
+
 def function_app_problems(project: Project) -> list[str]:
     problems: list[str] = []
     site_file = project.file("modules/function-app.bicep")
@@ -391,6 +633,7 @@ def function_app_problems(project: Project) -> list[str]:
         problems.append(f"{site}: serverFarmId must be {plan.symbol}.id")
     if site.properties.get("httpsOnly") is not True:
         problems.append(f"{site}: httpsOnly must be true")
+    problems += site_hardening_problems(site_file, site)
 
     config = site.properties.get("functionAppConfig", {})
     runtime = config.get("runtime", {})
@@ -424,6 +667,10 @@ def function_app_problems(project: Project) -> list[str]:
     assigned = [unquote(k) for k in identity.get("userAssignedIdentities", {})]
     if identity.get("type") != "UserAssigned" or assigned != [f"${{{uai.symbol}.id}}"]:
         problems.append(f"{site}: must run as (only) the user-assigned identity {uai.symbol}")
+    # Without it the platform resolves Key Vault references as a system-assigned identity,
+    # which this app does not have.
+    if render(site.properties.get("keyVaultReferenceIdentity")) != f"{uai.symbol}.id":
+        problems.append(f"{site}: keyVaultReferenceIdentity must be {uai.symbol}.id")
 
     package = config.get("deployment", {}).get("storage", {})
     auth = package.get("authentication", {})
@@ -463,6 +710,10 @@ def function_app_problems(project: Project) -> list[str]:
                 f"{site}: app setting {name} is {render(settings[name])}, must be {value}"
             )
 
+    # The Key Vault key's address and a reference to the secret: named like secrets, checked
+    # here to be neither.
+    key_vault_settings = key_vault_setting_problems(project, site_file, settings, problems)
+
     forbidden = {n.lower() for n in FORBIDDEN_APP_SETTINGS}
     fields = {name.upper() for name in SchedulerSettings.model_fields}
     for name in settings:
@@ -474,7 +725,7 @@ def function_app_problems(project: Project) -> list[str]:
             problems.append(
                 f"{site}: app setting {name} is neither a platform setting nor a scheduler setting"
             )
-        elif name not in expected and SECRET_WORDS.search(name):
+        elif name not in expected and name not in key_vault_settings and SECRET_WORDS.search(name):
             problems.append(f"{site}: app setting {name} looks like a secret")
 
     # The job log, by identity: endpoint and names come from the Cosmos module.
@@ -535,19 +786,83 @@ def secret_problems(project: Project) -> list[str]:
                 operands = node["operator"].get("operands", {})
                 if str(operands.get("func_name", "")).lower().startswith("list"):
                     problems.append(f"{bicep.name}: {render(node)} reads keys")
-        for name, param in bicep.parameters.items():
-            if any(d.get("type") == "secure" for d in param.get("decorators", [])):
-                problems.append(
-                    f"{bicep.name}: @secure() parameter {name}: nothing here should need a secret"
-                )
+        addresses = key_vault_addresses(project, bicep)
         for name, output in bicep.tree.get("outputs", {}).items():
             value = render(output["value"])
             if any(d.get("type") == "secure" for d in output.get("decorators", [])):
                 problems.append(f"{bicep.name}: @secure() output {name}")
-            if SECRET_WORDS.search(name) or re.search(
+            if (SECRET_WORDS.search(name) and value not in addresses) or re.search(
                 r"connectionstring|instrumentationkey", value, re.I
             ):
                 problems.append(f"{bicep.name}: output {name} = {value} looks like a secret")
+    return problems + secure_value_problems(project)
+
+
+def key_vault_addresses(project: Project, bicep: BicepFile) -> set[str]:
+    """Expressions in `bicep` that are a Key Vault object's name or URI: named like secrets,
+    but addresses (what is at the address is guarded by Key Vault roles)."""
+    kv_file = project.file("modules/key-vault.bicep")
+    types = {t.lower() for t in (KEY_VAULTS, KEY_VAULT_KEYS, KEY_VAULT_SECRETS)}
+    symbols = "|".join(r.symbol for r in kv_file.resources() if r.type.lower() in types)
+    address = re.compile(rf"(?:{symbols})\.(?:name|properties\.(?:vaultUri|keyUri|secretUri))")
+    outputs = [n for n, v in kv_file.outputs.items() if symbols and address.fullmatch(render(v))]
+    if bicep is kv_file:
+        return {render(kv_file.outputs[n]) for n in outputs}
+    modules = [m for m in bicep.modules() if m.path == kv_file.path]
+    return {f"{m.symbol}.outputs.{n}" for m in modules for n in outputs}
+
+
+_INTERPOLATED = re.compile(r"\$\{([^}]*)\}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def references(node: Any, names: set[str]) -> bool:
+    """Whether an expression tree mentions any of `names` (as an identifier or in ${...})."""
+    for item in walk(node):
+        if not isinstance(item, str):
+            continue
+        if item in names:
+            return True
+        for inner in _INTERPOLATED.findall(item):
+            if names & set(_IDENTIFIER.findall(inner)):
+                return True
+    return False
+
+
+def secure_value_problems(project: Project) -> list[str]:
+    """A @secure() value (and any variable computed from one) goes only into a Key Vault
+    secret's value, or on to a module's @secure() parameter: never into an app setting, a
+    tag, a name or an output, which deployments and the portal show in clear."""
+    problems: list[str] = []
+    for bicep in project.files.values():
+        tainted = {name for name, p in bicep.parameters.items() if is_secure(p)}
+        grown = True
+        while grown:
+            grown = False
+            for name, value in bicep.variables.items():
+                if name not in tainted and references(value, tainted):
+                    tainted.add(name)
+                    grown = True
+        if not tainted:
+            continue
+        for resource in bicep.resources():
+            body = dict(resource.body)
+            if resource.type.lower() == KEY_VAULT_SECRETS.lower():
+                body["properties"] = {k: v for k, v in resource.properties.items() if k != "value"}
+            if references(body, tainted) or references(resource.condition, tainted):
+                problems.append(f"{resource}: uses a @secure() value outside a secret's value")
+        for module in bicep.modules():
+            target = project.files.get(module.path)
+            for name, value in module.params.items():
+                declared = target.parameters.get(name) if target else None
+                if references(value, tainted) and (declared is None or not is_secure(declared)):
+                    problems.append(f"{module}: passes a @secure() value to {name}, not @secure()")
+            rest = {k: v for k, v in module.body.items() if k != "params"}
+            if references(rest, tainted) or references(module.condition, tainted):
+                problems.append(f"{module}: uses a @secure() value outside its params")
+        for name, value in bicep.outputs.items():
+            if references(value, tainted):
+                problems.append(f"{bicep.name}: output {name} carries a @secure() value")
     return problems
 
 
@@ -579,6 +894,7 @@ CHECKS: dict[str, Callable[[Project], list[str]]] = {
     "storage": storage_problems,
     "cosmos": cosmos_problems,
     "monitoring": monitoring_problems,
+    "key_vault": key_vault_problems,
     "rbac": rbac_problems,
     "function_app": function_app_problems,
     "secrets": secret_problems,
@@ -603,6 +919,7 @@ def test_infra_has_the_expected_files() -> None:
         "modules/cosmos.bicep",
         "modules/rbac.bicep",
         "modules/function-app.bicep",
+        "modules/key-vault.bicep",
     } <= names
 
 
@@ -651,12 +968,64 @@ def test_parameters_file_feeds_main_from_the_azd_environment(project: Project) -
     assert values["environmentName"] == "${AZURE_ENV_NAME}"
     assert values["location"] == "${AZURE_LOCATION}"
     assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
+    assert values["requestFingerprintKey"] == FINGERPRINT_PARAMETER
     declared = project.main.parameters
     assert set(values) <= set(declared), "main.parameters.json sets parameters main.bicep lacks"
     required = {name for name, p in declared.items() if p.get("default") is None}
     assert required <= set(values), (
         "a required parameter of main.bicep is not in main.parameters.json"
     )
+
+
+def azd_first_run_password() -> str:
+    """What azd's `secretOrRandomPassword` makes when the vault holds no secret yet: 5 lower-case
+    letters, 5 upper-case letters and 5 digits, shuffled (azd's pkg/password, MinLower/MinUpper/
+    MinNumeric 5 and no length, so 15 characters)."""
+    picks = [secrets.choice(string.ascii_lowercase) for _ in range(5)]
+    picks += [secrets.choice(string.ascii_uppercase) for _ in range(5)]
+    picks += [secrets.choice(string.digits) for _ in range(5)]
+    secrets.SystemRandom().shuffle(picks)
+    return "".join(picks)
+
+
+def test_the_fingerprint_secret_holds_a_key_the_app_accepts(project: Project) -> None:
+    """key-vault.bicep's choice, redone in Python: azd's first-run password is no key for the
+    app (REQUEST_FINGERPRINT_KEY wants base64 of >= 32 bytes), the key made from it is, and
+    every key the app accepts is long enough to be written back unchanged on the next run."""
+    kv_file = project.file("modules/key-vault.bicep")
+    condition = render(
+        kv_file.variables["fingerprintKeyValue"]["operator"]["operands"]["condition"]
+    )
+    match = re.fullmatch(r"greater_than_or_equals\(length\(\w+\), (\d+)\)", condition)
+    assert match, condition
+    stored_min = int(match.group(1))
+
+    password = azd_first_run_password()
+    assert len(password) < stored_min  # so the first run makes a key of it
+    with pytest.raises(FingerprintKeyMissing):
+        fingerprint_key(password)
+
+    # base64('${requestFingerprintKey}${newKeyEntropyA}${newKeyEntropyB}')
+    made = base64.b64encode(f"{password}{uuid.uuid4()}{uuid.uuid4()}".encode()).decode()
+    assert re.fullmatch(r"[A-Za-z0-9+/]{116}", made)
+    assert len(fingerprint_key(made)) == 87
+    assert len(made) >= stored_min  # kept from now on
+
+    # The shortest key the app accepts (`openssl rand -base64 32`, a manual rotation) is kept too.
+    shortest = base64.b64encode(os.urandom(MIN_FINGERPRINT_KEY_BYTES)).decode()
+    assert len(fingerprint_key(shortest)) == MIN_FINGERPRINT_KEY_BYTES
+    assert len(shortest) == stored_min
+
+
+def test_the_fingerprint_parameter_must_name_the_stored_secret(project: Project) -> None:
+    """azd looks the secret up by the name main.parameters.json gives; any other name finds
+    nothing, so every `azd up` would make a new key (and turn retried requests into 409s)."""
+    document = parameters_document()
+    assert not key_vault_problems(project, document)
+    entry = document["parameters"]["requestFingerprintKey"]
+    entry["value"] = entry["value"].replace(FINGERPRINT_SECRET_NAME, "requestFingerprintKey")
+    problems = key_vault_problems(project, document)
+    assert any("main.parameters.json" in problem for problem in problems), problems
 
 
 def test_azure_yaml_deploys_the_api_service_as_a_python_function() -> None:
@@ -805,6 +1174,187 @@ MUTATIONS = [
         "cosmosEndpoint: cosmos.outputs.endpoint\n    cosmosKey: 'x'",
         "cosmosKey",
         id="module-parameter-typo",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'JOB_TABLE'",
+        "name: 'REGISTRY_SHARDS'\n          value: '16'\n        }\n"
+        "        {\n          name: 'JOB_TABLE'",
+        "REGISTRY_SHARDS",
+        id="sharded-registry-setting-back",
+    ),
+    # The Key Vault, its key and the fingerprint secret.
+    pytest.param(
+        "modules/key-vault.bicep",
+        "enableRbacAuthorization: true",
+        "enableRbacAuthorization: false",
+        "enableRbacAuthorization",
+        id="key-vault-access-policies",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "enablePurgeProtection: true",
+        "enablePurgeProtection: false",
+        "enablePurgeProtection",
+        id="key-vault-purgeable",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "keySize: 3072",
+        "keySize: 1024",
+        "keySize",
+        id="key-too-small",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "'unwrapKey'\n",
+        "'unwrapKey'\n      'decrypt'\n",
+        "keyOps",
+        id="key-may-decrypt",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "output keyUri string = sealingKey.properties.keyUri",
+        "output keyUri string = sealingKey.properties.keyUriWithVersion",
+        "keyUri",
+        id="key-url-pinned-to-a-version",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "var fingerprintSecretName = 'request-fingerprint-key'",
+        "var fingerprintSecretName = 'fingerprint-key'",
+        FINGERPRINT_SECRET_NAME,
+        id="fingerprint-secret-renamed",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "? requestFingerprintKey :",
+        "? base64(requestFingerprintKey) :",
+        "written back unchanged",
+        id="fingerprint-key-changes-every-run",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        ">= 44)",
+        ">= 10)",
+        ">= 44",
+        id="fingerprint-password-taken-for-a-key",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "${newKeyEntropyA}${newKeyEntropyB}",
+        "${newKeyEntropyA}",
+        "newKeyEntropyB",
+        id="fingerprint-key-short-of-entropy",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "contentType: 'base64 of random bytes (HMAC-SHA256 key)'",
+        "contentType: fingerprintKeyValue",
+        "outside a secret's value",
+        id="fingerprint-key-in-clear",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\noutput leaked string = requestFingerprintKey",
+        "carries a @secure() value",
+        id="fingerprint-key-output",
+    ),
+    pytest.param(
+        "modules/rbac.bicep",
+        KEY_VAULT_CRYPTO_USER,
+        # Key Vault Crypto Officer: manages keys too; more than the app needs.
+        "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+        KEY_VAULT_CRYPTO_USER,
+        id="rbac-wrong-key-vault-role",
+    ),
+    pytest.param(
+        "modules/rbac.bicep",
+        "scope: keyVault\n  properties: {\n    roleDefinitionId: subscriptionResourceId("
+        "'Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)",
+        "scope: storage\n  properties: {\n    roleDefinitionId: subscriptionResourceId("
+        "'Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)",
+        KEY_VAULTS,
+        id="rbac-secrets-role-on-storage",
+    ),
+    pytest.param(
+        "main.bicep",
+        "sealingKeyUrl: keyVault.outputs.keyUri",
+        "sealingKeyUrl: keyVault.outputs.uri",
+        "keyVault.outputs.keyUri",
+        id="sealing-key-url-is-the-vault",
+    ),
+    pytest.param(
+        "main.bicep",
+        "fingerprintSecretUri: keyVault.outputs.fingerprintSecretUri",
+        "fingerprintSecretUri: requestFingerprintKey",
+        "passes a @secure() value to fingerprintSecretUri",
+        id="fingerprint-key-into-an-app-setting",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'",
+        "value: fingerprintSecretUri",
+        "REQUEST_FINGERPRINT_KEY",
+        id="fingerprint-setting-not-a-reference",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "keyVaultReferenceIdentity: identity.id",
+        "keyVaultReferenceIdentity: 'SystemAssigned'",
+        "keyVaultReferenceIdentity",
+        id="key-vault-reference-identity",
+    ),
+    # Hardening from the security review.
+    pytest.param(
+        "modules/function-app.bicep",
+        "minTlsVersion: '1.3'",
+        "minTlsVersion: '1.2'",
+        "siteConfig.minTlsVersion",
+        id="site-tls-1.2",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "scmMinTlsVersion: '1.3'\n",
+        "",
+        "siteConfig.scmMinTlsVersion",
+        id="scm-tls-default",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'scm'\n  properties: {\n    allow: false",
+        "name: 'scm'\n  properties: {\n    allow: true",
+        "'scm'",
+        id="scm-basic-auth-on",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "name: 'ftp'\n",
+        "name: 'ftps'\n",
+        "'ftp'",
+        id="ftp-basic-auth-policy-missing",
+    ),
+    pytest.param(
+        "modules/storage.bicep",
+        "minimumTlsVersion: 'TLS1_2'",
+        "minimumTlsVersion: 'TLS1_1'",
+        "minimumTlsVersion",
+        id="storage-tls-1.1",
+    ),
+    pytest.param(
+        "modules/cosmos.bicep",
+        "minimalTlsVersion: 'Tls12'",
+        "minimalTlsVersion: 'Tls11'",
+        "minimalTlsVersion",
+        id="cosmos-tls-1.1",
+    ),
+    pytest.param(
+        "main.bicep",
+        "output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name",
+        "output AZURE_KEY_VAULT_NAME string = keyVault.outputs.uri",
+        "AZURE_KEY_VAULT_NAME",
+        id="vault-name-output-for-azd",
     ),
 ]
 
