@@ -13,7 +13,13 @@ from pydantic import BaseModel, ValidationError
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
-from blueprints.instances import ORCHESTRATOR, backend_unavailable
+from blueprints.instances import (
+    ORCHESTRATOR,
+    TERMINAL,
+    backend_unavailable,
+    runtime_status,
+    status_of,
+)
 from blueprints.job_logs import record_lifecycle
 from scheduling.idempotency import (
     FingerprintKeyMissing,
@@ -24,7 +30,8 @@ from scheduling.idempotency import (
 )
 from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import JobRecord, JobRun, sealing_context
-from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore
+from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
+from scheduling.job_views import next_fire_at
 from scheduling.models import ScheduleRequest
 from scheduling.problems import (
     FieldError,
@@ -60,32 +67,71 @@ async def create_job(
         if earlier is not None:
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
-            return _replay(request, earlier.record, fingerprint)
+            return await _replay(client, request, earlier.record, fingerprint)
     first = _first_run(schedule, settings)
 
     record = await _sealed_record(transaction_id, fields, payload, first, fingerprint, settings)
     try:
+        # The index first: it must list every live job (a wipe finds jobs through it); a row
+        # whose record never comes is dropped by a later reader.
+        await asyncio.to_thread(store.index, record)
         stored = await asyncio.to_thread(store.create, record)
     except JobExists:
         earlier = await _read(store, transaction_id)  # a concurrent request with the key won
         if earlier is None:
             raise backend_unavailable("settle a concurrent request with this key; retry") from None
-        return _replay(request, earlier.record, fingerprint)
+        await asyncio.to_thread(_restore_index, store, earlier.record, record)
+        return await _replay(client, request, earlier.record, fingerprint)
     except Exception:
         log.exception("storing %s failed", transaction_id)
         raise backend_unavailable("store the job; nothing was scheduled") from None
     try:
-        await asyncio.to_thread(store.index, record)
-        run = JobRun(
-            transaction_id=transaction_id, generation=record.generation, exec_at=record.exec_at
-        )
-        await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
+        await _start(client, record)
     except Exception:
         log.exception("starting %s failed", transaction_id)
-        if not await _withdraw(store, stored):
+        if await _orchestration_runs(client, record) or not await _withdraw(store, stored):
             return _accepted(request, record)
     await record_lifecycle(accepted_entry(record))
     return _accepted(request, record)
+
+
+async def _start(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
+    run = JobRun(
+        transaction_id=record.transaction_id, generation=record.generation, exec_at=record.exec_at
+    )
+    await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
+
+
+async def _orchestration_runs(client: df.DurableOrchestrationClient, record: JobRecord) -> bool:
+    """Whether the record's orchestration exists and has not ended (a start that timed out
+    may have gone through; a concurrent replay may have started it)."""
+    try:
+        status = await status_of(client, record.instance_id)
+    except Exception:
+        return False
+    return bool(status) and runtime_status(status) not in TERMINAL
+
+
+async def _ensure_started(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
+    """Start a live job's orchestration if it is not running: a create that stored the
+    record but died (or failed) before starting it is finished by the retry with its key."""
+    if record.state not in ("pending", "retrying") or await _orchestration_runs(client, record):
+        return
+    try:
+        await _start(client, record)
+    except Exception:
+        if not await _orchestration_runs(client, record):
+            log.exception("starting %s on a replay failed", record.transaction_id)
+            raise backend_unavailable("start the job; send the request again") from None
+
+
+def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -> None:
+    """After losing the insert: the standing job's row back, ours (if another row) gone."""
+    store.index(standing)
+    if due_keys(ours.exec_at, ours.transaction_id) != due_keys(
+        standing.exec_at, standing.transaction_id
+    ):
+        store.unindex(ours.transaction_id, ours.exec_at)
 
 
 async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
@@ -226,8 +272,11 @@ def _idempotent_id(key: str) -> str:
         ) from None
 
 
-def _replay(
-    request: func.HttpRequest, earlier: JobRecord, fingerprint: str | None
+async def _replay(
+    client: df.DurableOrchestrationClient,
+    request: func.HttpRequest,
+    earlier: JobRecord,
+    fingerprint: str | None,
 ) -> func.HttpResponse:
     """The first request's answer again, or 409 when the key was used for something else."""
     if earlier.request_fingerprint is None or not hmac.compare_digest(
@@ -239,6 +288,7 @@ def _replay(
             "Idempotency-Key reused",
             "this Idempotency-Key was already used for a different request",
         )
+    await _ensure_started(client, earlier)
     return _accepted(request, earlier, replayed=True)
 
 
@@ -250,12 +300,13 @@ def _accepted(
     headers = {"Location": status_url}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    fires = format_utc(record.exec_at)
     return json_response(
         {
             "transaction_id": record.transaction_id,
-            "exec_at": fires,
-            "next_fire_at": fires,
+            "state": record.state,
+            "exec_at": format_utc(record.exec_at),
+            # None once the job has ended or was deleted: a replay says so.
+            "next_fire_at": next_fire_at(record),
             "status_url": status_url,
         },
         status=202,

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -23,8 +24,8 @@ from blueprints.http_io import json_response, read_json_body
 from blueprints.instances import ORCHESTRATOR, backend_unavailable, checked_id, terminate
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import lifecycle_entry
-from scheduling.job_record import JobRecord, JobRun, pause, resume
-from scheduling.job_store import StaleRecord, StoredJob, TableJobStore
+from scheduling.job_record import LIVE_STATES, JobRecord, JobRun, pause, resume
+from scheduling.job_store import StaleRecord, TableJobStore, due_keys
 from scheduling.job_views import status_view
 from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
 from scheduling.problems import (
@@ -89,7 +90,12 @@ async def resume_job(
     generation = uuid.uuid4().hex
 
     def resumed(record: JobRecord) -> JobRecord:
-        verdict, changed = resume(record, dependencies.current().clock(), generation)
+        verdict, changed = resume(
+            record,
+            dependencies.current().clock(),
+            generation,
+            timedelta(seconds=dependencies.current().settings().min_lead_seconds),
+        )
         if changed is None:
             raise _conflict(verdict, "resumed")
         return changed
@@ -215,11 +221,17 @@ async def _swap(
                 )
                 await client.start_new(ORCHESTRATOR, after.instance_id, run.model_dump(mode="json"))
                 started.add(after.instance_id)
+            moved = _row_key(after) != _row_key(stored.record)
+            if moved or after.generation != stored.record.generation:
+                # The new row first: the index must list every live job.
+                await asyncio.to_thread(store.index, after)
             try:
                 await asyncio.to_thread(store.replace, stored, after)
             except StaleRecord:
+                await asyncio.to_thread(_undo_row, store, after, moved)
                 continue
-            await asyncio.to_thread(_reindex, store, stored, after)
+            if moved:
+                await asyncio.to_thread(_unindex_quietly, store, stored.record)
             return stored.record, after
     except ProblemError:
         raise
@@ -229,15 +241,26 @@ async def _swap(
     raise backend_unavailable("settle the change: the job kept changing; try again")
 
 
-def _reindex(store: TableJobStore, before: StoredJob, after: JobRecord) -> None:
-    if after.exec_at == before.record.exec_at and after.generation == before.record.generation:
+def _undo_row(store: TableJobStore, ours: JobRecord, moved: bool) -> None:
+    """After a lost swap: our row goes, or (same key) the standing record's row comes back."""
+    if moved:
+        _unindex_quietly(store, ours)
         return
+    current = store.get(ours.transaction_id)
+    if current is not None and current.record.state in LIVE_STATES:
+        store.index(current.record)
+
+
+def _row_key(record: JobRecord) -> tuple[str, str]:
+    return due_keys(record.exec_at, record.transaction_id)
+
+
+def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
     try:
-        store.index(after)
-        if after.exec_at != before.record.exec_at:
-            store.unindex(before.record.transaction_id, before.record.exec_at)
+        store.unindex(record.transaction_id, record.exec_at)
     except Exception:
-        log.warning("could not move %s in the index", after.transaction_id, exc_info=True)
+        # A row that names another time than the record's is skipped by every reader.
+        log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
 
 
 async def _stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:

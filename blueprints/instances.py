@@ -12,6 +12,7 @@ from scheduling.problems import problem
 
 ORCHESTRATOR = "schedule_orchestrator"
 DELETE_REASON = "deleted through the scheduler API"
+TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 TRANSACTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The SDK's connection pool has 30 connections, shared by the whole worker.
 MAX_CONCURRENT_CALLS = 16
@@ -45,6 +46,11 @@ async def bounded(calls: Iterable[Awaitable[T]]) -> list[T]:
             return await call
 
     return await asyncio.gather(*(one(call) for call in calls))
+
+
+def runtime_status(status: Any) -> str | None:
+    runtime = getattr(status, "runtime_status", None)
+    return getattr(runtime, "value", runtime)
 
 
 def is_error_answer(status: Any) -> bool:

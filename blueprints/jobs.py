@@ -13,8 +13,8 @@ from blueprints import dependencies
 from blueprints.http_io import json_response, query_flag, query_int
 from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
 from scheduling.durable_json import decode_durable_json
-from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import DueEntry, DueRange, StoredJob, TableJobStore
+from scheduling.job_record import LIVE_STATES
+from scheduling.job_store import DueEntry, DueRange, TableJobStore, row_verdict
 from scheduling.job_views import listed_view, status_view
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
@@ -59,31 +59,23 @@ async def list_jobs(
         log.exception("reading the job listing failed")
         raise backend_unavailable("answer the job listing") from None
     jobs = []
+    now = deps.clock()
     for entry, found in zip(entries, stored, strict=True):
-        if not _still_listed(entry, found):
+        record = found.record if found is not None else None
+        verdict = row_verdict(entry, record, now)
+        if verdict == "drop":
             await _drop_stale(store, entry)
-        elif found is not None and (state is None or found.record.state == state):
-            jobs.append(listed_view(found.record))
+        elif verdict == "list" and record is not None and state in (None, record.state):
+            jobs.append(listed_view(record))
     next_cursor = encode_cursor(token, scope_key) if token else None
     return json_response({"jobs": jobs, "next_cursor": next_cursor})
 
 
-def _still_listed(entry: DueEntry, found: StoredJob | None) -> bool:
-    """Whether an index row still points at a live job (of its generation and time)."""
-    if found is None:
-        return False
-    record: JobRecord = found.record
-    return (
-        record.generation == entry.generation
-        and record.exec_at == entry.exec_at
-        and record.state in LIVE_STATES
-    )
-
-
 async def _drop_stale(store: TableJobStore, entry: DueEntry) -> None:
-    # The job ended (or was replaced) and its row outlived it; the next reader is spared it.
+    # The job ended (or never came to be) and its row outlived it; the next reader is
+    # spared it. Only the version read is dropped: a row written again since stays.
     try:
-        await asyncio.to_thread(store.unindex, entry.transaction_id, entry.exec_at)
+        await asyncio.to_thread(store.drop_entry, entry)
     except Exception:
         log.warning("could not drop a stale index row of %s", entry.transaction_id, exc_info=True)
 

@@ -41,12 +41,14 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
 
     Whether an attempt may run, and whether another follows, is decided by the activity on
     the job's record (claim and retry are compare-and-swaps there); this loop only keeps
-    time. An activity that fails (the store did not answer) is tried again after a while.
+    time. An activity that fails (the store or the vault did not answer) is run again after
+    a growing wait, for as long as it takes: giving up would leave the job stuck in its
+    record. Every few failures the episode continues as new, so history stays bounded.
     """
-    from scheduling.job_record import AttemptOrder, AttemptReport, JobRun
-    from scheduling.retry import store_retry_delay
+    from scheduling.job_record import AttemptOrder, AttemptReport
+    from scheduling.retry import STORE_FAILURES_PER_EPISODE, store_retry_delay
 
-    attempt, store_failures = 1, 0
+    attempt, store_failures = run.attempt, run.store_failures
     while True:
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         order = AttemptOrder(
@@ -62,30 +64,39 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
         except Exception:
             # Its text stays in the host's logs. The attempt was not recorded: run it again.
             store_failures += 1
+            if store_failures % STORE_FAILURES_PER_EPISODE == 0:
+                again = run.model_copy(
+                    update={"attempt": attempt, "store_failures": store_failures}
+                )
+                context.continue_as_new(again.model_dump(mode="json"))
+                return None
             delay = store_retry_delay(store_failures)
-            if delay is None:
-                context.set_custom_status({"phase": "done", "state": "unknown"})
-                return {"transaction_id": run.transaction_id, "state": "unknown", "attempts": 0}
+            context.set_custom_status(
+                {"phase": "waiting for the store", "attempt": attempt, "failures": store_failures}
+            )
             yield context.create_timer(context.current_utc_datetime + delay)
             continue
         store_failures = 0
+        if report.state == "firing":
+            # The record holds a claim of another attempt number (an episode that continued
+            # as new mid-attempt): resume that one.
+            attempt = max(report.attempt, 1)
+            continue
         if report.state == "retrying" and report.next_attempt_at is not None:
             context.set_custom_status(
                 {
                     "phase": "retrying",
-                    "attempt": attempt,
+                    "attempt": report.attempt,
                     "next_attempt_at": format_utc(report.next_attempt_at),
                 }
             )
             yield context.create_timer(report.next_attempt_at)
-            attempt += 1
+            attempt = report.attempt + 1
             continue
         if report.state == "pending" and report.next_run_at is not None:
             # A recurring job's next run: a fresh episode each run keeps history bounded.
-            following = JobRun(
-                transaction_id=run.transaction_id,
-                generation=run.generation,
-                exec_at=report.next_run_at,
+            following = run.model_copy(
+                update={"exec_at": report.next_run_at, "attempt": 1, "store_failures": 0}
             )
             context.continue_as_new(following.model_dump(mode="json"))
             return None

@@ -29,6 +29,7 @@ MAX_SWAPS = 5
 WIPE_PAGE_SIZE = 100
 WIPE_MAX_JOBS = 2000
 WIPE_MAX_SECONDS = 20.0
+WIPE_STOP_SECONDS = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -144,7 +145,16 @@ async def wipe_jobs(
                 break
     except Exception:
         log.exception("wiping failed after %d cancellations", len(cancelled))
-    await bounded(_stop_and_log(client, record) for record in cancelled)
+    # Stopping the orchestrations is a courtesy (each ends by itself at its time, finding its
+    # job cancelled), so it gets only what is left of the budget; the `wiped` log entries
+    # are made from the records when the log is read.
+    left = max(WIPE_MAX_SECONDS + WIPE_STOP_SECONDS - (time.monotonic() - started), 0.1)
+    try:
+        await asyncio.wait_for(
+            bounded(_stop_quietly(client, record.instance_id) for record in cancelled), left
+        )
+    except TimeoutError:
+        log.info("the wipe left some orchestrations to end by themselves")
     return json_response({"cancelled": len(cancelled), "firing": firing, "complete": complete})
 
 
@@ -167,10 +177,3 @@ def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
         _unindex_quietly(store, cancelled)
         return cancelled
     return "skipped"
-
-
-async def _stop_and_log(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
-    await _stop_quietly(client, record.instance_id)
-    entry = cancelled_entry(record)
-    if entry is not None:
-        await record_lifecycle(entry)

@@ -62,17 +62,22 @@ def run_attempt(
         outcome = fire(record.prompt_type, payload, context_for(record))
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
     finished = finish_attempt(record, outcome, retry_after, clock())
+    moved = finished.state in LIVE_STATES and finished.exec_at != record.exec_at
+    if moved:
+        # The next run's row before the record names it: the index lists every live job.
+        _keep_indexed(store, finished)
     try:
         _record_outcome(store, claimed, finished, sleep)
     except StaleRecord:
         # Only this attempt writes a firing record (deletes refuse it), so another run of
         # this very attempt recorded it first: its word stands.
         current = store.get(order.transaction_id)
-        return report_of(current.record) if current else AttemptReport(state="gone", attempt=0)
-    if finished.state not in LIVE_STATES:
+        if current is None:
+            return AttemptReport(state="gone", attempt=0)
+        _keep_indexed(store, current.record)
+        return report_of(current.record)
+    if finished.state not in LIVE_STATES or moved:
         _unindex_quietly(store, record)
-    elif finished.exec_at != record.exec_at:
-        _move_in_index(store, record, finished)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
@@ -106,8 +111,8 @@ def _claim(
         if stored is None or record is None or verdict == "gone":
             return AttemptReport(state="gone", attempt=order.attempt)
         if verdict in ("cancelled", "decided"):
-            if record.state == "cancelled":
-                _unindex_quietly(store, record)
+            # A re-run may come after a crash between the record's write and its row's.
+            _keep_indexed(store, record)
             return report_of(record)
         if verdict == "resumed" or changed is None:
             return stored
@@ -118,16 +123,15 @@ def _claim(
     raise StaleRecord(order.transaction_id)
 
 
-def _move_in_index(store: TableJobStore, before: JobRecord, after: JobRecord) -> None:
-    """A recurring job's next run: listed at its new time first, then no longer at the old."""
-    try:
-        store.index(after)
-    except Exception:
-        # Readers skip a row whose time is not the record's; the job shows again once a
-        # later write indexes it. Listing is a view; the record decides what fires.
-        log.warning("could not index the next run of %s", after.transaction_id, exc_info=True)
+def _keep_indexed(store: TableJobStore, record: JobRecord) -> None:
+    """The row a live job must have (an idempotent write), or none for an ended one."""
+    if record.state not in LIVE_STATES:
+        _unindex_quietly(store, record)
         return
-    _unindex_quietly(store, before)
+    try:
+        store.index(record)
+    except Exception:
+        log.warning("could not index %s", record.transaction_id, exc_info=True)
 
 
 def _log_skipped(context: FiringContext, count: int) -> None:

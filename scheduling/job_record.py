@@ -81,6 +81,9 @@ class JobRun(BaseModel):
     transaction_id: str
     generation: str
     exec_at: UtcDatetime
+    # Where an episode that continued as new in the middle of a run goes on from.
+    attempt: int = Field(default=1, ge=1)
+    store_failures: int = Field(default=0, ge=0)
 
 
 class AttemptOrder(BaseModel):
@@ -240,13 +243,15 @@ ResumeVerdict = Literal["resumed", "not-paused", "no-run-left"]
 
 
 def resume(
-    record: JobRecord, now: datetime, generation: str
+    record: JobRecord, now: datetime, generation: str, lead: timedelta
 ) -> tuple[ResumeVerdict, JobRecord | None]:
-    """A paused job, pending again at its next run after now (missed runs are not made up),
-    under a new generation: whatever the old orchestration still does is void."""
+    """A paused job, pending again at its next run at least `lead` after now (missed runs are
+    not made up), under a new generation: whatever the old orchestration still does is void.
+    The lead (MIN_LEAD_SECONDS, as for a create) lets the record's swap land before the new
+    orchestration can come due."""
     if record.state != "paused" or record.recurrence is None:
         return "not-paused", None
-    following = next_fire_at(record.recurrence, now, record.runs)
+    following = next_fire_at(record.recurrence, now + lead - timedelta(microseconds=1), record.runs)
     if following is None:
         return "no-run-left", None
     return "resumed", record.model_copy(

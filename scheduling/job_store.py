@@ -16,13 +16,13 @@ Two tables (see docs/job-store.md for the reasoning):
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from scheduling.job_record import JobRecord
+from scheduling.job_record import LIVE_STATES, JobRecord
 from scheduling.sealing import SealedPayload
 from scheduling.table_storage import TableEndpoint, get_text, open_table, put_text
 
@@ -66,12 +66,15 @@ class StoredJob:
 
 @dataclass(frozen=True)
 class DueEntry:
-    """An index row: a job believed live, due at `exec_at`."""
+    """An index row: a job believed live, due at `exec_at`; `etag` and `written_at` say which
+    version of the row was read, so that dropping it cannot drop a newer one."""
 
     transaction_id: str
     generation: str
     exec_at: datetime
     prompt_type: str
+    etag: str = ""
+    written_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -158,13 +161,18 @@ class TableJobStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
+            # The client retries a write whose answer was lost: if the first try landed, the
+            # retry meets its own ETag change. The record then is exactly what we wrote.
+            current = self.get(record.transaction_id)
+            if current is not None and current.record == record:
+                return current
             raise StaleRecord(record.transaction_id) from None
         return StoredJob(record, str(metadata["etag"]))
 
     def delete(self, stored: StoredJob) -> None:
         """Remove the record if it is still the version read; StaleRecord if it changed."""
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceModifiedError
 
         transaction_id = stored.record.transaction_id
         try:
@@ -174,8 +182,9 @@ class TableJobStore:
                 etag=stored.etag,
                 match_condition=MatchConditions.IfNotModified,
             )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            # The SDK treats a missing row as deleted; the If-Match makes it a lost swap.
+        except ResourceModifiedError:
+            # (A row that is already gone reads as deleted: the SDK answers success, which
+            # is also what a retried delete whose first try landed must see.)
             raise StaleRecord(transaction_id) from None
 
     # -- the due index -------------------------------------------------------------------
@@ -215,6 +224,17 @@ class TableJobStore:
         # The SDK answers a missing row (or table) as success: nothing left to drop.
         self._due.delete_entity(partition, row)
 
+    def drop_entry(self, entry: DueEntry) -> None:
+        """Drop an index row if it is still the version read (else it was written again)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        partition, row = due_keys(entry.exec_at, entry.transaction_id)
+        with contextlib.suppress(ResourceModifiedError):
+            self._due.delete_entity(
+                partition, row, etag=entry.etag, match_condition=MatchConditions.IfNotModified
+            )
+
     def due_page(
         self, scope: DueRange, limit: int, continuation: ContinuationToken | None
     ) -> tuple[list[DueEntry], ContinuationToken | None]:
@@ -240,17 +260,46 @@ class TableJobStore:
                 generation=str(row["generation"]),
                 exec_at=_parse_stamp(str(row["exec_at"])),
                 prompt_type=str(row["prompt_type"]),
+                etag=str(row.metadata.get("etag") or ""),
+                written_at=row.metadata.get("timestamp"),
             )
             for row in rows
         ]
+        # The service may leave NextRowKey out (at a partition server's boundary): keep only
+        # the parts it gave.
         token = pages.continuation_token
-        return entries, dict(token) if token else None
+        given = {name: str(value) for name, value in (token or {}).items() if value}
+        return entries, given or None
 
     def close(self) -> None:
         self._records.close()
         self._due.close()
         if self._credential is not None and hasattr(self._credential, "close"):
             self._credential.close()
+
+
+# A row whose record does not exist yet may belong to a create still on its way (writers
+# index first); past this age it belongs to one that never finished.
+ORPHAN_ROW_AGE = timedelta(minutes=10)
+RowVerdict = Literal["list", "skip", "drop"]
+
+
+def row_verdict(entry: DueEntry, record: JobRecord | None, now: datetime) -> RowVerdict:
+    """What a reader does with an index row, given the job's record.
+
+    Writers index before they write the record, so the index holds every live job (and may
+    hold rows that point nowhere yet, or any more). A row is listed only when it matches its
+    record; it is dropped only when its job has ended, or never came to be: never merely
+    because the record names another time or generation, which a write in progress may.
+    """
+    if record is None:
+        old = entry.written_at is not None and now - entry.written_at > ORPHAN_ROW_AGE
+        return "drop" if old else "skip"
+    if record.state not in LIVE_STATES:
+        return "drop"
+    if record.generation == entry.generation and record.exec_at == entry.exec_at:
+        return "list"
+    return "skip"
 
 
 def _on_table(client: "TableClient", write: Callable[[], T]) -> T:
@@ -338,13 +387,3 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
         }
     )
-
-
-def pages_of(store: TableJobStore, scope: DueRange, page_size: int) -> Iterator[list[DueEntry]]:
-    """Every index page of `scope` in due order (for wipes and benchmarks)."""
-    token: ContinuationToken | None = None
-    while True:
-        entries, token = store.due_page(scope, page_size, token)
-        yield entries
-        if token is None:
-            return

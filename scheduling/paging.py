@@ -43,6 +43,7 @@ def decode_cursor(cursor: str, scope: str) -> dict[str, str]:
     if (
         not isinstance(token, dict)
         or not token
+        or "PartitionKey" not in token
         or not all(
             name in ("PartitionKey", "RowKey") and isinstance(value, str)
             for name, value in token.items()

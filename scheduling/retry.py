@@ -50,14 +50,13 @@ def _jitter(transaction_id: str, attempt: int) -> float:
     return int.from_bytes(digest[:4], "big") / 2**32
 
 
-# An activity that could not reach the job store is run again after these waits; past
-# them (about 4 hours in all) the orchestration gives up and the record shows the job
-# still pending or firing, overdue.
-_STORE_RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 900, 900, 1800, 3600, 3600, 3600)
+# An activity that could not reach the job store (or the vault) is run again after these
+# waits, then every hour, for as long as it takes; the orchestration continues as new after
+# every STORE_FAILURES_PER_EPISODE failures so that its history stays bounded.
+_STORE_RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+STORE_FAILURES_PER_EPISODE = 12
 
 
-def store_retry_delay(failures: int) -> timedelta | None:
+def store_retry_delay(failures: int) -> timedelta:
     """The wait before running an attempt again after `failures` store failures in a row."""
-    if failures > len(_STORE_RETRY_DELAYS):
-        return None
-    return timedelta(seconds=_STORE_RETRY_DELAYS[failures - 1])
+    return timedelta(seconds=_STORE_RETRY_DELAYS[min(failures, len(_STORE_RETRY_DELAYS)) - 1])

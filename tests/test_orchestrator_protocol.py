@@ -198,7 +198,7 @@ def test_retrying_waits_until_the_time_the_record_names_then_runs_the_next_attem
     assert json.loads(second["input"])["attempt"] == 2
 
 
-def test_an_activity_that_failed_is_run_again_after_a_wait_then_given_up() -> None:
+def test_a_failing_activity_is_run_again_forever_in_bounded_episodes() -> None:
     episode = Episode(T0, job(T0))
     call = newest_action(episode.run(), 1)
     attempt_failed(episode, T0, call, 0)
@@ -209,7 +209,7 @@ def test_an_activity_that_failed_is_run_again_after_a_wait_then_given_up() -> No
     assert not reply.is_done
 
     now, event_id = T0 + timedelta(seconds=15), 1
-    for _ in range(11):
+    for _ in range(10):
         episode.then(
             now,
             events.timer_created(now, event_id=event_id, fire_at=now),
@@ -228,8 +228,21 @@ def test_an_activity_that_failed_is_run_again_after_a_wait_then_given_up() -> No
     last = actions_of(episode.run())[-1]
     attempt_failed(episode, now, last, event_id + 1)
     reply = episode.run()
-    assert reply.is_done
-    assert reply.state["output"]["state"] == "unknown"
+    # The twelfth failure: not given up, but a fresh episode that remembers the count.
+    again = actions_of(reply)[-1]
+    assert again["actionType"] == CONTINUE_AS_NEW
+    assert json.loads(again["input"])["store_failures"] == 12
+    assert json.loads(again["input"])["attempt"] == 1
+
+
+def test_a_claim_of_another_attempt_number_is_resumed() -> None:
+    # An episode that continued as new mid-attempt meets the record's claim of attempt 3.
+    episode = Episode(T0, job(T0))
+    call = newest_action(episode.run(), 1)
+    attempt_done(episode, T0, call, 0, report("firing", attempt=3))
+    again = newest_action(episode.run(), 2)
+    assert again["actionType"] == CALL_ACTIVITY
+    assert json.loads(again["input"])["attempt"] == 3
 
 
 @pytest.mark.parametrize("days", [4, 300])

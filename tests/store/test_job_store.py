@@ -10,11 +10,12 @@ import pytest
 
 from scheduling.job_record import JobRecord
 from scheduling.job_store import (
+    ContinuationToken,
+    DueEntry,
     DueRange,
     JobExists,
     StaleRecord,
     TableJobStore,
-    pages_of,
 )
 from scheduling.sealing import SealedPayload
 from scheduling.table_storage import TableEndpoint
@@ -31,6 +32,16 @@ def store(azurite: AzuriteService) -> Iterator[TableJobStore]:
     )
     yield opened
     opened.close()
+
+
+def pages_of(store: TableJobStore, scope: DueRange, page_size: int) -> Iterator[list[DueEntry]]:
+    """Every index page of `scope` in due order, following the continuation tokens."""
+    token: ContinuationToken | None = None
+    for _ in range(1000):  # bounded: a token loop would otherwise never end
+        entries, token = store.due_page(scope, page_size, token)
+        yield entries
+        if token is None:
+            return
 
 
 def new_record(

@@ -1,0 +1,120 @@
+"""The second review's findings on the job store, each a behaviour a user would notice."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from pytest_httpserver import HTTPServer
+
+from scheduling.job_store import DueEntry, DueRange, row_verdict
+from scheduling.paging import decode_cursor, encode_cursor
+from tests.store.test_job_store import new_record
+from tests.support.scheduler import START, Scheduler
+
+JOB = {"exec_at": "2026-12-01T09:00:00Z", "prompt_type": "log.append", "payload": {"message": "m"}}
+
+
+async def create_with_key(scheduler: Scheduler, key: str) -> tuple[int, dict[str, object]]:
+    reply = await scheduler.api.request(
+        "POST",
+        "/api/schedule",
+        body=json.dumps(JOB).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+    )
+    return reply.status, reply.json()
+
+
+async def test_a_keyed_retry_starts_a_job_whose_orchestration_never_ran(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # As if the creating worker died between storing the record and starting it.
+    status, first = await create_with_key(scheduler, "order-7")
+    assert status == 202
+    transaction_id = str(first["transaction_id"])
+    scheduler.host.purge_instance(scheduler.orchestration(transaction_id).instance_id)
+    assert not scheduler.has_orchestration(transaction_id)
+
+    status, again = await create_with_key(scheduler, "order-7")
+    assert status == 202
+    assert again["transaction_id"] == transaction_id
+    scheduler.host.advance_to(datetime(2026, 12, 1, 10, tzinfo=UTC))
+    reply = await scheduler.api.get(f"/api/schedule/{transaction_id}/status")
+    assert reply.json()["state"] == "succeeded"
+
+
+async def test_a_keyed_retry_of_a_deleted_job_says_it_will_not_fire(scheduler: Scheduler) -> None:
+    status, first = await create_with_key(scheduler, "order-8")
+    await scheduler.api.delete(f"/api/schedule/{first['transaction_id']}")
+    status, again = await create_with_key(scheduler, "order-8")
+    assert status == 202
+    assert again["state"] == "cancelled"
+    assert again["next_fire_at"] is None
+
+
+async def test_a_resumed_job_gets_the_create_lead_before_its_next_run(
+    scheduler: Scheduler,
+) -> None:
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {"cron": "* * * * *", "prompt_type": "log.append", "payload": {"message": "m"}},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance_to(START + timedelta(minutes=3, seconds=30))
+    await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")
+    resumed = (await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")).json()
+    lead = datetime.fromisoformat(resumed["next_fire_at"]) - scheduler.now()
+    assert lead >= timedelta(seconds=scheduler.settings.min_lead_seconds)
+    scheduler.host.advance(600)
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["runs"] >= 8  # it kept running after the resume
+
+
+async def test_a_write_whose_answer_was_lost_is_not_taken_for_a_lost_swap(
+    scheduler: Scheduler,
+) -> None:
+    transaction_id = (await scheduler.schedule("log.append", {"message": "m"})).json()[
+        "transaction_id"
+    ]
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    cancelled = stored.record.model_copy(update={"state": "cancelled"})
+    scheduler.job_store.replace(stored, cancelled)
+    # The client's retry of the same write, with the ETag it read before the first try.
+    again = scheduler.job_store.replace(stored, cancelled)
+    assert again.record == cancelled
+
+
+async def test_a_reader_drops_only_the_row_version_it_read(scheduler: Scheduler) -> None:
+    transaction_id = (await scheduler.schedule("log.append", {"message": "m"})).json()[
+        "transaction_id"
+    ]
+    (entry,), _ = scheduler.job_store.due_page(DueRange(), 10, None)
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    # A writer indexes the same key again (a new generation) after the reader read the row.
+    scheduler.job_store.index(stored.record.model_copy(update={"generation": "new"}))
+    scheduler.job_store.drop_entry(entry)
+    (kept,), _ = scheduler.job_store.due_page(DueRange(), 10, None)
+    assert kept.generation == "new"
+
+
+def test_rows_are_listed_skipped_or_dropped_by_what_their_record_says() -> None:
+
+    record = new_record(START)
+    entry = DueEntry(
+        transaction_id=record.transaction_id,
+        generation=record.generation,
+        exec_at=record.exec_at,
+        prompt_type=record.prompt_type,
+        written_at=START,
+    )
+    assert row_verdict(entry, record, START) == "list"
+    assert row_verdict(entry, record.model_copy(update={"generation": "g2"}), START) == "skip"
+    assert row_verdict(entry, record.model_copy(update={"state": "succeeded"}), START) == "drop"
+    # No record yet: a create on its way, then, much later, one that never finished.
+    assert row_verdict(entry, None, START + timedelta(minutes=1)) == "skip"
+    assert row_verdict(entry, None, START + timedelta(hours=1)) == "drop"
+
+
+def test_a_token_without_a_next_row_key_makes_a_cursor_too() -> None:
+    token = {"PartitionKey": "1!16!MjAyNjEyMDEwOTMw"}
+    assert decode_cursor(encode_cursor(token, "scope"), "scope") == token
