@@ -13,13 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
-from blueprints.instances import (
-    ORCHESTRATOR,
-    TERMINAL,
-    backend_unavailable,
-    runtime_status,
-    status_of,
-)
+from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
 from blueprints.job_logs import record_lifecycle
 from scheduling.idempotency import (
     FingerprintKeyMissing,
@@ -29,7 +23,7 @@ from scheduling.idempotency import (
     transaction_id_for,
 )
 from scheduling.job_log.lifecycle import accepted_entry
-from scheduling.job_record import JobRecord, JobRun, sealing_context
+from scheduling.job_record import JobRecord, sealing_context
 from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
 from scheduling.job_views import next_fire_at
 from scheduling.models import ScheduleRequest
@@ -67,7 +61,7 @@ async def create_job(
         if earlier is not None:
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
-            return await _replay(client, request, earlier.record, fingerprint)
+            return await _replay(client, store, request, earlier, fingerprint)
     first = _first_run(schedule, settings)
 
     record = await _sealed_record(transaction_id, fields, payload, first, fingerprint, settings)
@@ -81,57 +75,56 @@ async def create_job(
         if earlier is None:
             raise backend_unavailable("settle a concurrent request with this key; retry") from None
         await asyncio.to_thread(_restore_index, store, earlier.record, record)
-        return await _replay(client, request, earlier.record, fingerprint)
+        return await _replay(client, store, request, earlier, fingerprint)
     except Exception:
         log.exception("storing %s failed", transaction_id)
         raise backend_unavailable("store the job; nothing was scheduled") from None
     try:
-        await _start(client, record)
+        await start_orchestration(client, record)
     except Exception:
         log.exception("starting %s failed", transaction_id)
-        if await _orchestration_runs(client, record) or not await _withdraw(store, stored):
+        if await orchestration_runs(client, record) or not await _withdraw(store, stored):
             return _accepted(request, record)
     await record_lifecycle(accepted_entry(record))
     return _accepted(request, record)
 
 
-async def _start(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
-    run = JobRun(
-        transaction_id=record.transaction_id, generation=record.generation, exec_at=record.exec_at
-    )
-    await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
-
-
-async def _orchestration_runs(client: df.DurableOrchestrationClient, record: JobRecord) -> bool:
-    """Whether the record's orchestration exists and has not ended (a start that timed out
-    may have gone through; a concurrent replay may have started it)."""
-    try:
-        status = await status_of(client, record.instance_id)
-    except Exception:
-        return False
-    return bool(status) and runtime_status(status) not in TERMINAL
-
-
-async def _ensure_started(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
+async def _ensure_started(
+    client: df.DurableOrchestrationClient, store: TableJobStore, earlier: StoredJob
+) -> None:
     """Start a live job's orchestration if it is not running: a create that stored the
-    record but died (or failed) before starting it is finished by the retry with its key."""
-    if record.state not in ("pending", "retrying") or await _orchestration_runs(client, record):
+    record but died (or failed) before starting it is finished by the retry with its key.
+
+    The record is touched (a compare-and-swap) before the start: a creator taking its
+    record back at that moment then loses its swap and answers 202 too, instead of
+    deleting a job this answer says is accepted.
+    """
+    record = earlier.record
+    if record.state not in ("pending", "retrying") or await orchestration_runs(client, record):
         return
+    touched = record.model_copy(update={"updated_at": dependencies.current().clock()})
     try:
-        await _start(client, record)
+        await asyncio.to_thread(store.replace, earlier, touched)
+    except StaleRecord:
+        raise backend_unavailable("settle a concurrent request with this key; retry") from None
+    try:
+        await start_orchestration(client, touched)
     except Exception:
-        if not await _orchestration_runs(client, record):
+        if not await orchestration_runs(client, touched):
             log.exception("starting %s on a replay failed", record.transaction_id)
             raise backend_unavailable("start the job; send the request again") from None
 
 
 def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -> None:
     """After losing the insert: the standing job's row back, ours (if another row) gone."""
-    store.index(standing)
-    if due_keys(ours.exec_at, ours.transaction_id) != due_keys(
-        standing.exec_at, standing.transaction_id
-    ):
-        store.unindex(ours.transaction_id, ours.exec_at)
+    try:
+        store.index(standing)
+        if due_keys(ours.exec_at, ours.transaction_id) != due_keys(
+            standing.exec_at, standing.transaction_id
+        ):
+            store.unindex(ours.transaction_id, ours.exec_at)
+    except Exception:
+        log.warning("could not restore the index row of %s", standing.transaction_id, exc_info=True)
 
 
 async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
@@ -274,11 +267,13 @@ def _idempotent_id(key: str) -> str:
 
 async def _replay(
     client: df.DurableOrchestrationClient,
+    store: TableJobStore,
     request: func.HttpRequest,
-    earlier: JobRecord,
+    stored: StoredJob,
     fingerprint: str | None,
 ) -> func.HttpResponse:
     """The first request's answer again, or 409 when the key was used for something else."""
+    earlier = stored.record
     if earlier.request_fingerprint is None or not hmac.compare_digest(
         earlier.request_fingerprint, fingerprint or ""
     ):
@@ -288,7 +283,7 @@ async def _replay(
             "Idempotency-Key reused",
             "this Idempotency-Key was already used for a different request",
         )
-    await _ensure_started(client, earlier)
+    await _ensure_started(client, store, stored)
     return _accepted(request, earlier, replayed=True)
 
 

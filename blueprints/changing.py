@@ -21,10 +21,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, read_json_body
-from blueprints.instances import ORCHESTRATOR, backend_unavailable, checked_id, terminate
+from blueprints.instances import (
+    backend_unavailable,
+    checked_id,
+    orchestration_runs,
+    start_orchestration,
+    terminate,
+)
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import lifecycle_entry
-from scheduling.job_record import LIVE_STATES, JobRecord, JobRun, pause, resume
+from scheduling.job_record import LIVE_STATES, JobRecord, pause, resume
 from scheduling.job_store import StaleRecord, TableJobStore, due_keys
 from scheduling.job_views import status_view
 from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
@@ -87,6 +93,8 @@ async def pause_job(
 async def resume_job(
     client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
 ) -> func.HttpResponse:
+    if (started := await _start_if_stalled(client, transaction_id)) is not None:
+        return json_response(status_view(started))
     generation = uuid.uuid4().hex
 
     def resumed(record: JobRecord) -> JobRecord:
@@ -103,6 +111,27 @@ async def resume_job(
     _, after = await _swap(transaction_id, resumed, client=client)
     await _log(after, "resumed", f"resumed; next run {format_utc(after.exec_at)}")
     return json_response(status_view(after))
+
+
+async def _start_if_stalled(
+    client: df.DurableOrchestrationClient, transaction_id: str
+) -> JobRecord | None:
+    """A pending recurring job whose orchestration is not running (a resume whose start
+    failed after its swap): started now, and returned; None for any other job."""
+    checked_id(transaction_id)
+    deps = dependencies.current()
+    try:
+        found = await asyncio.to_thread(deps.job_store(deps.settings()).get, transaction_id)
+        record = found.record if found is not None else None
+        if record is None or record.state != "pending" or record.recurrence is None:
+            return None
+        if await orchestration_runs(client, record):
+            return None
+        await start_orchestration(client, record)
+    except Exception:
+        log.exception("restarting %s failed", transaction_id)
+        raise backend_unavailable("start the job; send the request again") from None
+    return record
 
 
 async def reschedule_job(
@@ -193,13 +222,14 @@ async def _swap(
 ) -> tuple[JobRecord, JobRecord]:
     """Apply `change` to the record by compare-and-swap; (before, after).
 
-    With `client`, a changed record that is pending under a new generation gets its new
-    orchestration started before the swap.
+    The index row at the new time is written before the swap (the index lists every live
+    job) and the old one dropped after it, by its ETag, so a concurrent change's row stays.
+    With `client`, a record left pending under a new generation has its new orchestration
+    started once the swap has landed (so it can never come due before the record names it).
     """
     checked_id(transaction_id)
     deps = dependencies.current()
     store = deps.job_store(deps.settings())
-    started: set[str] = set()  # a retried swap must not start the same orchestration twice
     try:
         for _ in range(MAX_SWAPS):
             stored = await asyncio.to_thread(store.get, transaction_id)
@@ -208,30 +238,21 @@ async def _swap(
             after = change(stored.record)
             if after == stored.record:
                 return stored.record, after
-            if (
-                client is not None
-                and after.state == "pending"
-                and after.generation != stored.record.generation
-                and after.instance_id not in started
-            ):
-                run = JobRun(
-                    transaction_id=transaction_id,
-                    generation=after.generation,
-                    exec_at=after.exec_at,
-                )
-                await client.start_new(ORCHESTRATOR, after.instance_id, run.model_dump(mode="json"))
-                started.add(after.instance_id)
             moved = _row_key(after) != _row_key(stored.record)
-            if moved or after.generation != stored.record.generation:
-                # The new row first: the index must list every live job.
-                await asyncio.to_thread(store.index, after)
+            old_row = await asyncio.to_thread(store.row_etag, stored.record)
+            new_row = await asyncio.to_thread(store.index, after)
             try:
                 await asyncio.to_thread(store.replace, stored, after)
             except StaleRecord:
-                await asyncio.to_thread(_undo_row, store, after, moved)
+                await asyncio.to_thread(_undo_row, store, after, moved, new_row)
                 continue
-            if moved:
-                await asyncio.to_thread(_unindex_quietly, store, stored.record)
+            except Exception:
+                await asyncio.to_thread(_undo_row, store, after, moved, new_row)
+                raise
+            if moved and old_row is not None:
+                await asyncio.to_thread(_unindex_quietly, store, stored.record, old_row)
+            if client is not None and after.state == "pending":
+                await _start_or_say(client, after, stored.record)
             return stored.record, after
     except ProblemError:
         raise
@@ -241,23 +262,43 @@ async def _swap(
     raise backend_unavailable("settle the change: the job kept changing; try again")
 
 
-def _undo_row(store: TableJobStore, ours: JobRecord, moved: bool) -> None:
-    """After a lost swap: our row goes, or (same key) the standing record's row comes back."""
-    if moved:
-        _unindex_quietly(store, ours)
+async def _start_or_say(
+    client: df.DurableOrchestrationClient, after: JobRecord, before: JobRecord
+) -> None:
+    """Start the orchestration of a record's new generation, after its swap; if it cannot
+    be started, a 503 that says to send the change again (a resume or PATCH then starts it)."""
+    if after.generation == before.generation:
         return
-    current = store.get(ours.transaction_id)
-    if current is not None and current.record.state in LIVE_STATES:
-        store.index(current.record)
+    try:
+        await start_orchestration(client, after)
+    except Exception:
+        log.exception("starting %s after a change failed", after.instance_id)
+        raise backend_unavailable(
+            "start the changed job: the change is saved; send the request again to start it"
+        ) from None
+
+
+def _undo_row(store: TableJobStore, ours: JobRecord, moved: bool, etag: str) -> None:
+    """After a swap that did not land: our new row goes (only the version we wrote), or,
+    where it overwrote the standing record's row (same key), that row comes back."""
+    try:
+        if moved:
+            store.unindex(ours.transaction_id, ours.exec_at, etag or None)
+            return
+        current = store.get(ours.transaction_id)
+        if current is not None and current.record.state in LIVE_STATES:
+            store.index(current.record)
+    except Exception:
+        log.warning("could not undo an index row of %s", ours.transaction_id, exc_info=True)
 
 
 def _row_key(record: JobRecord) -> tuple[str, str]:
     return due_keys(record.exec_at, record.transaction_id)
 
 
-def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
+def _unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None) -> None:
     try:
-        store.unindex(record.transaction_id, record.exec_at)
+        store.unindex(record.transaction_id, record.exec_at, etag)
     except Exception:
         # A row that names another time than the record's is skipped by every reader.
         log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)

@@ -4,11 +4,14 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 
 from scheduling.problems import problem
+
+if TYPE_CHECKING:
+    from scheduling.job_record import JobRecord
 
 ORCHESTRATOR = "schedule_orchestrator"
 DELETE_REASON = "deleted through the scheduler API"
@@ -81,6 +84,26 @@ async def status_of(
         log.error("status of %s failed: %s", instance_id, getattr(status, "Message", ""))
         raise backend_unavailable("answer the status request")
     return status
+
+
+async def start_orchestration(client: df.DurableOrchestrationClient, record: "JobRecord") -> None:
+    """Start the orchestration of the record's generation, waiting for its time."""
+    from scheduling.job_record import JobRun
+
+    run = JobRun(
+        transaction_id=record.transaction_id, generation=record.generation, exec_at=record.exec_at
+    )
+    await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
+
+
+async def orchestration_runs(client: df.DurableOrchestrationClient, record: "JobRecord") -> bool:
+    """Whether the record's orchestration exists and has not ended (a start that timed out
+    may have gone through; a concurrent request may have started it)."""
+    try:
+        status = await status_of(client, record.instance_id)
+    except Exception:
+        return False
+    return bool(status) and runtime_status(status) not in TERMINAL
 
 
 async def terminate(client: df.DurableOrchestrationClient, instance_id: str) -> None:

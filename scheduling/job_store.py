@@ -189,15 +189,17 @@ class TableJobStore:
 
     # -- the due index -------------------------------------------------------------------
 
-    def index(self, record: JobRecord) -> None:
-        """Make the job findable by its due time (idempotent)."""
+    def index(self, record: JobRecord) -> str:
+        """Make the job findable by its due time (idempotent); the row's new ETag."""
+        return self.index_row(_due_row(record))
 
-        self.index_row(_due_row(record))
-
-    def index_row(self, entity: dict[str, Any]) -> None:
+    def index_row(self, entity: dict[str, Any]) -> str:
         from azure.data.tables import UpdateMode
 
-        _on_table(self._due, lambda: self._due.upsert_entity(entity, mode=UpdateMode.REPLACE))
+        metadata = _on_table(
+            self._due, lambda: self._due.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        )
+        return str(metadata.get("etag") or "")
 
     def index_all(self, records: Iterable[JobRecord], workers: int = 8) -> None:
         """Index many jobs at once, a batch per due minute (bulk loads: migrations, benchmarks)."""
@@ -218,22 +220,35 @@ class TableJobStore:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(self._due.submit_transaction, batches))
 
-    def unindex(self, transaction_id: str, exec_at: datetime) -> None:
-        """Drop the job's index row, if there is one."""
-        partition, row = due_keys(exec_at, transaction_id)
-        # The SDK answers a missing row (or table) as success: nothing left to drop.
-        self._due.delete_entity(partition, row)
+    def row_etag(self, record: JobRecord) -> str | None:
+        """The ETag of the job's row at its due time, or None when there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
 
-    def drop_entry(self, entry: DueEntry) -> None:
-        """Drop an index row if it is still the version read (else it was written again)."""
+        partition, row = due_keys(record.exec_at, record.transaction_id)
+        try:
+            return str(self._due.get_entity(partition, row).metadata["etag"])
+        except ResourceNotFoundError:
+            return None
+
+    def unindex(self, transaction_id: str, exec_at: datetime, etag: str | None = None) -> None:
+        """Drop the job's index row, if there is one; with `etag`, only that version of it
+        (a row someone has written again since is theirs now, and stays)."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError
 
-        partition, row = due_keys(entry.exec_at, entry.transaction_id)
+        partition, row = due_keys(exec_at, transaction_id)
+        # The SDK answers a missing row (or table) as success: nothing left to drop.
+        if etag is None:
+            self._due.delete_entity(partition, row)
+            return
         with contextlib.suppress(ResourceModifiedError):
             self._due.delete_entity(
-                partition, row, etag=entry.etag, match_condition=MatchConditions.IfNotModified
+                partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
             )
+
+    def drop_entry(self, entry: DueEntry) -> None:
+        """Drop an index row if it is still the version read (else it was written again)."""
+        self.unindex(entry.transaction_id, entry.exec_at, entry.etag or None)
 
     def due_page(
         self, scope: DueRange, limit: int, continuation: ContinuationToken | None

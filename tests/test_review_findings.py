@@ -3,9 +3,10 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from pytest_httpserver import HTTPServer
 
-from scheduling.job_store import DueEntry, DueRange, row_verdict
+from scheduling.job_store import DueEntry, DueRange, StaleRecord, row_verdict
 from scheduling.paging import decode_cursor, encode_cursor
 from tests.store.test_job_store import new_record
 from tests.support.scheduler import START, Scheduler
@@ -42,7 +43,7 @@ async def test_a_keyed_retry_starts_a_job_whose_orchestration_never_ran(
 
 
 async def test_a_keyed_retry_of_a_deleted_job_says_it_will_not_fire(scheduler: Scheduler) -> None:
-    status, first = await create_with_key(scheduler, "order-8")
+    _, first = await create_with_key(scheduler, "order-8")
     await scheduler.api.delete(f"/api/schedule/{first['transaction_id']}")
     status, again = await create_with_key(scheduler, "order-8")
     assert status == 202
@@ -118,3 +119,37 @@ def test_rows_are_listed_skipped_or_dropped_by_what_their_record_says() -> None:
 def test_a_token_without_a_next_row_key_makes_a_cursor_too() -> None:
     token = {"PartitionKey": "1!16!MjAyNjEyMDEwOTMw"}
     assert decode_cursor(encode_cursor(token, "scope"), "scope") == token
+
+
+async def test_a_row_written_again_after_its_etag_was_read_is_not_dropped_by_that_etag(
+    scheduler: Scheduler,
+) -> None:
+    # Two changes of one job at once: the first may drop its old row only if nobody has
+    # written that row since (the second change moving the job back to that time).
+    transaction_id = (await scheduler.schedule("log.append", {"message": "m"})).json()[
+        "transaction_id"
+    ]
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    read = scheduler.job_store.row_etag(stored.record)
+    scheduler.job_store.index(stored.record.model_copy(update={"generation": "second"}))
+    scheduler.job_store.unindex(transaction_id, stored.record.exec_at, read)
+    (kept,), _ = scheduler.job_store.due_page(DueRange(), 10, None)
+    assert kept.generation == "second"
+
+
+async def test_a_replay_that_starts_the_job_makes_its_creators_take_back_lose(
+    scheduler: Scheduler,
+) -> None:
+    status, first = await create_with_key(scheduler, "order-9")
+    transaction_id = str(first["transaction_id"])
+    creators_view = scheduler.job_store.get(transaction_id)  # what a stalled creator holds
+    assert creators_view is not None
+    scheduler.host.purge_instance(scheduler.orchestration(transaction_id).instance_id)
+
+    status, _ = await create_with_key(scheduler, "order-9")
+    assert status == 202
+    # The creator's take-back now loses its swap: it answers 202 too, the job stays.
+    with pytest.raises(StaleRecord):
+        scheduler.job_store.delete(creators_view)
+    assert scheduler.has_orchestration(transaction_id)
