@@ -63,6 +63,9 @@ def run_attempt(
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
     finished = finish_attempt(record, outcome, retry_after, clock())
     moved = finished.state in LIVE_STATES and finished.exec_at != record.exec_at
+    # The row as it is before our swap: after it, a change of the job may write it again,
+    # and that version is not ours to drop.
+    old_row = _row_etag(store, record)
     if moved:
         # The next run's row before the record names it: the index lists every live job.
         _keep_indexed(store, finished)
@@ -76,8 +79,8 @@ def run_attempt(
             return AttemptReport(state="gone", attempt=0)
         _keep_indexed(store, current.record)
         return report_of(current.record)
-    if finished.state not in LIVE_STATES or moved:
-        _unindex_quietly(store, record)
+    if (finished.state not in LIVE_STATES or moved) and old_row is not None:
+        _unindex_quietly(store, record, old_row)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
@@ -148,9 +151,17 @@ def _log_skipped(context: FiringContext, count: int) -> None:
         log.warning("the skipped entry of %s was not stored: %s", context.transaction_id, error)
 
 
-def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
+def _row_etag(store: TableJobStore, record: JobRecord) -> str | None:
     try:
-        store.unindex(record.transaction_id, record.exec_at)
+        return store.row_etag(record)
+    except Exception:
+        log.warning("could not read the index row of %s", record.transaction_id, exc_info=True)
+        return None
+
+
+def _unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
+    try:
+        store.unindex(record.transaction_id, record.exec_at, etag)
     except Exception:
         # A leftover index row is skipped by every reader and dropped by the next listing.
         log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
