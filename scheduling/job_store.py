@@ -174,15 +174,7 @@ class TableJobStore:
         """Make the job findable by its due time (idempotent)."""
         from azure.data.tables import UpdateMode
 
-        partition, row = due_keys(record.exec_at, record.transaction_id)
-        entity = {
-            "PartitionKey": partition,
-            "RowKey": row,
-            "transaction_id": record.transaction_id,
-            "generation": record.generation,
-            "prompt_type": record.prompt_type,
-            "exec_at": stamp(record.exec_at),
-        }
+        entity = _due_row(record)
         _on_table(self._due, lambda: self._due.upsert_entity(entity, mode=UpdateMode.REPLACE))
 
     def unindex(self, transaction_id: str, exec_at: datetime) -> None:
@@ -257,6 +249,18 @@ def _due_filter(scope: DueRange) -> tuple[str, dict[str, Any]]:
         clauses.append("prompt_type eq @prompt_type")
         parameters["prompt_type"] = scope.prompt_type
     return " and ".join(clauses), parameters
+
+
+def _due_row(record: JobRecord) -> dict[str, Any]:
+    partition, row = due_keys(record.exec_at, record.transaction_id)
+    return {
+        "PartitionKey": partition,
+        "RowKey": row,
+        "transaction_id": record.transaction_id,
+        "generation": record.generation,
+        "prompt_type": record.prompt_type,
+        "exec_at": stamp(record.exec_at),
+    }
 
 
 def _row(record: JobRecord) -> dict[str, Any]:
