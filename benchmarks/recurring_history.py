@@ -17,13 +17,15 @@ from pathlib import Path
 
 from azure.durable_functions.models.utils import http_utils
 
+from tests.support.local_servers import running_azurite
 from tests.support.scheduler import START, running_scheduler
-from tests.support.services import start_azurite
 
 
 async def measure(runs: int) -> None:
-    with tempfile.TemporaryDirectory() as workdir:
-        server, azurite = start_azurite(Path(workdir))
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        running_azurite(Path(workdir)) as (azurite, _),
+    ):
         try:
             with running_scheduler(azurite) as scheduler:
                 reply = await scheduler.api.post(
@@ -38,7 +40,6 @@ async def measure(runs: int) -> None:
                 lengths = orchestration.max_history_length_per_episode
                 status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
         finally:
-            server.stop()
             await http_utils._close_session()
     print(f"runs done: {status['runs']}, episodes: {orchestration.episode_count}")
     for label, index in (("run 1", 0), ("run 2", 1), ("run 100", 99), (f"run {runs}", runs - 1)):

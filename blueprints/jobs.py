@@ -45,7 +45,7 @@ async def list_jobs(
         due_to=_query_time(request, "to"),
         prompt_type=request.params.get("prompt_type") or None,
     )
-    scope_key = repr((scope.due_from, scope.due_to, scope.prompt_type, state))
+    scope_key = cursor_scope(scope, state)
     token = None
     if cursor := request.params.get("cursor"):
         try:
@@ -69,6 +69,11 @@ async def list_jobs(
             jobs.append(listed_view(record))
     next_cursor = encode_cursor(token, scope_key) if token else None
     return json_response({"jobs": jobs, "next_cursor": next_cursor})
+
+
+def cursor_scope(scope: DueRange, state: str | None) -> str:
+    """The listing a cursor belongs to: a cursor of one listing is refused by another."""
+    return repr((scope.due_from, scope.due_to, scope.prompt_type, state))
 
 
 async def _drop_stale(store: TableJobStore, entry: DueEntry) -> None:

@@ -16,7 +16,7 @@ Two tables (see docs/job-store.md for the reasoning):
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -200,25 +200,6 @@ class TableJobStore:
             self._due, lambda: self._due.upsert_entity(entity, mode=UpdateMode.REPLACE)
         )
         return str(metadata.get("etag") or "")
-
-    def index_all(self, records: Iterable[JobRecord], workers: int = 8) -> None:
-        """Index many jobs at once, a batch per due minute (bulk loads: migrations, benchmarks)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        by_partition: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            row = _due_row(record)
-            by_partition.setdefault(row["PartitionKey"], []).append(row)
-        batches = [
-            [("upsert", row) for row in rows[start : start + 100]]  # the service's batch limit
-            for rows in by_partition.values()
-            for start in range(0, len(rows), 100)
-        ]
-        if not batches:
-            return
-        self.index_row(batches[0][0][1])  # makes the table if needed: a batch would not
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(self._due.submit_transaction, batches))
 
     def row_etag(self, record: JobRecord) -> str | None:
         """The ETag of the job's row at its due time, or None when there is none."""

@@ -1,40 +1,21 @@
 """Session fixtures `azurite` and `cosmos_server`: the npm-pinned servers (`npm ci`), each in
-its own process group on a free loopback port, stopped when the session ends."""
+its own process group on a free loopback port, stopped when the session ends. Starting and
+stopping them is local_servers.py's (the benchmarks use it too)."""
 
 import base64
-import contextlib
-import ctypes
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY
+from tests.support import local_servers
+from tests.support.local_servers import HOST, AzuriteService, free_port, start_server
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
-HOST = "127.0.0.1"
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 5.0
+__all__ = ["AzuriteService", "CosmosService", "free_port", "node_tool"]
+
 # Any base64 string is a valid key for the test server; it checks none.
 COSMOS_TEST_KEY = base64.b64encode(b"cosmosdb-server test key").decode()
-
-
-@dataclass(frozen=True)
-class AzuriteService:
-    """Azurite's Table service; `connection_string` is an AzureWebJobsStorage value for it."""
-
-    table_endpoint: str
-    connection_string: str
-    account_name: str = AZURITE_ACCOUNT
-    account_key: str = AZURITE_KEY
 
 
 @dataclass(frozen=True)
@@ -45,153 +26,20 @@ class CosmosService:
     key: str = COSMOS_TEST_KEY
 
 
-@dataclass
-class ServerProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    port: int
-
-    def output_tail(self, limit: int = 4000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-limit:]
-        return ""
-
-    def stop(self) -> None:
-        """SIGTERM to the process group, SIGKILL after STOP_TIMEOUT_SECONDS; always reaped."""
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(STOP_TIMEOUT_SECONDS)
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
-    # The server leads its own group (start_new_session), so its pid is the group id. Once
-    # reaped, that pid may belong to someone else: signal only a process not yet waited for.
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signum)
-
-
-def _die_with_parent() -> None:
-    # Linux: the kernel kills the server if pytest itself dies, so none outlives a crash.
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback address right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def node_tool(name: str) -> Path:
     """The path of an npm-installed executable; fails the test with how to install it."""
-    tool = NODE_BIN / name
-    if not tool.exists():
-        pytest.fail(
-            f"{tool} is missing: run `npm ci` in {REPO_ROOT} "
-            "(scripts/test.sh does) to install Azurite and the Cosmos DB API test server",
-            pytrace=False,
-        )
-    return tool
-
-
-def _accepts_connections(port: int) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def start_server(
-    name: str, command: Callable[[int], Sequence[str]], workdir: Path, attempts: int = 3
-) -> ServerProcess:
-    """Run `command(port)` on a free port and wait until it accepts connections; a port taken
-    between choosing and binding (EADDRINUSE) is retried on another."""
-    for attempt in range(1, attempts + 1):
-        port = free_port()
-        log_path = workdir / f"{name}-{port}.log"
-        with log_path.open("wb") as log_file:
-            # Output goes to a file, not a pipe: a full pipe would block a chatty server.
-            process = subprocess.Popen(
-                list(command(port)),
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        server = ServerProcess(name, process, log_path, port)
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        try:
-            while process.poll() is None and time.monotonic() < deadline:
-                if _accepts_connections(port):
-                    return server
-                time.sleep(0.05)
-        except BaseException:
-            server.stop()
-            raise
-        exit_status = process.poll()
-        server.stop()
-        output = server.output_tail()
-        if "EADDRINUSE" in output and attempt < attempts:
-            continue
-        state = (
-            f"exited with status {exit_status}"
-            if exit_status is not None
-            else f"did not accept connections on {HOST}:{port} within {START_TIMEOUT_SECONDS}s"
-        )
-        raise RuntimeError(f"{name} {state}; its output:\n{output}")
-    raise AssertionError("unreachable: the last attempt raises")
-
-
-def start_azurite(workdir: Path) -> tuple[ServerProcess, AzuriteService]:
-    """Azurite's Table service on a free loopback port, in memory; stop the process when done."""
-    tool = node_tool("azurite-table")
-
-    def command(port: int) -> list[str]:
-        return [
-            str(tool),
-            "--tableHost",
-            HOST,
-            "--tablePort",
-            str(port),
-            # In memory: nothing to clean up, and --location may not be combined with it.
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--loose",
-            # Azurite would otherwise send usage data off this machine.
-            "--disableTelemetry",
-        ]
-
-    server = start_server("azurite-table", command, workdir)
-    table_endpoint = f"http://{HOST}:{server.port}/{AZURITE_ACCOUNT}"
-    return server, AzuriteService(
-        table_endpoint=table_endpoint,
-        connection_string=(
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};TableEndpoint={table_endpoint};"
-        ),
-    )
+        return local_servers.node_tool(name)
+    except local_servers.ToolMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteService]:
     """Azurite's Table service on a free loopback port, in memory, for the whole session."""
-    server, service = start_azurite(tmp_path_factory.mktemp("azurite"))
-    try:
+    node_tool("azurite-table")  # a missing install fails the session with how to fix it
+    with local_servers.running_azurite(tmp_path_factory.mktemp("azurite")) as (service, _):
         yield service
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
