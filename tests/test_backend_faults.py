@@ -1,7 +1,6 @@
 """What callers see when the durable backend or the job store fails: 503s, nothing half-made,
 and no accepted job lost."""
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -11,8 +10,8 @@ from pytest_httpserver import HTTPServer
 
 from blueprints import dependencies
 from scheduling.job_store import TableJobStore
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support.scheduler import START, Scheduler
+from tests.support.services import unreachable_table_endpoint
 
 LOG = {"message": "m"}
 
@@ -26,16 +25,7 @@ def assert_503(reply: Any) -> None:
 @contextmanager
 def store_down() -> Iterator[None]:
     """The job store as in an outage: nothing listens where it is, every call is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dead = TableJobStore.open(
-        TableEndpoint(
-            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-        ),
-        "jobs",
-    )
+    dead = TableJobStore.open(unreachable_table_endpoint(), "jobs")
     with dependencies.overridden(job_store=lambda _settings: dead):
         yield
     dead.close()

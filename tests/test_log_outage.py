@@ -12,18 +12,12 @@ from pytest_httpserver import HTTPServer
 
 from blueprints import dependencies
 from scheduling.job_log.table_store import TableJobLog
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support.scheduler import START, Scheduler
+from tests.support.services import azurite_endpoint_at
 
 
 def log_at(port: int) -> TableJobLog:
-    return TableJobLog.open(
-        TableEndpoint(
-            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-        ),
-        "joblog",
-    )
+    return TableJobLog.open(azurite_endpoint_at(port), "joblog")
 
 
 @contextmanager

@@ -1,6 +1,5 @@
 """log.append: fields are held to the same rule as message, and an unstorable entry is final."""
 
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,8 @@ from scheduling.job_log.table_store import TableJobLog
 from scheduling.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
 from scheduling.prompts.log_append import LogAppendOutcome
 from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support.scheduler import Scheduler
+from tests.support.services import unreachable_table_endpoint
 
 RULES = PayloadRules(settings=SchedulerSettings(), vet_url=lambda url: None)
 LONE_SURROGATE = "\ud800"  # what the JSON escape "\ud800" decodes to
@@ -87,16 +86,7 @@ def test_a_log_store_that_cannot_be_opened_is_final_and_one_that_is_down_is_retr
 
     unconfigured = attempt(UnconfiguredJobLog("no job log store is configured"))
     assert (unconfigured.ok, unconfigured.retryable) == (False, False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    down = TableJobLog.open(
-        TableEndpoint(
-            connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-        ),
-        "joblog",
-    )
+    down = TableJobLog.open(unreachable_table_endpoint(), "joblog")
     try:
         outage = attempt(down)
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support import local_servers
 from tests.support.local_servers import HOST, AzuriteService, free_port, start_server
 
@@ -54,3 +55,16 @@ def cosmos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CosmosSe
         yield CosmosService(endpoint=f"https://{HOST}:{server.port}")
     finally:
         server.stop()
+
+
+def azurite_endpoint_at(port: int) -> TableEndpoint:
+    """An Azurite-style Table endpoint on a loopback port (an outage: nothing listens)."""
+    return TableEndpoint(
+        connection_string=f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};TableEndpoint=http://{HOST}:{port}/{AZURITE_ACCOUNT};"
+    )
+
+
+def unreachable_table_endpoint() -> TableEndpoint:
+    """A Table endpoint where nothing listens: every call is refused, as in an outage."""
+    return azurite_endpoint_at(free_port())
