@@ -26,12 +26,12 @@ from blueprints.instances import (
     checked_id,
     orchestration_runs,
     start_orchestration,
-    terminate,
+    stop_quietly,
 )
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import lifecycle_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, pause, resume
-from scheduling.job_store import StaleRecord, TableJobStore, due_keys
+from scheduling.job_store import StaleRecord, TableJobStore, due_keys, unindex_quietly
 from scheduling.job_views import status_view
 from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
 from scheduling.problems import (
@@ -85,7 +85,7 @@ async def pause_job(
 
     before, after = await _swap(transaction_id, paused)
     if after.state == "paused" and before.state != "paused":
-        await _stop_quietly(client, before.instance_id)
+        await stop_quietly(client, before.instance_id)
         await _log(after, "paused", "paused through the API")
     return json_response(status_view(after))
 
@@ -175,7 +175,7 @@ async def reschedule_job(
 
     before, after = await _swap(transaction_id, rescheduled, client=client)
     if after.generation != before.generation:
-        await _stop_quietly(client, before.instance_id)
+        await stop_quietly(client, before.instance_id)
     await _log(after, "rescheduled", f"rescheduled; next run {format_utc(after.exec_at)}")
     return json_response(status_view(after))
 
@@ -250,7 +250,7 @@ async def _swap(
                 await asyncio.to_thread(_undo_row, store, after, moved, new_row)
                 raise
             if moved and old_row is not None:
-                await asyncio.to_thread(_unindex_quietly, store, stored.record, old_row)
+                await asyncio.to_thread(unindex_quietly, store, stored.record, old_row)
             if client is not None and after.state == "pending":
                 await _start_or_say(client, after, stored.record)
             return stored.record, after
@@ -294,21 +294,6 @@ def _undo_row(store: TableJobStore, ours: JobRecord, moved: bool, etag: str) -> 
 
 def _row_key(record: JobRecord) -> tuple[str, str]:
     return due_keys(record.exec_at, record.transaction_id)
-
-
-def _unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None) -> None:
-    try:
-        store.unindex(record.transaction_id, record.exec_at, etag)
-    except Exception:
-        # A row that names another time than the record's is skipped by every reader.
-        log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
-
-
-async def _stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:
-    try:
-        await terminate(client, instance_id)
-    except Exception:
-        log.info("terminating %s failed", instance_id, exc_info=True)
 
 
 async def _log(record: JobRecord, kind: Any, message: str) -> None:

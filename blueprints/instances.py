@@ -111,6 +111,15 @@ async def terminate(client: df.DurableOrchestrationClient, instance_id: str) -> 
     await client.terminate(instance_id, DELETE_REASON)
 
 
+async def stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:
+    """Terminate a job's orchestration so nothing waits for nothing; it would end by itself
+    anyway, finding its job cancelled (or of another generation) when it comes due."""
+    try:
+        await terminate(client, instance_id)
+    except Exception:
+        log.info("terminating %s failed", instance_id, exc_info=True)
+
+
 async def purge(client: df.DurableOrchestrationClient, instance_id: str) -> None:
     """Delete an ended instance's history, if the backend takes it (it holds no secrets)."""
     try:

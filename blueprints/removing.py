@@ -16,11 +16,11 @@ import azure.functions as func
 
 from blueprints import dependencies
 from blueprints.http_io import json_response
-from blueprints.instances import backend_unavailable, bounded, checked_id, purge, terminate
+from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from scheduling.job_record import JobRecord, cancel
-from scheduling.job_store import DueRange, StaleRecord, TableJobStore
+from scheduling.job_store import DueRange, StaleRecord, TableJobStore, unindex_quietly
 from scheduling.problems import ProblemError, not_found, problem
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
@@ -74,8 +74,8 @@ async def _delete_once(
         raise not_found(f"no job with transaction id {transaction_id}: it was deleted")
     if cancelled is not None:
         await asyncio.to_thread(store.replace, stored, cancelled)
-        await asyncio.to_thread(_unindex_quietly, store, cancelled)
-        await _stop_quietly(client, cancelled.instance_id)
+        await asyncio.to_thread(unindex_quietly, store, cancelled)
+        await stop_quietly(client, cancelled.instance_id)
         entry = cancelled_entry(cancelled)
         if entry is not None:
             await record_lifecycle(entry)
@@ -90,23 +90,6 @@ async def _delete_once(
     return json_response(
         {"transaction_id": transaction_id, "deleted": True, "state_before": record.state}
     )
-
-
-def _unindex_quietly(store: TableJobStore, record: JobRecord) -> None:
-    try:
-        store.unindex(record.transaction_id, record.exec_at)
-    except Exception:
-        # A leftover index row is skipped by every reader and dropped by the next listing.
-        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
-
-
-async def _stop_quietly(client: df.DurableOrchestrationClient, instance_id: str) -> None:
-    """Terminate a job's orchestration so nothing waits for nothing; it would end by itself
-    anyway, finding its job cancelled (or of another generation) when it comes due."""
-    try:
-        await terminate(client, instance_id)
-    except Exception:
-        log.info("terminating %s failed", instance_id, exc_info=True)
 
 
 WipeResult = JobRecord | Literal["firing", "skipped"]
@@ -151,7 +134,7 @@ async def wipe_jobs(
     left = max(WIPE_MAX_SECONDS + WIPE_STOP_SECONDS - (time.monotonic() - started), 0.1)
     try:
         await asyncio.wait_for(
-            bounded(_stop_quietly(client, record.instance_id) for record in cancelled), left
+            bounded(stop_quietly(client, record.instance_id) for record in cancelled), left
         )
     except TimeoutError:
         log.info("the wipe left some orchestrations to end by themselves")
@@ -174,6 +157,6 @@ def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
             store.replace(stored, cancelled)
         except StaleRecord:
             continue
-        _unindex_quietly(store, cancelled)
+        unindex_quietly(store, cancelled)
         return cancelled
     return "skipped"

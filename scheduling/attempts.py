@@ -19,7 +19,7 @@ from scheduling.job_record import (
     finish_attempt,
     report_of,
 )
-from scheduling.job_store import StaleRecord, StoredJob, TableJobStore
+from scheduling.job_store import StaleRecord, StoredJob, TableJobStore, unindex_quietly
 from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
@@ -80,7 +80,7 @@ def run_attempt(
         _keep_indexed(store, current.record)
         return report_of(current.record)
     if (finished.state not in LIVE_STATES or moved) and old_row is not None:
-        _unindex_quietly(store, record, old_row)
+        unindex_quietly(store, record, old_row)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
@@ -129,7 +129,7 @@ def _claim(
 def _keep_indexed(store: TableJobStore, record: JobRecord) -> None:
     """The row a live job must have (an idempotent write), or none for an ended one."""
     if record.state not in LIVE_STATES:
-        _unindex_quietly(store, record)
+        unindex_quietly(store, record)
         return
     try:
         store.index(record)
@@ -157,11 +157,3 @@ def _row_etag(store: TableJobStore, record: JobRecord) -> str | None:
     except Exception:
         log.warning("could not read the index row of %s", record.transaction_id, exc_info=True)
         return None
-
-
-def _unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
-    try:
-        store.unindex(record.transaction_id, record.exec_at, etag)
-    except Exception:
-        # A leftover index row is skipped by every reader and dropped by the next listing.
-        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)

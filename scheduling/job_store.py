@@ -16,6 +16,7 @@ Two tables (see docs/job-store.md for the reasoning):
 
 import contextlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ _PLAIN_FIELDS = (
 _JSON_FIELDS = ("retry", "recurrence", "last_run")
 _TIME_FIELDS = ("exec_at", "accepted_at", "updated_at", "next_attempt_at", "fired_at")
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class JobExists(Exception):
@@ -296,6 +298,15 @@ def row_verdict(entry: DueEntry, record: JobRecord | None, now: datetime) -> Row
     if record.generation == entry.generation and record.exec_at == entry.exec_at:
         return "list"
     return "skip"
+
+
+def unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
+    """Drop a job's row (with `etag`, only that version), logging rather than raising: a
+    leftover row is skipped by every reader, and dropped once its job has ended."""
+    try:
+        store.unindex(record.transaction_id, record.exec_at, etag)
+    except Exception:
+        log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
 
 
 def _on_table(client: "TableClient", write: Callable[[], T]) -> T:
