@@ -78,7 +78,7 @@ from scheduling.sealing.local_keys import LocalKeyWrapper
 from scheduling.settings import SchedulerSettings
 from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, CLIENT_OPTIONS
 from tests.support.app_client import AppClient
-from tests.support.durable_host import DurableHost
+from local_durable_host.engine import DurableHost
 from tests.support.local_servers import (
     REPO_ROOT,
     AzuriteService,

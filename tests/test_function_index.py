@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from function_app import app
-from tests.support.worker_calls import index_functions
+from local_durable_host.worker_calls import index_functions
 
 FUNCTIONS = index_functions(app)
 

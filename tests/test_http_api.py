@@ -11,7 +11,7 @@ from blueprints.instances import ORCHESTRATOR
 from scheduling.job_store import DueRange
 from scheduling.timing import format_utc
 from tests.support.app_client import Reply
-from tests.support.durable_http import SYSTEM_KEY
+from local_durable_host.extension_api import SYSTEM_KEY
 from tests.support.scheduler import START, Scheduler
 
 HOOK = {"url": "http://127.0.0.1:9/hook", "json": {"hello": "world"}}

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from function_app import app
 from scheduling.job_record import AttemptOrder
 from tests.support.scheduler import START, Scheduler
-from tests.support.worker_calls import call_activity, discover
+from local_durable_host.worker_calls import call_activity, discover
 
 EXECUTE_PROMPT = discover(app).activities["execute_prompt"]
 TRIALS = 12

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from function_app import app
-from tests.support.worker_calls import index_functions
+from local_durable_host.worker_calls import index_functions
 
 BASE_URL = "http://127.0.0.1:7071"
 

@@ -28,8 +28,8 @@ from scheduling.job_store_factory import close_job_stores, open_job_store
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from tests.support.app_client import AppClient, Reply
-from tests.support.durable_host import DurableHost
-from tests.support.durable_model import InstanceView
+from local_durable_host.engine import DurableHost
+from local_durable_host.model import InstanceView
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.support.durable_model import (
+from local_durable_host.history import EventType, HistoryEvent
+from local_durable_host.model import (
     ClientCall,
     Delivery,
     InstanceAlreadyExistsError,
@@ -24,10 +25,9 @@ from tests.support.durable_model import (
     UnknownFunctionError,
     parse_stored_json,
 )
-from tests.support.history import EventType, HistoryEvent
 
 if TYPE_CHECKING:
-    from tests.support.durable_host import DurableHost
+    from local_durable_host.engine import DurableHost
 
 # Stands for the host's system key, which the real management URLs carry: never show it to users.
 SYSTEM_KEY = "durable-host-system-key"

@@ -1,13 +1,12 @@
 """The stand-in's stored instances, queued messages and pending durable timers."""
 
-import itertools
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from tests.support.durable_model import RuntimeStatus
-from tests.support.history import HistoryEvent
+from local_durable_host.history import HistoryEvent
+from local_durable_host.model import RuntimeStatus
 
 _GUID_NAMESPACE = uuid.UUID("5d2c3f4e-8a59-4c1e-9a7b-0d6f1e2a3b4c")
 
@@ -136,7 +135,7 @@ class Mailbox:
     def __init__(self) -> None:
         self._queue: deque[Work] = deque()
         self._timers: list[Timer] = []
-        self._counter = itertools.count(1)
+        self._counter = 0
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -170,7 +169,7 @@ class Mailbox:
     def start_timer(self, instance: InstanceRecord, timer_id: int, fire_at: datetime) -> None:
         self._timers.append(
             Timer(
-                fire_at, next(self._counter), instance.instance_id, instance.execution_id, timer_id
+                fire_at, self._next_number(), instance.instance_id, instance.execution_id, timer_id
             )
         )
 
@@ -178,13 +177,16 @@ class Mailbox:
         # A finished execution's timers would be dropped on arrival; drop them now instead.
         self._timers = [t for t in self._timers if t.execution_id != execution_id]
 
+    def due_timer(self, now: datetime) -> Timer | None:
+        """The timer take_due_timer(now) would take, left in place."""
+        due = [t for t in self._timers if t.fire_at <= now]
+        return min(due, key=lambda t: (t.fire_at, t.sequence)) if due else None
+
     def take_due_timer(self, now: datetime) -> Timer | None:
         """The earliest timer due at `now` (creation order breaks ties), removed."""
-        due = [t for t in self._timers if t.fire_at <= now]
-        if not due:
-            return None
-        timer = min(due, key=lambda t: (t.fire_at, t.sequence))
-        self._timers.remove(timer)
+        timer = self.due_timer(now)
+        if timer is not None:
+            self._timers.remove(timer)
         return timer
 
     def timers(self) -> list[Timer]:
@@ -192,4 +194,9 @@ class Mailbox:
 
     def new_guid(self) -> uuid.UUID:
         # Deterministic, so two runs of a test see the same ids.
-        return uuid.uuid5(_GUID_NAMESPACE, str(next(self._counter)))
+        return uuid.uuid5(_GUID_NAMESPACE, str(self._next_number()))
+
+    def _next_number(self) -> int:
+        # A plain int, not itertools.count: the local host pickles the mailbox.
+        self._counter += 1
+        return self._counter

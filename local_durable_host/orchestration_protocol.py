@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-from tests.support import history as events
-from tests.support.durable_model import RuntimeStatus, UnknownFunctionError, parse_stored_json
-from tests.support.durable_work import (
+from local_durable_host import history as events
+from local_durable_host.history import EventType, HistoryEvent
+from local_durable_host.model import RuntimeStatus, UnknownFunctionError, parse_stored_json
+from local_durable_host.work import (
     ActivityWork,
     EntityWork,
     InstanceRecord,
@@ -18,8 +19,7 @@ from tests.support.durable_work import (
     RetryState,
     StartExecution,
 )
-from tests.support.history import EventType, HistoryEvent
-from tests.support.worker_calls import DurableFunctions, OrchestratorReply
+from local_durable_host.worker_calls import DurableFunctions, OrchestratorReply
 
 # host.json defaults for Azure Storage; the SDK splits longer timers into 3-day pieces.
 MAXIMUM_SHORT_TIMER_DURATION = "6.00:00:00"

@@ -1,33 +1,41 @@
-"""An in-process stand-in for the Durable Functions extension, for tests without a Functions host.
+"""A local stand-in for the Durable Functions extension, for tests and the local host.
 
-`DurableHost(app, start)` drives the app's own orchestrator, activity and entity functions
+`DurableHost(app, ...)` drives the app's own orchestrator, activity and entity functions
 with the JSON the extension sends them (worker_calls.py, orchestration_protocol.py), serves
-the HTTP API that `DurableOrchestrationClient` calls (durable_http.py) and keeps every
-instance's history. Work happens only inside `run()` / `advance*()` / `step()`: one message
-at a time, FIFO, on a virtual clock. Each message gets an orchestrator call of its own, so
-histories are at least as long as the real extension's (Azure Storage may batch messages).
+the HTTP API that `DurableOrchestrationClient` calls (extension_api.py) and keeps every
+instance's history. Messages are processed one at a time, FIFO.
+
+Two clocks:
+- virtual (tests): work happens only inside `run()` / `advance*()` / `step()`, and
+  activities run inline, so a test decides every interleaving;
+- wall (the local host, local_host.py): `serve()` processes messages as they come and fires
+  timers when their time comes; activities run on a thread pool; with a `StateFile`, every
+  change is saved before it is acknowledged, so a killed host resumes where it stopped.
 
 Not emulated: sub-orchestrations, call_http, scheduled signals, suspend/resume/rewind/
-restart, listing and purge-by-filter (501); timer lateness from queue polling; re-delivery
-of activities and entity messages; message order that differs from send order across
-senders (one global FIFO here; where the app's writers race, the job store's
-compare-and-swap decides, tested in tests/test_races.py); payload size limits; the system
-key check.
+restart, listing and purge-by-filter (501); timer lateness from queue polling; message
+order that differs from send order across senders (one global FIFO here; where the app's
+writers race, the job store's compare-and-swap decides, tested in tests/test_races.py);
+payload size limits; the system key check. Activities are delivered at least once, as on
+the real host: one that was running when the host was killed runs again after a restart.
 """
 
 import copy
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 import azure.functions as func
 
-from tests.support import history as events
-from tests.support.durable_http import DurableHttpApi
-from tests.support.durable_model import (
+from local_durable_host import history as events
+from local_durable_host.extension_api import DurableHttpApi
+from local_durable_host.history import EventType, HistoryEvent
+from local_durable_host.model import (
     TERMINAL_STATUSES,
     ActivityCall,
     ClientCall,
@@ -40,7 +48,14 @@ from tests.support.durable_model import (
     RuntimeStatus,
     UnknownFunctionError,
 )
-from tests.support.durable_work import (
+from local_durable_host.orchestration_protocol import (
+    ReplyHandler,
+    execution_started,
+    orchestrator_input,
+    record_termination,
+)
+from local_durable_host.state_file import DurableState, StateFile
+from local_durable_host.work import (
     ActivityWork,
     DeliverEvent,
     EntityWork,
@@ -50,14 +65,8 @@ from tests.support.durable_work import (
     Terminate,
     Work,
 )
-from tests.support.history import EventType, HistoryEvent
-from tests.support.orchestration_protocol import (
-    ReplyHandler,
-    execution_started,
-    orchestrator_input,
-    record_termination,
-)
-from tests.support.worker_calls import (
+from local_durable_host.worker_calls import (
+    ActivityOutcome,
     DurableFunction,
     OrchestratorReply,
     call_activity,
@@ -77,15 +86,28 @@ class DurableHost:
     def __init__(
         self,
         app: func.FunctionRegister,
-        start: datetime,
+        start: datetime | None,
         *,
         purge_non_terminal: PurgeNonTerminal = PurgeNonTerminal.DELETE,
         check_replay_determinism: bool = False,
         task_hub_name: str = "TestHubName",
         max_steps_per_run: int = 10_000,
+        activity_workers: int = 0,
+        state_file: StateFile | None = None,
     ) -> None:
-        if start.tzinfo is None:
+        """`start`: the virtual clock's first moment; None runs on the wall clock.
+
+        `activity_workers` > 0 runs activities on a pool of that many threads (wall clock
+        only); `state_file` saves the durable state after every change and loads it now.
+        """
+        if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
+        if start is not None and activity_workers:
+            raise ValueError("activities run inline on a virtual clock: tests decide the order")
+        if state_file is not None and not activity_workers:
+            # A step holds the state while it runs; an inline activity calling the client
+            # would wait for itself.
+            raise ValueError("a state file needs activity workers")
         self.purge_non_terminal = purge_non_terminal
         self.check_replay_determinism = check_replay_determinism
         self.task_hub_name = task_hub_name
@@ -93,19 +115,34 @@ class DurableHost:
         self._functions = discover(app)
         # Guards all state: the HTTP thread reads and queues while tests drive the processing.
         self._lock = threading.RLock()
-        self._now = start.astimezone(UTC)
+        # Held across a whole change (a step, a client request, an activity's result) and its
+        # save, so a saved state never holds half a step.
+        self._change_lock = threading.RLock()
+        self._virtual_now = None if start is None else start.astimezone(UTC)
         self._mailbox = Mailbox()
         self._instances: dict[str, InstanceRecord] = {}
         self._entities: dict[tuple[str, str], EntityView] = {}
+        self._in_flight: dict[int, ActivityWork] = {}
         self._activity_calls: list[ActivityCall] = []
         self._entity_operations: list[EntityOperation] = []
         self._discarded: list[str] = []
         self._running = False
+        self._wake = threading.Event()
+        self._state_file = state_file
+        if state_file is not None:
+            self._restore(state_file.load())
+        self._activity_pool = (
+            ThreadPoolExecutor(activity_workers, thread_name_prefix="durable-activity")
+            if activity_workers
+            else None
+        )
         self._http = DurableHttpApi(self)
 
     def close(self) -> None:
-        """Stop the HTTP server."""
+        """Stop the HTTP server and wait for running activities."""
         self._http.close()
+        if self._activity_pool is not None:
+            self._activity_pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> Self:
         return self
@@ -121,14 +158,18 @@ class DurableHost:
     # -- clock and processing --------------------------------------------------------------
 
     def now(self) -> datetime:
-        """The virtual time, tz-aware UTC."""
+        """The host's time, tz-aware UTC: the virtual clock's, or the wall clock's."""
         with self._lock:
-            return self._now
+            return self._virtual_now or datetime.now(UTC)
 
     @property
     def clock(self) -> Callable[[], datetime]:
-        """A zero-argument callable returning the virtual time, for the app's own code."""
+        """A zero-argument callable returning the host's time, for the app's own code."""
         return self.now
+
+    @property
+    def is_virtual(self) -> bool:
+        return self._virtual_now is not None
 
     def run(self) -> None:
         """Process queued messages and due timers until nothing is left; the clock stays put."""
@@ -148,6 +189,20 @@ class DurableHost:
             with self._lock:
                 self._running = False
 
+    def serve(self, stop: threading.Event, max_idle_seconds: float = 0.5) -> None:
+        """Wall clock: process messages and due timers as they come, until `stop` is set."""
+        if self.is_virtual:
+            raise RuntimeError("serve() runs on the wall clock; drive a virtual one with run()")
+        while not stop.is_set():
+            if self.step():
+                continue
+            fire_at = self._earliest_fire_at()
+            wait = max_idle_seconds
+            if fire_at is not None:
+                wait = min(wait, max((fire_at - self.now()).total_seconds(), 0.0))
+            self._wake.wait(wait)
+            self._wake.clear()
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward by `seconds`, firing due timers in order (see advance_to)."""
         self.advance_to(self.now() + timedelta(seconds=seconds))
@@ -159,11 +214,9 @@ class DurableHost:
             raise ValueError(f"the virtual clock cannot go back from {self.now()} to {target}")
         self.run()
         while (fire_at := self._earliest_fire_at()) is not None and fire_at <= target:
-            with self._lock:
-                self._now = max(self._now, fire_at)
+            self._move_clock(max(self.now(), fire_at))
             self.run()
-        with self._lock:
-            self._now = target
+        self._move_clock(target)
         self.run()
 
     def fail_next(self, method: str, path_prefix: str) -> None:
@@ -172,15 +225,20 @@ class DurableHost:
 
     def seed_entity(self, name: str, key: str, state_json: str) -> None:
         """Preset an entity's stored state, as if many operations had built it (benchmarks)."""
-        with self._lock:
+        with self._change():
             self._entities[(name.lower(), key)] = EntityView(name.lower(), key, True, state_json)
 
     def set_clock(self, moment: datetime) -> None:
         """Move the clock without processing anything: for races, driven on with step()."""
+        if moment < self.now():
+            raise ValueError(f"the virtual clock cannot go back from {self.now()} to {moment}")
+        self._move_clock(moment)
+
+    def _move_clock(self, moment: datetime) -> None:
         with self._lock:
-            if moment < self._now:
-                raise ValueError(f"the virtual clock cannot go back from {self._now} to {moment}")
-            self._now = moment.astimezone(UTC)
+            if self._virtual_now is None:
+                raise RuntimeError("the wall clock cannot be moved")
+            self._virtual_now = moment.astimezone(UTC)
 
     def _earliest_fire_at(self) -> datetime | None:
         with self._lock:
@@ -193,24 +251,61 @@ class DurableHost:
         For races: e.g. purge or terminate while work of the instance is still queued.
         """
         with self._lock:
-            work: Work | None = self._mailbox.take()
-            if work is None:
-                timer = self._mailbox.take_due_timer(self._now)
-                if timer is None:
-                    return False
-                fired = events.timer_fired(
-                    self._now, timer_id=timer.timer_id, fire_at=timer.fire_at
-                )
-                work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
-        if isinstance(work, ActivityWork):
-            self._run_activity(work)
-        elif isinstance(work, EntityWork):
-            self._run_entity_batch(work)
-        elif isinstance(work, Terminate):
-            self._terminate(work)
+            if not len(self._mailbox) and self._mailbox.due_timer(self.now()) is None:
+                return False  # idle: nothing to save
+        with self._change():
+            with self._lock:
+                work: Work | None = self._mailbox.take()
+                if work is None:
+                    now = self.now()
+                    timer = self._mailbox.take_due_timer(now)
+                    if timer is None:
+                        return False
+                    fired = events.timer_fired(now, timer_id=timer.timer_id, fire_at=timer.fire_at)
+                    work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
+            if isinstance(work, ActivityWork):
+                self._start_activity(work)
+            elif isinstance(work, EntityWork):
+                self._run_entity_batch(work)
+            elif isinstance(work, Terminate):
+                self._terminate(work)
+            else:
+                self._run_orchestrator(work)
+            return True
+
+    @contextmanager
+    def _change(self) -> Iterator[None]:
+        """One change of the durable state: saved (with a state file) before it is answered.
+
+        Without a state file nothing is held across the change: app code runs unlocked, so
+        tests can race a step against client requests.
+        """
+        if self._state_file is None:
+            yield
         else:
-            self._run_orchestrator(work)
-        return True
+            with self._change_lock:
+                yield
+                with self._lock:
+                    self._state_file.save(self._state())
+        self._wake.set()
+
+    def _state(self) -> DurableState:
+        return DurableState(
+            instances=self._instances,
+            mailbox=self._mailbox,
+            entities=self._entities,
+            # Running activities go back to the queue on load: they never reported.
+            in_flight=list(self._in_flight.values()),
+        )
+
+    def _restore(self, state: DurableState | None) -> None:
+        if state is None:
+            return
+        self._instances = state.instances
+        self._mailbox = state.mailbox
+        self._entities = state.entities
+        for work in reversed(state.in_flight):
+            self._mailbox.send(work, first=True)
 
     # -- the three kinds of function -------------------------------------------------------
 
@@ -223,10 +318,10 @@ class DurableHost:
             if isinstance(message, StartExecution):
                 instance.begin_execution()
             else:
-                new_event = {**message.event, "Timestamp": events.format_timestamp(self._now)}
+                new_event = {**message.event, "Timestamp": events.format_timestamp(self.now())}
             call_start = len(instance.history)
-            instance.history.append(events.orchestrator_started(self._now))
-            instance.history.append(new_event or execution_started(instance, self._now))
+            instance.history.append(events.orchestrator_started(self.now()))
+            instance.history.append(new_event or execution_started(instance, self.now()))
             context_json = orchestrator_input(instance, call_start)
             orchestrator = self._functions.orchestrators[instance.name.lower()]
             execution_id = instance.execution_id
@@ -239,7 +334,9 @@ class DurableHost:
             if current is None or current.execution_id != execution_id:
                 self._discard(f"reply of {message.instance_id!r}: purged or replaced meanwhile")
                 return
-            ReplyHandler(current, self._now, self._mailbox, self._functions).apply(new_event, reply)
+            ReplyHandler(current, self.now(), self._mailbox, self._functions).apply(
+                new_event, reply
+            )
 
     def _target_of(self, message: StartExecution | DeliverEvent) -> InstanceRecord | None:
         instance = self._instances.get(message.instance_id)
@@ -278,16 +375,33 @@ class DurableHost:
             if instance is None or instance.status in TERMINAL_STATUSES:
                 self._discard(f"{_describe(message)}: the instance is gone or finished")
                 return
-            record_termination(instance, message.reason, self._now)
+            record_termination(instance, message.reason, self.now())
             self._mailbox.drop_timers(instance.execution_id)
 
-    def _run_activity(self, work: ActivityWork) -> None:
+    def _start_activity(self, work: ActivityWork) -> None:
+        if self._activity_pool is None:
+            self._record_activity(work, self._call_activity(work))
+            return
+        with self._lock:
+            self._in_flight[id(work)] = work
+        self._activity_pool.submit(self._run_activity_on_pool, work)
+
+    def _run_activity_on_pool(self, work: ActivityWork) -> None:
+        outcome = self._call_activity(work)
+        with self._change():
+            self._in_flight.pop(id(work), None)
+            self._record_activity(work, outcome)
+
+    def _call_activity(self, work: ActivityWork) -> ActivityOutcome:
         with self._lock:
             activity = self._functions.activities[work.function_name.lower()]
             client_binding = self.client_binding()
-        outcome = call_activity(activity, work.input_json, client_binding)
+        return call_activity(activity, work.input_json, client_binding)
+
+    def _record_activity(self, work: ActivityWork, outcome: ActivityOutcome) -> None:
         with self._lock:
-            now = self._now
+            activity = self._functions.activities[work.function_name.lower()]
+            now = self.now()
             self._activity_calls.append(
                 ActivityCall(
                     instance_id=work.instance_id,
@@ -345,7 +459,7 @@ class DurableHost:
                         input_json=work.input_json,
                         is_signal=work.is_signal,
                         caller_instance_id=work.caller_instance_id,
-                        at=self._now,
+                        at=self.now(),
                         is_error=bool(result["isError"]),
                         result_json=result.get("result"),
                     )
@@ -361,7 +475,7 @@ class DurableHost:
         if result["isError"]:
             response["exceptionType"] = "Error"
         answer = events.event_raised(
-            self._now, name=work.request_id, input_json=json.dumps(response)
+            self.now(), name=work.request_id, input_json=json.dumps(response)
         )
         self._mailbox.send(DeliverEvent(caller_instance_id, work.caller_execution_id, answer))
 
@@ -383,7 +497,7 @@ class DurableHost:
         `input_json` is stored as the extension stores it: for the Python client, a JSON
         string holding the JSON text, e.g. `json.dumps(json.dumps(value))`.
         """
-        with self._lock:
+        with self._change(), self._lock:
             if name.lower() not in self._functions.orchestrators:
                 raise UnknownFunctionError(
                     f"The function '{name}' doesn't exist, is disabled, or is not an "
@@ -406,8 +520,8 @@ class DurableHost:
                 version=version,
                 execution_id=self._mailbox.new_guid().hex,
                 input_json=input_json,
-                created_time=self._now,
-                last_updated_time=self._now,
+                created_time=self.now(),
+                last_updated_time=self.now(),
             )
             self._instances[instance_id] = instance
             self._mailbox.send(StartExecution(instance_id, instance.execution_id))
@@ -415,7 +529,7 @@ class DurableHost:
 
     def purge_instance(self, instance_id: str) -> int | None:
         """Delete an instance's state; None if unknown, else the number deleted (0 or 1)."""
-        with self._lock:
+        with self._change(), self._lock:
             instance = self._instances.get(instance_id)
             if instance is None:
                 return None
@@ -430,7 +544,7 @@ class DurableHost:
 
     def request_termination(self, instance_id: str, reason: str) -> Delivery:
         """Queue a terminate message; the instance stays as it is until it is processed."""
-        with self._lock:
+        with self._change(), self._lock:
             delivery = self._delivery_to(instance_id)
             if delivery is Delivery.ACCEPTED:
                 self._mailbox.send(Terminate(instance_id, reason))
@@ -438,16 +552,16 @@ class DurableHost:
 
     def raise_event(self, instance_id: str, name: str, input_json: str | None) -> Delivery:
         """Queue an external event for the instance's current execution."""
-        with self._lock:
+        with self._change(), self._lock:
             delivery = self._delivery_to(instance_id)
             if delivery is Delivery.ACCEPTED:
-                event = events.event_raised(self._now, name=name, input_json=input_json)
+                event = events.event_raised(self.now(), name=name, input_json=input_json)
                 self._mailbox.send(DeliverEvent(instance_id, None, event))
             return delivery
 
     def signal_entity(self, name: str, key: str, operation: str, input_json: str | None) -> None:
         """Queue a one-way operation for entity `name` (lower-cased) / `key`."""
-        with self._lock:
+        with self._change(), self._lock:
             self._require_entity(name)
             request_id = str(self._mailbox.new_guid())
             self._mailbox.send(

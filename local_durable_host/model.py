@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tests.support.history import HistoryEvent
+from local_durable_host.history import HistoryEvent
 
 
 class RuntimeStatus(StrEnum):
