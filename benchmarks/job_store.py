@@ -61,6 +61,7 @@ from blueprints.instances import bounded
 from blueprints.jobs import cursor_scope
 from blueprints.removing import _wipe_one
 from function_app import app
+from local_durable_host.engine import DurableHost
 from scheduling.attempts import _claim
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.job_store import (
@@ -78,7 +79,6 @@ from scheduling.sealing.local_keys import LocalKeyWrapper
 from scheduling.settings import SchedulerSettings
 from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, CLIENT_OPTIONS
 from tests.support.app_client import AppClient
-from local_durable_host.engine import DurableHost
 from tests.support.local_servers import (
     REPO_ROOT,
     AzuriteService,

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from azure.durable_functions.models.utils import http_utils
 
-from tests.support import toy_app
 from local_durable_host.engine import DurableHost, NonDeterminismError
 from local_durable_host.extension_api import SYSTEM_KEY
-from local_durable_host.model import PurgeNonTerminal, RuntimeStatus
 from local_durable_host.history import EventType
+from local_durable_host.model import PurgeNonTerminal, RuntimeStatus
+from tests.support import toy_app
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 ROUND_TRIP = {"who": "ada", "sleep": 60, "round": 0, "rounds": 1}

@@ -8,10 +8,10 @@ import pytest
 
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
+from local_durable_host.extension_api import SYSTEM_KEY
 from scheduling.job_store import DueRange
 from scheduling.timing import format_utc
 from tests.support.app_client import Reply
-from local_durable_host.extension_api import SYSTEM_KEY
 from tests.support.scheduler import START, Scheduler
 
 HOOK = {"url": "http://127.0.0.1:9/hook", "json": {"hello": "world"}}

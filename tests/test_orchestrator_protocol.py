@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from function_app import app
-from scheduling.job_record import AttemptReport, JobRun
 from local_durable_host import history as events
 from local_durable_host.worker_calls import OrchestratorReply, call_orchestrator, discover
+from scheduling.job_record import AttemptReport, JobRun
 
 ORCHESTRATOR = discover(app).orchestrators["schedule_orchestrator"]
 INSTANCE = "7f1c2a34-0000-4000-8000-000000000001"

@@ -12,9 +12,9 @@ from datetime import timedelta
 from pytest_httpserver import HTTPServer
 
 from function_app import app
+from local_durable_host.worker_calls import call_activity, discover
 from scheduling.job_record import AttemptOrder
 from tests.support.scheduler import START, Scheduler
-from local_durable_host.worker_calls import call_activity, discover
 
 EXECUTE_PROMPT = discover(app).activities["execute_prompt"]
 TRIALS = 12

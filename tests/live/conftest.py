@@ -1,15 +1,17 @@
-"""Fixtures of the live suite: a client for a running `func start`, and a local receiver.
+"""Fixtures of the live suite: the running app, a client for it, and a local receiver.
 
-Opt-in: set SCHEDULER_LIVE_BASE_URL to the base URL of the running app, e.g.
+By default the suite starts the app itself on the local durable host
+(`python -m local_durable_host`, tests/live/local_host_process.py) over the suite's Azurite,
+with keys of its own, so every live test runs on every CI run. To run it against another
+running app instead (e.g. `func start` from scripts/run-local.sh), set
+SCHEDULER_LIVE_BASE_URL to its base URL, e.g.
 
-    scripts/run-local.sh                      # in one terminal
     SCHEDULER_LIVE_BASE_URL=http://127.0.0.1:7071 .venv/bin/python -m pytest tests/live -q
 
-SCHEDULER_LIVE_FUNCTION_KEY (and SCHEDULER_LIVE_ADMIN_KEY, for the wipe) is sent as
+SCHEDULER_LIVE_FUNCTION_KEY (and SCHEDULER_LIVE_ADMIN_KEY, for admin routes) is then sent as
 `x-functions-key` when set (`func start` does not check keys).
-SCHEDULER_LIVE_MAX_LATENESS_SECONDS bounds how late a job may fire (default 60).
-Without SCHEDULER_LIVE_BASE_URL every live test is skipped; with a URL that is not on this
-machine every live test fails: the suite only ever talks to loopback addresses.
+SCHEDULER_LIVE_MAX_LATENESS_SECONDS bounds how late a job may fire. The suite only ever talks
+to loopback addresses: a base URL that is not on this machine fails every live test.
 """
 
 import os
@@ -26,21 +28,23 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.live.local_host_process import LocalHostProcess
+from tests.support.local_servers import AzuriteService
+
 BASE_URL_ENV = "SCHEDULER_LIVE_BASE_URL"
 FUNCTION_KEY_ENV = "SCHEDULER_LIVE_FUNCTION_KEY"
 # The wipe needs the admin (master) key; `func start` does not check keys either.
 ADMIN_KEY_ENV = "SCHEDULER_LIVE_ADMIN_KEY"
 MAX_LATENESS_ENV = "SCHEDULER_LIVE_MAX_LATENESS_SECONDS"
-SKIP_REASON = (
-    f"set {BASE_URL_ENV} to the base URL of a running `func start` to run the live suite "
-    "(e.g. http://127.0.0.1:7071; see docs/local-development.md)"
-)
 
 # How late a job may fire. A durable timer fires when the host next polls its control queue,
 # and an idle host backs off to maxQueuePollingInterval between polls (host.json sets 10 s;
 # the Durable default is 30 s). Then the claim, the activity and the call itself run. 60 s
 # covers the default interval twice over.
 DEFAULT_MAX_LATENESS_SECONDS = 60.0
+# The local durable host fires a timer within its idle wait (0.5 s) of its time; the rest is
+# the claim, the activity and the call. 10 s leaves room for a loaded CI machine.
+LOCAL_HOST_MAX_LATENESS_SECONDS = 10.0
 
 
 def loopback_base_url(value: str) -> str:
@@ -62,41 +66,73 @@ def loopback_base_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+@dataclass(frozen=True)
+class LiveApp:
+    """The app under test; `local_host` is None when it was started outside the suite."""
+
+    base_url: str
+    function_key: str
+    admin_key: str
+    local_host: LocalHostProcess | None
+
+
 @pytest.fixture(scope="session")
-def live_base_url() -> str:
+def live_app(request: pytest.FixtureRequest) -> Iterator[LiveApp]:
     value = os.environ.get(BASE_URL_ENV, "").strip()
-    if not value:
-        pytest.skip(SKIP_REASON)
+    if value:
+        try:
+            base_url = loopback_base_url(value)
+        except ValueError as error:
+            pytest.fail(f"{BASE_URL_ENV}: {error}", pytrace=False)
+        yield LiveApp(
+            base_url,
+            os.environ.get(FUNCTION_KEY_ENV, "").strip(),
+            os.environ.get(ADMIN_KEY_ENV, "").strip(),
+            None,
+        )
+        return
+    azurite: AzuriteService = request.getfixturevalue("azurite")
+    workdir = request.getfixturevalue("tmp_path_factory").mktemp("local-durable-host")
+    host = LocalHostProcess(azurite, workdir)
+    host.start()
     try:
-        return loopback_base_url(value)
-    except ValueError as error:
-        pytest.fail(f"{BASE_URL_ENV}: {error}", pytrace=False)
+        yield LiveApp(host.base_url, host.function_key, host.master_key, host)
+    finally:
+        host.stop()
 
 
 @pytest.fixture(scope="session")
-def max_lateness() -> float:
+def live_base_url(live_app: LiveApp) -> str:
+    return live_app.base_url
+
+
+@pytest.fixture(scope="session")
+def max_lateness(live_app: LiveApp) -> float:
     raw = os.environ.get(MAX_LATENESS_ENV, "").strip()
-    return float(raw) if raw else DEFAULT_MAX_LATENESS_SECONDS
+    if raw:
+        return float(raw)
+    if live_app.local_host is not None:
+        return LOCAL_HOST_MAX_LATENESS_SECONDS
+    return DEFAULT_MAX_LATENESS_SECONDS
 
 
-def _client(base_url: str, key_env: str) -> httpx.Client:
+def client_of(base_url: str, key: str) -> httpx.Client:
     """A client of the running app; it ignores proxy settings, which could route loopback away."""
     headers = {"Accept": "application/json, application/problem+json"}
-    key = os.environ.get(key_env, "").strip()
     if key:
         headers["x-functions-key"] = key
     return httpx.Client(base_url=base_url, headers=headers, timeout=30.0, trust_env=False)
 
 
 @pytest.fixture(scope="session")
-def api(live_base_url: str) -> Iterator[httpx.Client]:
-    with _client(live_base_url, FUNCTION_KEY_ENV) as client:
+def api(live_app: LiveApp) -> Iterator[httpx.Client]:
+    with client_of(live_app.base_url, live_app.function_key) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
-def admin_api(live_base_url: str) -> Iterator[httpx.Client]:
-    with _client(live_base_url, ADMIN_KEY_ENV) as client:
+def admin_api(live_app: LiveApp) -> Iterator[httpx.Client]:
+    with client_of(live_app.base_url, live_app.admin_key) as client:
         yield client
 
 

@@ -1,10 +1,12 @@
-"""The public API of a running `func start`, end to end over real HTTP.
+"""The public API of the running app, end to end over real HTTP and real time.
 
-Every job here is scheduled 65 s ahead (MIN_LEAD_SECONDS is 60), all of them when the module's
-first test asks for them, so the whole module waits for one firing window: about 65 s plus
-the allowed lateness (see DEFAULT_MAX_LATENESS_SECONDS in conftest.py), two minutes or so.
-Tests run in file order; each one still waits for what it needs, so any one of them can run
-alone. The wipe test at the end removes every pending job of the app it runs against.
+Every job here is scheduled when the module's first test asks for them, 65 s ahead
+(MIN_LEAD_SECONDS is 60) but one due 90 s ahead, so the whole module waits for one firing
+window: about 90 s plus the allowed lateness (conftest.py). Early on, while every job is
+pending, the app's host is killed with SIGKILL and started again (when the suite started it):
+the jobs must then all fire, once. Tests run in file order; each one still waits for what it
+needs, so any one of them can run alone. The wipe test at the end removes every pending job
+of the app it runs against.
 """
 
 import json
@@ -19,11 +21,13 @@ import httpx
 import pytest
 
 from scheduling.prompts.http_call import TRANSACTION_HEADER
-from tests.live.conftest import Receiver
+from tests.live.conftest import LiveApp, Receiver, client_of
 
 pytestmark = pytest.mark.live
 
 LEAD = timedelta(seconds=65)
+LONG_LEAD = timedelta(seconds=90)
+SURVIVORS = ("survivor-1", "survivor-2", "survivor-3")
 LIVE_STATES = {"pending", "firing", "retrying"}
 POLL_INTERVAL_SECONDS = 2.0
 # Entity operations (register, unregister) are queued messages: give the listing this long.
@@ -91,7 +95,8 @@ def accepted_id(response: httpx.Response) -> str:
 
 @pytest.fixture(scope="module")
 def jobs(api: httpx.Client, receiver: Receiver) -> dict[str, Scheduled]:
-    """Four jobs, all due 65 s from now: two http.call, one log.append, one to be deleted."""
+    """Jobs due 65 s from now (two http.call, one log.append, one to be deleted, three that
+    outlive a kill of the host) and one http.call due 90 s from now."""
     token = uuid.uuid4().hex
     plans: list[tuple[str, str, dict[str, Any], str | None]] = [
         (
@@ -137,10 +142,19 @@ def jobs(api: httpx.Client, receiver: Receiver) -> dict[str, Scheduled]:
             },
             f"/deleted-{token}",
         ),
+        *[
+            (
+                name,
+                "http.call",
+                {"method": "POST", "url": receiver.url_for(f"/{name}-{token}"), "body": name},
+                f"/{name}-{token}",
+            )
+            for name in (*SURVIVORS, "ninety")
+        ],
     ]
     scheduled: dict[str, Scheduled] = {}
     for name, prompt_type, payload, path in plans:
-        exec_at = datetime.now(UTC) + LEAD
+        exec_at = datetime.now(UTC) + (LONG_LEAD if name == "ninety" else LEAD)
         response = schedule(api, exec_at, prompt_type, payload)
         scheduled[name] = Scheduled(
             name=name,
@@ -296,6 +310,35 @@ def test_status_and_log_before_firing(
 
     kinds = [entry["kind"] for entry in log_entries(api, job.transaction_id)]
     assert "accepted" in kinds
+
+
+# --- the host killed and started again while every job is pending ------------------------
+
+
+@pytest.fixture(scope="module")
+def restarted(live_app: LiveApp, jobs: dict[str, Scheduled]) -> LiveApp:
+    """The host, killed (SIGKILL) and started again before any job was due."""
+    host = live_app.local_host
+    if host is None:
+        pytest.skip(
+            f"the app at {live_app.base_url} was started outside the suite: kill it by hand"
+        )
+    first_due = min(job.exec_at for job in jobs.values())
+    if datetime.now(UTC) > first_due - timedelta(seconds=15):
+        pytest.fail("the suite reached the restart too late: the jobs would no longer be pending")
+    host.kill()
+    host.start()
+    return live_app
+
+
+def test_killed_host_comes_back_with_every_job_pending(
+    restarted: LiveApp, api: httpx.Client, jobs: dict[str, Scheduled]
+) -> None:
+    assert api.get("/api/healthz").status_code == 200
+    for name in (*SURVIVORS, "ninety", "text"):
+        response = status_of(api, jobs[name].transaction_id)
+        assert response.status_code == 200, response.text
+        assert response.json()["state"] == "pending", response.json()
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -465,6 +508,45 @@ def test_log_append_job_writes_its_entry(
     assert written[0]["level"] == "warning"
     assert written[0]["fields"] == job.payload["fields"]
     assert {"accepted", "fired", "outcome"} <= {entry["kind"] for entry in entries}
+
+
+def test_jobs_pending_across_a_kill_fire_once(
+    restarted: LiveApp,
+    api: httpx.Client,
+    jobs: dict[str, Scheduled],
+    receiver: Receiver,
+    max_lateness: float,
+) -> None:
+    for name in SURVIVORS:
+        job = jobs[name]
+        status = finished_status(api, job, max_lateness)
+        assert status["state"] == "succeeded", status
+        assert status["attempts"] == 1, status
+        assert assert_fired_once(receiver, job, max_lateness).body == name.encode()
+
+
+def test_job_due_90_s_after_creation_fires_within_its_lateness_bound(
+    api: httpx.Client, jobs: dict[str, Scheduled], receiver: Receiver, max_lateness: float
+) -> None:
+    job = jobs["ninety"]
+    status = finished_status(api, job, max_lateness)
+    assert status["state"] == "succeeded", status
+    request = assert_fired_once(receiver, job, max_lateness)
+    lateness = request.received_at - job.exec_at.timestamp()
+    print(f"the 90 s job fired {lateness:.2f} s after its exec_at (bound {max_lateness} s)")
+
+
+def test_keys_are_checked(live_app: LiveApp) -> None:
+    if live_app.local_host is None and not live_app.function_key:
+        pytest.skip("the app under test was given no keys (`func start` does not check them)")
+    with client_of(live_app.base_url, "") as anonymous:
+        assert anonymous.get("/api/healthz").status_code == 200
+        assert anonymous.get("/api/schedule").status_code == 401
+    with client_of(live_app.base_url, live_app.function_key) as function_only:
+        assert function_only.get("/api/schedule").status_code == 200
+        assert function_only.get("/api/healthz/details").status_code == 401
+    with client_of(live_app.base_url, live_app.admin_key) as admin:
+        assert admin.get("/api/healthz/details").status_code == 200
 
 
 # --- wipe (last: it removes every pending job of the app) ---------------------------------

@@ -1,7 +1,6 @@
 """Call the app's HTTP functions the way the Functions host would, by method and path."""
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -9,35 +8,9 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from function_app import app
-from local_durable_host.worker_calls import index_functions
+from local_durable_host.app_server import http_functions
 
 BASE_URL = "http://127.0.0.1:7071"
-
-
-@dataclass(frozen=True)
-class Route:
-    function_name: str
-    methods: frozenset[str]
-    pattern: re.Pattern[str]
-    user_function: Any
-
-
-def _routes() -> list[Route]:
-    routes = []
-    for function in index_functions(app):
-        for binding in json.loads(function.get_function_json())["bindings"]:
-            if binding["type"] != "httpTrigger":
-                continue
-            template = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", binding["route"])
-            routes.append(
-                Route(
-                    function_name=str(function.get_function_name()),
-                    methods=frozenset(method.upper() for method in binding["methods"]),
-                    pattern=re.compile(f"/api/{template}"),
-                    user_function=function.get_user_function(),
-                )
-            )
-    return routes
 
 
 @dataclass
@@ -59,7 +32,8 @@ class AppClient:
 
     def __init__(self, client_binding: str) -> None:
         self.client_binding = client_binding
-        self.routes = _routes()
+        # The local host's route table: the same precedence (literal routes first), no keys.
+        self.routes = http_functions(app)
 
     async def request(
         self,
@@ -89,9 +63,9 @@ class AppClient:
             route_params=match.groupdict(),
             body=body or b"",
         )
-        response: func.HttpResponse = await route.user_function(
-            req=request, client=self.client_binding
-        )
+        arguments: dict[str, Any] = {route.request_parameter: request}
+        arguments.update({name: self.client_binding for name in route.client_parameters})
+        response: func.HttpResponse = await route.user_function(**arguments)
         reply_headers = {name.lower(): value for name, value in response.headers.items()}
         # The worker turns `mimetype` into the Content-Type header.
         reply_headers.setdefault("content-type", response.mimetype)

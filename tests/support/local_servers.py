@@ -113,12 +113,14 @@ def start_server(
     workdir: Path,
     attempts: int = 3,
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
-    """Run `command(port)` on a free port and wait until it accepts connections; a port taken
-    between choosing and binding (EADDRINUSE) is retried on another. `env`: the server's
-    whole environment (default: this process's)."""
-    for attempt in range(1, attempts + 1):
-        port = free_port()
+    """Run `command(port)` on a free port (or on `port`: a restart) and wait until it accepts
+    connections; a free port taken between choosing and binding (EADDRINUSE) is retried on
+    another. `env`: the server's whole environment (default: this process's)."""
+    chosen = port
+    for attempt in range(1, attempts + 1 if chosen is None else 2):
+        port = chosen or free_port()
         log_path = workdir / f"{name}-{port}.log"
         with log_path.open("wb") as log_file:
             # Output goes to a file, not a pipe: a full pipe would block a chatty server.

@@ -20,6 +20,8 @@ from azure.durable_functions.models.utils import http_utils
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
 from function_app import app
+from local_durable_host.engine import DurableHost
+from local_durable_host.model import InstanceView
 from scheduling.egress import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.job_log import JobLog
 from scheduling.job_log.factory import close_job_logs, open_job_log
@@ -28,8 +30,6 @@ from scheduling.job_store_factory import close_job_stores, open_job_store
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from tests.support.app_client import AppClient, Reply
-from local_durable_host.engine import DurableHost
-from local_durable_host.model import InstanceView
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -1,0 +1,58 @@
+"""The app on this machine without Core Tools: the engine on the wall clock, its state on disk,
+the app's HTTP routes on a loopback port."""
+
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import azure.functions as func
+
+from local_durable_host.app_server import AppServer, Keys
+from local_durable_host.engine import DurableHost
+from local_durable_host.state_file import StateFile
+
+STATE_FILE_NAME = "durable-state.pickle"
+# Activities at once: an http.call waits on its target, and the others should not wait on it.
+ACTIVITY_WORKERS = 8
+TASK_HUB = "LocalDurableHost"
+
+
+class LocalHost:
+    """Starts on construction; `close()` (or leaving the `with`) stops it, state kept."""
+
+    def __init__(self, app: func.FunctionRegister, state_dir: Path, keys: Keys, port: int) -> None:
+        self.engine = DurableHost(
+            app,
+            None,
+            task_hub_name=TASK_HUB,
+            activity_workers=ACTIVITY_WORKERS,
+            state_file=StateFile(state_dir / STATE_FILE_NAME),
+        )
+        self._stop = threading.Event()
+        self._processing = threading.Thread(
+            target=self.engine.serve, args=(self._stop,), name="durable-engine", daemon=True
+        )
+        self._processing.start()
+        self.server = AppServer(app, self.engine.client_binding, keys, port)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def close(self) -> None:
+        self.server.close()
+        self._stop.set()
+        self._processing.join(timeout=10)
+        self.engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

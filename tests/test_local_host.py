@@ -1,0 +1,214 @@
+"""The local durable host's own parts: the app server (routes, keys, the host's answers) and
+the engine on the wall clock with its state on disk. The whole app on it, over real HTTP and
+real time, is the live suite (tests/live)."""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import azure.functions as func
+import httpx
+import pytest
+
+from local_durable_host.app_server import AppServer, Keys, http_functions
+from local_durable_host.engine import DurableHost
+from local_durable_host.model import RuntimeStatus
+from local_durable_host.state_file import StateFile
+from tests.support import toy_app
+
+KEYS = Keys(function_key="function-key-for-tests", master_key="master-key-for-tests")
+
+routes = func.FunctionApp()
+
+
+@routes.route(route="open", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def open_route(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("open", mimetype="text/plain")
+
+
+@routes.route(route="items/{item_id}", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+async def item(req: func.HttpRequest) -> func.HttpResponse:
+    echoed = {
+        "method": req.method,
+        "item_id": req.route_params["item_id"],
+        "query": dict(req.params),
+        "body": req.get_body().decode(),
+        "header": req.headers.get("x-echo"),
+    }
+    return func.HttpResponse(json.dumps(echoed), status_code=201, mimetype="application/json")
+
+
+@routes.route(route="items/latest", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def latest_item(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("latest", headers={"X-Which": "literal"})
+
+
+@routes.route(route="admin/reset", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+def reset(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(status_code=204)
+
+
+@routes.route(route="broken", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def broken(req: func.HttpRequest) -> func.HttpResponse:
+    raise RuntimeError("a bug in the function")
+
+
+@pytest.fixture
+def served() -> Iterator[httpx.Client]:
+    server = AppServer(routes, lambda: "{}", KEYS)
+    try:
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=10) as client:
+            yield client
+    finally:
+        server.close()
+
+
+def test_anonymous_route_needs_no_key(served: httpx.Client) -> None:
+    reply = served.get("/api/open")
+    assert (reply.status_code, reply.text) == (200, "open")
+    assert reply.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [(None, 401), ("wrong", 401), (KEYS.function_key, 201), (KEYS.master_key, 201)],
+)
+def test_function_route_needs_a_function_or_master_key(
+    served: httpx.Client, key: str | None, status: int
+) -> None:
+    headers = {"x-functions-key": key} if key else {}
+    assert served.get("/api/items/7", headers=headers).status_code == status
+
+
+def test_key_may_come_as_code_query_parameter(served: httpx.Client) -> None:
+    reply = served.get("/api/items/7", params={"code": KEYS.function_key, "q": "1"})
+    assert reply.status_code == 201
+    assert reply.json()["query"] == {"code": KEYS.function_key, "q": "1"}
+
+
+def test_admin_route_needs_the_master_key(served: httpx.Client) -> None:
+    function_key = {"x-functions-key": KEYS.function_key}
+    assert served.post("/api/admin/reset", headers=function_key).status_code == 401
+    master_key = {"x-functions-key": KEYS.master_key}
+    assert served.post("/api/admin/reset", headers=master_key).status_code == 204
+
+
+def test_request_reaches_the_function_whole(served: httpx.Client) -> None:
+    reply = served.post(
+        "/api/items/abc",
+        content=b"payload bytes",
+        headers={"x-functions-key": KEYS.function_key, "X-Echo": "echo"},
+    )
+    assert reply.status_code == 201
+    assert reply.json() == {
+        "method": "POST",
+        "item_id": "abc",
+        "query": {},
+        "body": "payload bytes",
+        "header": "echo",
+    }
+
+
+def test_literal_route_wins_over_a_template(served: httpx.Client) -> None:
+    reply = served.get("/api/items/latest", headers={"x-functions-key": KEYS.function_key})
+    assert (reply.status_code, reply.text, reply.headers["x-which"]) == (200, "latest", "literal")
+
+
+def test_unknown_path_is_404_and_wrong_method_is_405(served: httpx.Client) -> None:
+    assert served.get("/api/nowhere").status_code == 404
+    reply = served.delete("/api/open")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "GET"
+
+
+def test_a_function_that_raises_is_a_500_without_its_message(served: httpx.Client) -> None:
+    reply = served.get("/api/broken")
+    assert reply.status_code == 500
+    assert "a bug in the function" not in reply.text
+
+
+def test_other_host_names_are_refused(served: httpx.Client) -> None:
+    # A page elsewhere that rebinds its own name to 127.0.0.1 still sends its own name.
+    reply = served.get("/api/open", headers={"Host": "attacker.example:7071"})
+    assert reply.status_code == 400
+    assert served.get("/api/open", headers={"Host": "localhost:7071"}).status_code == 200
+
+
+def test_route_table_lists_every_http_function_of_the_app() -> None:
+    from function_app import app
+
+    names = {function.name for function in http_functions(app)}
+    assert {"create_job", "job_status", "healthz"} <= names, names
+
+
+# --- the engine on the wall clock, its state on disk --------------------------------------
+
+
+def wait_until(what: str, probe: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Serving:
+    """An engine on the wall clock, processing in a thread of its own until closed."""
+
+    def __init__(self, state_file: StateFile) -> None:
+        self.engine = DurableHost(toy_app.app, None, activity_workers=2, state_file=state_file)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.engine.serve, args=(self._stop,))
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.engine.close()
+
+
+def test_wall_clock_engine_runs_a_timer_and_an_activity(tmp_path: Path) -> None:
+    serving = Serving(StateFile(tmp_path / "state"))
+    try:
+        serving.engine.start_instance(
+            "alarm", "a1", json.dumps(json.dumps({"sleep": 1, "label": "hi"}))
+        )
+        wait_until(
+            "the alarm to complete",
+            lambda: serving.engine.instance("a1").runtime_status is RuntimeStatus.COMPLETED,
+        )
+        assert serving.engine.instance("a1").output == "HI"
+    finally:
+        serving.close()
+
+
+def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path) -> None:
+    state_file = StateFile(tmp_path / "state")
+    first = Serving(state_file)
+    try:
+        first.engine.start_instance(
+            "alarm", "a2", json.dumps(json.dumps({"sleep": 2, "label": "later"}))
+        )
+        wait_until("the timer to be set", lambda: bool(first.engine.pending_timers()))
+    finally:
+        first.close()
+    assert first.engine.activity_calls == []
+
+    second = Serving(state_file)
+    try:
+        assert [instance for instance, _ in second.engine.pending_timers()] == ["a2"]
+        wait_until(
+            "the alarm to complete after the restart",
+            lambda: second.engine.instance("a2").runtime_status is RuntimeStatus.COMPLETED,
+        )
+        assert second.engine.instance("a2").output == "LATER"
+        assert [call.name for call in second.engine.activity_calls] == ["shout"]
+    finally:
+        second.close()
+
+
+def test_a_state_file_needs_activity_workers_and_a_wall_clock(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="activity workers"):
+        DurableHost(toy_app.app, None, state_file=StateFile(tmp_path / "state"))
