@@ -356,6 +356,10 @@ def _show_result(item: HistoryEvent, show_output: bool) -> None:
 
 def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Headers and body are written separately: with Nagle's algorithm the body waits for
+        # the client's delayed ACK of the headers, 40 ms per response on Linux.
+        disable_nagle_algorithm = True
+
         def do_GET(self) -> None:
             self._serve()
 

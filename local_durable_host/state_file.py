@@ -24,6 +24,8 @@ class DurableState:
 class StateFile:
     """One file, replaced whole on every save: a killed host finds the last complete state.
 
+    The rename is atomic, so a killed process (kill -9) leaves the last whole state; there is
+    no fsync, so a power cut may lose the last changes: a development tool's trade for speed.
     Pickle, because the state is the host's own objects and the file is the host's own,
     in the project's `.local-host/` folder: it is never read from anywhere else. Whole-file
     writes cost time in proportion to the state; that is the price of a development tool
@@ -48,8 +50,6 @@ class StateFile:
         try:
             with os.fdopen(descriptor, "wb") as out:
                 pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(temporary, self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

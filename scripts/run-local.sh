@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Run the Function App on this machine: Azurite (the storage emulator) + `func start`, one command.
+# Run the Function App on this machine, one command from a fresh clone: Azurite (the storage
+# emulator) and the app, on Core Tools (`func start`) when it can be had, else on the local
+# durable host that ships with the project (python -m local_durable_host).
 #
 # Usage: scripts/run-local.sh [extra `func start` arguments, e.g. --verbose]
 #
 # What it does, in order (see docs/local-development.md):
-#   1. checks, before starting anything: Core Tools v4 (`func`), Python 3.11 or 3.12, Node + npm,
-#      and that the Azurite and Functions ports are free;
+#   1. checks, before starting anything: Python 3.11 or 3.12, Node + npm, and that the Azurite
+#      and app ports are free;
 #   2. creates or updates .venv with the runtime dependencies (requirements.txt), runs `npm ci`
 #      when node_modules is missing or older than package-lock.json, and writes
 #      local.settings.json from local.settings.example.json when it is missing;
-#   3. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it answers;
-#   4. runs `func start`; when it exits, or on Ctrl-C, Azurite is stopped too.
+#   3. picks the host: `func` v4 on PATH; else Core Tools installed into .tools/ by npm (pinned,
+#      no global install, no sudo); else, when that cannot be had (no network to its download,
+#      an unsupported platform), the local durable host;
+#   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it answers;
+#   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too.
 #
 # Settings (environment variables):
+#   SCHEDULER_HOST=auto            auto | func | local: force Core Tools or the local durable host
 #   AZURITE_BLOB_PORT=10000 AZURITE_QUEUE_PORT=10001 AZURITE_TABLE_PORT=10002
-#   FUNC_PORT=7071                 port of `func start`
+#   FUNC_PORT=7071                 port of the app
 #   PYTHON=python3.11              the interpreter that creates .venv (default: first 3.11/3.12 found)
 #   AZURITE_START_TIMEOUT=30       seconds to wait for Azurite to answer
 set -euo pipefail
@@ -25,6 +31,8 @@ AZURITE_QUEUE_PORT="${AZURITE_QUEUE_PORT:-10001}"
 AZURITE_TABLE_PORT="${AZURITE_TABLE_PORT:-10002}"
 FUNC_PORT="${FUNC_PORT:-7071}"
 AZURITE_START_TIMEOUT="${AZURITE_START_TIMEOUT:-30}"
+SCHEDULER_HOST="${SCHEDULER_HOST:-auto}"
+CORE_TOOLS_DIR=.tools/core-tools
 AZURITE_DIR=.azurite
 VENV=.venv
 VENV_BIN="$VENV/bin"
@@ -40,41 +48,9 @@ fail() {
 # 1. Checks. Nothing is installed or started before all of them pass.
 # ---------------------------------------------------------------------------------------------
 
-core_tools_install_hint() {
-    echo "Install Azure Functions Core Tools v4 (https://learn.microsoft.com/azure/azure-functions/functions-run-local):"
-    case "$(uname -s)" in
-        Darwin)
-            echo "  brew tap azure/functions && brew install azure-functions-core-tools@4"
-            ;;
-        MINGW* | MSYS* | CYGWIN*)
-            echo "  winget install Microsoft.Azure.FunctionsCoreTools"
-            echo "  (or the MSI from the page above), then open a new terminal"
-            ;;
-        Linux)
-            # Microsoft's Linux package feed differs per distribution: its page has the steps.
-            echo "  Microsoft's package feed for your distribution: see the page above, or,"
-            echo "  on any Linux with Node.js (add --unsafe-perm true when npm runs with sudo):"
-            echo "  npm i -g azure-functions-core-tools@4.15.1"
-            ;;
-        *)
-            echo "  npm i -g azure-functions-core-tools@4.15.1"
-            ;;
-    esac
-}
-
-if ! command -v func >/dev/null 2>&1; then
-    echo "error: Azure Functions Core Tools (\`func\`) is not installed or not on PATH." >&2
-    core_tools_install_hint >&2
-    exit 1
-fi
-func_version="$(func --version 2>/dev/null | head -n 1 || true)"
-case "$func_version" in
-    4.*) ;;
-    *)
-        echo "error: Azure Functions Core Tools v4 is required; \`func --version\` says '${func_version:-nothing}'." >&2
-        core_tools_install_hint >&2
-        exit 1
-        ;;
+case "$SCHEDULER_HOST" in
+    auto | func | local) ;;
+    *) fail "SCHEDULER_HOST must be auto, func or local, not '$SCHEDULER_HOST'." ;;
 esac
 
 # The Functions Python worker runs 3.10-3.12; this project needs 3.11+ (pyproject.toml).
@@ -116,7 +92,7 @@ check_port_free() { # port, what, the variable that moves it
 check_port_free "$AZURITE_BLOB_PORT" "Azurite blob" AZURITE_BLOB_PORT
 check_port_free "$AZURITE_QUEUE_PORT" "Azurite queue" AZURITE_QUEUE_PORT
 check_port_free "$AZURITE_TABLE_PORT" "Azurite table" AZURITE_TABLE_PORT
-check_port_free "$FUNC_PORT" "func start" FUNC_PORT
+check_port_free "$FUNC_PORT" "the app" FUNC_PORT
 
 # ---------------------------------------------------------------------------------------------
 # 2. Dependencies and settings.
@@ -174,6 +150,41 @@ if made:
     print("==> made local keys in local.settings.json: " + ", ".join(made))
 EOF
 
+# ---------------------------------------------------------------------------------------------
+# 3. The host: Core Tools when it can be had, else the local durable host.
+# ---------------------------------------------------------------------------------------------
+
+core_tools_v4() { # command
+    case "$("$1" --version 2>/dev/null | head -n 1 || true)" in 4.*) return 0 ;; *) return 1 ;; esac
+}
+FUNC=""
+if [ "$SCHEDULER_HOST" != local ]; then
+    if command -v func >/dev/null 2>&1 && core_tools_v4 func; then
+        FUNC=func
+    elif [ -x "$CORE_TOOLS_DIR/node_modules/.bin/func" ] && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
+        FUNC="$CORE_TOOLS_DIR/node_modules/.bin/func"
+    else
+        say "Core Tools v4 is not on PATH: installing it into $CORE_TOOLS_DIR/ (npm, this project only)"
+        mkdir -p "$CORE_TOOLS_DIR"
+        # Its install script downloads the host from Microsoft's servers: that is what fails
+        # on a machine that reaches only package registries.
+        if npm install --prefix "$CORE_TOOLS_DIR" --no-save --no-audit --no-fund --loglevel=error \
+            azure-functions-core-tools@4.15.1 >"$CORE_TOOLS_DIR/install.log" 2>&1 \
+            && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
+            FUNC="$CORE_TOOLS_DIR/node_modules/.bin/func"
+        else
+            echo "warning: Core Tools could not be installed (its log: $CORE_TOOLS_DIR/install.log)." >&2
+            rm -rf "$CORE_TOOLS_DIR/node_modules"
+        fi
+    fi
+    if [ -z "$FUNC" ] && [ "$SCHEDULER_HOST" = func ]; then
+        fail "SCHEDULER_HOST=func, but Core Tools v4 is neither on PATH nor installable here."
+    fi
+fi
+if [ -z "$FUNC" ]; then
+    say "using the local durable host (python -m local_durable_host): see docs/local-development.md"
+fi
+
 # UseDevelopmentStorage=true means the default ports; on other ports say where Azurite is.
 # `func start` prefers an environment variable over the same name in local.settings.json.
 if [ "$AZURITE_BLOB_PORT:$AZURITE_QUEUE_PORT:$AZURITE_TABLE_PORT" != "10000:10001:10002" ]; then
@@ -183,7 +194,7 @@ if [ "$AZURITE_BLOB_PORT:$AZURITE_QUEUE_PORT:$AZURITE_TABLE_PORT" != "10000:1000
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 3. Azurite, stopped again however this script ends.
+# 4. Azurite, stopped again however this script ends.
 # ---------------------------------------------------------------------------------------------
 
 AZURITE_PID=""
@@ -254,16 +265,21 @@ done
 say "Azurite is up"
 
 # ---------------------------------------------------------------------------------------------
-# 4. The Function App. Ctrl-C or a TERM is passed on to func, which shuts down cleanly.
+# 5. The Function App. Ctrl-C or a TERM is passed on to the host, which shuts down cleanly.
 # ---------------------------------------------------------------------------------------------
 
 # func starts the Python worker with the `python` it finds first on PATH: the venv's.
 export VIRTUAL_ENV="$PWD/$VENV"
 export PATH="$PWD/$VENV_BIN:$PATH"
 
-say "starting func on http://localhost:$FUNC_PORT (Ctrl-C stops func and Azurite)"
 set -m
-func start --port "$FUNC_PORT" "$@" </dev/null &
+if [ -n "$FUNC" ]; then
+    say "starting func on http://localhost:$FUNC_PORT (Ctrl-C stops func and Azurite)"
+    "$FUNC" start --port "$FUNC_PORT" "$@" </dev/null &
+else
+    say "starting the local durable host on http://127.0.0.1:$FUNC_PORT (Ctrl-C stops it and Azurite)"
+    "$VENV_BIN/python" -m local_durable_host --port "$FUNC_PORT" </dev/null &
+fi
 FUNC_PID=$!
 set +m
 
@@ -275,7 +291,7 @@ forward() { # signal, exit status
         exit "$EXIT_STATUS"
     fi
     EXIT_STATUS="$2"
-    say "asking func to shut down (Ctrl-C again to force)"
+    say "asking the host to shut down (Ctrl-C again to force)"
     kill "-$1" -- "-$FUNC_PID" 2>/dev/null || true
 }
 trap 'forward INT 130' INT

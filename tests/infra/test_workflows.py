@@ -176,8 +176,8 @@ MUTATIONS = [
     ),
     pytest.param(
         "scripts/run-local.sh",
-        '            echo "  npm i -g azure-functions-core-tools@4.15.1"\n            ;;\n    esac',
-        '            echo "  npm i -g azure-functions-core-tools@4.14.0"\n            ;;\n    esac',
+        "            azure-functions-core-tools@4.15.1 >",
+        "            azure-functions-core-tools@4.14.0 >",
         "several versions",
         id="core-tools-versions-disagree",
     ),

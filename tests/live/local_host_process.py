@@ -14,10 +14,15 @@ from tests.support.local_servers import REPO_ROOT, AzuriteService, ServerProcess
 
 
 class LocalHostProcess:
-    def __init__(self, azurite: AzuriteService, workdir: Path) -> None:
+    def __init__(
+        self, azurite: AzuriteService, workdir: Path, settings: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
-        self.function_key = secrets.token_urlsafe(24)
-        self.master_key = secrets.token_urlsafe(24)
+        # The development keys every developer's local.settings.json starts with: api.http
+        # and the README's examples carry them.
+        example = json.loads((REPO_ROOT / "local.settings.example.json").read_text())["Values"]
+        self.function_key = example["LOCAL_HOST_FUNCTION_KEY"]
+        self.master_key = example["LOCAL_HOST_MASTER_KEY"]
         self._settings = workdir / "local.settings.json"
         self._state_dir = workdir / "state"
         suffix = secrets.token_hex(4)
@@ -31,6 +36,7 @@ class LocalHostProcess:
             "HTTP_CALL_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
             "LOCAL_HOST_FUNCTION_KEY": self.function_key,
             "LOCAL_HOST_MASTER_KEY": self.master_key,
+            **(settings or {}),
         }
         self._settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
         self._server: ServerProcess | None = None
