@@ -168,8 +168,8 @@ if [ "$SCHEDULER_HOST" != local ]; then
         mkdir -p "$CORE_TOOLS_DIR"
         # Its install script downloads the host from Microsoft's servers: that is what fails
         # on a machine that reaches only package registries.
-        if npm install --prefix "$CORE_TOOLS_DIR" --no-save --no-audit --no-fund --loglevel=error \
-            azure-functions-core-tools@4.15.1 >"$CORE_TOOLS_DIR/install.log" 2>&1 \
+        if npm install --prefix "$CORE_TOOLS_DIR" azure-functions-core-tools@4.15.1 \
+            --no-save --no-audit --no-fund --loglevel=error >"$CORE_TOOLS_DIR/install.log" 2>&1 \
             && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
             FUNC="$CORE_TOOLS_DIR/node_modules/.bin/func"
         else

@@ -176,8 +176,8 @@ MUTATIONS = [
     ),
     pytest.param(
         "scripts/run-local.sh",
-        "            azure-functions-core-tools@4.15.1 >",
-        "            azure-functions-core-tools@4.14.0 >",
+        'prefix "$CORE_TOOLS_DIR" azure-functions-core-tools@4.15.1 \\',
+        'prefix "$CORE_TOOLS_DIR" azure-functions-core-tools@4.14.0 \\',
         "several versions",
         id="core-tools-versions-disagree",
     ),
