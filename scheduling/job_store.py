@@ -45,7 +45,15 @@ _PLAIN_FIELDS = (
 )
 # Small JSON values, each in one property ("" for none).
 _JSON_FIELDS = ("retry", "recurrence", "last_run")
-_TIME_FIELDS = ("exec_at", "accepted_at", "updated_at", "next_attempt_at", "fired_at")
+_TIME_FIELDS = (
+    "exec_at",
+    "accepted_at",
+    "updated_at",
+    "next_attempt_at",
+    "fired_at",
+    "failed_at",
+    "replayed_at",
+)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -370,12 +378,16 @@ def _row(record: JobRecord) -> dict[str, Any]:
         entity[name] = stamp(moment) if moment is not None else ""
     if record.last_outcome is not None:
         put_text(entity, "last_outcome", json.dumps(data["last_outcome"], separators=(",", ":")))
+    if record.attempt_history:
+        history = json.dumps(data["attempt_history"], separators=(",", ":"))
+        put_text(entity, "attempt_history", history)
     put_text(entity, "sealed_payload", record.sealed_payload.model_dump_json())
     return entity
 
 
 def _record(entity: Mapping[str, Any]) -> JobRecord:
     outcome = get_text(entity, "last_outcome")
+    history = get_text(entity, "attempt_history")
     return JobRecord.model_validate(
         {
             **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
@@ -391,6 +403,7 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,
             "last_outcome": json.loads(outcome) if outcome else None,
+            "attempt_history": json.loads(history) if history else [],
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
         }
     )
