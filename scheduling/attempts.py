@@ -90,17 +90,36 @@ def _record_outcome(
     store: TableJobStore, claimed: StoredJob, finished: JobRecord, sleep: Callable[[float], None]
 ) -> None:
     """Write the outcome, riding out a short store outage: once the request has gone out,
-    failing here means the attempt runs again (and the target may get it twice)."""
-    for wait in OUTCOME_WRITE_WAITS:
+    failing here means the attempt runs again (and the target may get it twice).
+
+    A failure's row in the failed index is written first (the index lists every dead
+    letter); if the swap then loses, that row is ours to drop (by its ETag).
+    """
+    for wait in (*OUTCOME_WRITE_WAITS, None):
+        failure_row: str | None = None
         try:
+            if finished.failed_at is not None:
+                failure_row = store.index_failure(finished)
             store.replace(claimed, finished)
             return
         except StaleRecord:
+            if finished.failed_at is not None:
+                _drop_failure_row(store, finished, failure_row)
             raise
         except Exception:
+            if wait is None:
+                raise
             log.warning("recording the outcome of %s failed; retrying", finished.transaction_id)
             sleep(wait)
-    store.replace(claimed, finished)
+
+
+def _drop_failure_row(store: TableJobStore, record: JobRecord, etag: str | None) -> None:
+    if record.failed_at is None or not etag:
+        return
+    try:
+        store.unindex_failure(record.transaction_id, record.failed_at, etag)
+    except Exception:
+        log.warning("could not drop a failed-index row of %s", record.transaction_id)
 
 
 def _claim(

@@ -287,3 +287,44 @@ def resume(
             "updated_at": now,
         }
     )
+
+
+ReplayVerdict = Literal["replayed", "replaying", "not-failed"]
+
+
+def is_replaying(record: JobRecord) -> bool:
+    """Whether the job's current run is a replay that has not ended yet."""
+    return (
+        record.replayed_at is not None
+        and record.exec_at == record.replayed_at
+        and record.state in ("pending", "firing", "retrying")
+    )
+
+
+def replay(
+    record: JobRecord, now: datetime, generation: str
+) -> tuple[ReplayVerdict, JobRecord | None]:
+    """A failed job, pending again at `now` as a new run under a new generation (a new
+    orchestration; its attempts count from 1 again). A job whose replay is still running is
+    left as it is ("replaying"): a second click makes no second run. Anything else that has
+    not failed cannot be replayed.
+
+    A recurring job only fails for good on its last run: its replay runs once, counts as a
+    run, and the job then ends in that run's outcome (its schedule has no run left).
+    """
+    if is_replaying(record):
+        return "replaying", None
+    if record.state != "failed":
+        return "not-failed", None
+    return "replayed", record.model_copy(
+        update={
+            "state": "pending",
+            "generation": generation,
+            "exec_at": now,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "failed_at": None,
+            "replayed_at": now,
+            "updated_at": now,
+        }
+    )

@@ -50,3 +50,8 @@ def status_view(record: JobRecord) -> dict[str, Any]:
     """A job as its status shows it; `last_outcome` is what the activity chose to keep."""
     view = record.model_dump(mode="json", include=set(_STATUS))
     return {**view, "next_fire_at": next_fire_at(record)}
+
+
+def failed_view(record: JobRecord) -> dict[str, Any]:
+    """A job as the failed list shows it: its status, with when it failed and its attempts."""
+    return status_view(record)
