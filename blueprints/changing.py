@@ -32,7 +32,13 @@ from blueprints.instances import (
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import lifecycle_entry, replayed_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
-from scheduling.job_store import StaleRecord, TableJobStore, due_keys, unindex_quietly
+from scheduling.job_store import (
+    StaleRecord,
+    TableJobStore,
+    due_keys,
+    forget_failure_quietly,
+    unindex_quietly,
+)
 from scheduling.job_views import status_view
 from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
 from scheduling.problems import (
@@ -140,25 +146,14 @@ async def replay_job(
     if after.generation == before.generation:
         await _start_if_not_running(client, after)
         return json_response(status_view(after), status=202)
-    if before.failed_at is not None:
-        # Its key holds the failure's time, which no writer uses again once the record has
-        # failed: whatever version of the row is there is this failure's, and goes.
-        await asyncio.to_thread(_unindex_failure_quietly, before)
+    # Out of the failed list (a leftover row is dropped by its next reader: the record has
+    # another generation now).
+    store = dependencies.current().job_store(dependencies.current().settings())
+    await asyncio.to_thread(forget_failure_quietly, store, before.transaction_id, before.failed_at)
     entry = replayed_entry(after)
     if entry is not None:
         await record_lifecycle(entry)
     return json_response(status_view(after), status=202)
-
-
-def _unindex_failure_quietly(record: JobRecord) -> None:
-    deps = dependencies.current()
-    try:
-        if record.failed_at is not None:
-            store = deps.job_store(deps.settings())
-            store.unindex_failure(record.transaction_id, record.failed_at, None)
-    except Exception:
-        # A leftover row is dropped by the next reader: its record has another generation.
-        log.warning("could not drop the failed row of %s", record.transaction_id, exc_info=True)
 
 
 async def _start_if_not_running(client: df.DurableOrchestrationClient, record: JobRecord) -> None:

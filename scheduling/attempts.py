@@ -19,7 +19,13 @@ from scheduling.job_record import (
     finish_attempt,
     report_of,
 )
-from scheduling.job_store import StaleRecord, StoredJob, TableJobStore, unindex_quietly
+from scheduling.job_store import (
+    StaleRecord,
+    StoredJob,
+    TableJobStore,
+    forget_failure_quietly,
+    unindex_quietly,
+)
 from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
@@ -103,23 +109,16 @@ def _record_outcome(
             store.replace(claimed, finished)
             return
         except StaleRecord:
-            if finished.failed_at is not None:
-                _drop_failure_row(store, finished, failure_row)
+            if failure_row:
+                forget_failure_quietly(
+                    store, finished.transaction_id, finished.failed_at, failure_row
+                )
             raise
         except Exception:
             if wait is None:
                 raise
             log.warning("recording the outcome of %s failed; retrying", finished.transaction_id)
             sleep(wait)
-
-
-def _drop_failure_row(store: TableJobStore, record: JobRecord, etag: str | None) -> None:
-    if record.failed_at is None or not etag:
-        return
-    try:
-        store.unindex_failure(record.transaction_id, record.failed_at, etag)
-    except Exception:
-        log.warning("could not drop a failed-index row of %s", record.transaction_id)
 
 
 def _claim(

@@ -414,10 +414,23 @@ def failed_row_verdict(
 
 
 def unindex_failure_quietly(store: TableJobStore, entry: FailedEntry) -> None:
+    """Drop a failed-index row (only the version read), logging rather than raising: a
+    leftover row is dropped by the next reader of the failed list."""
+    forget_failure_quietly(store, entry.transaction_id, entry.failed_at, entry.etag or None)
+
+
+def forget_failure_quietly(
+    store: TableJobStore, transaction_id: str, failed_at: datetime | None, etag: str | None = None
+) -> None:
+    """Drop the row of the failure at `failed_at` (with `etag`, only that version). Without
+    one it is safe too once the record has moved on from that failure: the row's key holds
+    the failure's time, which no writer uses again."""
+    if failed_at is None:
+        return
     try:
-        store.drop_failure(entry)
+        store.unindex_failure(transaction_id, failed_at, etag)
     except Exception:
-        log.warning("could not drop a failed-index row of %s", entry.transaction_id, exc_info=True)
+        log.warning("could not drop a failed-index row of %s", transaction_id, exc_info=True)
 
 
 def _index_page(

@@ -12,6 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from function_app import app
+from scheduling.job_store import DueRange
 from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 from tests.support.worker_calls import index_functions
@@ -292,7 +293,43 @@ async def test_a_deleted_failed_job_leaves_the_list(
     receiver = Receiver(httpserver)
     transaction_id = await failed_job(scheduler, receiver)
     assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    # Its row went with it, not only when a reader of the list came across it.
+    assert scheduler.job_store.failure_page(DueRange(), 10, None) == ([], None)
     assert await failed_ids(scheduler) == []
+
+
+async def test_a_recurring_job_whose_last_run_failed_replays_that_run_once(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "prompt_type": "http.call",
+            "payload": {"url": receiver.url},
+            "cron": "*/5 * * * *",
+            "max_runs": 2,
+        },
+    )
+    assert reply.status == 202, reply.body
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance(300)
+    # A failed run of a schedule that goes on is not a dead letter: the next run follows.
+    assert await failed_ids(scheduler) == []
+    scheduler.host.advance(300)
+    assert len(receiver.received) == 2
+    assert await failed_ids(scheduler) == [transaction_id]
+
+    receiver.status = 200
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    scheduler.host.advance(3600)
+
+    assert len(receiver.received) == 3
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
+    assert status["runs"] == 3  # the replay is a run of its own
+    assert status["last_run"]["due_at"] == status["replayed_at"]
+    assert status["next_fire_at"] is None
 
 
 async def test_clearing_the_list_removes_the_failed_jobs(
