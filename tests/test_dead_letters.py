@@ -391,3 +391,27 @@ async def test_the_retention_sweep_removes_old_failed_jobs_only(
     }
     assert statuses == {old: 404, recent: 200}
     assert await failed_ids(scheduler) == [recent]
+
+
+async def test_rows_that_no_longer_match_their_record_are_dropped_on_read(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    transaction_id = await failed_job(scheduler, receiver)
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    assert stored.record.failed_at is not None
+    # What a crash leaves behind: the row of a failure recorded at another time (an attempt
+    # whose record write never landed, re-run since), and one of an older generation.
+    earlier = stored.record.failed_at - timedelta(minutes=1)
+    scheduler.job_store.index_failure(stored.record.model_copy(update={"failed_at": earlier}))
+    scheduler.job_store.index_failure(
+        stored.record.model_copy(
+            update={"generation": "0" * 32, "failed_at": earlier - timedelta(minutes=1)}
+        )
+    )
+    assert len(scheduler.job_store.failure_page(DueRange(), 10, None)[0]) == 3
+
+    assert await failed_ids(scheduler) == [transaction_id]
+    (row,) = scheduler.job_store.failure_page(DueRange(), 10, None)[0]
+    assert row.failed_at == stored.record.failed_at
