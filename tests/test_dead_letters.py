@@ -16,6 +16,7 @@ from scheduling.job_store import DueRange
 from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 from tests.support.worker_calls import index_functions
+from tests.test_backend_faults import store_down
 
 RETRY = {"max_attempts": 3, "initial_delay_seconds": 60}
 
@@ -415,3 +416,18 @@ async def test_rows_that_no_longer_match_their_record_are_dropped_on_read(
     assert await failed_ids(scheduler) == [transaction_id]
     (row,) = scheduler.job_store.failure_page(DueRange(), 10, None)[0]
     assert row.failed_at == stored.record.failed_at
+
+
+async def test_a_store_outage_is_a_503_and_a_clear_that_says_it_is_not_complete(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    transaction_id = await failed_job(scheduler, receiver)
+    with store_down():
+        assert_problem(await scheduler.api.get("/api/failed"), 503)
+        assert_problem(await scheduler.api.post(f"/api/schedule/{transaction_id}/replay"), 503)
+        cleared = await scheduler.api.delete("/api/failed")
+        assert cleared.status == 200, cleared.body
+        assert cleared.json() == {"removed": 0, "complete": False}
+    assert await failed_ids(scheduler) == [transaction_id]  # nothing half-done
+    assert (await scheduler.api.delete("/api/failed")).json() == {"removed": 1, "complete": True}
