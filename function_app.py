@@ -3,9 +3,10 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import admin, api, orchestration
+from blueprints import admin, api, maintenance, orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
 app.register_functions(admin.bp)
 app.register_functions(orchestration.bp)
+app.register_functions(maintenance.bp)

@@ -65,6 +65,7 @@ from local_durable_host.engine import DurableHost
 from scheduling.attempts import _claim
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.job_store import (
+    FAILED_SUFFIX,
     INDEX_SUFFIX,
     DueRange,
     StoredJob,
@@ -197,11 +198,11 @@ def open_counted_store(service: AzuriteService, counter: RequestCounter) -> Tabl
             raw_request_hook=counter,
             **CLIENT_OPTIONS,
         )
-        for name in (TABLE, TABLE + INDEX_SUFFIX)
+        for name in (TABLE, TABLE + INDEX_SUFFIX, TABLE + FAILED_SUFFIX)
     ]
     for client in clients:
         client.create_table()
-    return TableJobStore(clients[0], clients[1])
+    return TableJobStore(clients[0], clients[1], clients[2])
 
 
 # -- the jobs ----------------------------------------------------------------------------

@@ -122,3 +122,37 @@ async def resume_job(
     from blueprints import changing
 
     return await changing.resume_job(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="schedule/{transaction_id}/replay", methods=["POST"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def replay_job(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import changing
+
+    return await changing.replay_job(client, req, req.route_params["transaction_id"])
+
+
+@bp.route(route="failed", methods=["GET"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def list_failed(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import dead_letters
+
+    return await dead_letters.list_failed(client, req)
+
+
+# Every dead letter at once: the admin (master) key, like the wipe.
+@bp.route(route="failed", methods=["DELETE"], auth_level=func.AuthLevel.ADMIN)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def clear_failed(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import dead_letters
+
+    return await dead_letters.clear_failed(client, req)

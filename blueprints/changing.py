@@ -1,4 +1,5 @@
-"""Changing a job in place: pause, resume, and PATCH (a new time or schedule, the same id).
+"""Changing a job in place: pause, resume, PATCH (a new time or schedule, the same id), and
+the replay of a failed job (a new run of it, now).
 
 Each change is decided on the record and written by compare-and-swap, like a delete, so it
 meets a firing attempt the same way: whoever writes first wins, and a change that loses to
@@ -29,9 +30,15 @@ from blueprints.instances import (
     stop_quietly,
 )
 from blueprints.job_logs import record_lifecycle
-from scheduling.job_log.lifecycle import lifecycle_entry
-from scheduling.job_record import LIVE_STATES, JobRecord, pause, resume
-from scheduling.job_store import StaleRecord, TableJobStore, due_keys, unindex_quietly
+from scheduling.job_log.lifecycle import lifecycle_entry, replayed_entry
+from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
+from scheduling.job_store import (
+    StaleRecord,
+    TableJobStore,
+    due_keys,
+    forget_failure_quietly,
+    unindex_quietly,
+)
 from scheduling.job_views import status_view
 from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
 from scheduling.problems import (
@@ -111,6 +118,53 @@ async def resume_job(
     _, after = await _swap(transaction_id, resumed, client=client)
     await _log(after, "resumed", f"resumed; next run {format_utc(after.exec_at)}")
     return json_response(status_view(after))
+
+
+async def replay_job(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest, transaction_id: str
+) -> func.HttpResponse:
+    """Run a failed job again, now, as a new run (a new generation: a new orchestration, a
+    new webhook-id); 202 with its view. A second replay while the first one's run is still
+    going answers the same, and starts that run's orchestration if it is not running (a
+    replay whose start failed after its swap)."""
+    generation = uuid.uuid4().hex
+
+    def replayed(record: JobRecord) -> JobRecord:
+        verdict, changed = replay(record, dependencies.current().clock(), generation)
+        if verdict == "replaying":
+            return record
+        if changed is None:
+            raise problem(
+                409,
+                "job-state",
+                "The job cannot be replayed",
+                f"the job is {record.state}: only a failed job can be replayed",
+            )
+        return changed
+
+    before, after = await _swap(transaction_id, replayed, client=client, cancelled_found=True)
+    if after.generation == before.generation:
+        await _start_if_not_running(client, after)
+        return json_response(status_view(after), status=202)
+    # Out of the failed list (a leftover row is dropped by its next reader: the record has
+    # another generation now).
+    store = dependencies.current().job_store(dependencies.current().settings())
+    await asyncio.to_thread(forget_failure_quietly, store, before.transaction_id, before.failed_at)
+    entry = replayed_entry(after)
+    if entry is not None:
+        await record_lifecycle(entry)
+    return json_response(status_view(after), status=202)
+
+
+async def _start_if_not_running(client: df.DurableOrchestrationClient, record: JobRecord) -> None:
+    if not is_replaying(record) or record.state != "pending":
+        return
+    try:
+        if not await orchestration_runs(client, record):
+            await start_orchestration(client, record)
+    except Exception:
+        log.exception("restarting the replay of %s failed", record.transaction_id)
+        raise backend_unavailable("start the replay; send the request again") from None
 
 
 async def _start_if_stalled(
@@ -219,6 +273,8 @@ async def _swap(
     transaction_id: str,
     change: Change,
     client: df.DurableOrchestrationClient | None = None,
+    *,
+    cancelled_found: bool = False,
 ) -> tuple[JobRecord, JobRecord]:
     """Apply `change` to the record by compare-and-swap; (before, after).
 
@@ -226,6 +282,7 @@ async def _swap(
     job) and the old one dropped after it, by its ETag, so a concurrent change's row stays.
     With `client`, a record left pending under a new generation has its new orchestration
     started once the swap has landed (so it can never come due before the record names it).
+    A cancelled job reads as not found, unless `cancelled_found` (then `change` decides).
     """
     checked_id(transaction_id)
     deps = dependencies.current()
@@ -233,7 +290,7 @@ async def _swap(
     try:
         for _ in range(MAX_SWAPS):
             stored = await asyncio.to_thread(store.get, transaction_id)
-            if stored is None or stored.record.state == "cancelled":
+            if stored is None or (stored.record.state == "cancelled" and not cancelled_found):
                 raise not_found(f"no job with transaction id {transaction_id}")
             after = change(stored.record)
             if after == stored.record:

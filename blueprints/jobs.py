@@ -39,10 +39,10 @@ async def list_jobs(
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     state = request.params.get("state") or None
     if state is not None and state not in LIVE_STATES:
-        raise _invalid_query(f"state must be one of {', '.join(sorted(LIVE_STATES))}")
+        raise invalid_query(f"state must be one of {', '.join(sorted(LIVE_STATES))}")
     scope = DueRange(
-        due_from=_query_time(request, "from"),
-        due_to=_query_time(request, "to"),
+        due_from=query_time(request, "from"),
+        due_to=query_time(request, "to"),
         prompt_type=request.params.get("prompt_type") or None,
     )
     scope_key = cursor_scope(scope, state)
@@ -85,17 +85,17 @@ async def _drop_stale(store: TableJobStore, entry: DueEntry) -> None:
         log.warning("could not drop a stale index row of %s", entry.transaction_id, exc_info=True)
 
 
-def _query_time(request: func.HttpRequest, name: str) -> datetime | None:
+def query_time(request: func.HttpRequest, name: str) -> datetime | None:
     raw = request.params.get(name)
     if not raw:
         return None
     try:
         return parse_exec_at(raw)
     except ExecAtError:
-        raise _invalid_query(f"{name} must be an RFC 3339 date and time with an offset") from None
+        raise invalid_query(f"{name} must be an RFC 3339 date and time with an offset") from None
 
 
-def _invalid_query(detail: str) -> Exception:
+def invalid_query(detail: str) -> Exception:
     return problem(400, "invalid-query", "Invalid query parameter", detail)
 
 

@@ -20,7 +20,13 @@ from blueprints.instances import backend_unavailable, bounded, checked_id, purge
 from blueprints.job_logs import record_lifecycle
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from scheduling.job_record import JobRecord, cancel
-from scheduling.job_store import DueRange, StaleRecord, TableJobStore, unindex_quietly
+from scheduling.job_store import (
+    DueRange,
+    StaleRecord,
+    TableJobStore,
+    forget_failure_quietly,
+    unindex_quietly,
+)
 from scheduling.problems import ProblemError, not_found, problem
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
@@ -86,6 +92,8 @@ async def _delete_once(
             required=True,
         )
         await asyncio.to_thread(store.delete, stored)
+        # A failed job leaves the failed list with its record.
+        await asyncio.to_thread(forget_failure_quietly, store, transaction_id, record.failed_at)
         await purge(client, record.instance_id)
     return json_response(
         {"transaction_id": transaction_id, "deleted": True, "state_before": record.state}

@@ -19,7 +19,13 @@ from scheduling.job_record import (
     finish_attempt,
     report_of,
 )
-from scheduling.job_store import StaleRecord, StoredJob, TableJobStore, unindex_quietly
+from scheduling.job_store import (
+    StaleRecord,
+    StoredJob,
+    TableJobStore,
+    forget_failure_quietly,
+    unindex_quietly,
+)
 from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
@@ -90,17 +96,29 @@ def _record_outcome(
     store: TableJobStore, claimed: StoredJob, finished: JobRecord, sleep: Callable[[float], None]
 ) -> None:
     """Write the outcome, riding out a short store outage: once the request has gone out,
-    failing here means the attempt runs again (and the target may get it twice)."""
-    for wait in OUTCOME_WRITE_WAITS:
+    failing here means the attempt runs again (and the target may get it twice).
+
+    A failure's row in the failed index is written first (the index lists every dead
+    letter); if the swap then loses, that row is ours to drop (by its ETag).
+    """
+    for wait in (*OUTCOME_WRITE_WAITS, None):
+        failure_row: str | None = None
         try:
+            if finished.failed_at is not None:
+                failure_row = store.index_failure(finished)
             store.replace(claimed, finished)
             return
         except StaleRecord:
+            if failure_row:
+                forget_failure_quietly(
+                    store, finished.transaction_id, finished.failed_at, failure_row
+                )
             raise
         except Exception:
+            if wait is None:
+                raise
             log.warning("recording the outcome of %s failed; retrying", finished.transaction_id)
             sleep(wait)
-    store.replace(claimed, finished)
 
 
 def _claim(

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scheduling.attempt_history import AttemptSummary, with_finished, with_started
 from scheduling.models import UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
@@ -52,6 +53,12 @@ class JobRecord(BaseModel):
     runs: int = 0
     skipped_runs: int = 0
     last_run: dict[str, Any] | None = None
+    # The last attempts (of this and earlier runs), oldest first: when each was due and fired.
+    attempt_history: list[AttemptSummary] = Field(default_factory=list)
+    # When the job's last run failed (the job is a dead letter); its key in the failed index.
+    failed_at: UtcDatetime | None = None
+    # When the job was last replayed: the run at that time is the replay's.
+    replayed_at: UtcDatetime | None = None
     sealed_payload: SealedPayload
 
     def sealing_context(self) -> bytes:
@@ -130,6 +137,8 @@ def claim(
     if record.exec_at != due_at:
         return "decided", None
     if record.state in CLAIMABLE_STATES and record.attempts == attempt - 1:
+        # This attempt was due at the run's time, or (a retry) at the time its wait ended.
+        attempt_due = record.next_attempt_at if attempt > 1 and record.next_attempt_at else due_at
         claimed = record.model_copy(
             update={
                 "state": "firing",
@@ -137,6 +146,7 @@ def claim(
                 "fired_at": now,
                 "next_attempt_at": None,
                 "updated_at": now,
+                "attempt_history": with_started(record.attempt_history, attempt, attempt_due, now),
             }
         )
         return "claimed", claimed
@@ -149,7 +159,11 @@ def finish_attempt(
     record: JobRecord, outcome: dict[str, Any], retry_after: timedelta | None, now: datetime
 ) -> JobRecord:
     """The record once the running attempt has `outcome`: retrying when `retry_after` is
-    set; else the run is over, and a recurring job waits for its next run, if any."""
+    set; else the run is over, and a recurring job waits for its next run, if any.
+
+    A job whose run failed with no run left to come is a dead letter: `failed_at` says when.
+    """
+    history = with_finished(record.attempt_history, record.attempts, outcome, now)
     if not outcome.get("ok") and retry_after is not None:
         return record.model_copy(
             update={
@@ -157,11 +171,19 @@ def finish_attempt(
                 "last_outcome": outcome,
                 "next_attempt_at": now + retry_after,
                 "updated_at": now,
+                "attempt_history": history,
             }
         )
     state: JobState = "succeeded" if outcome.get("ok") else "failed"
     ended = record.model_copy(
-        update={"state": state, "last_outcome": outcome, "next_attempt_at": None, "updated_at": now}
+        update={
+            "state": state,
+            "last_outcome": outcome,
+            "next_attempt_at": None,
+            "updated_at": now,
+            "attempt_history": history,
+            "failed_at": now if state == "failed" else None,
+        }
     )
     if record.recurrence is None:
         return ended
@@ -185,6 +207,8 @@ def finish_attempt(
             "runs": runs,
             "skipped_runs": record.skipped_runs + following.skipped,
             "last_run": last_run,
+            # Its schedule goes on: the failed run is in `last_run`, not a dead letter.
+            "failed_at": None,
         }
     )
 
@@ -260,6 +284,47 @@ def resume(
             "generation": generation,
             "exec_at": following,
             "attempts": 0,
+            "updated_at": now,
+        }
+    )
+
+
+ReplayVerdict = Literal["replayed", "replaying", "not-failed"]
+
+
+def is_replaying(record: JobRecord) -> bool:
+    """Whether the job's current run is a replay that has not ended yet."""
+    return (
+        record.replayed_at is not None
+        and record.exec_at == record.replayed_at
+        and record.state in ("pending", "firing", "retrying")
+    )
+
+
+def replay(
+    record: JobRecord, now: datetime, generation: str
+) -> tuple[ReplayVerdict, JobRecord | None]:
+    """A failed job, pending again at `now` as a new run under a new generation (a new
+    orchestration; its attempts count from 1 again). A job whose replay is still running is
+    left as it is ("replaying"): a second click makes no second run. Anything else that has
+    not failed cannot be replayed.
+
+    A recurring job only fails for good on its last run: its replay runs once, counts as a
+    run, and the job then ends in that run's outcome (its schedule has no run left).
+    """
+    if is_replaying(record):
+        return "replaying", None
+    if record.state != "failed":
+        return "not-failed", None
+    return "replayed", record.model_copy(
+        update={
+            "state": "pending",
+            "generation": generation,
+            "exec_at": now,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "failed_at": None,
+            "replayed_at": now,
             "updated_at": now,
         }
     )

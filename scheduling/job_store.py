@@ -6,6 +6,8 @@ Two tables (see docs/job-store.md for the reasoning):
   is a point operation on that row, conditional on its ETag: creates are insert-if-absent,
   claims and cancels replace only the version they read. A partition per job means no
   partition's throughput limit is shared by two jobs.
+- `{JOB_TABLE}failed`: one row per dead letter (a job whose last run failed), keyed like the
+  due index but by the failure time, so the failed list is one query in failure order too.
 - `{JOB_TABLE}due`: one row per live job (pending, firing, retrying), PartitionKey = the
   due minute (`yyyymmddHHMM`), RowKey = `{exec_at}|{transaction id}`. The service returns
   rows in PartitionKey, RowKey order, so listing in exec_at order is one query, resumed by
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableClient
 
 INDEX_SUFFIX = "due"
+FAILED_SUFFIX = "failed"
 # Filled with the job's fields on the way in and out; a fixed-width UTC stamp sorts as text.
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 _PLAIN_FIELDS = (
@@ -45,7 +48,15 @@ _PLAIN_FIELDS = (
 )
 # Small JSON values, each in one property ("" for none).
 _JSON_FIELDS = ("retry", "recurrence", "last_run")
-_TIME_FIELDS = ("exec_at", "accepted_at", "updated_at", "next_attempt_at", "fired_at")
+_TIME_FIELDS = (
+    "exec_at",
+    "accepted_at",
+    "updated_at",
+    "next_attempt_at",
+    "fired_at",
+    "failed_at",
+    "replayed_at",
+)
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -74,6 +85,19 @@ class DueEntry:
     transaction_id: str
     generation: str
     exec_at: datetime
+    prompt_type: str
+    etag: str = ""
+    written_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FailedEntry:
+    """A failed-index row: a job believed to have failed at `failed_at` (its record's
+    `failed_at`); `etag` and `written_at` as for a DueEntry."""
+
+    transaction_id: str
+    generation: str
+    failed_at: datetime
     prompt_type: str
     etag: str = ""
     written_at: datetime | None = None
@@ -111,10 +135,12 @@ class TableJobStore:
         self,
         records: "TableClient",
         due_index: "TableClient",
+        failed_index: "TableClient",
         credential: "TokenCredential | None" = None,
     ) -> None:
         self._records = records
         self._due = due_index
+        self._failed = failed_index
         self._credential = credential
 
     @classmethod
@@ -122,7 +148,8 @@ class TableJobStore:
         """A store on `endpoint`, without network calls; tables are made on first write."""
         records, credential = open_table(endpoint, table_name)
         due_index, _ = open_table(endpoint, table_name + INDEX_SUFFIX)
-        return cls(records, due_index, credential)
+        failed_index, _ = open_table(endpoint, table_name + FAILED_SUFFIX)
+        return cls(records, due_index, failed_index, credential)
 
     @property
     def table_name(self) -> str:
@@ -238,20 +265,7 @@ class TableJobStore:
     ) -> tuple[list[DueEntry], ContinuationToken | None]:
         """Up to `limit` index rows in due order from `continuation`, and where the next
         page starts (None at the end). One service request: a page may come back short."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        query, parameters = _due_filter(scope)
-        # The SDK's token is the service's next (PartitionKey, RowKey), typed as a str.
-        pages: Any = self._due.query_entities(
-            query, parameters=parameters, results_per_page=limit
-        ).by_page(continuation_token=cast(Any, continuation))
-        try:
-            page = next(pages)
-            rows = list(islice(page, limit))
-        except StopIteration:
-            return [], None
-        except ResourceNotFoundError:
-            return [], None  # no table yet: nothing was ever scheduled
+        rows, token = _index_page(self._due, scope, limit, continuation)
         entries = [
             DueEntry(
                 transaction_id=str(row["transaction_id"]),
@@ -263,15 +277,82 @@ class TableJobStore:
             )
             for row in rows
         ]
-        # The service may leave NextRowKey out (at a partition server's boundary): keep only
-        # the parts it gave.
-        token = pages.continuation_token
-        given = {name: str(value) for name, value in (token or {}).items() if value}
-        return entries, given or None
+        return entries, token
+
+    # -- the failed index ----------------------------------------------------------------
+
+    def index_failure(self, record: JobRecord) -> str:
+        """Make a failed job findable by its failure time (idempotent); the row's ETag."""
+        if record.failed_at is None:
+            raise ValueError(f"{record.transaction_id} has not failed")
+        partition, row = due_keys(record.failed_at, record.transaction_id)
+        entity = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "transaction_id": record.transaction_id,
+            "generation": record.generation,
+            "prompt_type": record.prompt_type,
+            "failed_at": stamp(record.failed_at),
+        }
+        from azure.data.tables import UpdateMode
+
+        metadata = _on_table(
+            self._failed, lambda: self._failed.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        )
+        return str(metadata.get("etag") or "")
+
+    def failure_etag(self, record: JobRecord) -> str | None:
+        """The ETag of the row of the record's failure, or None when there is none."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if record.failed_at is None:
+            return None
+        partition, row = due_keys(record.failed_at, record.transaction_id)
+        try:
+            return str(self._failed.get_entity(partition, row).metadata["etag"])
+        except ResourceNotFoundError:
+            return None
+
+    def unindex_failure(self, transaction_id: str, failed_at: datetime, etag: str | None) -> None:
+        """Drop a failed-index row; with `etag`, only that version of it."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        partition, row = due_keys(failed_at, transaction_id)
+        if etag is None:
+            self._failed.delete_entity(partition, row)
+            return
+        with contextlib.suppress(ResourceModifiedError):
+            self._failed.delete_entity(
+                partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+
+    def drop_failure(self, entry: FailedEntry) -> None:
+        self.unindex_failure(entry.transaction_id, entry.failed_at, entry.etag or None)
+
+    def failure_page(
+        self, scope: DueRange, limit: int, continuation: ContinuationToken | None
+    ) -> tuple[list[FailedEntry], ContinuationToken | None]:
+        """Up to `limit` failed-index rows in failure-time order (`scope` bounds the failure
+        time), and where the next page starts. One service request, as `due_page`."""
+        rows, token = _index_page(self._failed, scope, limit, continuation)
+        entries = [
+            FailedEntry(
+                transaction_id=str(row["transaction_id"]),
+                generation=str(row["generation"]),
+                failed_at=_parse_stamp(str(row["failed_at"])),
+                prompt_type=str(row["prompt_type"]),
+                etag=str(row.metadata.get("etag") or ""),
+                written_at=row.metadata.get("timestamp"),
+            )
+            for row in rows
+        ]
+        return entries, token
 
     def close(self) -> None:
         self._records.close()
         self._due.close()
+        self._failed.close()
         if self._credential is not None and hasattr(self._credential, "close"):
             self._credential.close()
 
@@ -307,6 +388,74 @@ def unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = 
         store.unindex(record.transaction_id, record.exec_at, etag)
     except Exception:
         log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
+
+
+FailedVerdict = Literal["list", "expire", "skip", "drop"]
+
+
+def failed_row_verdict(
+    entry: FailedEntry, record: JobRecord | None, kept_since: datetime
+) -> FailedVerdict:
+    """What a reader of the failed list does with a row, given the job's record.
+
+    The row is written before the record moves to `failed` (while it is `firing`), so a
+    firing record of the row's generation may be on its way to it: skipped, not dropped.
+    A row is listed when the record failed at its time; expired (the record removed) when
+    that is before `kept_since` (the retention); dropped when it can never match again
+    (deleted, replayed, or a failure recorded at another time by a re-run of the attempt).
+    """
+    if record is None or record.generation != entry.generation:
+        return "drop"
+    if record.state == "failed" and record.failed_at == entry.failed_at:
+        return "expire" if entry.failed_at < kept_since else "list"
+    if record.state == "firing":
+        return "skip"
+    return "drop"
+
+
+def unindex_failure_quietly(store: TableJobStore, entry: FailedEntry) -> None:
+    """Drop a failed-index row (only the version read), logging rather than raising: a
+    leftover row is dropped by the next reader of the failed list."""
+    forget_failure_quietly(store, entry.transaction_id, entry.failed_at, entry.etag or None)
+
+
+def forget_failure_quietly(
+    store: TableJobStore, transaction_id: str, failed_at: datetime | None, etag: str | None = None
+) -> None:
+    """Drop the row of the failure at `failed_at` (with `etag`, only that version). Without
+    one it is safe too once the record has moved on from that failure: the row's key holds
+    the failure's time, which no writer uses again."""
+    if failed_at is None:
+        return
+    try:
+        store.unindex_failure(transaction_id, failed_at, etag)
+    except Exception:
+        log.warning("could not drop a failed-index row of %s", transaction_id, exc_info=True)
+
+
+def _index_page(
+    client: "TableClient", scope: DueRange, limit: int, continuation: ContinuationToken | None
+) -> tuple[list[Any], ContinuationToken | None]:
+    """One page of a time index's rows in key (time) order, and the service's next token."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    query, parameters = _due_filter(scope)
+    # The SDK's token is the service's next (PartitionKey, RowKey), typed as a str.
+    pages: Any = client.query_entities(
+        query, parameters=parameters, results_per_page=limit
+    ).by_page(continuation_token=cast(Any, continuation))
+    try:
+        page = next(pages)
+        rows = list(islice(page, limit))
+    except StopIteration:
+        return [], None
+    except ResourceNotFoundError:
+        return [], None  # no table yet: nothing was ever written to it
+    # The service may leave NextRowKey out (at a partition server's boundary): keep only the
+    # parts it gave.
+    token = pages.continuation_token
+    given = {name: str(value) for name, value in (token or {}).items() if value}
+    return rows, given or None
 
 
 def _on_table(client: "TableClient", write: Callable[[], T]) -> T:
@@ -370,12 +519,16 @@ def _row(record: JobRecord) -> dict[str, Any]:
         entity[name] = stamp(moment) if moment is not None else ""
     if record.last_outcome is not None:
         put_text(entity, "last_outcome", json.dumps(data["last_outcome"], separators=(",", ":")))
+    if record.attempt_history:
+        history = json.dumps(data["attempt_history"], separators=(",", ":"))
+        put_text(entity, "attempt_history", history)
     put_text(entity, "sealed_payload", record.sealed_payload.model_dump_json())
     return entity
 
 
 def _record(entity: Mapping[str, Any]) -> JobRecord:
     outcome = get_text(entity, "last_outcome")
+    history = get_text(entity, "attempt_history")
     return JobRecord.model_validate(
         {
             **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
@@ -391,6 +544,7 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,
             "last_outcome": json.loads(outcome) if outcome else None,
+            "attempt_history": json.loads(history) if history else [],
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
         }
     )

@@ -6,7 +6,16 @@ from scheduling.job_record import JobRecord
 from scheduling.timing import format_utc
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
-_LISTED = ("transaction_id", "state", "prompt_type", "exec_at", "attempts", "next_attempt_at")
+_LISTED = (
+    "transaction_id",
+    "state",
+    "prompt_type",
+    "exec_at",
+    "attempts",
+    "next_attempt_at",
+    # Read with the record anyway, and at most MAX_ATTEMPT_HISTORY short entries.
+    "attempt_history",
+)
 _STATUS = (
     *_LISTED,
     "accepted_at",
@@ -19,6 +28,8 @@ _STATUS = (
     "runs",
     "skipped_runs",
     "last_run",
+    "failed_at",
+    "replayed_at",
 )
 
 
@@ -39,3 +50,8 @@ def status_view(record: JobRecord) -> dict[str, Any]:
     """A job as its status shows it; `last_outcome` is what the activity chose to keep."""
     view = record.model_dump(mode="json", include=set(_STATUS))
     return {**view, "next_fire_at": next_fire_at(record)}
+
+
+def failed_view(record: JobRecord) -> dict[str, Any]:
+    """A job as the failed list shows it: its status, with when it failed and its attempts."""
+    return status_view(record)

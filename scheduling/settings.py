@@ -69,8 +69,11 @@ class SchedulerSettings(BaseSettings):
     cosmos_database: str = "scheduler"
     cosmos_container: str = "joblog"
     job_log_table: str = "joblog"
-    # The job records; their due-time index is the table of the same name + "due".
+    # The job records; their due-time index is the table of the same name + "due", their
+    # failed index (the dead letters) the table of the same name + "failed".
     job_table: str = "jobs"
+    # How long a failed job stays in the failed list (and its record in the store).
+    failed_retention_days: int = Field(default=14, ge=1, le=3650)
     # Envelope encryption of payloads: a Key Vault key in Azure, local keys for development.
     # SecretStr: key material must never show up in a repr, a log line or an error.
     sealing_key_vault_key_url: str = ""

@@ -23,6 +23,9 @@ HTTP_ROUTES = {
     "pause_job": ("schedule/{transaction_id}/pause", ["POST"], "FUNCTION"),
     "resume_job": ("schedule/{transaction_id}/resume", ["POST"], "FUNCTION"),
     "preview_schedule": ("schedule/preview", ["GET"], "FUNCTION"),
+    "replay_job": ("schedule/{transaction_id}/replay", ["POST"], "FUNCTION"),
+    "list_failed": ("failed", ["GET"], "FUNCTION"),
+    "clear_failed": ("failed", ["DELETE"], "ADMIN"),
     "healthz": ("healthz", ["GET"], "ANONYMOUS"),
     "healthz_details": ("healthz/details", ["GET"], "ADMIN"),
     "admin_list_jobs": ("schedules", ["GET"], "ADMIN"),
@@ -33,6 +36,7 @@ HTTP_ROUTES = {
 DURABLE_TRIGGERS = {
     "schedule_orchestrator": "orchestrationTrigger",
     "execute_prompt": "activityTrigger",
+    "sweep_failed_jobs": "timerTrigger",
 }
 
 

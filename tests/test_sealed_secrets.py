@@ -8,11 +8,13 @@ and outputs, what the client sent the extension — and every row of the job tab
 and none holds a secret. The target did get them all: the job really carried them.
 """
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -47,8 +49,12 @@ def durable_state(scheduler: Scheduler) -> Iterator[str]:
 
 def table_rows(scheduler: Scheduler) -> Iterator[str]:
     connection = expand_development_storage(scheduler.settings.azure_web_jobs_storage)
-    for table in (scheduler.settings.job_table, scheduler.settings.job_table + "due"):
-        with TableClient.from_connection_string(connection, table_name=table) as client:
+    job_table = scheduler.settings.job_table
+    for table in (job_table, job_table + "due", job_table + "failed"):
+        with (
+            TableClient.from_connection_string(connection, table_name=table) as client,
+            contextlib.suppress(ResourceNotFoundError),  # not made yet: nothing went there
+        ):
             for row in client.list_entities():
                 yield json.dumps(dict(row), default=str)
 
@@ -153,10 +159,17 @@ async def test_none_of_the_reviews_ten_planted_secrets_is_shown(
             f"/api/schedule/{transaction_id}/status?history=true",
             f"/api/schedule/{transaction_id}/logs",
             "/api/schedule",
+            "/api/failed",
         )
     ]
     status = json.loads(shown[0])
     assert status["last_outcome"]["status_code"] == 302  # it ran, and its outcome is shown
+    # A 302 is a failure: the job is a dead letter, shown with its attempts.
+    (dead_letter,) = json.loads(shown[3])["jobs"]
+    assert dead_letter["attempt_history"][0]["error"] == "target answered 302 FOUND"
+    rows = "\n".join(table_rows(scheduler))
+    assert dead_letter["transaction_id"] in rows
+    assert [secret for secret in planted if secret in rows] == []
     assert [secret for secret in planted if any(secret in text for text in shown)] == []
 
 

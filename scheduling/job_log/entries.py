@@ -24,6 +24,9 @@ LogKind = Literal[
     "paused",
     "resumed",
     "rescheduled",
+    "replayed",
+    "cleared",
+    "expired",
 ]
 
 # Table Storage returns at most 1000 entities per request; one page never needs more.
@@ -79,8 +82,9 @@ _ATTEMPT_ORDER = {"fired": 1, "log": 2, "outcome": 3}
 
 def event_entry_id(kind: LogKind, at: datetime) -> str:
     """The id of a lifecycle entry written when it happens (accepted, cancelled, wiped)."""
-    # "0-" sorts before an attempt's "01-..." at the same instant, anything else after.
-    return make_entry_id(at, f"{0 if kind == 'accepted' else 9}-{kind}")
+    # "0-" sorts before an attempt's "01-..." at the same instant, anything else after: the
+    # entries that start a run (accepted, replayed, due at once) come before its attempts.
+    return make_entry_id(at, f"{0 if kind in ('accepted', 'replayed') else 9}-{kind}")
 
 
 def attempt_entry_id(kind: LogKind, exec_at: datetime, attempt: int) -> str:

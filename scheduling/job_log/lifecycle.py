@@ -51,8 +51,21 @@ def cancelled_entry(record: JobRecord) -> JobLogEntry | None:
     )
 
 
+def replayed_entry(record: JobRecord) -> JobLogEntry | None:
+    """The entry of the job's latest replay (a new run of a failed job, due at once)."""
+    if record.replayed_at is None:
+        return None
+    return lifecycle_entry(
+        record.transaction_id,
+        "replayed",
+        record.replayed_at,
+        f"replayed: runs again at {format_utc(record.replayed_at)}",
+    )
+
+
 def derived_entries(record: JobRecord) -> list[JobLogEntry]:
-    return [entry for entry in (accepted_entry(record), cancelled_entry(record)) if entry]
+    entries = (accepted_entry(record), replayed_entry(record), cancelled_entry(record))
+    return [entry for entry in entries if entry]
 
 
 def with_derived(
