@@ -125,7 +125,7 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
         deps.sealer(settings),
         deps.clock,
         context_for=lambda record: dependencies.firing_context(
-            record.transaction_id, record.exec_at, this.attempt
+            record.transaction_id, record.exec_at, this.attempt, record.generation
         ),
     )
     return report.model_dump(mode="json")
