@@ -44,7 +44,7 @@ _PLAIN_FIELDS = (
     "skipped_runs",
 )
 # Small JSON values, each in one property ("" for none).
-_JSON_FIELDS = ("retry", "recurrence", "last_run")
+_JSON_FIELDS = ("retry", "recurrence", "last_run", "callbacks")
 _TIME_FIELDS = ("exec_at", "accepted_at", "updated_at", "next_attempt_at", "fired_at")
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -371,11 +371,14 @@ def _row(record: JobRecord) -> dict[str, Any]:
     if record.last_outcome is not None:
         put_text(entity, "last_outcome", json.dumps(data["last_outcome"], separators=(",", ":")))
     put_text(entity, "sealed_payload", record.sealed_payload.model_dump_json())
+    if record.sealed_callbacks is not None:
+        put_text(entity, "sealed_callbacks", record.sealed_callbacks.model_dump_json())
     return entity
 
 
 def _record(entity: Mapping[str, Any]) -> JobRecord:
     outcome = get_text(entity, "last_outcome")
+    sealed_callbacks = get_text(entity, "sealed_callbacks")
     return JobRecord.model_validate(
         {
             **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
@@ -392,5 +395,8 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "cancelled_by": entity.get("cancelled_by") or None,
             "last_outcome": json.loads(outcome) if outcome else None,
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
+            "sealed_callbacks": (
+                SealedPayload.model_validate_json(sealed_callbacks) if sealed_callbacks else None
+            ),
         }
     )

@@ -19,6 +19,7 @@ _STATUS = (
     "runs",
     "skipped_runs",
     "last_run",
+    "callbacks",
 )
 
 

@@ -33,6 +33,7 @@ HTTP_ROUTES = {
 DURABLE_TRIGGERS = {
     "schedule_orchestrator": "orchestrationTrigger",
     "execute_prompt": "activityTrigger",
+    "deliver_callback": "activityTrigger",
 }
 
 

@@ -277,6 +277,7 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "runs": 0,
         "skipped_runs": 0,
         "last_run": None,
+        "callbacks": None,
         "next_fire_at": "2026-12-01T08:10:00Z",
     }
 

@@ -24,6 +24,7 @@ LogKind = Literal[
     "paused",
     "resumed",
     "rescheduled",
+    "callback",
 ]
 
 # Table Storage returns at most 1000 entities per request; one page never needs more.
