@@ -112,8 +112,9 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
 
 
 # Activity failures (the store or the vault did not answer) a callback rides out before it is
-# given up; its own delivery failures are retried under the job's retry policy.
-CALLBACK_STORE_FAILURES = 5
+# given up: with store_retry_delay's waits, an outage of about an hour. Its own delivery
+# failures are retried under the job's retry policy.
+CALLBACK_STORE_FAILURES = 9
 
 
 def _callback(

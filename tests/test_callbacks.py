@@ -12,9 +12,11 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
+from blueprints import dependencies
+from scheduling.job_store import TableJobStore
 from scheduling.timing import format_utc
 from tests.support.scheduler import START, Scheduler, running_scheduler
-from tests.support.services import AzuriteService
+from tests.support.services import AzuriteService, unreachable_table_endpoint
 
 # A test secret made for this file only.
 SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(40, 72))).decode()
@@ -197,6 +199,37 @@ async def test_a_callback_receiver_that_is_down_does_not_change_the_jobs_outcome
     # The orchestration finished: nothing is left waiting on the callback.
     orchestration = signed_scheduler.orchestration(transaction_id)
     assert orchestration.runtime_status == "Completed"
+
+
+async def test_a_callback_due_during_a_store_outage_goes_out_once_the_store_is_back(
+    signed_scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/job").respond_with_data("done")
+    httpserver.expect_request("/succeeded").respond_with_data("ok")
+    transaction_id = await schedule_with_callbacks(
+        signed_scheduler,
+        {"url": httpserver.url_for("/job")},
+        {"on_success": httpserver.url_for("/succeeded")},
+    )
+    host = signed_scheduler.host
+    host.run()
+    host.set_clock(START + timedelta(minutes=5))
+    while not any(call.name == "execute_prompt" for call in host.activity_calls):
+        assert host.step()
+    dead = TableJobStore.open(unreachable_table_endpoint(), "jobs")
+    with dependencies.overridden(job_store=lambda _settings: dead):
+        host.advance_to(START + timedelta(minutes=15))  # the store is down for ten minutes
+        assert requests_to(httpserver, "/succeeded") == []
+    dead.close()
+    assert any(
+        call.name == "deliver_callback" and call.error_message for call in host.activity_calls
+    )
+
+    host.advance_to(START + timedelta(hours=2))
+
+    [callback] = requests_to(httpserver, "/succeeded")
+    assert verified(callback)["data"]["state"] == "succeeded"
+    assert (await status_of(signed_scheduler, transaction_id))["state"] == "succeeded"
 
 
 async def test_each_run_of_a_recurring_job_gets_its_own_callback(
