@@ -65,7 +65,9 @@ async def create_job(
             return await _replay(client, store, request, earlier, fingerprint)
     first = _first_run(schedule, settings)
 
-    record = await _sealed_record(transaction_id, fields, payload, first, fingerprint, settings)
+    record = await _sealed_record(
+        transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings
+    )
     try:
         # The index first: it must list every live job (a wipe finds jobs through it); a row
         # whose record never comes is dropped by a later reader.
@@ -140,6 +142,7 @@ async def _sealed_record(
     transaction_id: str,
     fields: dict[str, Any],
     payload: BaseModel,
+    callbacks: Callbacks | None,
     first: FirstRun,
     fingerprint: str | None,
     settings: SchedulerSettings,
@@ -148,23 +151,18 @@ async def _sealed_record(
     now = deps.clock()
     generation = uuid.uuid4().hex
     plaintext = json.dumps(fields["payload"], separators=(",", ":")).encode()
-    callbacks: Callbacks | None = fields.get("callbacks") and Callbacks.model_validate(
-        fields["callbacks"]
-    )
+    sealer = deps.sealer(settings)
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
-        sealed = await asyncio.to_thread(
-            deps.sealer(settings).seal, plaintext, sealing_context(transaction_id)
-        )
-        sealed_callbacks = (
-            await asyncio.to_thread(
-                deps.sealer(settings).seal,
+        sealed = await asyncio.to_thread(sealer.seal, plaintext, sealing_context(transaction_id))
+        # The callback URLs may carry tokens too: sealed apart, bound to their own context.
+        sealed_callbacks = None
+        if callbacks is not None:
+            sealed_callbacks = await asyncio.to_thread(
+                sealer.seal,
                 json.dumps(callbacks.urls(), separators=(",", ":")).encode(),
                 callbacks_sealing_context(transaction_id),
             )
-            if callbacks
-            else None
-        )
     except Exception:
         log.exception("sealing the payload of %s failed", transaction_id)
         raise backend_unavailable("seal the payload; nothing was scheduled") from None
@@ -182,7 +180,9 @@ async def _sealed_record(
         request_fingerprint=fingerprint,
         sealed_payload=sealed,
         callbacks=(
-            {kind: redact_url(url) for kind, url in callbacks.urls().items()} if callbacks else None
+            None
+            if callbacks is None
+            else {kind: redact_url(url) for kind, url in callbacks.urls().items()}
         ),
         sealed_callbacks=sealed_callbacks,
     )

@@ -17,6 +17,7 @@ from scheduling.job_store import TableJobStore
 from scheduling.timing import format_utc
 from tests.support.scheduler import START, Scheduler, running_scheduler
 from tests.support.services import AzuriteService, unreachable_table_endpoint
+from tests.test_sealed_secrets import durable_state, table_rows
 
 # A test secret made for this file only.
 SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(40, 72))).decode()
@@ -112,7 +113,19 @@ async def test_a_success_posts_a_signed_summary_to_on_success_only(
     assert status["state"] == "succeeded"
     assert CALLBACK_TOKEN not in json.dumps(status)
     assert status["callbacks"]["on_success"].endswith("?token=[redacted]")
-    assert [e["kind"] for e in await log_of(signed_scheduler, transaction_id)][-1] == "callback"
+    entries = await log_of(signed_scheduler, transaction_id)
+    assert entries[-1]["kind"] == "callback"
+    # Neither the callback's token nor the signing secret is anywhere the app keeps state.
+    kept = "\n".join(
+        [
+            *durable_state(signed_scheduler),
+            *table_rows(signed_scheduler),
+            json.dumps(entries),
+            json.dumps(status),
+        ]
+    )
+    assert CALLBACK_TOKEN not in kept
+    assert SIGNING_SECRET.removeprefix("whsec_") not in kept
 
 
 async def test_a_failure_after_its_retries_posts_to_on_failure(
