@@ -23,17 +23,18 @@ from scheduling.idempotency import (
     transaction_id_for,
 )
 from scheduling.job_log.lifecycle import accepted_entry
-from scheduling.job_record import JobRecord, sealing_context
+from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
 from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
 from scheduling.job_views import next_fire_at
-from scheduling.models import ScheduleRequest
+from scheduling.models import Callbacks, ScheduleRequest
 from scheduling.problems import (
     FieldError,
     field_errors,
     problem,
     validation_problem,
 )
-from scheduling.prompts import UnknownPromptType, destination_of, parse_payload
+from scheduling.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
+from scheduling.redaction import redact_url
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
@@ -64,7 +65,9 @@ async def create_job(
             return await _replay(client, store, request, earlier, fingerprint)
     first = _first_run(schedule, settings)
 
-    record = await _sealed_record(transaction_id, fields, payload, first, fingerprint, settings)
+    record = await _sealed_record(
+        transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings
+    )
     try:
         # The index first: it must list every live job (a wipe finds jobs through it); a row
         # whose record never comes is dropped by a later reader.
@@ -139,6 +142,7 @@ async def _sealed_record(
     transaction_id: str,
     fields: dict[str, Any],
     payload: BaseModel,
+    callbacks: Callbacks | None,
     first: FirstRun,
     fingerprint: str | None,
     settings: SchedulerSettings,
@@ -147,11 +151,18 @@ async def _sealed_record(
     now = deps.clock()
     generation = uuid.uuid4().hex
     plaintext = json.dumps(fields["payload"], separators=(",", ":")).encode()
+    sealer = deps.sealer(settings)
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
-        sealed = await asyncio.to_thread(
-            deps.sealer(settings).seal, plaintext, sealing_context(transaction_id)
-        )
+        sealed = await asyncio.to_thread(sealer.seal, plaintext, sealing_context(transaction_id))
+        # The callback URLs may carry tokens too: sealed apart, bound to their own context.
+        sealed_callbacks = None
+        if callbacks is not None:
+            sealed_callbacks = await asyncio.to_thread(
+                sealer.seal,
+                json.dumps(callbacks.urls(), separators=(",", ":")).encode(),
+                callbacks_sealing_context(transaction_id),
+            )
     except Exception:
         log.exception("sealing the payload of %s failed", transaction_id)
         raise backend_unavailable("seal the payload; nothing was scheduled") from None
@@ -168,6 +179,12 @@ async def _sealed_record(
         destination=destination_of(payload),
         request_fingerprint=fingerprint,
         sealed_payload=sealed,
+        callbacks=(
+            None
+            if callbacks is None
+            else {kind: redact_url(url) for kind, url in callbacks.urls().items()}
+        ),
+        sealed_callbacks=sealed_callbacks,
     )
 
 
@@ -220,10 +237,10 @@ def _validated_job_fields(
         schedule = ScheduleRequest.model_validate(body)
     except ValidationError as error:
         raise validation_problem("the schedule request is not valid", field_errors(error)) from None
+    rules = dependencies.payload_rules(deps, settings)
+    _vet_callbacks(schedule.callbacks, rules)
     try:
-        payload = parse_payload(
-            schedule.prompt_type, schedule.payload, dependencies.payload_rules(deps, settings)
-        )
+        payload = parse_payload(schedule.prompt_type, schedule.payload, rules)
     except UnknownPromptType as error:
         raise validation_problem(
             str(error),
@@ -240,6 +257,25 @@ def _validated_job_fields(
         "payload": payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
     }
     return schedule, fields, payload
+
+
+def _vet_callbacks(callbacks: Callbacks | None, rules: PayloadRules) -> None:
+    """Callback URLs go where an http.call may go: the same destination rules, now and when
+    they are called."""
+    if callbacks is None:
+        return
+    errors = []
+    for kind, url in callbacks.urls().items():
+        try:
+            rules.vet_url(url)
+        except ValueError as error:
+            errors.append(FieldError(loc=["callbacks", kind], msg=str(error), type="url_refused"))
+    if not callbacks.urls():
+        errors.append(
+            FieldError(loc=["callbacks"], msg="give on_success, on_failure or both", type="missing")
+        )
+    if errors:
+        raise validation_problem("a callback URL is not valid", errors)
 
 
 def _first_run(schedule: ScheduleRequest, settings: SchedulerSettings) -> FirstRun:

@@ -64,7 +64,9 @@ def payload_rules(deps: Dependencies, settings: SchedulerSettings) -> PayloadRul
     return PayloadRules(settings=settings, vet_url=egress_policy(deps, settings).vet_url)
 
 
-def firing_context(transaction_id: str, exec_at: datetime, attempt: int) -> FiringContext:
+def firing_context(
+    transaction_id: str, exec_at: datetime, attempt: int, generation: str = ""
+) -> FiringContext:
     deps = current()
     settings = deps.settings()
     policy = egress_policy(deps, settings)
@@ -76,4 +78,5 @@ def firing_context(transaction_id: str, exec_at: datetime, attempt: int) -> Firi
         clock=deps.clock,
         open_http_client=lambda timeout: pinned_client(policy, timeout=timeout),
         attempt=attempt,
+        generation=generation,
     )

@@ -10,6 +10,7 @@ from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:
     from scheduling.job_record import JobRun
+    from scheduling.models import CallbackKind
 
 bp = df.Blueprint()
 
@@ -93,6 +94,8 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             yield context.create_timer(report.next_attempt_at)
             attempt = report.attempt + 1
             continue
+        if report.callback is not None:
+            yield from _callback(context, run, report.callback)
         if report.state == "pending" and report.next_run_at is not None:
             # A recurring job's next run: a fresh episode each run keeps history bounded.
             following = run.model_copy(
@@ -106,6 +109,69 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             "state": report.state,
             "attempts": report.attempt,
         }
+
+
+# Activity failures (the store or the vault did not answer) a callback rides out before it is
+# given up: with store_retry_delay's waits, an outage of about an hour. Its own delivery
+# failures are retried under the job's retry policy.
+CALLBACK_STORE_FAILURES = 9
+
+
+def _callback(
+    context: df.DurableOrchestrationContext, run: "JobRun", which: "CallbackKind"
+) -> Generator[Any, Any, None]:
+    """Deliver the run's outcome callback, with retries; whatever happens, the job's own
+    outcome is already recorded and stays as it is."""
+    from scheduling.callbacks import CallbackOrder, CallbackReport
+    from scheduling.retry import store_retry_delay
+
+    attempt, failures = 1, 0
+    while True:
+        context.set_custom_status({"phase": "calling back", "callback": which, "attempt": attempt})
+        order = CallbackOrder(
+            transaction_id=run.transaction_id,
+            generation=run.generation,
+            due_at=run.exec_at,
+            callback=which,
+            attempt=attempt,
+        )
+        try:
+            report = CallbackReport.model_validate(
+                (yield context.call_activity("deliver_callback", order.model_dump(mode="json")))
+            )
+        except Exception:
+            failures += 1
+            if failures >= CALLBACK_STORE_FAILURES:
+                return
+            yield context.create_timer(context.current_utc_datetime + store_retry_delay(failures))
+            continue
+        if report.next_attempt_at is None:
+            return
+        yield context.create_timer(report.next_attempt_at)
+        attempt += 1
+
+
+@bp.activity_trigger(input_name="order")
+def deliver_callback(order: dict[str, Any]) -> dict[str, Any]:
+    """One delivery attempt of an outcome callback; whether it was delivered, or when to try
+    again. Never the URL or the summary."""
+    from blueprints import dependencies
+    from scheduling.callbacks import CallbackOrder
+    from scheduling.callbacks import deliver_callback as deliver
+
+    this = CallbackOrder.model_validate(decode_durable_json(order))
+    deps = dependencies.current()
+    settings = deps.settings()
+    report = deliver(
+        this,
+        deps.job_store(settings),
+        deps.sealer(settings),
+        deps.clock,
+        context_for=lambda record: dependencies.firing_context(
+            record.transaction_id, this.due_at, this.attempt, record.generation
+        ),
+    )
+    return report.model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="order")
@@ -125,7 +191,7 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
         deps.sealer(settings),
         deps.clock,
         context_for=lambda record: dependencies.firing_context(
-            record.transaction_id, record.exec_at, this.attempt
+            record.transaction_id, record.exec_at, this.attempt, record.generation
         ),
     )
     return report.model_dump(mode="json")

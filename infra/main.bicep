@@ -35,6 +35,11 @@ param principalType string = 'User'
 @description('Server key for Idempotency-Key fingerprints, as azd passes it; see modules/key-vault.bicep.')
 param requestFingerprintKey string
 
+// Passed the same way: `$(secretOrRandomPassword ${AZURE_KEY_VAULT_NAME} webhook-signing-secrets)`.
+@secure()
+@description('Standard Webhooks signing secrets, as azd passes them; see modules/key-vault.bicep.')
+param webhookSigningSecrets string
+
 // A short, stable suffix so that names are globally unique but the same on every run.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -95,6 +100,7 @@ module keyVault 'modules/key-vault.bicep' = {
     location: location
     tags: tags
     requestFingerprintKey: requestFingerprintKey
+    webhookSigningSecrets: webhookSigningSecrets
   }
 }
 
@@ -163,6 +169,7 @@ module functionApp 'modules/function-app.bicep' = {
     cosmosContainerName: cosmosContainerName
     sealingKeyUrl: keyVault.outputs.keyUri
     fingerprintSecretUri: keyVault.outputs.fingerprintSecretUri
+    signingSecretUri: keyVault.outputs.signingSecretUri
   }
 }
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary, with_finished, with_started
-from scheduling.models import UtcDatetime
+from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
 from scheduling.sealing import SealedPayload
@@ -60,10 +60,16 @@ class JobRecord(BaseModel):
     # When the job was last replayed: the run at that time is the replay's.
     replayed_at: UtcDatetime | None = None
     sealed_payload: SealedPayload
+    # Outcome callbacks: their URLs redacted (what may be shown), and sealed (what is sent).
+    callbacks: dict[CallbackKind, str] | None = None
+    sealed_callbacks: SealedPayload | None = None
 
     def sealing_context(self) -> bytes:
         """What the payload's ciphertext is bound to: it cannot be moved to another job."""
         return sealing_context(self.transaction_id)
+
+    def callbacks_sealing_context(self) -> bytes:
+        return callbacks_sealing_context(self.transaction_id)
 
     @property
     def instance_id(self) -> str:
@@ -73,6 +79,11 @@ class JobRecord(BaseModel):
 def sealing_context(transaction_id: str) -> bytes:
     # The id only: a job moved, paused or resumed (a new generation) keeps its payload.
     return f"job/{transaction_id}".encode()
+
+
+def callbacks_sealing_context(transaction_id: str) -> bytes:
+    # Not the payload's: neither ciphertext opens in the other's place.
+    return f"job/{transaction_id}/callbacks".encode()
 
 
 def instance_id(transaction_id: str, generation: str) -> str:
@@ -113,6 +124,8 @@ class AttemptReport(BaseModel):
     next_attempt_at: UtcDatetime | None = None
     # When `state` is pending: the time of the job's next run (a recurring job's next one).
     next_run_at: UtcDatetime | None = None
+    # When the run has just ended and the job has a callback for its outcome: which one.
+    callback: CallbackKind | None = None
 
 
 ClaimVerdict = Literal["claimed", "resumed", "cancelled", "decided", "gone"]
@@ -242,7 +255,28 @@ def report_of(record: JobRecord) -> AttemptReport:
         attempt=record.attempts,
         next_attempt_at=record.next_attempt_at,
         next_run_at=record.exec_at if record.state == "pending" else None,
+        callback=due_callback(record),
     )
+
+
+def ended_run_state(record: JobRecord) -> JobState | None:
+    """How the run that just ended ended (a recurring job is pending its next run by then);
+    None while a run is under way or the job is paused or cancelled."""
+    if record.state in ("succeeded", "failed"):
+        return record.state
+    if record.state == "pending" and record.last_run is not None:
+        ended = record.last_run.get("state")
+        return ended if ended in ("succeeded", "failed") else None
+    return None
+
+
+def due_callback(record: JobRecord) -> CallbackKind | None:
+    """The callback to deliver for the run that just ended, if the job has one for it."""
+    ended = ended_run_state(record)
+    if ended is None or not record.callbacks:
+        return None
+    kind: CallbackKind = "on_success" if ended == "succeeded" else "on_failure"
+    return kind if kind in record.callbacks else None
 
 
 PauseVerdict = Literal["paused", "not-recurring", "firing", "already-paused", "ended"]

@@ -47,7 +47,7 @@ _PLAIN_FIELDS = (
     "skipped_runs",
 )
 # Small JSON values, each in one property ("" for none).
-_JSON_FIELDS = ("retry", "recurrence", "last_run")
+_JSON_FIELDS = ("retry", "recurrence", "last_run", "callbacks")
 _TIME_FIELDS = (
     "exec_at",
     "accepted_at",
@@ -523,12 +523,15 @@ def _row(record: JobRecord) -> dict[str, Any]:
         history = json.dumps(data["attempt_history"], separators=(",", ":"))
         put_text(entity, "attempt_history", history)
     put_text(entity, "sealed_payload", record.sealed_payload.model_dump_json())
+    if record.sealed_callbacks is not None:
+        put_text(entity, "sealed_callbacks", record.sealed_callbacks.model_dump_json())
     return entity
 
 
 def _record(entity: Mapping[str, Any]) -> JobRecord:
     outcome = get_text(entity, "last_outcome")
     history = get_text(entity, "attempt_history")
+    sealed_callbacks = get_text(entity, "sealed_callbacks")
     return JobRecord.model_validate(
         {
             **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
@@ -546,5 +549,8 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "last_outcome": json.loads(outcome) if outcome else None,
             "attempt_history": json.loads(history) if history else [],
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
+            "sealed_callbacks": (
+                SealedPayload.model_validate_json(sealed_callbacks) if sealed_callbacks else None
+            ),
         }
     )

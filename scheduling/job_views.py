@@ -30,6 +30,7 @@ _STATUS = (
     "last_run",
     "failed_at",
     "replayed_at",
+    "callbacks",
 )
 
 

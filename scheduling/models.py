@@ -57,6 +57,29 @@ WallTime = Annotated[
 ]
 
 
+CallbackKind = Literal["on_success", "on_failure"]
+
+
+class Callbacks(BaseModel):
+    """Where to POST a job's outcome when a run ends: on success, on failure, or both.
+
+    The URLs are checked like an http.call target when the job is created (accepting.py),
+    sealed with the job, and shown only redacted: they may carry credentials.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    on_success: str | None = Field(default=None, min_length=1, max_length=2048)
+    on_failure: str | None = Field(default=None, min_length=1, max_length=2048)
+
+    def urls(self) -> dict[CallbackKind, str]:
+        given: dict[CallbackKind, str | None] = {
+            "on_success": self.on_success,
+            "on_failure": self.on_failure,
+        }
+        return {kind: url for kind, url in given.items() if url is not None}
+
+
 class ScheduleRequest(BaseModel):
     """The body of `POST /api/schedule`: one of exec_at, exec_local or cron says when.
 
@@ -78,3 +101,4 @@ class ScheduleRequest(BaseModel):
     prompt_type: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    callbacks: Callbacks | None = None

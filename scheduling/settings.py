@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scheduling.egress.addresses import IPNetwork, never_reachable_reason
 from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
+from scheduling.webhook_signing import parse_secrets
 
 
 def _split_csv(value: object) -> object:
@@ -79,6 +80,9 @@ class SchedulerSettings(BaseSettings):
     sealing_key_vault_key_url: str = ""
     sealing_keys: SecretStr = SecretStr("")
     request_fingerprint_key: SecretStr = SecretStr("")
+    # Standard Webhooks signing keys, `whsec_<base64>` separated by spaces or commas: every
+    # http.call and callback is signed with each (several while rotating); none, no signing.
+    webhook_signing_secrets: SecretStr = SecretStr("")
     azure_web_jobs_storage: str = Field(default="", alias="AzureWebJobsStorage")
 
     @field_validator("http_call_allowed_networks", mode="before")
@@ -95,6 +99,14 @@ class SchedulerSettings(BaseSettings):
         for network in networks:
             _check_allowed_network(network)
         return networks
+
+    def webhook_signing_keys(self) -> tuple[bytes, ...]:
+        """The keys every outgoing request is signed with (none: requests go unsigned).
+
+        Parsed here, not by a validator: pydantic's errors carry the raw input, and this one
+        is a secret. Raises SigningNotConfigured, which names an entry by position only.
+        """
+        return parse_secrets(self.webhook_signing_secrets.get_secret_value())
 
     @field_validator("http_call_allowed_ports", mode="before")
     @classmethod

@@ -12,10 +12,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from function_app import app
+from local_durable_host.worker_calls import index_functions
 from scheduling.job_store import DueRange
 from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
-from tests.support.worker_calls import index_functions
 from tests.test_backend_faults import store_down
 
 RETRY = {"max_attempts": 3, "initial_delay_seconds": 60}

@@ -280,6 +280,7 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "attempt_history": [],
         "failed_at": None,
         "replayed_at": None,
+        "callbacks": None,
         "next_fire_at": "2026-12-01T08:10:00Z",
     }
 

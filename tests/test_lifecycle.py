@@ -238,7 +238,7 @@ async def test_target_failures_are_visible_outcomes(
     assert outcomes["down"]["error"].startswith("could not connect")
     assert outcomes["500"]["status_code"] == 500
     assert outcomes["500"]["body_excerpt"] == "broken"
-    assert outcomes["timeout"]["error"] == "timed out after 0.2 s"
+    assert outcomes["timeout"]["error"] == "no complete response within 0.2 s"
     assert await listed_ids(scheduler) == []
 
 

@@ -46,6 +46,17 @@ async def test_a_payload_cannot_set_an_x_scheduler_header(scheduler: Scheduler, 
     assert "reserved" in error["msg"]
 
 
+@pytest.mark.parametrize("name", ["webhook-id", "Webhook-Signature", "WEBHOOK-TIMESTAMP"])
+async def test_a_payload_cannot_set_a_webhook_header(scheduler: Scheduler, name: str) -> None:
+    # They carry the scheduler's Standard Webhooks signature; a forged webhook-id would let a
+    # caller pick the id a receiver de-duplicates on.
+    payload = {"url": "http://receiver.example.com/hook", "headers": {name: "msg_forged"}}
+    [error] = validation_errors(await scheduler.schedule("http.call", payload))
+    assert error["loc"] == ["payload", "headers"]
+    assert f"header {name!r} is reserved" in error["msg"]
+    assert scheduler.orchestrations_started() == []
+
+
 async def test_a_header_name_ending_in_a_newline_is_refused(scheduler: Scheduler) -> None:
     payload = {"url": "http://receiver.example.com/hook", "headers": {"Host\n": "internal"}}
     [error] = validation_errors(await scheduler.schedule("http.call", payload))

@@ -1,8 +1,9 @@
 """No credential a caller sends is readable in durable state or in the job store's rows.
 
-A job whose headers, URL path, URL query and body carry secrets runs its whole life
-(accepted with an Idempotency-Key, waits past a continue-as-new, fails once, retries,
-succeeds); another is deleted. Every piece of durable state the app wrote on the way —
+A job whose headers, URL path, URL query and body carry secrets, and whose callback URLs
+carry them in their path and query, runs its whole life (accepted with an Idempotency-Key,
+waits past a continue-as-new, fails once, retries, succeeds, calls back); another is
+deleted. Every piece of durable state the app wrote on the way —
 orchestration inputs, outputs, custom status and history of every episode, activity inputs
 and outputs, what the client sent the extension — and every row of the job tables are read,
 and none holds a secret. The target did get them all: the job really carried them.
@@ -28,7 +29,10 @@ QUERY = "QueryT0kenValue9y"
 PATH = "PathT0kenValue2z"
 BODY = "BodyPa55wordValue4w"
 CUSTOM = "CustomHeaderValue8q"
-SECRETS = (AUTH, API_KEY, QUERY, PATH, BODY, CUSTOM)
+CALLBACK_PATH = "CallbackPathT0ken3u"
+CALLBACK_QUERY = "CallbackQueryT0ken6t"
+FAILURE_QUERY = "FailureCallbackT0ken1s"
+SECRETS = (AUTH, API_KEY, QUERY, PATH, BODY, CUSTOM, CALLBACK_PATH, CALLBACK_QUERY, FAILURE_QUERY)
 
 
 def durable_state(scheduler: Scheduler) -> Iterator[str]:
@@ -75,7 +79,12 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
         return Response("ok", status=next(answers))
 
     httpserver.expect_request(f"/hook/{PATH}").respond_with_handler(target)
+    httpserver.expect_request(f"/done/{CALLBACK_PATH}").respond_with_data("noted")
     url = httpserver.url_for(f"/hook/{PATH}")
+    callbacks = {
+        "on_success": httpserver.url_for(f"/done/{CALLBACK_PATH}?sig={CALLBACK_QUERY}&n=1"),
+        "on_failure": httpserver.url_for(f"/failed?api_key={FAILURE_QUERY}"),
+    }
     payload: dict[str, Any] = {
         "method": "PUT",
         "url": f"{url}?token={QUERY}&page=2",
@@ -83,7 +92,12 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
         "json": {"password": BODY},
     }
     exec_at = START + timedelta(days=4)  # past one 3-day timer: a continue-as-new copy
-    body = {"exec_at": exec_at.isoformat(), "prompt_type": "http.call", "payload": payload}
+    body = {
+        "exec_at": exec_at.isoformat(),
+        "prompt_type": "http.call",
+        "payload": payload,
+        "callbacks": callbacks,
+    }
     created = await scheduler.api.request(
         "POST",
         "/api/schedule",
@@ -111,10 +125,14 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
     assert sent.args["token"] == QUERY
     assert sent.get_json() == {"password": BODY}
     assert scheduler.orchestration(transaction_id).episode_count == 2
+    # The success callback went out, to its URL whole.
+    [callback] = [r for r, _ in httpserver.log if r.path == f"/done/{CALLBACK_PATH}"]
+    assert callback.args["sig"] == CALLBACK_QUERY
 
     assert leaks(iter(snapshots)) == []
     for path in (
         f"/api/schedule/{transaction_id}/status?history=true",
+        f"/api/schedule/{transaction_id}/logs",
         f"/api/schedule/{deleted_id}/status?history=true",
         "/api/schedule",
     ):

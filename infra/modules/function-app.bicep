@@ -1,8 +1,8 @@
 // The function app on a Flex Consumption plan (FC1, Linux). It runs as the
 // user-assigned identity and reaches storage, Application Insights, Cosmos DB and
 // Key Vault with Entra tokens only: no app setting holds a key, SAS or connection
-// string built from a key; the one secret (the fingerprint key) is a Key Vault
-// reference that the platform resolves as the identity.
+// string built from a key; the secrets (the fingerprint key, the webhook signing
+// secrets) are Key Vault references that the platform resolves as the identity.
 param planName string
 param appName string
 param location string
@@ -20,6 +20,9 @@ param sealingKeyUrl string
 
 @description('URI of the fingerprint secret in Key Vault, without a version.')
 param fingerprintSecretUri string
+
+@description('URI of the webhook signing secrets in Key Vault, without a version.')
+param signingSecretUri string
 
 @description('Upper bound on instances the plan scales out to; caps the bill under load.')
 @minValue(1)
@@ -167,6 +170,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'REQUEST_FINGERPRINT_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'
+        }
+        // Every http.call and callback is signed with these (Standard Webhooks).
+        {
+          name: 'WEBHOOK_SIGNING_SECRETS'
+          value: '@Microsoft.KeyVault(SecretUri=${signingSecretUri})'
         }
         {
           name: 'HTTP_CALL_ALLOWED_NETWORKS'

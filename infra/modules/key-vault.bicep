@@ -2,7 +2,9 @@
 // - the RSA key that wraps each payload's data key (envelope encryption): the app wraps
 //   with the key's public part and asks the vault to unwrap, so the private key never
 //   leaves the vault;
-// - the secret `request-fingerprint-key`, the server key of Idempotency-Key fingerprints.
+// - the secret `request-fingerprint-key`, the server key of Idempotency-Key fingerprints;
+// - the secret `webhook-signing-secrets`, the Standard Webhooks key(s) every http.call and
+//   callback is signed with (`whsec_<base64>`, several separated by spaces while rotating).
 // Access is by Azure RBAC only (no access policies); the roles are in rbac.bicep.
 param name string
 param location string
@@ -11,6 +13,10 @@ param tags object
 @secure()
 @description('The fingerprint key as azd passes it (main.parameters.json): the value this vault already holds, or on the first run a random password (see fingerprintKeyValue below).')
 param requestFingerprintKey string
+
+@secure()
+@description('The webhook signing secrets as azd passes them (main.parameters.json): the value this vault already holds, or on the first run a random password (see signingSecretsValue below).')
+param webhookSigningSecrets string
 
 // Fresh randomness for a new fingerprint key, used only when the vault holds none yet.
 // newGuid() is allowed only as a parameter default; @secure() keeps the values out of the
@@ -23,8 +29,19 @@ param newKeyEntropyA string = newGuid()
 // checkov:skip=CKV_AZURE_131: The default is newGuid(), a new random value on every deployment (the one default the Bicep linter allows for a secure parameter), not a value written in the template.
 param newKeyEntropyB string = newGuid()
 
+// Fresh randomness for a new signing secret, apart from the fingerprint key's: knowing one
+// secret must tell nothing of the other.
+@secure()
+// checkov:skip=CKV_AZURE_131: The default is newGuid(), a new random value on every deployment (the one default the Bicep linter allows for a secure parameter), not a value written in the template.
+param newKeyEntropyC string = newGuid()
+
+@secure()
+// checkov:skip=CKV_AZURE_131: The default is newGuid(), a new random value on every deployment (the one default the Bicep linter allows for a secure parameter), not a value written in the template.
+param newKeyEntropyD string = newGuid()
+
 // Read by azd (main.parameters.json) and by the app through a Key Vault reference.
 var fingerprintSecretName = 'request-fingerprint-key'
+var signingSecretName = 'webhook-signing-secrets'
 
 // azd's `secretOrRandomPassword <vault> <secret>` passes the secret's current value when the
 // vault holds it, and otherwise (first run, or no vault yet) a random password of 15 letters
@@ -35,6 +52,11 @@ var fingerprintSecretName = 'request-fingerprint-key'
 // fresh GUIDs: 15 + 36 + 36 = 87 bytes, 116 base64 characters without padding.
 // (The parentheses only make the precedence plain to readers and to pycep.)
 var fingerprintKeyValue = (length(requestFingerprintKey) >= 44) ? requestFingerprintKey : base64('${requestFingerprintKey}${newKeyEntropyA}${newKeyEntropyB}')
+
+// The signing secrets, kept the same way: a stored value starts with `whsec_` (one secret, or
+// several while an operator rotates them: docs/webhooks.md) and is written back unchanged;
+// azd's first-run password becomes `whsec_` + base64 of it and two fresh GUIDs (87 bytes).
+var signingSecretsValue = startsWith(webhookSigningSecrets, 'whsec_') ? webhookSigningSecrets : 'whsec_${base64('${webhookSigningSecrets}${newKeyEntropyC}${newKeyEntropyD}')}'
 
 resource vault 'Microsoft.KeyVault/vaults@2024-11-01' = {
   // checkov:skip=CKV_AZURE_109: The app runs on Flex Consumption without VNet integration and has no fixed outbound addresses to allow-list; every request needs an Entra token with a Key Vault data role (RBAC authorization, no access policies).
@@ -108,6 +130,20 @@ resource fingerprintSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
   }
 }
 
+resource signingSecret 'Microsoft.KeyVault/vaults/secrets@2024-11-01' = {
+  // checkov:skip=CKV_AZURE_41: Receivers verify with these secrets: an expired one would stop every delivery from verifying until someone replaced it. They are rotated by hand, the old one kept beside the new while receivers move over (docs/webhooks.md).
+  parent: vault
+  name: signingSecretName
+  tags: tags
+  properties: {
+    contentType: 'Standard Webhooks secrets (whsec_ base64), space-separated'
+    value: signingSecretsValue
+    attributes: {
+      enabled: true
+    }
+  }
+}
+
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 // Without a version: the app wraps under the key's current version, and unwraps with the
@@ -115,3 +151,4 @@ output uri string = vault.properties.vaultUri
 output keyUri string = sealingKey.properties.keyUri
 // Without a version: the Key Vault reference follows the secret's current version.
 output fingerprintSecretUri string = fingerprintSecret.properties.secretUri
+output signingSecretUri string = signingSecret.properties.secretUri

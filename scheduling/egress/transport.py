@@ -1,10 +1,13 @@
-"""An httpx transport that vets each connection's destination and connects to the vetted address."""
+"""An httpx transport that vets each connection's destination and connects to the vetted address,
+and ends every exchange at one absolute deadline."""
 
 import functools
 import logging
 import ssl
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
@@ -19,12 +22,107 @@ _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20
 _CHATTY_LOGGERS = ("httpx", "httpcore")
 
 
-class PinnedNetworkBackend(httpcore.NetworkBackend):
-    """Resolves each new connection's host once, refuses any denied address, connects to one."""
+_T = TypeVar("_T")
 
-    def __init__(self, policy: EgressPolicy, inner: httpcore.NetworkBackend | None = None) -> None:
+
+def _remaining(
+    deadline: float | None,
+    timeout: float | None,
+    expired: type[httpcore.TimeoutException],
+) -> float | None:
+    """The time a socket operation may take: its own timeout, cut to what is left before the
+    deadline. Raises `expired` when nothing is left: ConnectTimeout before anything was sent
+    (a retry cannot duplicate the request), ReadTimeout or WriteTimeout after."""
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the exchange's deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _within(deadline: float | None, work: Callable[[], _T]) -> _T:
+    """`work()` in a daemon thread, given up at the deadline (the thread ends on its own).
+
+    For the name lookup, which the OS resolver cannot be told to cut short.
+    """
+    if deadline is None:
+        return work()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as error:  # handed to the caller below
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=run, name="resolve-within-deadline", daemon=True)
+    thread.start()
+    thread.join(_remaining(deadline, None, httpcore.ConnectTimeout))
+    if not outcome:
+        raise httpcore.ConnectTimeout("name resolution did not finish before the deadline")
+    succeeded, value = outcome[0]
+    if succeeded:
+        return value  # type: ignore[no-any-return]
+    raise value
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the deadline.
+
+    httpx's timeouts bound each socket operation, not the exchange: a target that sends one
+    byte of its headers every 0.4 s would hold an attempt with a 1 s timeout for as long as
+    it likes. Cutting each operation's timeout to what is left of one deadline bounds it all.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(
+            max_bytes, _remaining(self._deadline, timeout, httpcore.ReadTimeout)
+        )
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(self._deadline, timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        secured = self._inner.start_tls(
+            ssl_context,
+            server_hostname,
+            _remaining(self._deadline, timeout, httpcore.ConnectTimeout),
+        )
+        return DeadlineStream(secured, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class PinnedNetworkBackend(httpcore.NetworkBackend):
+    """Resolves each new connection's host once, refuses any denied address, connects to one.
+
+    With a `deadline` (a time.monotonic() value), the lookup, the connect, the TLS handshake
+    and every read and write end by then, whatever the target does.
+    """
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        inner: httpcore.NetworkBackend | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self._policy = policy
         self._inner = inner or httpcore.SyncBackend()
+        self._deadline = deadline
 
     def connect_tcp(
         self,
@@ -36,10 +134,11 @@ class PinnedNetworkBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         """Connect to a vetted address of `host`; TLS then verifies the name `host` (SNI)."""
         try:
-            addresses = self._policy.resolve_and_vet(host, port)
+            addresses = _within(self._deadline, lambda: self._policy.resolve_and_vet(host, port))
         except OSError as error:
             # A name that does not resolve is a failed connection, not a refused destination.
             raise httpcore.ConnectError(f"cannot resolve {host!r}: {error}") from error
+        timeout = _remaining(self._deadline, timeout, httpcore.ConnectTimeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         failure: Exception = httpcore.ConnectError(f"no address to connect to for {host!r}")
         for address in addresses:
@@ -48,13 +147,16 @@ class PinnedNetworkBackend(httpcore.NetworkBackend):
                 raise httpcore.ConnectTimeout(f"connect to {host!r} timed out")
             try:
                 # A literal address: the OS parses it and does no second lookup to be rebound.
-                return self._inner.connect_tcp(
+                stream = self._inner.connect_tcp(
                     str(address),
                     port,
                     timeout=remaining,
                     local_address=local_address,
                     socket_options=socket_options,
                 )
+                if self._deadline is None:
+                    return stream
+                return DeadlineStream(stream, self._deadline)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 failure = error
         raise failure
@@ -90,6 +192,7 @@ class PinnedTransport(httpx.HTTPTransport):
         verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits = _DEFAULT_LIMITS,
         retries: int = 0,
+        deadline: float | None = None,
     ) -> None:
         if verify is True:
             ssl_context = _verifying_context()
@@ -106,7 +209,7 @@ class PinnedTransport(httpx.HTTPTransport):
             http1=True,
             http2=False,
             retries=retries,
-            network_backend=PinnedNetworkBackend(policy),
+            network_backend=PinnedNetworkBackend(policy, deadline=deadline),
         )
 
 
@@ -125,13 +228,16 @@ def quiet_http_client_logs() -> None:
 def pinned_client(
     policy: EgressPolicy,
     *,
-    timeout: httpx.Timeout | float,
+    timeout: float,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.Client:
-    """An httpx.Client for http.call: pinned transport, no env proxies or .netrc, no redirects."""
+    """An httpx.Client for one http.call attempt: pinned transport, no env proxies or .netrc,
+    no redirects, and everything it does (lookup, connect, TLS, request, response headers and
+    body) over within `timeout` seconds of its creation."""
     quiet_http_client_logs()
+    deadline = time.monotonic() + timeout
     return httpx.Client(
-        transport=PinnedTransport(policy, verify=verify),
+        transport=PinnedTransport(policy, verify=verify, deadline=deadline),
         timeout=timeout,
         trust_env=False,
         follow_redirects=False,

@@ -27,6 +27,7 @@ LogKind = Literal[
     "replayed",
     "cleared",
     "expired",
+    "callback",
 ]
 
 # Table Storage returns at most 1000 entities per request; one page never needs more.

@@ -8,6 +8,7 @@ import httpx
 
 from scheduling.job_log import JobLog
 from scheduling.settings import SchedulerSettings
+from scheduling.webhook_signing import run_message_id
 
 Clock = Callable[[], datetime]
 
@@ -34,3 +35,9 @@ class FiringContext:
     clock: Clock
     open_http_client: Callable[[float], httpx.Client]
     attempt: int = 1
+    # Which incarnation of the job fires (a replay, resume or PATCH makes a new one).
+    generation: str = ""
+
+    def message_id(self) -> str:
+        """The Standard Webhooks `webhook-id` of this run: the same on each of its retries."""
+        return run_message_id(self.transaction_id, self.generation, self.exec_at)

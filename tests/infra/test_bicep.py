@@ -82,6 +82,9 @@ FINGERPRINT_PARAMETER = (
 # key-vault.bicep keeps any value at least this long as a key already stored.
 FINGERPRINT_STORED_MIN_CHARS = len(base64.b64encode(bytes(MIN_FINGERPRINT_KEY_BYTES)))
 PARAMETERS_FILE = INFRA_DIR / "main.parameters.json"
+# The Key Vault secret the app reads as WEBHOOK_SIGNING_SECRETS, kept across runs the same way.
+SIGNING_SECRET_NAME = "webhook-signing-secrets"
+SIGNING_PARAMETER = f"$(secretOrRandomPassword ${{AZURE_KEY_VAULT_NAME}} {SIGNING_SECRET_NAME})"
 
 # role id -> the resource type it must be scoped to
 EXPECTED_ROLES = {
@@ -429,10 +432,17 @@ def key_vault_problems(project: Project, parameters: dict[str, Any] | None = Non
     stored = project.all_resources(KEY_VAULT_SECRETS)
     if len(vaults) != 1 or vaults[0].file is not kv_file:
         return [f"expected one Key Vault in key-vault.bicep, found {[str(v) for v in vaults]}"]
-    if len(keys) != 1 or len(stored) != 1:
+    if len(keys) != 1 or len(stored) != 2:
         found = [str(r) for r in [*keys, *stored]]
-        return [f"expected one Key Vault key and one secret, found {found}"]
-    vault, key, secret = vaults[0], keys[0], stored[0]
+        return [f"expected one Key Vault key and two secrets, found {found}"]
+    vault, key = vaults[0], keys[0]
+    by_name = {expr(kv_file, child.body.get("name")): child for child in stored}
+    secret = by_name.get(FINGERPRINT_SECRET_NAME, stored[0])
+    signing = by_name.get(SIGNING_SECRET_NAME)
+    if signing is None or signing is secret:
+        problems.append(f"key-vault.bicep: a secret must be named {SIGNING_SECRET_NAME}")
+    else:
+        problems += signing_value_problems(project, kv_file, signing, parameters)
 
     props = vault.properties
     required = {
@@ -458,7 +468,7 @@ def key_vault_problems(project: Project, parameters: dict[str, Any] | None = Non
         if props.get(name, False) is not False:
             problems.append(f"{vault}: {name} must be false (nothing but the app reads it)")
 
-    for child in (key, secret):
+    for child in (key, *stored):
         if render(child.body.get("parent")) != vault.symbol:
             problems.append(f"{child}: parent must be {vault.symbol}")
     key_props = key.properties
@@ -483,6 +493,8 @@ def key_vault_problems(project: Project, parameters: dict[str, Any] | None = Non
         "keyUri": f"{key.symbol}.properties.keyUri",
         "fingerprintSecretUri": f"{secret.symbol}.properties.secretUri",
     }
+    if signing is not None:
+        wanted["signingSecretUri"] = f"{signing.symbol}.properties.secretUri"
     for output, expression in wanted.items():
         if outputs.get(output) != expression:
             problems.append(
@@ -532,7 +544,7 @@ def fingerprint_value_problems(
             f"(base64 of 32 bytes), not >= {threshold}"
         )
     fresh = render(operands.get("false_value"))
-    entropy = [name for name in secure if name != param]
+    entropy = [name for name in secure if name != param and f"${{{name}}}" in fresh]
     if not fresh.startswith("base64(") or f"${{{param}}}" not in fresh:
         problems.append(f"{secret}: a first-run password must become base64 of itself and more")
     for name in entropy:
@@ -556,6 +568,53 @@ def fingerprint_value_problems(
             f"main.parameters.json: {passed} must be {FINGERPRINT_PARAMETER!r} (the secret's "
             f"own name, so that azd finds it), not {fed!r}"
         )
+    return problems
+
+
+def signing_value_problems(
+    project: Project, kv_file: BicepFile, secret: Resource, parameters: dict[str, Any]
+) -> list[str]:
+    """The signing secrets stay the same across `azd up` runs (a stored value starts with
+    `whsec_`, so rotation lists are kept too), and azd's first-run password becomes a
+    `whsec_` key with two fresh GUIDs of its own."""
+    problems: list[str] = []
+    value = secret.properties.get("value")
+    if isinstance(value, str) and value in kv_file.variables:
+        value = kv_file.variables[value]
+    secure = [name for name, p in kv_file.parameters.items() if is_secure(p)]
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    operands = operator.get("operands", {})
+    condition = render(operands.get("condition"))
+    match = re.fullmatch(r"starts_with\((\w+), whsec_\)", condition)
+    if operator.get("type") != "conditional" or not match:
+        return [f"{secret}: value must be `startsWith(param, 'whsec_') ? param : 'whsec_...'`"]
+    param = match.group(1)
+    if param not in secure or render(operands.get("true_value")) != param:
+        problems.append(f"{secret}: a stored value ({param}) must be written back unchanged")
+    fresh = render(operands.get("false_value"))
+    if not fresh.startswith("whsec_${base64(") or f"${{{param}}}" not in fresh:
+        problems.append(f"{secret}: a first-run password must become whsec_ + base64 of it")
+    entropy = [name for name in secure if name != param and f"${{{name}}}" in fresh]
+    fingerprint_entropy = {
+        name
+        for name in secure
+        if f"${{{name}}}" in render(kv_file.variables.get("fingerprintKeyValue"))
+    }
+    if len(entropy) < 2 or fingerprint_entropy & set(entropy):
+        problems.append(f"{secret}: a new secret needs two newGuid() values of its own")
+    for name in entropy:
+        if render(kv_file.parameters[name].get("default")) != "new_guid()":
+            problems.append(f"{secret}: {name} must be a fresh newGuid()")
+    module = single_module(project, "modules/key-vault.bicep", problems)
+    if module is None:
+        return problems
+    passed = render(module.params.get(param))
+    main_param = project.main.parameters.get(passed)
+    if main_param is None or not is_secure(main_param):
+        problems.append(f"{module}: {param} must be a @secure() parameter of main.bicep")
+    fed = parameters["parameters"].get(passed, {}).get("value")
+    if fed != SIGNING_PARAMETER:
+        problems.append(f"main.parameters.json: {passed} must be {SIGNING_PARAMETER!r}")
     return problems
 
 
@@ -599,6 +658,10 @@ def key_vault_setting_problems(
         "REQUEST_FINGERPRINT_KEY": (
             "@Microsoft.KeyVault(SecretUri=${{{}}})",
             "fingerprintSecretUri",
+        ),
+        "WEBHOOK_SIGNING_SECRETS": (
+            "@Microsoft.KeyVault(SecretUri=${{{}}})",
+            "signingSecretUri",
         ),
     }
     for name, (form, output) in wiring.items():
@@ -969,6 +1032,7 @@ def test_parameters_file_feeds_main_from_the_azd_environment(project: Project) -
     assert values["location"] == "${AZURE_LOCATION}"
     assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
     assert values["requestFingerprintKey"] == FINGERPRINT_PARAMETER
+    assert values["webhookSigningSecrets"] == SIGNING_PARAMETER
     declared = project.main.parameters
     assert set(values) <= set(declared), "main.parameters.json sets parameters main.bicep lacks"
     required = {name for name, p in declared.items() if p.get("default") is None}
@@ -1244,7 +1308,7 @@ MUTATIONS = [
         "modules/key-vault.bicep",
         "${newKeyEntropyA}${newKeyEntropyB}",
         "${newKeyEntropyA}",
-        "newKeyEntropyB",
+        "two newGuid() values besides azd's password",
         id="fingerprint-key-short-of-entropy",
     ),
     pytest.param(
@@ -1298,6 +1362,34 @@ MUTATIONS = [
         "value: fingerprintSecretUri",
         "REQUEST_FINGERPRINT_KEY",
         id="fingerprint-setting-not-a-reference",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "? webhookSigningSecrets :",
+        "? base64(webhookSigningSecrets) :",
+        "written back unchanged",
+        id="signing-secret-changes-every-run",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "${newKeyEntropyC}${newKeyEntropyD}",
+        "${newKeyEntropyA}${newKeyEntropyB}",
+        "of its own",
+        id="signing-secret-shares-the-fingerprint-entropy",
+    ),
+    pytest.param(
+        "modules/key-vault.bicep",
+        "var signingSecretName = 'webhook-signing-secrets'",
+        "var signingSecretName = 'signing'",
+        SIGNING_SECRET_NAME,
+        id="signing-secret-renamed",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "value: '@Microsoft.KeyVault(SecretUri=${signingSecretUri})'",
+        "value: signingSecretUri",
+        "WEBHOOK_SIGNING_SECRETS",
+        id="signing-setting-not-a-reference",
     ),
     pytest.param(
         "modules/function-app.bicep",

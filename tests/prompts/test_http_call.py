@@ -164,7 +164,7 @@ def test_timeout_is_a_failed_outcome(httpserver: HTTPServer) -> None:
     outcome = fire({"url": httpserver.url_for("/slow"), "timeout_seconds": 0.2})
     assert not outcome.ok
     assert outcome.status_code is None
-    assert outcome.error == "timed out after 0.2 s"
+    assert outcome.error == "no complete response within 0.2 s"
 
 
 def test_connection_refused_is_a_failed_outcome() -> None:
@@ -404,7 +404,7 @@ def test_a_read_timeout_is_retried_only_for_idempotent_methods(
 
     httpserver.expect_request("/slow").respond_with_handler(slow)
     outcome = fire({"method": method, "url": httpserver.url_for("/slow"), "timeout_seconds": 0.2})
-    assert outcome.error == "timed out after 0.2 s"
+    assert outcome.error == "no complete response within 0.2 s"
     assert outcome.retryable is retryable
     # The target did get the request: that is why a POST must not be sent again.
     assert answered.wait(5)  # and the one-at-a-time server is free for the next test
@@ -435,7 +435,7 @@ def test_a_response_past_the_total_time_is_retried_only_for_idempotent_methods(
     outcome = fire(
         {"method": method, "url": httpserver.url_for("/trickle"), "timeout_seconds": 0.35}
     )
-    assert outcome.error == "response took longer than 0.35 s"
+    assert outcome.error == "no complete response within 0.35 s"
     assert outcome.retryable is retryable
     assert finished.wait(5)
 
@@ -505,11 +505,11 @@ def raising(error: Exception) -> Callable[[float], httpx.Client]:
 @pytest.mark.parametrize(
     ("error", "message", "sent"),
     [
-        (httpx.ConnectTimeout("connect timed out"), "timed out after 1 s", False),
-        (httpx.PoolTimeout("pool timed out"), "timed out after 1 s", False),
+        (httpx.ConnectTimeout("connect timed out"), "no complete response within 1 s", False),
+        (httpx.PoolTimeout("pool timed out"), "no complete response within 1 s", False),
         (httpx.ConnectError("[Errno 111] Connection refused"), "could not connect: ", False),
-        (httpx.ReadTimeout(f"read {SECRET}"), "timed out after 1 s", True),
-        (httpx.WriteTimeout(f"write {SECRET}"), "timed out after 1 s", True),
+        (httpx.ReadTimeout(f"read {SECRET}"), "no complete response within 1 s", True),
+        (httpx.WriteTimeout(f"write {SECRET}"), "no complete response within 1 s", True),
         (httpx.ReadError(SECRET), "the connection failed during the exchange (ReadError)", True),
         (httpx.WriteError(SECRET), "the connection failed during the exchange (WriteError)", True),
         (

@@ -1,0 +1,203 @@
+"""One absolute deadline per http.call attempt, against real loopback servers that trickle.
+
+httpx's timeouts bound each read, so a target sending a byte every 0.2 s never trips them;
+the attempt must still end at its deadline. The bound asserted (deadline + 2 s) is loose on
+purpose: the servers below would hold an attempt for 30 s without the deadline.
+"""
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from ipaddress import ip_address, ip_network
+from typing import Any
+
+import pytest
+
+from scheduling.egress import EgressPolicy, IPAddress, pinned_client
+from scheduling.prompts import FiringContext, PayloadRules, parse_payload
+from scheduling.prompts.http_call import HttpCallOutcome, run_http_call
+from scheduling.settings import SchedulerSettings
+from tests.support.memory_log import MemoryJobLog
+
+LOOPBACK_ONLY = SchedulerSettings(
+    http_call_allowed_networks=[ip_network("127.0.0.0/8")],
+    http_call_allowed_hosts=["slow-dns.test"],
+)
+# How long the trickling servers would keep going: far past any deadline below.
+TRICKLE_FOR_SECONDS = 30.0
+DRIP_SECONDS = 0.2
+LOOSE_BOUND_SECONDS = 2.0
+
+
+def fire(
+    payload: dict[str, Any], resolver: Callable[[str, int], list[IPAddress]] | None = None
+) -> tuple[HttpCallOutcome, float]:
+    """The outcome of one attempt, and how long it took."""
+    policy = EgressPolicy.from_settings(LOOPBACK_ONLY)
+    if resolver is not None:
+        policy = EgressPolicy.from_settings(LOOPBACK_ONLY, resolver=resolver)
+    context = FiringContext(
+        transaction_id="tx-deadline",
+        exec_at=datetime(2026, 12, 1, tzinfo=UTC),
+        settings=LOOPBACK_ONLY,
+        job_log=MemoryJobLog(),
+        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+        open_http_client=lambda timeout: pinned_client(policy, timeout=timeout),
+    )
+    model = parse_payload(
+        "http.call", payload, PayloadRules(settings=LOOPBACK_ONLY, vet_url=policy.vet_url)
+    )
+    started = time.monotonic()
+    outcome = run_http_call(model, context)  # type: ignore[arg-type]
+    return outcome, time.monotonic() - started
+
+
+class Trickler:
+    """A TCP server that reads one request, then sends `head`, then `drip` one byte at a time."""
+
+    def __init__(self, head: bytes, drip: bytes) -> None:
+        self.head, self.drip = head, drip
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.requests = 0
+        self.hung_up = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(5)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            self.requests += 1
+            stop_at = time.monotonic() + TRICKLE_FOR_SECONDS
+            try:
+                connection.sendall(self.head)
+                for byte in self.drip:
+                    if time.monotonic() > stop_at:
+                        return
+                    connection.sendall(bytes([byte]))
+                    time.sleep(DRIP_SECONDS)
+            except OSError:
+                self.hung_up.set()  # the client closed the connection: the attempt is over
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=TRICKLE_FOR_SECONDS + 5)
+
+
+@pytest.fixture
+def trickling_headers() -> Iterator[Trickler]:
+    # A status line, then a header that never ends.
+    server = Trickler(b"HTTP/1.1 200 OK\r\n", b"X-Slow: " + b"a" * 1000)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def trickling_body() -> Iterator[Trickler]:
+    # Complete headers at once, then a body that never completes.
+    server = Trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", b"b" * 1000)
+    yield server
+    server.close()
+
+
+def test_an_attempt_ends_at_its_deadline_while_the_headers_trickle(
+    trickling_headers: Trickler,
+) -> None:
+    outcome, took = fire({"method": "GET", "url": trickling_headers.url, "timeout_seconds": 1})
+
+    assert not outcome.ok
+    assert outcome.status_code is None
+    assert outcome.error == "no complete response within 1 s"
+    assert outcome.retryable  # a GET may be sent again
+    assert took < 1 + LOOSE_BOUND_SECONDS
+    assert trickling_headers.requests == 1
+    assert trickling_headers.hung_up.wait(5)  # and the connection was closed, not left open
+
+
+def test_an_attempt_ends_at_its_deadline_while_the_body_trickles(
+    trickling_body: Trickler,
+) -> None:
+    outcome, took = fire(
+        {
+            "method": "GET",
+            "url": trickling_body.url,
+            "timeout_seconds": 1,
+            "record_response_body": True,
+        }
+    )
+
+    assert not outcome.ok
+    assert outcome.error == "no complete response within 1 s"
+    assert outcome.retryable
+    assert took < 1 + LOOSE_BOUND_SECONDS
+    assert trickling_body.hung_up.wait(5)
+
+
+def test_a_post_past_its_deadline_is_not_sent_again(trickling_headers: Trickler) -> None:
+    # The target has the request: sending a POST twice could do its work twice.
+    outcome, took = fire({"method": "POST", "url": trickling_headers.url, "timeout_seconds": 1})
+
+    assert outcome.error == "no complete response within 1 s"
+    assert not outcome.retryable
+    assert took < 1 + LOOSE_BOUND_SECONDS
+
+
+def test_a_payload_timeout_above_todays_limit_is_cut_to_it(trickling_headers: Trickler) -> None:
+    # Accepted when the limit was higher; the operator lowered it before the job fired.
+    policy = EgressPolicy.from_settings(LOOPBACK_ONLY)
+    lowered = LOOPBACK_ONLY.model_copy(update={"http_call_max_timeout_seconds": 1.0})
+    context = FiringContext(
+        transaction_id="tx-deadline",
+        exec_at=datetime(2026, 12, 1, tzinfo=UTC),
+        settings=lowered,
+        job_log=MemoryJobLog(),
+        clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+        open_http_client=lambda timeout: pinned_client(policy, timeout=timeout),
+    )
+    model = parse_payload(
+        "http.call",
+        {"method": "GET", "url": trickling_headers.url, "timeout_seconds": 20},
+        PayloadRules(settings=LOOPBACK_ONLY, vet_url=policy.vet_url),
+    )
+    started = time.monotonic()
+    outcome = run_http_call(model, context)  # type: ignore[arg-type]
+
+    assert outcome.error == "no complete response within 1 s"
+    assert time.monotonic() - started < 1 + LOOSE_BOUND_SECONDS
+
+
+def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_sends_nothing() -> None:
+    lookup_done = threading.Event()
+
+    def slow_resolver(host: str, port: int) -> list[IPAddress]:
+        # A resolver that does not answer for a long time (a DNS server that drops packets).
+        lookup_done.wait(TRICKLE_FOR_SECONDS)
+        return [ip_address("127.0.0.1")]
+
+    try:
+        outcome, took = fire(
+            {"method": "POST", "url": "http://slow-dns.test:8080/hook", "timeout_seconds": 0.5},
+            resolver=slow_resolver,
+        )
+    finally:
+        lookup_done.set()
+
+    assert outcome.error == "no complete response within 0.5 s"
+    assert outcome.retryable  # nothing was sent, so even a POST may be tried again
+    assert took < 0.5 + LOOSE_BOUND_SECONDS
