@@ -144,6 +144,10 @@ if not values.get("SEALING_KEYS") and not values.get("SEALING_KEY_VAULT_KEY_URL"
 if not values.get("REQUEST_FINGERPRINT_KEY"):
     values["REQUEST_FINGERPRINT_KEY"] = base64.b64encode(os.urandom(32)).decode()
     made.append("REQUEST_FINGERPRINT_KEY")
+if not values.get("WEBHOOK_SIGNING_SECRETS"):
+    # Deliveries are signed as in Azure, so a receiver's verification can be tried locally.
+    values["WEBHOOK_SIGNING_SECRETS"] = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    made.append("WEBHOOK_SIGNING_SECRETS")
 if made:
     with open("local.settings.json", "w") as f:
         json.dump(settings, f, indent=2)

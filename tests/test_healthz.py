@@ -71,7 +71,7 @@ def extension() -> Iterator[tuple[Extension, str]]:
 
 
 def client_binding(origin: str) -> str:
-    """A durable client binding (the shape tests/support/durable_http.py gives) for `origin`."""
+    """A durable client binding (as local_durable_host/extension_api.py gives) for `origin`."""
     webhooks = f"{origin}/runtime/webhooks/durabletask"
     return json.dumps(
         {
