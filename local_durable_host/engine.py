@@ -23,6 +23,7 @@ the real host: one that was running when the host was killed runs again after a 
 import copy
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -74,6 +75,9 @@ from local_durable_host.worker_calls import (
     call_orchestrator,
     discover,
 )
+
+# While busy, the engine's own steps are saved together at most this far apart.
+SAVE_INTERVAL_SECONDS = 0.2
 
 
 class NonDeterminismError(AssertionError):
@@ -129,6 +133,7 @@ class DurableHost:
         self._running = False
         self._wake = threading.Event()
         self._state_file = state_file
+        self._unsaved = False
         if state_file is not None:
             self._restore(state_file.load())
         self._activity_pool = (
@@ -139,10 +144,11 @@ class DurableHost:
         self._http = DurableHttpApi(self)
 
     def close(self) -> None:
-        """Stop the HTTP server and wait for running activities."""
+        """Stop the HTTP server, wait for running activities, save what is unsaved."""
         self._http.close()
         if self._activity_pool is not None:
             self._activity_pool.shutdown(wait=True, cancel_futures=True)
+        self._save_if_changed()
 
     def __enter__(self) -> Self:
         return self
@@ -193,9 +199,15 @@ class DurableHost:
         """Wall clock: process messages and due timers as they come, until `stop` is set."""
         if self.is_virtual:
             raise RuntimeError("serve() runs on the wall clock; drive a virtual one with run()")
+        last_save = time.monotonic()
         while not stop.is_set():
             if self.step():
+                if time.monotonic() - last_save >= SAVE_INTERVAL_SECONDS:
+                    self._save_if_changed()
+                    last_save = time.monotonic()
                 continue
+            self._save_if_changed()
+            last_save = time.monotonic()
             fire_at = self._earliest_fire_at()
             wait = max_idle_seconds
             if fire_at is not None:
@@ -225,7 +237,7 @@ class DurableHost:
 
     def seed_entity(self, name: str, key: str, state_json: str) -> None:
         """Preset an entity's stored state, as if many operations had built it (benchmarks)."""
-        with self._change():
+        with self._change(save_now=False):
             self._entities[(name.lower(), key)] = EntityView(name.lower(), key, True, state_json)
 
     def set_clock(self, moment: datetime) -> None:
@@ -274,20 +286,32 @@ class DurableHost:
             return True
 
     @contextmanager
-    def _change(self) -> Iterator[None]:
-        """One change of the durable state: saved (with a state file) before it is answered.
+    def _change(self, *, save_now: bool = True) -> Iterator[None]:
+        """One change of the durable state, whole; with a state file, saved before a client
+        request is answered (`save_now`), or soon after for the engine's own steps.
 
-        Without a state file nothing is held across the change: app code runs unlocked, so
-        tests can race a step against client requests.
+        A step whose save is lost to a kill is done again after the restart, from a state
+        that never held half of it: an orchestrator replays, an activity runs again (at
+        least once, as on the real host). Without a state file nothing is held across the
+        change: app code runs unlocked, so tests can race a step against client requests.
         """
         if self._state_file is None:
             yield
         else:
             with self._change_lock:
                 yield
-                with self._lock:
-                    self._state_file.save(self._state())
+                self._unsaved = True
+                if save_now:
+                    self._save_if_changed()
         self._wake.set()
+
+    def _save_if_changed(self) -> None:
+        if self._state_file is None:
+            return
+        with self._change_lock, self._lock:
+            if self._unsaved:
+                self._state_file.save(self._state())
+                self._unsaved = False
 
     def _state(self) -> DurableState:
         return DurableState(
@@ -388,7 +412,7 @@ class DurableHost:
 
     def _run_activity_on_pool(self, work: ActivityWork) -> None:
         outcome = self._call_activity(work)
-        with self._change():
+        with self._change(save_now=False):
             self._in_flight.pop(id(work), None)
             self._record_activity(work, outcome)
 
