@@ -25,7 +25,7 @@ BANNER = """\
     What differs from `func start` and Azure: one process, no scale-out; timers fire
     within about 0.5 s of their time, not at the host's queue polling (up to 10-30 s late);
     no extension bundle: the Durable extension's behaviour is emulated as documented in
-    docs/local-development.md; timer triggers and the Durable HTTP webhooks are not served.
+    docs/local-development.md; the Durable HTTP webhooks are not served.
     Stop with Ctrl-C."""
 
 

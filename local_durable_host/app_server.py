@@ -135,6 +135,10 @@ class AppServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._loop_thread.join(timeout=5)
 
+    def run_async(self, awaitable: Any) -> Any:
+        """Await `awaitable` on the app's event loop (for the host's other triggers)."""
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
+
     def call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> AppResponse:
         """Route and run one request; the host's answers for no route (404), no key (401)."""
         parts = urlsplit(target)
@@ -188,6 +192,10 @@ class AppServer:
         if not any(name.lower() == "content-type" for name in reply_headers):
             reply_headers["Content-Type"] = response.mimetype
         return AppResponse(response.status_code, reply_headers, response.get_body())
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

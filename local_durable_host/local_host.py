@@ -1,5 +1,5 @@
 """The app on this machine without Core Tools: the engine on the wall clock, its state on disk,
-the app's HTTP routes on a loopback port."""
+the app's HTTP routes on a loopback port, its timer triggers at their schedules."""
 
 import threading
 from pathlib import Path
@@ -11,6 +11,7 @@ import azure.functions as func
 from local_durable_host.app_server import AppServer, Keys
 from local_durable_host.engine import DurableHost
 from local_durable_host.state_file import StateFile
+from local_durable_host.timer_triggers import TimerTriggers
 
 STATE_FILE_NAME = "durable-state.pickle"
 # Activities at once: an http.call waits on its target, and the others should not wait on it.
@@ -35,14 +36,29 @@ class LocalHost:
         )
         self._processing.start()
         self.server = AppServer(app, self.engine.client_binding, keys, port)
+        self.timers = TimerTriggers(
+            app, self.engine.client_binding, self.server.run_async, self.engine.now()
+        )
+        self._timer_thread = threading.Thread(
+            target=self._run_timers, name="timer-triggers", daemon=True
+        )
+        self._timer_thread.start()
+
+    def _run_timers(self) -> None:
+        while not self._stop.is_set():
+            self.timers.run_due(self.engine.now())
+            due = self.timers.next_due()
+            wait = 60.0 if due is None else (due - self.engine.now()).total_seconds()
+            self._stop.wait(min(max(wait, 0.0), 60.0))
 
     @property
     def base_url(self) -> str:
         return self.server.base_url
 
     def close(self) -> None:
-        self.server.close()
         self._stop.set()
+        self._timer_thread.join(timeout=10)
+        self.server.close()
         self._processing.join(timeout=10)
         self.engine.close()
 

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import azure.functions as func
@@ -16,6 +17,7 @@ from local_durable_host.app_server import AppServer, Keys, http_functions
 from local_durable_host.engine import DurableHost
 from local_durable_host.model import RuntimeStatus
 from local_durable_host.state_file import StateFile
+from local_durable_host.timer_triggers import TimerTriggers
 from tests.support import toy_app
 
 KEYS = Keys(function_key="function-key-for-tests", master_key="master-key-for-tests")
@@ -212,3 +214,39 @@ def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path)
 def test_a_state_file_needs_activity_workers_and_a_wall_clock(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="activity workers"):
         DurableHost(toy_app.app, None, state_file=StateFile(tmp_path / "state"))
+
+
+# --- timer triggers -----------------------------------------------------------------------
+
+timed = func.FunctionApp()
+timer_calls: list[str] = []
+
+
+@timed.timer_trigger(arg_name="timer", schedule="0 17 * * * *")
+async def hourly(timer: func.TimerRequest) -> None:
+    timer_calls.append(f"hourly past_due={timer.past_due}")
+
+
+@timed.timer_trigger(arg_name="timer", schedule="*/30 * * * * *")
+def half_minutely(timer: func.TimerRequest) -> None:
+    timer_calls.append("half-minutely")
+    raise RuntimeError("a failing sweep must not stop the others")
+
+
+def test_timer_functions_run_once_per_occurrence_of_their_ncrontab_schedule() -> None:
+    timer_calls.clear()
+    start = datetime(2026, 11, 29, 3, 16, 50, tzinfo=UTC)
+    server = AppServer(routes, lambda: "{}", KEYS)
+    try:
+        timers = TimerTriggers(timed, lambda: "{}", server.run_async, start)
+        assert timers.next_due() == start + timedelta(seconds=10)  # 03:17:00, both
+        timers.run_due(start)
+        assert timer_calls == []
+        timers.run_due(start + timedelta(seconds=10))
+        timers.run_due(start + timedelta(seconds=11))  # the same occurrence: not again
+        assert sorted(timer_calls) == ["half-minutely", "hourly past_due=False"]
+        timers.run_due(start + timedelta(seconds=40))  # 03:17:30
+        assert sorted(timer_calls) == ["half-minutely", "half-minutely", "hourly past_due=False"]
+        assert timers.next_due() == datetime(2026, 11, 29, 3, 18, 0, tzinfo=UTC)
+    finally:
+        server.close()
