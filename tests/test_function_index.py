@@ -37,6 +37,7 @@ DURABLE_TRIGGERS = {
     "schedule_orchestrator": "orchestrationTrigger",
     "execute_prompt": "activityTrigger",
     "sweep_failed_jobs": "timerTrigger",
+    "repair_stalled_jobs": "timerTrigger",
     "deliver_callback": "activityTrigger",
 }
 
