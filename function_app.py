@@ -3,10 +3,11 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import admin, api, maintenance, orchestration
+from blueprints import admin, api, dashboard, maintenance, orchestration
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
 app.register_functions(admin.bp)
 app.register_functions(orchestration.bp)
 app.register_functions(maintenance.bp)
+app.register_functions(dashboard.bp)

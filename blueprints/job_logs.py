@@ -33,10 +33,24 @@ async def read_job_log(
 ) -> func.HttpResponse:
     """Entries in time order; a deleted job keeps its log, an id never issued is a 404."""
     checked_id(transaction_id)
+    limit = query_int(request, "limit", DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE)
+    entries, next_cursor = await log_page(transaction_id, limit, request.params.get("cursor"))
+    return json_response(
+        {
+            "entries": [entry.model_dump(mode="json") for entry in entries],
+            "next_cursor": next_cursor,
+        }
+    )
+
+
+async def log_page(
+    transaction_id: str, limit: int, cursor: str | None
+) -> tuple[list[JobLogEntry], str | None]:
+    """One page of the job's log (lifecycle entries the store lacks made from its record),
+    and the cursor of the next page; a 404 for an id that has neither log nor record."""
     deps = dependencies.current()
     settings = deps.settings()
-    limit = query_int(request, "limit", DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE)
-    cursor = request.params.get("cursor") or None
+    cursor = cursor or None
     try:
         after = decode_cursor(transaction_id, cursor) if cursor else None
     except InvalidCursor as error:
@@ -58,12 +72,7 @@ async def read_job_log(
     if not entries and cursor is None and found is None:
         raise not_found(f"no job with transaction id {transaction_id}")
     next_cursor = encode_cursor(transaction_id, entries[-1].entry_id) if more and entries else None
-    return json_response(
-        {
-            "entries": [entry.model_dump(mode="json") for entry in entries],
-            "next_cursor": next_cursor,
-        }
-    )
+    return entries, next_cursor
 
 
 async def record_lifecycle(entry: JobLogEntry, *, required: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,14 @@ from blueprints import dependencies
 from blueprints.http_io import json_response, query_flag, query_int
 from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
 from scheduling.durable_json import decode_durable_json
-from scheduling.job_record import LIVE_STATES
-from scheduling.job_store import DueEntry, DueRange, TableJobStore, row_verdict
+from scheduling.job_record import LIVE_STATES, JobRecord
+from scheduling.job_store import (
+    ContinuationToken,
+    DueEntry,
+    DueRange,
+    TableJobStore,
+    row_verdict,
+)
 from scheduling.job_views import listed_view, status_view
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
@@ -34,8 +41,21 @@ async def list_jobs(
     client: df.DurableOrchestrationClient, request: func.HttpRequest
 ) -> func.HttpResponse:
     """Live jobs (pending, firing, retrying) in exec_at order; a page may come back short."""
-    deps = dependencies.current()
-    store = deps.job_store(deps.settings())
+    page = await live_page(request)
+    return json_response(
+        {"jobs": [listed_view(record) for record in page.records], "next_cursor": page.next_cursor}
+    )
+
+
+@dataclass(frozen=True)
+class LivePage:
+    records: list[JobRecord]
+    next_cursor: str | None
+
+
+async def live_page(request: func.HttpRequest) -> LivePage:
+    """One page of live jobs by the request's `limit`, `cursor`, `state`, `prompt_type`,
+    `from` and `to` (the listing's and the dashboard's query), in exec_at order."""
     limit = query_int(request, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     state = request.params.get("state") or None
     if state is not None and state not in LIVE_STATES:
@@ -52,13 +72,24 @@ async def list_jobs(
             token = decode_cursor(cursor, scope_key)
         except InvalidCursor as error:
             raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
+    records, token, _ = await read_live(scope, state, limit, token)
+    return LivePage(records, encode_cursor(token, scope_key) if token else None)
+
+
+async def read_live(
+    scope: DueRange, state: str | None, limit: int, token: ContinuationToken | None
+) -> tuple[list[JobRecord], ContinuationToken | None, int]:
+    """The live jobs of one page of the due index (up to `limit` rows from `token`), where the
+    next page starts, and how many rows were read."""
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
     try:
         entries, token = await asyncio.to_thread(store.due_page, scope, limit, token)
         stored = await bounded(asyncio.to_thread(store.get, e.transaction_id) for e in entries)
     except Exception:
         log.exception("reading the job listing failed")
         raise backend_unavailable("answer the job listing") from None
-    jobs = []
+    records = []
     now = deps.clock()
     for entry, found in zip(entries, stored, strict=True):
         record = found.record if found is not None else None
@@ -66,9 +97,8 @@ async def list_jobs(
         if verdict == "drop":
             await _drop_stale(store, entry)
         elif verdict == "list" and record is not None and state in (None, record.state):
-            jobs.append(listed_view(record))
-    next_cursor = encode_cursor(token, scope_key) if token else None
-    return json_response({"jobs": jobs, "next_cursor": next_cursor})
+            records.append(record)
+    return records, token, len(entries)
 
 
 def cursor_scope(scope: DueRange, state: str | None) -> str:

@@ -349,6 +349,26 @@ class TableJobStore:
         ]
         return entries, token
 
+    def updated_since(self, since: datetime, limit: int) -> tuple[list[JobRecord], bool]:
+        """Up to `limit` records last written at or after `since`, and whether more matched.
+
+        A filter, not a key range: the service scans the records table (in id order, so
+        past `limit` what comes back is a sample, not the newest). For the dashboard's
+        charts, which say when they were drawn from a sample.
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        rows = self._records.query_entities(
+            "updated_at ge @since",
+            parameters={"since": stamp(since)},
+            results_per_page=min(limit + 1, 1000),
+        )
+        try:
+            found = [_record(row) for row in islice(rows, limit + 1)]
+        except ResourceNotFoundError:
+            return [], False  # no table yet
+        return found[:limit], len(found) > limit
+
     def close(self) -> None:
         self._records.close()
         self._due.close()

@@ -84,6 +84,10 @@ class SchedulerSettings(BaseSettings):
     # http.call and callback is signed with each (several while rotating); none, no signing.
     webhook_signing_secrets: SecretStr = SecretStr("")
     azure_web_jobs_storage: str = Field(default="", alias="AzureWebJobsStorage")
+    # How long a dashboard sign-in lasts (there is no server-side session to revoke).
+    dashboard_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # The charts read at most this many job records written in the last day.
+    dashboard_chart_records: int = Field(default=5000, ge=1, le=100_000)
 
     @field_validator("http_call_allowed_networks", mode="before")
     @classmethod

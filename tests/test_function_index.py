@@ -32,6 +32,24 @@ HTTP_ROUTES = {
     "admin_job_status": ("status/{instance_id}", ["GET"], "ADMIN"),
     "admin_terminate_job": ("terminate/{instance_id}", ["POST"], "ADMIN"),
     "admin_wipe": ("wipe", ["POST"], "ADMIN"),
+    # The dashboard: the host checks the admin key at sign-in; the app checks the session
+    # cookie on the others (tests/dashboard/test_dashboard_access.py).
+    "dashboard_sign_in": ("dashboard", ["GET"], "ADMIN"),
+    "dashboard_pending": ("dashboard/jobs", ["GET"], "ANONYMOUS"),
+    "dashboard_recurring": ("dashboard/recurring", ["GET"], "ANONYMOUS"),
+    "dashboard_charts": ("dashboard/charts", ["GET"], "ANONYMOUS"),
+    "dashboard_timeline": ("dashboard/jobs/{transaction_id}", ["GET"], "ANONYMOUS"),
+    "dashboard_action": ("dashboard/jobs/{transaction_id}/{action}", ["POST"], "ANONYMOUS"),
+    "dashboard_sign_out": ("dashboard/sign-out", ["POST"], "ANONYMOUS"),
+    "dashboard_signed_out": ("dashboard/signed-out", ["GET"], "ANONYMOUS"),
+    "dashboard_stylesheet": ("dashboard/assets/dashboard.css", ["GET"], "ANONYMOUS"),
+}
+# Without a client binding: they touch no durable state.
+NO_DURABLE_CLIENT = {
+    "dashboard_sign_in",
+    "dashboard_sign_out",
+    "dashboard_signed_out",
+    "dashboard_stylesheet",
 }
 DURABLE_TRIGGERS = {
     "schedule_orchestrator": "orchestrationTrigger",
@@ -61,12 +79,21 @@ def test_http_routes(name: str) -> None:
     assert trigger["route"] == route
     assert [method.upper() for method in trigger["methods"]] == methods
     assert trigger["authLevel"].upper() == auth_level
-    assert {b["type"] for b in bindings} == {"httpTrigger", "http", "durableClient"}
+    expected = {"httpTrigger", "http"} | (
+        {"durableClient"} if name not in NO_DURABLE_CLIENT else set()
+    )
+    assert {b["type"] for b in bindings} == expected
 
 
-def test_only_the_health_status_is_anonymous() -> None:
+def test_only_the_health_status_and_the_dashboard_are_anonymous() -> None:
     anonymous = [name for name, (_, _, level) in HTTP_ROUTES.items() if level == "ANONYMOUS"]
-    assert anonymous == ["healthz"]
+    assert [name for name in anonymous if not name.startswith("dashboard_")] == ["healthz"]
+    # Every anonymous dashboard route is under /api/dashboard/, where the session cookie goes.
+    assert all(
+        HTTP_ROUTES[name][0].startswith("dashboard/")
+        for name in anonymous
+        if name.startswith("dashboard_")
+    )
 
 
 def test_no_route_starts_with_a_prefix_the_functions_host_reserves() -> None:

@@ -1,0 +1,230 @@
+"""The dashboard's pages and actions: each reads through the same code as the JSON API.
+
+Pages are GETs that change nothing; actions are POSTed forms (same origin, CSRF token)
+that call the API's own handlers and answer 303 to the page that shows the result.
+"""
+
+import asyncio
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from blueprints import dependencies
+from blueprints.dashboard_web import (
+    BASE,
+    checked_form,
+    current_session,
+    is_https,
+    redirect,
+    render,
+    session_key,
+    session_lifetime,
+)
+from blueprints.instances import backend_unavailable, checked_id
+from scheduling.dashboard.attempts import attempts_of
+from scheduling.job_record import LIVE_STATES, JobRecord
+from scheduling.job_store import ContinuationToken, DueRange
+from scheduling.problems import not_found, problem
+
+LOG_ENTRIES_SHOWN = 200
+# The recurring page walks the due index for recurring jobs: at most this many rows a page.
+RECURRING_PAGE = 50
+RECURRING_SCAN_ROWS = 1000
+ACTIONS = ("delete", "pause", "resume")
+NOTICES = {
+    "deleted": "The job was deleted.",
+    "paused": "The job was paused.",
+    "resumed": "The job was resumed.",
+    "signed-out": "You are signed out.",
+}
+
+
+async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
+    """The host has checked the admin key (this route's auth level): start a session."""
+    from scheduling.dashboard.sessions import cookie_header, new_session
+
+    lifetime = session_lifetime()
+    _, token = new_session(session_key(), dependencies.current().clock(), lifetime)
+    # The 303 takes the key out of the address bar (and the history) at once.
+    return redirect(
+        f"{BASE}/jobs", {"Set-Cookie": cookie_header(token, lifetime, is_https(request))}
+    )
+
+
+async def sign_out(request: func.HttpRequest) -> func.HttpResponse:
+    from scheduling.dashboard.sessions import clearing_cookie_header
+
+    checked_form(request)
+    return redirect(f"{BASE}/signed-out", {"Set-Cookie": clearing_cookie_header(is_https(request))})
+
+
+def _csrf(request: func.HttpRequest) -> str:
+    return current_session(request).csrf_token(session_key())
+
+
+def _notice(request: func.HttpRequest) -> str | None:
+    return NOTICES.get(request.params.get("done") or "")
+
+
+async def pending(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints.jobs import live_page
+    from scheduling.prompts import PROMPT_TYPES
+
+    page = await live_page(request)
+    state = request.params.get("state") or ""
+    prompt_type = request.params.get("prompt_type") or ""
+    filters = {"state": state, "prompt_type": prompt_type}
+    next_url = None
+    if page.next_cursor:
+        kept = {name: value for name, value in filters.items() if value}
+        next_url = f"{BASE}/jobs?" + urlencode({**kept, "cursor": page.next_cursor})
+    return render(
+        "pending.html",
+        csrf=_csrf(request),
+        notice=_notice(request),
+        jobs=page.records,
+        states=sorted(LIVE_STATES),
+        prompt_types=sorted(PROMPT_TYPES),
+        filters=filters,
+        next_url=next_url,
+        first_page=not request.params.get("cursor"),
+        active="jobs",
+    )
+
+
+async def recurring(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Recurring jobs by next fire time: the due index walked page by page, bounded."""
+    from blueprints.jobs import read_live
+    from scheduling.paging import InvalidCursor, decode_cursor, encode_cursor
+
+    scope_key = "dashboard/recurring"
+    token: ContinuationToken | None = None
+    if cursor := request.params.get("cursor"):
+        try:
+            token = decode_cursor(cursor, scope_key)
+        except InvalidCursor as error:
+            raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
+    found: list[JobRecord] = []
+    scanned = 0
+    while True:
+        records, token, read = await read_live(DueRange(), None, 100, token)
+        scanned += read
+        found += [record for record in records if record.recurrence is not None]
+        if token is None or len(found) >= RECURRING_PAGE or scanned >= RECURRING_SCAN_ROWS:
+            break
+    next_url = (
+        f"{BASE}/recurring?" + urlencode({"cursor": encode_cursor(token, scope_key)})
+        if token
+        else None
+    )
+    return render(
+        "recurring.html",
+        csrf=_csrf(request),
+        notice=_notice(request),
+        jobs=found,
+        next_url=next_url,
+        active="recurring",
+    )
+
+
+async def timeline(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient, transaction_id: str
+) -> func.HttpResponse:
+    """One job: what it is, each attempt with its lateness, and its log."""
+    from blueprints.job_logs import log_page
+
+    checked_id(transaction_id)
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
+    try:
+        found = await asyncio.to_thread(store.get, transaction_id)
+    except Exception:
+        raise backend_unavailable("answer the job read") from None
+    entries, more = await log_page(transaction_id, LOG_ENTRIES_SHOWN, None)
+    record = found.record if found is not None else None
+    if record is None and not entries:
+        raise not_found(f"no job with transaction id {transaction_id}")
+    return render(
+        "timeline.html",
+        csrf=_csrf(request),
+        notice=_notice(request),
+        transaction_id=transaction_id,
+        job=record,
+        attempts=attempts_of(record) if record is not None else [],
+        entries=entries,
+        more_entries=more is not None,
+        active="",
+    )
+
+
+async def act(
+    request: func.HttpRequest,
+    client: df.DurableOrchestrationClient,
+    transaction_id: str,
+    action: str,
+) -> func.HttpResponse:
+    """Delete, pause or resume a job through the API's own handlers."""
+    from blueprints import changing, removing
+
+    checked_form(request)
+    checked_id(transaction_id)
+    if action == "delete":
+        await removing.delete_job(client, request, transaction_id)
+        return redirect(f"{BASE}/jobs?done=deleted")
+    if action == "pause":
+        await changing.pause_job(client, request, transaction_id)
+    elif action == "resume":
+        await changing.resume_job(client, request, transaction_id)
+    else:
+        raise not_found(f"no dashboard action {action!r}")
+    return redirect(f"{BASE}/jobs/{transaction_id}?done={action}d")
+
+
+async def charts(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Attempts fired per minute over the last day, and how late they fired."""
+    from scheduling.dashboard import charts as drawing
+
+    deps = dependencies.current()
+    store = deps.job_store(deps.settings())
+    now = deps.clock()
+    limit = deps.settings().dashboard_chart_records
+    try:
+        records, sampled = await asyncio.to_thread(
+            store.updated_since, now - timedelta(days=1), limit
+        )
+    except Exception:
+        raise backend_unavailable("answer the read of recent jobs") from None
+    since = now - timedelta(days=1)
+    fired = [
+        drawing.FiredAttempt(row.fired_at, row.lateness_ms)
+        for record in records
+        for row in attempts_of(record)
+        if row.fired_at is not None and row.fired_at > since
+    ]
+    late = drawing.lateness_histogram(fired)
+    return render(
+        "charts.html",
+        csrf=_csrf(request),
+        notice=None,
+        per_minute=drawing.per_minute_chart(drawing.fired_per_minute(fired, now), now),
+        lateness=drawing.lateness_chart(late),
+        lateness_labels=drawing.lateness_labels(),
+        percentiles=drawing.percentiles(fired),
+        records_read=len(records),
+        sampled=sampled,
+        limit=limit,
+        now=now,
+        active="charts",
+    )
+
+
+async def signed_out(request: func.HttpRequest) -> func.HttpResponse:
+    return render("signed_out.html", csrf="", notice=None, active="")
