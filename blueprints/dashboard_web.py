@@ -31,8 +31,9 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    # The sign-in URL carries the key: no page may pass its URL on to another.
-    "Referrer-Policy": "no-referrer",
+    # No dashboard URL goes to another site (and the one URL with the key is a redirect,
+    # never a page). Not "no-referrer": Chromium then sends `Origin: null` on our own forms.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 MAX_FORM_BYTES = 4096
@@ -112,6 +113,8 @@ def error_page(error: "ProblemError") -> func.HttpResponse:
         detail=found.detail,
         signed_in=found.status != 401,
         csrf="",
+        notice=None,
+        active="",
     )
 
 
