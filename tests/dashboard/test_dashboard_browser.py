@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Locator, Page
+from playwright.async_api import Error as PlaywrightError
 
 from tests.support.browser import OffMachineRequests, fenced_context
 from tests.support.dashboard_site import DashboardSite
@@ -63,3 +64,119 @@ async def test_the_timeline_shows_an_attempt_and_how_late_it_fired(
     timeline = await page.locator("#timeline").inner_text()
     for kind in ("accepted", "fired", "outcome", "log"):
         assert kind in timeline
+
+
+async def test_a_recurring_job_is_listed_with_its_next_fire_time_and_paused_and_resumed(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    job = await dashboard_site.create(
+        "log.append", {"message": "tick"}, cron="0 9 * * *", timezone="Europe/Paris"
+    )
+    next_fire = (await dashboard_site.status(job))["next_fire_at"]
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/recurring")
+    row = page.locator(f'#recurring-jobs tr[data-job="{job}"]')
+    text = await row.inner_text()
+    assert next_fire.replace("T", " ").removesuffix("Z") in text  # shown as "... UTC"
+    assert "0 9 * * *" in text
+
+    await row.locator("button.pause").click()
+    await page.wait_for_url(f"**/api/dashboard/jobs/{job}?done=paused")
+    assert await page.locator("#job-state").inner_text() == "paused"
+    assert (await dashboard_site.status(job))["state"] == "paused"
+
+    await page.locator("button.resume").click()
+    await page.wait_for_url(f"**/api/dashboard/jobs/{job}?done=resumed")
+    assert await page.locator("#job-state").inner_text() == "pending"
+    assert (await dashboard_site.status(job))["state"] == "pending"
+
+
+async def test_the_filters_narrow_the_table_to_a_prompt_type(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    log_job = await dashboard_site.create("log.append", {"message": "a log entry"})
+    call_job = await dashboard_site.create("http.call", {"url": "http://127.0.0.1:9/hook"})
+    await page.reload()
+    assert await page.locator("#pending-jobs tbody tr[data-job]").count() == 2
+
+    await page.select_option('select[name="prompt_type"]', "http.call")
+    await page.click('form.filters button[type="submit"]')
+    await page.wait_for_url("**/api/dashboard/jobs?state=&prompt_type=http.call")
+    shown = page.locator("#pending-jobs tbody tr[data-job]")
+    assert [await shown.nth(i).get_attribute("data-job") for i in range(await shown.count())] == [
+        call_job
+    ]
+    assert log_job not in await page.content()
+
+
+async def test_the_table_pages_in_due_order(dashboard_site: DashboardSite, page: Page) -> None:
+    now = dashboard_site.scheduler.now()
+    # Created out of order; listed by due time.
+    jobs = {
+        minutes: await dashboard_site.create(
+            "log.append", {"message": f"m{minutes}"}, at=now + timedelta(minutes=minutes)
+        )
+        for minutes in (30, 10, 20)
+    }
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs?limit=2")
+    rows = page.locator("#pending-jobs tbody tr[data-job]")
+    assert [await rows.nth(i).get_attribute("data-job") for i in range(2)] == [jobs[10], jobs[20]]
+    await page.click('a[rel="next"]')
+    rows = page.locator("#pending-jobs tbody tr[data-job]")
+    await rows.first.wait_for()
+    assert [await rows.nth(i).get_attribute("data-job") for i in range(await rows.count())] == [
+        jobs[30]
+    ]
+
+
+async def test_what_a_job_logged_is_shown_as_text_never_as_markup(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    scheduler = dashboard_site.scheduler
+    hostile = (
+        '<img src=x onerror="document.title=\'owned\'"><script>document.title="owned"</script>'
+    )
+    job = await dashboard_site.create(
+        "log.append", {"message": hostile, "fields": {"<b>key</b>": hostile}}
+    )
+    scheduler.host.advance(11 * 60)
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{job}")
+    assert hostile in await page.locator("#timeline").inner_text()
+    assert await page.locator("#timeline img, #timeline script, #timeline b").count() == 0
+    assert await page.title() != "owned"
+
+
+async def test_the_charts_count_what_fired_and_how_late(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    scheduler = dashboard_site.scheduler
+    due = scheduler.now() + timedelta(minutes=5)
+    for _ in range(3):
+        await dashboard_site.create("log.append", {"message": "chart me"}, at=due)
+    scheduler.host.set_clock(due + timedelta(seconds=3))
+    scheduler.host.run()
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/charts")
+    per_minute = page.locator("#fired-per-minute rect")
+    assert await per_minute.count() == 1  # one minute with fires, drawn as one bar
+    assert "3 fired" in await tooltip(per_minute.first)
+    late = page.locator("#lateness rect")
+    assert await late.count() == 1
+    assert "2 s to 5 s: 3 attempts" in await tooltip(late.first)
+    assert "p50 3.00 s" in await page.locator("#lateness-summary").inner_text()
+
+
+async def tooltip(bar: Locator) -> str:
+    """An SVG bar's <title> (SVG elements have no innerText)."""
+    return await bar.locator("title").text_content() or ""
+
+
+async def test_chromium_cannot_reach_past_loopback(chromium: Browser) -> None:
+    """The browser's own flags keep it on this machine, even with no test routing."""
+    context = await chromium.new_context()
+    try:
+        page = await context.new_page()
+        for url in ("http://example.com/", "http://93.184.215.14/"):
+            with pytest.raises(PlaywrightError, match="ERR_"):
+                await page.goto(url, timeout=10_000)
+    finally:
+        await context.close()
