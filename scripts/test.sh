@@ -19,6 +19,25 @@ if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Debian's Chromium for the dashboard's browser tests (tests/dashboard), driven by the
+# Playwright wheel (never `playwright install`: it downloads a browser build from elsewhere).
+# Pinned to the version the tests were written against; Debian's security archive keeps only
+# its latest build, so when the pin is gone the current one is taken, with a warning.
+CHROMIUM_VERSION="150.0.7871.100-1~deb12u1"
+if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq || true
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "chromium=$CHROMIUM_VERSION" >/dev/null; then
+            echo "warning: chromium $CHROMIUM_VERSION is not available; installing the current build" >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || true
+        fi
+    fi
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "warning: /usr/bin/chromium could not be installed (needs root and apt-get);" \
+            "the dashboard's browser tests will be skipped" >&2
+    fi
+fi
+
 # checkov (the infra/ lint run by tests/infra/test_checkov.py) lives in its own venv:
 # its dependencies clash with the app's pins. Re-installed only when the pin changes.
 CHECKOV_VENV=.venv-tools/checkov
