@@ -89,10 +89,20 @@ def redirect(location: str, headers: dict[str, str] | None = None) -> func.HttpR
 
 def session_key() -> bytes:
     from scheduling.dashboard.sessions import session_key as derive
-    from scheduling.idempotency import fingerprint_key
+    from scheduling.idempotency import FingerprintKeyMissing, fingerprint_key
+    from scheduling.problems import problem
 
     settings = dependencies.current().settings()
-    return derive(fingerprint_key(settings.request_fingerprint_key.get_secret_value()))
+    try:
+        return derive(fingerprint_key(settings.request_fingerprint_key.get_secret_value()))
+    except FingerprintKeyMissing as error:
+        log.error("dashboard sign-in refused: %s", error)
+        raise problem(
+            503,
+            "not-configured",
+            "Not configured",
+            "the dashboard's sessions are not configured on this app (REQUEST_FINGERPRINT_KEY)",
+        ) from None
 
 
 def session_lifetime() -> timedelta:

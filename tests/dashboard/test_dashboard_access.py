@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from blueprints import dependencies
 from scheduling.dashboard.sessions import COOKIE_NAME
 from tests.support.dashboard_site import ADMIN_KEY, FUNCTION_KEY, DashboardSite
 
@@ -140,3 +142,17 @@ async def test_the_stylesheet_is_public_and_nothing_else_is(dashboard_site: Dash
         reply = await client.get("/api/dashboard/assets/dashboard.css")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/css")
+
+
+async def test_without_the_key_sessions_derive_from_signing_in_is_a_503(
+    dashboard_site: DashboardSite,
+) -> None:
+    settings = dashboard_site.scheduler.settings.model_copy(
+        update={"request_fingerprint_key": SecretStr("")}
+    )
+    with dependencies.overridden(settings=lambda: settings):
+        async with httpx.AsyncClient(base_url=dashboard_site.base_url) as client:
+            reply = await client.get(f"/api/dashboard?code={ADMIN_KEY}")
+    assert reply.status_code == 503
+    assert "REQUEST_FINGERPRINT_KEY" in reply.text
+    assert "set-cookie" not in reply.headers
