@@ -26,8 +26,8 @@ from azure.durable_functions.models.utils import http_utils
 from playwright.async_api import async_playwright
 
 from function_app import app
+from local_durable_host.app_server import AppServer, Keys
 from scheduling.timing import format_utc
-from tests.support.app_http import AppServer, Keys
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OffMachineRequests, fenced_context
 from tests.support.local_servers import REPO_ROOT, running_azurite
 from tests.support.loopback_guard import loopback_only
@@ -150,7 +150,7 @@ async def _run(scheduler: Scheduler, out: Path) -> list[Path]:
         app,
         scheduler.host.client_binding,
         Keys(function_key=FUNCTION_KEY, master_key=ADMIN_KEY),
-        asyncio.get_running_loop(),
+        loop=asyncio.get_running_loop(),
     )
     try:
         async with httpx.AsyncClient(

@@ -105,15 +105,23 @@ class AppServer:
         client_binding: Callable[[], str],
         keys: Keys,
         port: int = 0,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """`loop`: run the app's async functions on this running loop (a test's own: the
+        Durable SDK's one HTTP session per process works only on the loop that made it),
+        which must stay free while requests are served; else on a loop of the server's own."""
         self._functions = http_functions(app)
         self._client_binding = client_binding
         self._keys = keys
-        self._loop = asyncio.new_event_loop()
-        self._loop_thread = threading.Thread(
-            target=self._loop.run_forever, name="app-event-loop", daemon=True
-        )
-        self._loop_thread.start()
+        self._loop_thread: threading.Thread | None = None
+        if loop is not None:
+            self._loop = loop
+        else:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(
+                target=self._loop.run_forever, name="app-event-loop", daemon=True
+            )
+            self._loop_thread.start()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -132,8 +140,9 @@ class AppServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._loop_thread.join(timeout=5)
+        if self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
 
     def run_async(self, awaitable: Any) -> Any:
         """Await `awaitable` on the app's event loop (for the host's other triggers)."""

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from function_app import app
+from local_durable_host.app_server import AppServer, Keys
 from scheduling.timing import format_utc
-from tests.support.app_http import AppServer, Keys
 from tests.support.scheduler import Scheduler
 
 FUNCTION_KEY = "test-function-key"
@@ -59,7 +59,7 @@ async def dashboard_site(scheduler: Scheduler) -> AsyncIterator[DashboardSite]:
         app,
         scheduler.host.client_binding,
         Keys(function_key=FUNCTION_KEY, master_key=ADMIN_KEY),
-        asyncio.get_running_loop(),
+        loop=asyncio.get_running_loop(),  # the test's loop: the SDK's session is tied to it
     )
     try:
         async with httpx.AsyncClient(
