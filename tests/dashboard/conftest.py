@@ -1,3 +1,4 @@
 """The app over real HTTP, and headless Chromium, for the dashboard's tests."""
 
-pytest_plugins = ["tests.support.dashboard_site", "tests.support.browser"]
+from tests.support.browser import chromium as chromium
+from tests.support.dashboard_site import dashboard_site as dashboard_site
