@@ -55,6 +55,28 @@ async def dashboard_charts(
     return await guarded(req, lambda: dashboard_pages.charts(req, client))
 
 
+@bp.route(route="dashboard/failed", methods=["GET"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def dashboard_failed(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import dashboard_pages
+    from blueprints.dashboard_web import guarded
+
+    return await guarded(req, lambda: dashboard_pages.failed(req, client))
+
+
+@bp.route(route="dashboard/failed/clear", methods=["POST"], auth_level=ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def dashboard_clear_failed(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import dashboard_pages
+    from blueprints.dashboard_web import guarded
+
+    return await guarded(req, lambda: dashboard_pages.clear_failed(req, client))
+
+
 @bp.route(route="dashboard/jobs/{transaction_id}", methods=["GET"], auth_level=ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 async def dashboard_timeline(

@@ -5,7 +5,9 @@ that call the API's own handlers and answer 303 to the page that shows the resul
 """
 
 import asyncio
-from datetime import timedelta
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import azure.durable_functions as df
@@ -23,7 +25,7 @@ from blueprints.dashboard_web import (
     session_lifetime,
 )
 from blueprints.instances import backend_unavailable, checked_id
-from scheduling.dashboard.attempts import attempts_of
+from scheduling.dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
 from scheduling.job_store import ContinuationToken, DueRange
 from scheduling.problems import not_found, problem
@@ -32,11 +34,14 @@ LOG_ENTRIES_SHOWN = 200
 # The recurring page walks the due index for recurring jobs: at most this many rows a page.
 RECURRING_PAGE = 50
 RECURRING_SCAN_ROWS = 1000
-ACTIONS = ("delete", "pause", "resume")
+DONE = {"pause": "paused", "resume": "resumed", "replay": "replayed"}
 NOTICES = {
     "deleted": "The job was deleted.",
     "paused": "The job was paused.",
     "resumed": "The job was resumed.",
+    "replayed": "The job was replayed: its new run is due now.",
+    "cleared": "The failed list was cleared.",
+    "partly-cleared": "Part of the failed list was cleared; clear again for the rest.",
     "signed-out": "You are signed out.",
 }
 
@@ -169,7 +174,7 @@ async def act(
     transaction_id: str,
     action: str,
 ) -> func.HttpResponse:
-    """Delete, pause or resume a job through the API's own handlers."""
+    """Delete, pause, resume or replay a job through the API's own handlers."""
     from blueprints import changing, removing
 
     checked_form(request)
@@ -181,9 +186,11 @@ async def act(
         await changing.pause_job(client, request, transaction_id)
     elif action == "resume":
         await changing.resume_job(client, request, transaction_id)
+    elif action == "replay":
+        await changing.replay_job(client, request, transaction_id)
     else:
         raise not_found(f"no dashboard action {action!r}")
-    return redirect(f"{BASE}/jobs/{transaction_id}?done={action}d")
+    return redirect(f"{BASE}/jobs/{transaction_id}?done={DONE[action]}")
 
 
 async def charts(
@@ -228,3 +235,67 @@ async def charts(
 
 async def signed_out(request: func.HttpRequest) -> func.HttpResponse:
     return render("signed_out.html", csrf="", notice=None, active="")
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A failed job as the failed page shows it (from the failed list's job views)."""
+
+    transaction_id: str
+    prompt_type: str
+    failed_at: datetime | None
+    destination: str | None
+    attempts: list[AttemptRow]
+    recurring: bool
+
+    @property
+    def last(self) -> AttemptRow | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+async def failed(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """The dead letters, by failure time, through the failed list's own handler."""
+    from blueprints import dead_letters
+    from scheduling.prompts import PROMPT_TYPES
+
+    listing = json.loads((await dead_letters.list_failed(client, request)).get_body())
+    rows = [
+        FailedRow(
+            transaction_id=view["transaction_id"],
+            prompt_type=view["prompt_type"],
+            failed_at=parse_time(view.get("failed_at")),
+            destination=view.get("destination"),
+            attempts=[attempt_row(summary) for summary in view.get("attempt_history") or []],
+            recurring=view.get("recurrence") is not None,
+        )
+        for view in listing["jobs"]
+    ]
+    prompt_type = request.params.get("prompt_type") or ""
+    next_url = None
+    if listing.get("next_cursor"):
+        kept = {"prompt_type": prompt_type} if prompt_type else {}
+        next_url = f"{BASE}/failed?" + urlencode({**kept, "cursor": listing["next_cursor"]})
+    return render(
+        "failed.html",
+        csrf=_csrf(request),
+        notice=_notice(request),
+        jobs=rows,
+        prompt_types=sorted(PROMPT_TYPES),
+        prompt_type=prompt_type,
+        next_url=next_url,
+        active="failed",
+    )
+
+
+async def clear_failed(
+    request: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Empty the failed list through DELETE /api/failed's handler (bounded per call)."""
+    from blueprints import dead_letters
+
+    checked_form(request)
+    answer = json.loads((await dead_letters.clear_failed(client, request)).get_body())
+    done = "cleared" if answer.get("complete", True) else "partly-cleared"
+    return redirect(f"{BASE}/failed?done={done}")

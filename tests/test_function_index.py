@@ -38,6 +38,8 @@ HTTP_ROUTES = {
     "dashboard_pending": ("dashboard/jobs", ["GET"], "ANONYMOUS"),
     "dashboard_recurring": ("dashboard/recurring", ["GET"], "ANONYMOUS"),
     "dashboard_charts": ("dashboard/charts", ["GET"], "ANONYMOUS"),
+    "dashboard_failed": ("dashboard/failed", ["GET"], "ANONYMOUS"),
+    "dashboard_clear_failed": ("dashboard/failed/clear", ["POST"], "ANONYMOUS"),
     "dashboard_timeline": ("dashboard/jobs/{transaction_id}", ["GET"], "ANONYMOUS"),
     "dashboard_action": ("dashboard/jobs/{transaction_id}/{action}", ["POST"], "ANONYMOUS"),
     "dashboard_sign_out": ("dashboard/sign-out", ["POST"], "ANONYMOUS"),

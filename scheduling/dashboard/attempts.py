@@ -27,26 +27,24 @@ class AttemptRow:
 
 def attempts_of(record: JobRecord) -> list[AttemptRow]:
     """The job's attempts, oldest first."""
-    history = getattr(record, "attempt_history", None)
-    if history:
-        return [_from_summary(_as_mapping(summary)) for summary in history]
+    if record.attempt_history:
+        return [_from_summary(summary.model_dump()) for summary in record.attempt_history]
+    # A record written before attempts were kept: what its own fields say of the last one.
     return _from_record(record)
 
 
-def _as_mapping(summary: Any) -> Mapping[str, Any]:
-    if isinstance(summary, Mapping):
-        return summary
-    dumped: Mapping[str, Any] = summary.model_dump()
-    return dumped
+def attempt_row(summary: Mapping[str, Any]) -> AttemptRow:
+    """An attempt from its summary: a record's, or a job view's (times as text)."""
+    return _from_summary(summary)
 
 
 def _from_summary(summary: Mapping[str, Any]) -> AttemptRow:
     return AttemptRow(
         attempt=int(summary.get("attempt") or 0),
-        due_at=_time(summary.get("due_at")),
-        fired_at=_time(summary.get("fired_at")),
+        due_at=parse_time(summary.get("due_at")),
+        fired_at=parse_time(summary.get("fired_at")),
         lateness_ms=_number(summary.get("lateness_ms")),
-        finished_at=_time(summary.get("finished_at")),
+        finished_at=parse_time(summary.get("finished_at")),
         ok=summary.get("ok"),
         status_code=summary.get("status_code"),
         error=summary.get("error"),
@@ -57,7 +55,7 @@ def _from_record(record: JobRecord) -> list[AttemptRow]:
     if record.recurrence is not None and record.attempts == 0 and record.last_run:
         run = record.last_run
         outcome = run.get("outcome") or {}
-        due, fired = _time(run.get("due_at")), _time(run.get("fired_at"))
+        due, fired = parse_time(run.get("due_at")), parse_time(run.get("fired_at"))
         return [
             AttemptRow(
                 attempt=int(run.get("attempts") or 1),
@@ -95,7 +93,7 @@ def _late(due: datetime | None, fired: datetime | None) -> float | None:
     return (fired - due).total_seconds() * 1000
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:

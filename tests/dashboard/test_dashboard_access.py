@@ -14,7 +14,12 @@ from blueprints import dependencies
 from scheduling.dashboard.sessions import COOKIE_NAME
 from tests.support.dashboard_site import ADMIN_KEY, FUNCTION_KEY, DashboardSite
 
-PAGES = ["/api/dashboard/jobs", "/api/dashboard/recurring", "/api/dashboard/charts"]
+PAGES = [
+    "/api/dashboard/jobs",
+    "/api/dashboard/recurring",
+    "/api/dashboard/failed",
+    "/api/dashboard/charts",
+]
 
 
 @asynccontextmanager

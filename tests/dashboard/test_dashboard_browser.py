@@ -180,3 +180,45 @@ async def test_chromium_cannot_reach_past_loopback(chromium: Browser) -> None:
                 await page.goto(url, timeout=10_000)
     finally:
         await context.close()
+
+
+async def test_the_failed_list_replays_a_job_as_a_new_run(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    scheduler = dashboard_site.scheduler
+    due = scheduler.now() + timedelta(minutes=5)
+    # Nothing listens on the discard port: the call fails at once.
+    job = await dashboard_site.create("http.call", {"url": "http://127.0.0.1:9/hook"}, at=due)
+    scheduler.host.advance(6 * 60)
+    assert (await dashboard_site.status(job))["state"] == "failed"
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/failed")
+    row = page.locator(f'#failed-jobs tr[data-job="{job}"]')
+    assert "http.call" in await row.inner_text()
+    await row.locator("button.replay").click()
+    await page.wait_for_url(f"**/api/dashboard/jobs/{job}?done=replayed")
+    assert "replayed" in await page.locator(".notice").inner_text()
+    assert (await dashboard_site.status(job))["state"] == "pending"
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/failed")
+    assert await page.locator(f'#failed-jobs tr[data-job="{job}"]').count() == 0
+
+    # The replay runs (and fails again, at the same dead port): a second attempt on record.
+    scheduler.host.advance(60)
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{job}")
+    assert await page.locator("#attempts tbody tr").count() == 2
+    assert await page.locator("#job-state").inner_text() == "failed"
+
+
+async def test_clearing_the_failed_list_empties_it(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    scheduler = dashboard_site.scheduler
+    job = await dashboard_site.create("http.call", {"url": "http://127.0.0.1:9/hook"})
+    scheduler.host.advance(11 * 60)
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/failed")
+    assert await page.locator(f'#failed-jobs tr[data-job="{job}"]').count() == 1
+    await page.click("#clear-failed")
+    await page.wait_for_url("**/api/dashboard/failed?done=cleared")
+    assert await page.locator("#failed-jobs tr[data-job]").count() == 0
+    reply = await dashboard_site.http.get("/api/failed")
+    assert reply.json()["jobs"] == []

@@ -1,0 +1,84 @@
+"""The attempts a job's page shows: its attempt history, or, for a record written before
+attempts were kept, what the record's own fields say of its last attempt."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scheduling.attempt_history import AttemptSummary
+from scheduling.dashboard.attempts import attempt_row, attempts_of
+from scheduling.job_record import JobRecord
+from scheduling.sealing import SealedPayload
+
+DUE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+SEALED = SealedPayload(
+    alg="A256GCM", key_id="local:k", wrapped_key="d2s=", nonce="bm9uY2U=", ciphertext="Y3Q="
+)
+
+
+def record(**changes: Any) -> JobRecord:
+    base = JobRecord(
+        transaction_id="3f0c2a57-8d4e-4c1b-9a6f-0b1c2d3e4f50",
+        generation="g1",
+        state="succeeded",
+        prompt_type="log.append",
+        exec_at=DUE,
+        accepted_at=DUE - timedelta(hours=1),
+        updated_at=DUE,
+        sealed_payload=SEALED,
+    )
+    return base.model_copy(update=changes)
+
+
+def test_each_attempt_of_the_history_with_its_lateness() -> None:
+    history = [
+        AttemptSummary(
+            attempt=1,
+            due_at=DUE,
+            fired_at=DUE + timedelta(milliseconds=250),
+            lateness_ms=250,
+            finished_at=DUE + timedelta(seconds=1),
+            ok=False,
+            status_code=503,
+            error="503",
+        ),
+        AttemptSummary(
+            attempt=2,
+            due_at=DUE + timedelta(seconds=30),
+            fired_at=DUE + timedelta(seconds=31),
+            lateness_ms=1000,
+            ok=True,
+            status_code=200,
+        ),
+    ]
+    rows = attempts_of(record(attempt_history=history, attempts=2))
+    assert [(r.attempt, r.lateness_ms, r.ok, r.status_code) for r in rows] == [
+        (1, 250, False, 503),
+        (2, 1000, True, 200),
+    ]
+
+
+def test_a_record_without_history_shows_its_last_attempt() -> None:
+    fired = DUE + timedelta(seconds=2)
+    rows = attempts_of(
+        record(attempt_history=[], attempts=1, fired_at=fired, last_outcome={"ok": True})
+    )
+    assert len(rows) == 1
+    assert rows[0].lateness_ms == 2000
+    assert rows[0].ok is True
+
+
+def test_a_job_view_summary_reads_its_times_from_text() -> None:
+    row = attempt_row(
+        {
+            "attempt": 1,
+            "due_at": "2026-12-01T09:00:00Z",
+            "fired_at": "2026-12-01T09:00:01Z",
+            "lateness_ms": 1000,
+            "ok": False,
+            "error": "refused",
+        }
+    )
+    assert row.fired_at == DUE + timedelta(seconds=1)
+    assert row.error == "refused"
