@@ -42,7 +42,6 @@ NOTICES = {
     "replayed": "The job was replayed: its new run is due now.",
     "cleared": "The failed list was cleared.",
     "partly-cleared": "Part of the failed list was cleared; clear again for the rest.",
-    "signed-out": "You are signed out.",
 }
 
 
@@ -52,7 +51,7 @@ async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
 
     lifetime = session_lifetime()
     _, token = new_session(session_key(), dependencies.current().clock(), lifetime)
-    # The 303 takes the key out of the address bar (and the history) at once.
+    # The 303 takes the key out of the address bar at once; no page is served at its URL.
     return redirect(
         f"{BASE}/jobs", {"Set-Cookie": cookie_header(token, lifetime, is_https(request))}
     )

@@ -161,3 +161,17 @@ async def test_without_the_key_sessions_derive_from_signing_in_is_a_503(
     assert reply.status_code == 503
     assert "REQUEST_FINGERPRINT_KEY" in reply.text
     assert "set-cookie" not in reply.headers
+
+
+async def test_signing_out_deletes_the_cookie(dashboard_site: DashboardSite) -> None:
+    async with signed_in(dashboard_site) as client:
+        token = csrf_of((await client.get("/api/dashboard/jobs")).text)
+        reply = await client.post(
+            "/api/dashboard/sign-out",
+            data={"csrf": token},
+            headers={"origin": dashboard_site.base_url},
+        )
+        assert reply.status_code == 303
+        assert reply.headers["location"] == "/api/dashboard/signed-out"
+        assert "Max-Age=0" in reply.headers["set-cookie"]
+        assert (await client.get("/api/dashboard/jobs")).status_code == 401
