@@ -56,8 +56,12 @@ def environment() -> "Environment":
     return env
 
 
-def format_time(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+def format_time(moment: datetime | str | None) -> str:
+    """A time (or RFC 3339 text, as in a recurring job's `last_run`) as the pages show it."""
+    from scheduling.dashboard.attempts import parse_time
+
+    parsed = parse_time(moment)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
 
 
 def format_ms(value: float | None) -> str:
