@@ -175,3 +175,18 @@ async def test_signing_out_deletes_the_cookie(dashboard_site: DashboardSite) -> 
         assert reply.headers["location"] == "/api/dashboard/signed-out"
         assert "Max-Age=0" in reply.headers["set-cookie"]
         assert (await client.get("/api/dashboard/jobs")).status_code == 401
+
+
+async def test_an_action_the_job_does_not_allow_shows_the_apis_reason_with_its_status(
+    dashboard_site: DashboardSite,
+) -> None:
+    job = await dashboard_site.create("log.append", {"message": "one-time"})
+    async with signed_in(dashboard_site) as client:
+        token = csrf_of((await client.get("/api/dashboard/jobs")).text)
+        reply = await client.post(f"/api/dashboard/jobs/{job}/pause", data={"csrf": token})
+        assert reply.status_code == 409
+        assert reply.headers["content-type"].startswith("text/html")
+        assert "recurring" in reply.text  # the API's own detail: only a recurring job pauses
+        unknown = await client.post(f"/api/dashboard/jobs/{job}/explode", data={"csrf": token})
+        assert unknown.status_code == 404
+    assert (await dashboard_site.status(job))["state"] == "pending"
