@@ -84,7 +84,9 @@ async def pending(
     filters = {"state": state, "prompt_type": prompt_type}
     next_url = None
     if page.next_cursor:
-        kept = {name: value for name, value in filters.items() if value}
+        # The same filters and page size (both already checked by live_page) on the next page.
+        limit = request.params.get("limit") or ""
+        kept = {name: value for name, value in {**filters, "limit": limit}.items() if value}
         next_url = f"{BASE}/jobs?" + urlencode({**kept, "cursor": page.next_cursor})
     return render(
         "pending.html",

@@ -115,16 +115,17 @@ async def test_the_table_pages_in_due_order(dashboard_site: DashboardSite, page:
         minutes: await dashboard_site.create(
             "log.append", {"message": f"m{minutes}"}, at=now + timedelta(minutes=minutes)
         )
-        for minutes in (30, 10, 20)
+        for minutes in (30, 10, 20, 40)
     }
     await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs?limit=2")
     rows = page.locator("#pending-jobs tbody tr[data-job]")
     assert [await rows.nth(i).get_attribute("data-job") for i in range(2)] == [jobs[10], jobs[20]]
     await page.click('a[rel="next"]')
+    await page.wait_for_url("**/api/dashboard/jobs?limit=2&cursor=*")
     rows = page.locator("#pending-jobs tbody tr[data-job]")
-    await rows.first.wait_for()
     assert [await rows.nth(i).get_attribute("data-job") for i in range(await rows.count())] == [
-        jobs[30]
+        jobs[30],
+        jobs[40],
     ]
 
 
