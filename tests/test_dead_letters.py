@@ -112,6 +112,8 @@ async def test_a_job_out_of_retries_is_listed_with_its_attempts_and_a_replay_run
     assert view["state"] == "pending"
     assert view["attempts"] == 0
     assert view["next_fire_at"] == view["replayed_at"] == "2026-12-01T09:15:00Z"
+    # Its row in the failed index went with the replay, not only when a reader came by.
+    assert scheduler.job_store.failure_page(DueRange(), 10, None) == ([], None)
     assert await failed_ids(scheduler) == []  # out of the list at once
 
     scheduler.host.run()
