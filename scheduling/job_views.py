@@ -13,11 +13,12 @@ _LISTED = (
     "exec_at",
     "attempts",
     "next_attempt_at",
-    # Read with the record anyway, and at most MAX_ATTEMPT_HISTORY short entries.
-    "attempt_history",
 )
 _STATUS = (
     *_LISTED,
+    # Up to MAX_ATTEMPT_HISTORY entries: shown one job at a time (the status, the failed
+    # list); a listing page of hundreds of jobs shows each one's last attempt only.
+    "attempt_history",
     "accepted_at",
     "updated_at",
     "fired_at",
@@ -42,9 +43,11 @@ def next_fire_at(record: JobRecord) -> str | None:
 
 
 def listed_view(record: JobRecord) -> dict[str, Any]:
-    """A job as one row of the listing."""
+    """A job as one row of the listing: its last attempt, not its whole history."""
     view = record.model_dump(mode="json", include=set(_LISTED))
-    return {**view, "next_fire_at": next_fire_at(record)}
+    history = record.attempt_history
+    last_attempt = history[-1].model_dump(mode="json") if history else None
+    return {**view, "next_fire_at": next_fire_at(record), "last_attempt": last_attempt}
 
 
 def status_view(record: JobRecord) -> dict[str, Any]:

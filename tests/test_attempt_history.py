@@ -111,5 +111,7 @@ async def test_a_recurring_job_keeps_its_last_twenty_attempts(
     # The oldest two runs fell off; the newest is the last run's.
     assert history[0]["due_at"] == "2026-12-01T08:15:00Z"
     assert history[-1]["due_at"] == status["last_run"]["due_at"] == "2026-12-01T09:50:00Z"
-    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
-    assert [job["attempt_history"] for job in listed] == [history]
+    # A listing page may hold hundreds of jobs: each shows its last attempt, not its history.
+    (listed,) = (await scheduler.api.get("/api/schedule")).json()["jobs"]
+    assert "attempt_history" not in listed
+    assert listed["last_attempt"] == history[-1]

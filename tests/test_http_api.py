@@ -362,6 +362,17 @@ async def test_list_is_sorted_enriched_and_paged(scheduler: Scheduler) -> None:
     assert [job["transaction_id"] for job in page["jobs"]] == [ids[1], ids[2]]
     assert {job["state"] for job in page["jobs"]} == {"pending"}
     assert page["jobs"][0]["exec_at"] == format_utc(START + timedelta(minutes=10))
+    # A row of the listing is short: no payload, no outcome, only the last attempt (none yet).
+    assert page["jobs"][0] == {
+        "transaction_id": ids[1],
+        "state": "pending",
+        "prompt_type": "log.append",
+        "exec_at": "2026-12-01T08:10:00Z",
+        "next_fire_at": "2026-12-01T08:10:00Z",
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_attempt": None,
+    }
 
     seen = [job["transaction_id"] for job in page["jobs"]]
     cursor = page["next_cursor"]
