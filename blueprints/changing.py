@@ -163,8 +163,10 @@ async def _start_if_not_running(client: df.DurableOrchestrationClient, record: J
         if not await orchestration_runs(client, record):
             await start_orchestration(client, record)
     except Exception:
-        log.exception("restarting the replay of %s failed", record.transaction_id)
-        raise backend_unavailable("start the replay; send the request again") from None
+        # A start that lost to another request's start of the same run is no failure.
+        if not await orchestration_runs(client, record):
+            log.exception("restarting the replay of %s failed", record.transaction_id)
+            raise backend_unavailable("start the replay; send the request again") from None
 
 
 async def _start_if_stalled(
@@ -176,15 +178,21 @@ async def _start_if_stalled(
     deps = dependencies.current()
     try:
         found = await asyncio.to_thread(deps.job_store(deps.settings()).get, transaction_id)
-        record = found.record if found is not None else None
-        if record is None or record.state != "pending" or record.recurrence is None:
-            return None
-        if await orchestration_runs(client, record):
-            return None
+    except Exception:
+        log.exception("reading %s failed", transaction_id)
+        raise backend_unavailable("start the job; send the request again") from None
+    record = found.record if found is not None else None
+    if record is None or record.state != "pending" or record.recurrence is None:
+        return None
+    if await orchestration_runs(client, record):
+        return None
+    try:
         await start_orchestration(client, record)
     except Exception:
-        log.exception("restarting %s failed", transaction_id)
-        raise backend_unavailable("start the job; send the request again") from None
+        # Another resume may have started it between the check and the start.
+        if not await orchestration_runs(client, record):
+            log.exception("restarting %s failed", transaction_id)
+            raise backend_unavailable("start the job; send the request again") from None
     return record
 
 
@@ -323,12 +331,18 @@ async def _start_or_say(
     client: df.DurableOrchestrationClient, after: JobRecord, before: JobRecord
 ) -> None:
     """Start the orchestration of a record's new generation, after its swap; if it cannot
-    be started, a 503 that says to send the change again (a resume or PATCH then starts it)."""
+    be started, a 503 that says to send the change again (a resume or PATCH then starts it).
+
+    A start that fails because the orchestration already runs is a success: once the swap
+    has landed, a concurrent request (a second replay, a resume) may start it first.
+    """
     if after.generation == before.generation:
         return
     try:
         await start_orchestration(client, after)
     except Exception:
+        if await orchestration_runs(client, after):
+            return
         log.exception("starting %s after a change failed", after.instance_id)
         raise backend_unavailable(
             "start the changed job: the change is saved; send the request again to start it"

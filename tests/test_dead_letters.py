@@ -11,10 +11,12 @@ from azure.functions.timer import TimerRequest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from blueprints import dependencies
 from function_app import app
 from local_durable_host.worker_calls import index_functions
 from scheduling.job_store import DueRange
 from tests.support.app_client import Reply
+from tests.support.interleaving import interleaved, on_loop
 from tests.support.scheduler import START, Scheduler
 from tests.test_backend_faults import store_down
 
@@ -201,6 +203,33 @@ async def test_a_replay_whose_start_failed_is_started_by_the_next_replay(
     assert (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()[
         "state"
     ] == "succeeded"
+
+
+async def test_a_replay_whose_run_a_second_replay_started_first_still_answers_202(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    transaction_id = await failed_job(scheduler, receiver)
+    receiver.status = 200
+    path = f"/api/schedule/{transaction_id}/replay"
+    loop = asyncio.get_running_loop()
+    second: list[Reply] = []
+
+    def replay_again() -> None:
+        # Between the first replay's swap and its start: the second finds the replay
+        # running and starts its orchestration, so the first one's start meets it.
+        second.append(on_loop(loop, scheduler.api.post(path)))
+
+    store = interleaved(scheduler.job_store, "replace", replay_again)
+    with dependencies.overridden(job_store=lambda _settings: store):
+        first = await scheduler.api.post(path)
+
+    assert [reply.status for reply in (*second, first)] == [202, 202], first.body
+    assert first.json()["replayed_at"] == second[0].json()["replayed_at"]
+    scheduler.host.advance(3600)
+    assert len(receiver.received) == 4  # one replay, run once
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
 
 
 async def test_a_replay_racing_a_delete_never_leaves_a_run_after_the_delete(
