@@ -7,7 +7,8 @@ whose record was deleted, replayed, or failed again at another time.
 
 Removing a failed job (a clear, or the retention) deletes its record by compare-and-swap
 (a replay that swapped first wins: the job is no longer failed, and stays), after writing
-the log entry that says where it went; its orchestration history is purged.
+the log entry that says where it went (a `kept` entry follows it when the replay won); its
+orchestration history is purged.
 """
 
 import asyncio
@@ -201,7 +202,16 @@ async def _remove(
     try:
         await asyncio.to_thread(store.delete, found)
     except StaleRecord:
-        return "skipped"  # replayed (or deleted) meanwhile: not ours to remove any more
+        # Replayed meanwhile: not ours to remove any more. The log already says it went (it
+        # had to, first): the next entry says it stayed.
+        kept = lifecycle_entry(
+            record.transaction_id,
+            "kept",
+            dependencies.current().clock(),
+            "kept: replayed while it was being removed",
+        )
+        await record_lifecycle(kept)
+        return "skipped"
     except Exception:
         log.warning("could not remove the failed job %s", record.transaction_id, exc_info=True)
         return "kept"

@@ -390,6 +390,35 @@ async def test_clearing_the_list_removes_the_failed_jobs(
     assert (await scheduler.api.delete("/api/failed")).json() == {"removed": 0, "complete": True}
 
 
+async def test_a_clear_that_loses_to_a_replay_says_so_in_the_log(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    transaction_id = await failed_job(scheduler, receiver)
+    receiver.status = 200
+    loop = asyncio.get_running_loop()
+    replays: list[Reply] = []
+
+    def replay() -> None:
+        # After the clear wrote its log entry, before it deletes the record it read.
+        path = f"/api/schedule/{transaction_id}/replay"
+        replays.append(on_loop(loop, scheduler.api.post(path)))
+
+    store = interleaved(scheduler.job_store, "delete", replay, when="before")
+    with dependencies.overridden(job_store=lambda _settings: store):
+        cleared = await scheduler.api.delete("/api/failed")
+
+    assert [reply.status for reply in replays] == [202]
+    assert cleared.json() == {"removed": 0, "complete": True}
+    kinds = await log_kinds(scheduler, transaction_id)
+    # The clear's entry was written first (the record was to go); the next one takes it back.
+    assert kinds[-2:] == ["cleared", "kept"]
+    scheduler.host.advance(3600)
+    assert len(receiver.received) == 4  # the replay ran
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
+
+
 async def test_failed_jobs_past_the_retention_are_dropped(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:

@@ -27,6 +27,7 @@ LogKind = Literal[
     "replayed",
     "cleared",
     "expired",
+    "kept",
     "callback",
 ]
 
