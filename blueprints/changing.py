@@ -30,7 +30,7 @@ from blueprints.instances import (
     stop_quietly,
 )
 from blueprints.job_logs import record_lifecycle
-from scheduling.job_log.lifecycle import lifecycle_entry, replayed_entry
+from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
 from scheduling.job_store import (
     StaleRecord,
@@ -116,7 +116,13 @@ async def resume_job(
         return changed
 
     _, after = await _swap(transaction_id, resumed, client=client)
-    await _log(after, "resumed", f"resumed; next run {format_utc(after.exec_at)}")
+    if after.state == "cancelled":  # it never ran, and never will
+        if (entry := cancelled_entry(after)) is not None:
+            await record_lifecycle(entry)
+    elif after.state != "pending":
+        await _log(after, "resumed", f"resumed with no run left in its schedule: {after.state}")
+    else:
+        await _log(after, "resumed", f"resumed; next run {format_utc(after.exec_at)}")
     return json_response(status_view(after))
 
 
@@ -287,7 +293,9 @@ async def _swap(
     """Apply `change` to the record by compare-and-swap; (before, after).
 
     The index row at the new time is written before the swap (the index lists every live
-    job) and the old one dropped after it, by its ETag, so a concurrent change's row stays.
+    job) and the old one dropped after it, by its ETag, so a concurrent change's row stays;
+    a change that ends the job drops its row, and one that fails it (a resume with no run
+    left) writes its failed-index row first, as an attempt's outcome does.
     With `client`, a record left pending under a new generation has its new orchestration
     started once the swap has landed (so it can never come due before the record names it).
     A cancelled job reads as not found, unless `cancelled_found` (then `change` decides).
@@ -303,18 +311,23 @@ async def _swap(
             after = change(stored.record)
             if after == stored.record:
                 return stored.record, after
+            live = after.state in LIVE_STATES
             moved = _row_key(after) != _row_key(stored.record)
             old_row = await asyncio.to_thread(store.row_etag, stored.record)
-            new_row = await asyncio.to_thread(store.index, after)
+            new_row = await asyncio.to_thread(store.index, after) if live else None
+            failure_row = (
+                await asyncio.to_thread(store.index_failure, after)
+                if after.failed_at is not None and after.failed_at != stored.record.failed_at
+                else None
+            )
             try:
                 await asyncio.to_thread(store.replace, stored, after)
-            except StaleRecord:
-                await asyncio.to_thread(_undo_row, store, after, moved, new_row)
-                continue
-            except Exception:
-                await asyncio.to_thread(_undo_row, store, after, moved, new_row)
+            except Exception as error:
+                await asyncio.to_thread(_undo_rows, store, after, moved, new_row, failure_row)
+                if isinstance(error, StaleRecord):
+                    continue
                 raise
-            if moved and old_row is not None:
+            if (moved or not live) and old_row is not None:
                 await asyncio.to_thread(unindex_quietly, store, stored.record, old_row)
             if client is not None and after.state == "pending":
                 await _start_or_say(client, after, stored.record)
@@ -349,9 +362,20 @@ async def _start_or_say(
         ) from None
 
 
-def _undo_row(store: TableJobStore, ours: JobRecord, moved: bool, etag: str) -> None:
-    """After a swap that did not land: our new row goes (only the version we wrote), or,
-    where it overwrote the standing record's row (same key), that row comes back."""
+def _undo_rows(
+    store: TableJobStore,
+    ours: JobRecord,
+    moved: bool,
+    etag: str | None,
+    failure_etag: str | None,
+) -> None:
+    """After a swap that did not land: our failed-index row goes, and our new due row (only
+    the version we wrote), or, where it overwrote the standing record's row (same key), that
+    row comes back."""
+    if failure_etag:
+        forget_failure_quietly(store, ours.transaction_id, ours.failed_at, failure_etag)
+    if etag is None:
+        return
     try:
         if moved:
             store.unindex(ours.transaction_id, ours.exec_at, etag or None)
@@ -376,7 +400,10 @@ def _conflict(verdict: str, action: str) -> ProblemError:
         "firing": "an attempt of this job is running now; try again once it has its outcome",
         "not-recurring": "only recurring jobs can be paused and resumed",
         "not-paused": "the job is not paused",
-        "no-run-left": "the schedule has no run left",
+        "replaying": (
+            "the job's replay is running: a replay is one run and cannot be paused (a delete"
+            " cancels it)"
+        ),
     }
     return problem(
         409,

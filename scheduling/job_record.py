@@ -46,8 +46,9 @@ class JobRecord(BaseModel):
     destination: str | None = None
     last_outcome: dict[str, Any] | None = None
     request_fingerprint: str | None = None
-    # Which removal cancelled the job: its log entry says so.
-    cancelled_by: Literal["delete", "wipe"] | None = None
+    # What cancelled the job: its log entry says so. "ended": a resume found no run left in
+    # the schedule of a job that had never run.
+    cancelled_by: Literal["delete", "wipe", "ended"] | None = None
     # A recurring job: its schedule, and its runs so far. `exec_at` is the next run's time.
     recurrence: Recurrence | None = None
     runs: int = 0
@@ -279,13 +280,19 @@ def due_callback(record: JobRecord) -> CallbackKind | None:
     return kind if kind in record.callbacks else None
 
 
-PauseVerdict = Literal["paused", "not-recurring", "firing", "already-paused", "ended"]
+PauseVerdict = Literal["paused", "not-recurring", "replaying", "firing", "already-paused", "ended"]
 
 
 def pause(record: JobRecord, now: datetime) -> tuple[PauseVerdict, JobRecord | None]:
-    """Stop a recurring job's runs until it is resumed; a running attempt is not cut off."""
+    """Stop a recurring job's runs until it is resumed; a running attempt is not cut off.
+
+    A replay is not paused: it is one run, not a schedule, and a resume goes on with the
+    schedule (whose runs may all be done), never with the replay's run.
+    """
     if record.recurrence is None:
         return "not-recurring", None
+    if is_replaying(record):
+        return "replaying", None
     if record.state in CLAIMABLE_STATES:
         return "paused", record.model_copy(
             update={"state": "paused", "next_attempt_at": None, "updated_at": now}
@@ -297,7 +304,7 @@ def pause(record: JobRecord, now: datetime) -> tuple[PauseVerdict, JobRecord | N
     return "ended", None
 
 
-ResumeVerdict = Literal["resumed", "not-paused", "no-run-left"]
+ResumeVerdict = Literal["resumed", "not-paused", "ended"]
 
 
 def resume(
@@ -306,12 +313,18 @@ def resume(
     """A paused job, pending again at its next run at least `lead` after now (missed runs are
     not made up), under a new generation: whatever the old orchestration still does is void.
     The lead (MIN_LEAD_SECONDS, as for a create) lets the record's swap land before the new
-    orchestration can come due."""
+    orchestration can come due.
+
+    "ended": its schedule has no run left (`end_at` passed while it was paused): it ends now,
+    as a schedule that runs out does, in its last run's state (a failed one is a dead letter,
+    which a replay can run again); one that never ran is cancelled. Left paused, no route
+    could ever move it on.
+    """
     if record.state != "paused" or record.recurrence is None:
         return "not-paused", None
     following = next_fire_at(record.recurrence, now + lead - timedelta(microseconds=1), record.runs)
     if following is None:
-        return "no-run-left", None
+        return "ended", ended_schedule(record, now)
     return "resumed", record.model_copy(
         update={
             "state": "pending",
@@ -321,6 +334,17 @@ def resume(
             "updated_at": now,
         }
     )
+
+
+def ended_schedule(record: JobRecord, now: datetime) -> JobRecord:
+    """A paused recurring job whose schedule has no run left, ended in its last run's state."""
+    last = record.last_run.get("state") if record.last_run else None
+    ending: dict[str, Any] = {"next_attempt_at": None, "updated_at": now}
+    if last == "failed":
+        return record.model_copy(update={**ending, "state": "failed", "failed_at": now})
+    if last == "succeeded":
+        return record.model_copy(update={**ending, "state": "succeeded"})
+    return record.model_copy(update={**ending, "state": "cancelled", "cancelled_by": "ended"})
 
 
 ReplayVerdict = Literal["replayed", "replaying", "not-failed"]

@@ -364,6 +364,79 @@ async def test_a_recurring_job_whose_last_run_failed_replays_that_run_once(
     assert status["next_fire_at"] is None
 
 
+async def test_a_recurring_jobs_replay_cannot_be_paused_and_ends_in_its_outcome(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "prompt_type": "http.call",
+            "payload": {"url": receiver.url},
+            "cron": "*/5 * * * *",
+            "max_runs": 1,
+            "retry": RETRY,
+        },
+    )
+    assert reply.status == 202, reply.body
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance(15 * 60)
+    assert await failed_ids(scheduler) == [transaction_id]
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    scheduler.host.advance(30)
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert (status["state"], len(receiver.received)) == ("retrying", 4)
+
+    # Paused, it could never be resumed (the schedule's one run is done) nor replayed.
+    paused = await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")
+    assert_problem(paused, 409)
+    assert "replay" in paused.json()["detail"]
+    scheduler.host.advance(3600)
+
+    assert len(receiver.received) == 6  # the replay ran its three attempts
+    assert await failed_ids(scheduler) == [transaction_id]
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert (status["state"], status["runs"]) == ("failed", 2)
+
+
+async def test_resuming_a_job_whose_schedule_ran_out_while_paused_ends_it_in_its_last_runs_state(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    receiver = Receiver(httpserver)
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "prompt_type": "http.call",
+            "payload": {"url": receiver.url},
+            "cron": "*/5 * * * *",
+            "end_at": "2026-12-01T08:12:00Z",
+        },
+    )
+    assert reply.status == 202, reply.body
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.advance(6 * 60)  # the 08:05 run failed; 08:10 is next
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")).status == 200
+    scheduler.host.advance(30 * 60)
+
+    resumed = await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")
+    assert resumed.status == 200, resumed.body
+    view = resumed.json()
+    assert (view["state"], view["next_fire_at"]) == ("failed", None)
+    assert view["failed_at"] == "2026-12-01T08:36:00Z"
+    # A dead letter now: out of the live listing (its row gone too), in the failed list.
+    assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
+    assert scheduler.job_store.due_page(DueRange(), 10, None) == ([], None)
+    assert await failed_ids(scheduler) == [transaction_id]
+    assert (await log_kinds(scheduler, transaction_id))[-1] == "resumed"
+
+    receiver.status = 200
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    scheduler.host.advance(3600)
+    assert len(receiver.received) == 2
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert (status["state"], status["runs"]) == ("succeeded", 2)
+
+
 async def test_clearing_the_list_removes_the_failed_jobs(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:

@@ -208,6 +208,32 @@ async def test_pause_stops_runs_and_resume_fires_at_the_next_future_time_without
     assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")).status == 409
 
 
+async def test_resuming_a_job_whose_schedule_ended_before_its_first_run_cancels_it(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    seen = arrivals(scheduler, httpserver, "/never")
+    reply = await create(
+        scheduler,
+        cron="*/5 * * * *",
+        end_at="2026-12-01T08:12:00Z",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/never")},
+    )
+    transaction_id = reply.json()["transaction_id"]
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")).status == 200
+    scheduler.host.advance(3600)
+
+    resumed = await scheduler.api.post(f"/api/schedule/{transaction_id}/resume")
+    assert resumed.status == 200, resumed.body
+    assert (resumed.json()["state"], resumed.json()["next_fire_at"]) == ("cancelled", None)
+    assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
+    entries = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()["entries"]
+    assert entries[-1]["kind"] == "cancelled"
+    assert "no run left" in entries[-1]["message"]
+    scheduler.host.advance(3600)
+    assert seen == []
+
+
 async def test_a_one_time_job_cannot_be_paused(scheduler: Scheduler) -> None:
     transaction_id = await scheduler.accepted("log.append", {"message": "m"})
     reply = await scheduler.api.post(f"/api/schedule/{transaction_id}/pause")

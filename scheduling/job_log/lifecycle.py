@@ -39,12 +39,20 @@ def accepted_entry(record: JobRecord) -> JobLogEntry:
 
 
 def cancelled_entry(record: JobRecord) -> JobLogEntry | None:
-    """The entry of the delete or wipe that cancelled the job (its record's last write)."""
+    """The entry of what cancelled the job (its record's last write): a delete, a wipe, or
+    a resume that found no run left in the schedule of a job that never ran."""
     if record.state != "cancelled":
         return None
     if record.cancelled_by == "wipe":
         return lifecycle_entry(
             record.transaction_id, "wiped", record.updated_at, "cancelled by a wipe of all jobs"
+        )
+    if record.cancelled_by == "ended":
+        return lifecycle_entry(
+            record.transaction_id,
+            "cancelled",
+            record.updated_at,
+            "resumed with no run left in its schedule, before any run: cancelled",
         )
     return lifecycle_entry(
         record.transaction_id, "cancelled", record.updated_at, "deleted through the API"
