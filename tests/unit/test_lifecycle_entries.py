@@ -42,6 +42,13 @@ def test_a_record_derives_accepted_and_the_removal_that_cancelled_it() -> None:
     assert [e.kind for e in derived_entries(deleted)] == ["accepted", "cancelled"]
     wiped = record(state="cancelled", cancelled_by="wipe", updated_at=T0 + timedelta(hours=2))
     assert [e.kind for e in derived_entries(wiped)] == ["accepted", "wiped"]
+    # A resume that found no run left in the schedule of a job that never ran.
+    ended = record(state="cancelled", cancelled_by="ended", updated_at=T0 + timedelta(hours=2))
+    *_, last = derived_entries(ended)
+    assert (last.kind, last.message) == (
+        "cancelled",
+        "resumed with no run left in its schedule, before any run: cancelled",
+    )
 
 
 def test_an_entry_the_store_holds_is_not_added_again() -> None:
