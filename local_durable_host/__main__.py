@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     # After the settings: the app reads them as it imports and runs.
     from function_app import app
     from local_durable_host.app_server import Keys
-    from local_durable_host.local_host import LocalHost
+    from local_durable_host.local_host import LocalHost, StateInUse
 
     keys = Keys(
         function_key=os.environ.get("LOCAL_HOST_FUNCTION_KEY") or DEFAULT_FUNCTION_KEY,
@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with LocalHost(app, options.state_dir, keys, options.port) as host:
+    try:
+        host = LocalHost(app, options.state_dir, keys, options.port)
+    except (StateInUse, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    with host:
         print(
             BANNER.format(
                 base_url=host.base_url, function_key=keys.function_key, state_dir=options.state_dir

@@ -12,13 +12,16 @@ import asyncio
 import hmac
 import inspect
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
@@ -29,6 +32,8 @@ MAX_BODY_BYTES = 100 * 1024 * 1024
 # A browser on this machine may be tricked into calling a loopback port under another name
 # (DNS rebinding): only these Host names are served.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+# A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
+log = logging.getLogger(__name__)
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
@@ -78,13 +83,17 @@ def http_functions(app: func.FunctionRegister) -> list[HttpFunction]:
         bindings = [binding.get_dict_repr() for binding in function.get_bindings()]
         for trigger in (b for b in bindings if b.get("type") == "httpTrigger"):
             route = str(trigger["route"])
-            template = _PARAMETER.sub(r"(?P<\1>[^/]+)", route)
+            template = "".join(
+                f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part)
+                for index, part in enumerate(_PARAMETER.split(route))
+            )
             found.append(
                 HttpFunction(
                     name=str(function.get_function_name()),
                     methods=frozenset(str(m).upper() for m in trigger.get("methods") or []),
                     route=route,
-                    pattern=re.compile(f"/api/{template}"),
+                    # The host matches routes without regard to case.
+                    pattern=re.compile(f"/api/{template}", re.IGNORECASE),
                     auth_level=str(trigger.get("authLevel", "function")).lower(),
                     request_parameter=str(trigger["name"]),
                     client_parameters=tuple(
@@ -183,7 +192,8 @@ class AppServer:
             url=f"{self.base_url}{target}",
             headers=headers,
             params=query,
-            route_params=match.groupdict(),
+            # The host decodes route values (`a%20b` is "a b").
+            route_params={name: unquote(value) for name, value in match.groupdict().items()},
             body=body,
         )
         arguments: dict[str, Any] = {function.request_parameter: request}
@@ -207,6 +217,48 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
+class BodyRefused(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def is_loopback_host(host_header: str | None) -> bool:
+    """Whether a Host header names this machine (127.0.0.1, localhost or [::1], any port)."""
+    return (host_header or "").rsplit(":", 1)[0].lower() in LOOPBACK_NAMES
+
+
+def read_body(headers: Message, stream: BufferedIOBase) -> bytes:
+    """The request body by Content-Length or chunked, at most MAX_BODY_BYTES."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return _read_chunked(stream)
+    text = (headers.get("Content-Length") or "0").strip()
+    if not text.isdigit():
+        raise BodyRefused(400, "Content-Length is not a number")
+    length = int(text)
+    if length > MAX_BODY_BYTES:
+        raise BodyRefused(413, "the body is larger than the host accepts")
+    return stream.read(length) if length else b""
+
+
+def _read_chunked(stream: BufferedIOBase) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = stream.readline(64).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise BodyRefused(400, "a chunk size is not hexadecimal") from None
+        if size < 0 or len(body) + size > MAX_BODY_BYTES:
+            raise BodyRefused(413, "the body is larger than the host accepts")
+        if size == 0:
+            while stream.readline(8192).strip():  # trailers, up to the blank line
+                pass
+            return bytes(body)
+        body += stream.read(size)
+        stream.readline(64)  # the CRLF after the chunk
+
+
 def _header(headers: dict[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == name), None)
 
@@ -219,28 +271,32 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
-            if host not in LOOPBACK_NAMES:
-                self._reply(AppResponse(400, {}, b"the local host serves only loopback names"))
+            if not is_loopback_host(self.headers.get("Host")):
+                self._refuse(400, b"the local host serves only loopback names")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self._reply(AppResponse(413, {}, b""))
-                self.close_connection = True
+            try:
+                body = read_body(self.headers, self.rfile)
+            except BodyRefused as refused:
+                self._refuse(refused.status, str(refused).encode())
                 return
-            body = self.rfile.read(length) if length else b""
             headers = {name: value for name, value in self.headers.items()}
             try:
                 reply = server.call(self.command, self.path, headers, body)
             except Exception as error:  # the host answers 500 when a function raises
+                log.exception("%s %s failed", self.command, urlsplit(self.path).path)
                 message = json.dumps({"error": type(error).__name__}).encode()
                 reply = AppResponse(500, {"Content-Type": "application/json"}, message)
             self._reply(reply)
 
+        def _refuse(self, status: int, message: bytes) -> None:
+            # The body, if any, was not read: the connection cannot carry another request.
+            self.close_connection = True
+            self._reply(AppResponse(status, {"Connection": "close"}, message))
+
         def _reply(self, reply: AppResponse) -> None:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
-                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                if name.lower() not in ("content-length", "transfer-encoding"):
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()

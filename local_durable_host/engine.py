@@ -22,6 +22,7 @@ the real host: one that was running when the host was killed runs again after a 
 
 import copy
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +79,7 @@ from local_durable_host.worker_calls import (
 
 # While busy, the engine's own steps are saved together at most this far apart.
 SAVE_INTERVAL_SECONDS = 0.2
+log = logging.getLogger(__name__)
 
 
 class NonDeterminismError(AssertionError):
@@ -134,6 +136,7 @@ class DurableHost:
         self._wake = threading.Event()
         self._state_file = state_file
         self._unsaved = False
+        self._broken = False
         if state_file is not None:
             self._restore(state_file.load())
         self._activity_pool = (
@@ -195,10 +198,29 @@ class DurableHost:
             with self._lock:
                 self._running = False
 
-    def serve(self, stop: threading.Event, max_idle_seconds: float = 0.5) -> None:
-        """Wall clock: process messages and due timers as they come, until `stop` is set."""
+    def serve(
+        self,
+        stop: threading.Event,
+        max_idle_seconds: float = 0.5,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Wall clock: process messages and due timers as they come, until `stop` is set.
+
+        A step that raises (a bug here, not in the app: the app's own errors fail its
+        instance or task, as on the real host) leaves memory holding half of it: `on_error`
+        is told, and processing stops rather than go on, or save, from there.
+        """
         if self.is_virtual:
             raise RuntimeError("serve() runs on the wall clock; drive a virtual one with run()")
+        try:
+            self._serve(stop, max_idle_seconds)
+        except BaseException as error:
+            self._broken = True
+            if on_error is None:
+                raise
+            on_error(error)
+
+    def _serve(self, stop: threading.Event, max_idle_seconds: float) -> None:
         last_save = time.monotonic()
         while not stop.is_set():
             if self.step():
@@ -237,7 +259,7 @@ class DurableHost:
 
     def seed_entity(self, name: str, key: str, state_json: str) -> None:
         """Preset an entity's stored state, as if many operations had built it (benchmarks)."""
-        with self._change(save_now=False):
+        with self._change():
             self._entities[(name.lower(), key)] = EntityView(name.lower(), key, True, state_json)
 
     def set_clock(self, moment: datetime) -> None:
@@ -265,7 +287,7 @@ class DurableHost:
         with self._lock:
             if not len(self._mailbox) and self._mailbox.due_timer(self.now()) is None:
                 return False  # idle: nothing to save
-        with self._change():
+        with self._change(save_now=False):
             with self._lock:
                 work: Work | None = self._mailbox.take()
                 if work is None:
@@ -308,9 +330,13 @@ class DurableHost:
     def _save_if_changed(self) -> None:
         if self._state_file is None:
             return
-        with self._change_lock, self._lock:
+        with self._change_lock:
+            if self._broken:
+                raise RuntimeError("the engine stopped on an error; its state was not saved")
             if self._unsaved:
-                self._state_file.save(self._state())
+                with self._lock:
+                    state = self._state()
+                    self._state_file.save(state)
                 self._unsaved = False
 
     def _state(self) -> DurableState:
@@ -347,8 +373,15 @@ class DurableHost:
             instance.history.append(events.orchestrator_started(self.now()))
             instance.history.append(new_event or execution_started(instance, self.now()))
             context_json = orchestrator_input(instance, call_start)
-            orchestrator = self._functions.orchestrators[instance.name.lower()]
+            orchestrator = self._functions.orchestrators.get(instance.name.lower())
             execution_id = instance.execution_id
+            if orchestrator is None:  # renamed or removed while its instance was running
+                handler = ReplyHandler(instance, self.now(), self._mailbox, self._functions)
+                handler.fail(
+                    f"The function '{instance.name}' doesn't exist, is disabled, or is not an "
+                    "orchestrator function."
+                )
+                return
         # App code runs outside the lock, so it may itself call the HTTP API.
         reply = call_orchestrator(orchestrator, context_json)
         if self.check_replay_determinism:
@@ -411,25 +444,35 @@ class DurableHost:
         self._activity_pool.submit(self._run_activity_on_pool, work)
 
     def _run_activity_on_pool(self, work: ActivityWork) -> None:
-        outcome = self._call_activity(work)
-        with self._change(save_now=False):
-            self._in_flight.pop(id(work), None)
-            self._record_activity(work, outcome)
+        try:
+            outcome = self._call_activity(work)
+            with self._change(save_now=False):
+                self._in_flight.pop(id(work), None)
+                self._record_activity(work, outcome)
+        except Exception:
+            # Nobody reads a pool thread's exception: say it, or the task waits in silence.
+            log.exception("the result of activity %s was not recorded", work.function_name)
 
     def _call_activity(self, work: ActivityWork) -> ActivityOutcome:
         with self._lock:
-            activity = self._functions.activities[work.function_name.lower()]
+            activity = self._functions.activities.get(work.function_name.lower())
             client_binding = self.client_binding()
+        if activity is None:  # renamed or removed while its task was queued
+            return ActivityOutcome(
+                error_message=f"The function '{work.function_name}' doesn't exist, is disabled, "
+                "or is not an activity function."
+            )
         return call_activity(activity, work.input_json, client_binding)
 
     def _record_activity(self, work: ActivityWork, outcome: ActivityOutcome) -> None:
         with self._lock:
-            activity = self._functions.activities[work.function_name.lower()]
+            activity = self._functions.activities.get(work.function_name.lower())
+            name = activity.durable_name if activity else work.function_name
             now = self.now()
             self._activity_calls.append(
                 ActivityCall(
                     instance_id=work.instance_id,
-                    name=activity.durable_name,
+                    name=name,
                     input_json=work.input_json,
                     at=now,
                     result_json=outcome.result_json,
@@ -447,7 +490,7 @@ class DurableHost:
                 event = events.task_failed(
                     now,
                     task_scheduled_id=work.task_id,
-                    reason=f"Activity function '{activity.durable_name}' failed: {message}",
+                    reason=f"Activity function '{name}' failed: {message}",
                     details=json.dumps({"ClassName": "System.Exception", "Message": message}),
                 )
             self._mailbox.send(DeliverEvent(work.instance_id, work.execution_id, event))
@@ -468,7 +511,20 @@ class DurableHost:
                     ],
                 }
             )
-        reply = call_entity(entity, batch_json)
+        try:
+            reply = call_entity(entity, batch_json)
+        except Exception as error:
+            # The SDK answers an operation's own error; this is the worker's: every operation
+            # of the batch fails and the state stays, as when the extension's call fails.
+            log.exception("entity %s@%s failed", first.name, first.key)
+            reply = {
+                "entityExists": stored.exists,
+                "entityState": stored.state_json,
+                "results": [
+                    {"isError": True, "result": json.dumps(f"{type(error).__name__}: {error}")}
+                    for _ in batch
+                ],
+            }
         with self._lock:
             exists = bool(reply["entityExists"])
             self._entities[(first.name, first.key)] = EntityView(

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from local_durable_host.app_server import BodyRefused, is_loopback_host, read_body
 from local_durable_host.history import EventType, HistoryEvent
 from local_durable_host.model import (
     ClientCall,
@@ -370,9 +371,19 @@ def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
             self._serve()
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            reply = api.handle(self.command, self.path, body, self.headers.get("Content-Type"))
+            # Only this machine's names: a page elsewhere must not drive the task hub.
+            if not is_loopback_host(self.headers.get("Host")):
+                reply = _error(400, "only loopback host names are served")
+                self.close_connection = True
+            else:
+                try:
+                    body = read_body(self.headers, self.rfile)
+                except BodyRefused as refused:
+                    reply = _error(refused.status, str(refused))
+                    self.close_connection = True
+                else:
+                    content_type = self.headers.get("Content-Type")
+                    reply = api.handle(self.command, self.path, body, content_type)
             payload = (reply.body or "").encode("utf-8")
             self.send_response(reply.status)
             for name, value in reply.headers.items():

@@ -1,10 +1,13 @@
 """The app on this machine without Core Tools: the engine on the wall clock, its state on disk,
 the app's HTTP routes on a loopback port, its timer triggers at their schedules."""
 
+import fcntl
+import logging
+import os
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
 import azure.functions as func
 
@@ -17,12 +20,16 @@ STATE_FILE_NAME = "durable-state.pickle"
 # Activities at once: an http.call waits on its target, and the others should not wait on it.
 ACTIVITY_WORKERS = 8
 TASK_HUB = "LocalDurableHost"
+log = logging.getLogger(__name__)
 
 
 class LocalHost:
     """Starts on construction; `close()` (or leaving the `with`) stops it, state kept."""
 
     def __init__(self, app: func.FunctionRegister, state_dir: Path, keys: Keys, port: int) -> None:
+        # Two hosts on one state folder would run each other's activities and overwrite each
+        # other's saves: the second one stops here, before it loads anything.
+        self._lock_file = _lock(state_dir)
         self.engine = DurableHost(
             app,
             None,
@@ -30,12 +37,22 @@ class LocalHost:
             activity_workers=ACTIVITY_WORKERS,
             state_file=StateFile(state_dir / STATE_FILE_NAME),
         )
+        try:
+            # Bound before anything runs: a taken port stops the host with nothing done.
+            self.server = AppServer(app, self.engine.client_binding, keys, port)
+        except BaseException:
+            self.engine.close()
+            self._lock_file.close()
+            raise
         self._stop = threading.Event()
         self._processing = threading.Thread(
-            target=self.engine.serve, args=(self._stop,), name="durable-engine", daemon=True
+            target=self.engine.serve,
+            args=(self._stop,),
+            kwargs={"on_error": _stop_the_process},
+            name="durable-engine",
+            daemon=True,
         )
         self._processing.start()
-        self.server = AppServer(app, self.engine.client_binding, keys, port)
         self.timers = TimerTriggers(
             app, self.engine.client_binding, self.server.run_async, self.engine.now()
         )
@@ -61,6 +78,7 @@ class LocalHost:
         self.server.close()
         self._processing.join(timeout=10)
         self.engine.close()
+        self._lock_file.close()
 
     def __enter__(self) -> Self:
         return self
@@ -72,3 +90,27 @@ class LocalHost:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class StateInUse(RuntimeError):
+    """Another local host runs on the same state folder."""
+
+
+def _lock(state_dir: Path) -> IO[bytes]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_file = (state_dir / "lock").open("wb")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock_file.close()
+        raise StateInUse(
+            f"another local durable host is running on {state_dir}/: stop it first"
+        ) from None
+    return lock_file
+
+
+def _stop_the_process(error: BaseException) -> None:
+    # A step failed half-way: going on would run, or save, a state that holds half of it.
+    # The last save is whole; a restart goes on from there.
+    log.critical("the local durable host stopped on an error", exc_info=error)
+    os._exit(70)

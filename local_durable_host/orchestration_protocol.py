@@ -108,11 +108,18 @@ class ReplyHandler:
         else:
             try:
                 self._apply_actions(new_event, reply, actions)
-            except UnknownFunctionError as error:
-                # The extension checks names while replaying the actions; the orchestration fails.
+            except (UnknownFunctionError, NotImplementedError, ValueError) as error:
+                # The extension checks names while replaying the actions; the orchestration
+                # fails. An action not emulated here (a sub-orchestration) fails it too.
                 self._finish_failed(f"Orchestrator function '{instance.name}' failed: {error}")
         instance.last_updated_time = self.now
         instance.record_history_length()
+
+    def fail(self, message: str) -> None:
+        """End the instance as failed without calling its orchestrator."""
+        self._finish_failed(message)
+        self.instance.last_updated_time = self.now
+        self.instance.record_history_length()
 
     def _apply_actions(
         self,

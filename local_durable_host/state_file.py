@@ -9,6 +9,9 @@ from pathlib import Path
 from local_durable_host.model import EntityView
 from local_durable_host.work import ActivityWork, InstanceRecord, Mailbox
 
+# Raised when what is saved changes shape: an old file is then refused, not half-read.
+FORMAT_VERSION = 1
+
 
 @dataclass
 class DurableState:
@@ -19,6 +22,7 @@ class DurableState:
     entities: dict[tuple[str, str], EntityView]
     # Activities that were running: they are queued again when the state is loaded.
     in_flight: list[ActivityWork]
+    version: int = FORMAT_VERSION
 
 
 class StateFile:
@@ -36,12 +40,22 @@ class StateFile:
         self.path = path
 
     def load(self) -> DurableState | None:
+        # Leftovers of saves cut short by a kill: never read, only in the way.
+        for leftover in self.path.parent.glob(".state-*"):
+            leftover.unlink(missing_ok=True)
         if not self.path.exists():
             return None
         with self.path.open("rb") as stored:
-            state = pickle.load(stored)  # noqa: S301 - the host's own file, see above
-        if not isinstance(state, DurableState):
-            raise ValueError(f"{self.path} does not hold a local durable host's state")
+            try:
+                state = pickle.load(stored)  # noqa: S301 - the host's own file, see above
+            except Exception:
+                state = None
+        if not isinstance(state, DurableState) or state.version != FORMAT_VERSION:
+            raise ValueError(
+                f"{self.path} was saved by another version of the local durable host: delete "
+                f"{self.path.parent}/ to start empty (the job store keeps the jobs: the "
+                "stalled-job repair starts each again once it is 10 minutes overdue)"
+            )
         return state
 
     def save(self, state: DurableState) -> None:

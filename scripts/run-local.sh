@@ -19,6 +19,7 @@
 #
 # Settings (environment variables):
 #   SCHEDULER_HOST=auto            auto | func | local: force Core Tools or the local durable host
+#   CORE_TOOLS_INSTALL_TIMEOUT=300 seconds the npm install of Core Tools may take
 #   AZURITE_BLOB_PORT=10000 AZURITE_QUEUE_PORT=10001 AZURITE_TABLE_PORT=10002
 #   FUNC_PORT=7071                 port of the app
 #   PYTHON=python3.11              the interpreter that creates .venv (default: first 3.11/3.12 found)
@@ -33,6 +34,7 @@ FUNC_PORT="${FUNC_PORT:-7071}"
 AZURITE_START_TIMEOUT="${AZURITE_START_TIMEOUT:-30}"
 SCHEDULER_HOST="${SCHEDULER_HOST:-auto}"
 CORE_TOOLS_DIR=.tools/core-tools
+CORE_TOOLS_INSTALL_TIMEOUT="${CORE_TOOLS_INSTALL_TIMEOUT:-300}"
 AZURITE_DIR=.azurite
 VENV=.venv
 VENV_BIN="$VENV/bin"
@@ -167,18 +169,34 @@ if [ "$SCHEDULER_HOST" != local ]; then
         FUNC=func
     elif [ -x "$CORE_TOOLS_DIR/node_modules/.bin/func" ] && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
         FUNC="$CORE_TOOLS_DIR/node_modules/.bin/func"
+    elif [ -f "$CORE_TOOLS_DIR/unavailable" ] && [ "$SCHEDULER_HOST" = auto ]; then
+        # One failed install is enough: every start would otherwise pay for another.
+        say "Core Tools could not be installed here before ($CORE_TOOLS_DIR/unavailable);" \
+            "delete that file or set SCHEDULER_HOST=func to try again"
     else
         say "Core Tools v4 is not on PATH: installing it into $CORE_TOOLS_DIR/ (npm, this project only)"
         mkdir -p "$CORE_TOOLS_DIR"
         # Its install script downloads the host from Microsoft's servers: that is what fails
-        # on a machine that reaches only package registries.
-        if npm install --prefix "$CORE_TOOLS_DIR" azure-functions-core-tools@4.15.1 \
-            --no-save --no-audit --no-fund --loglevel=error >"$CORE_TOOLS_DIR/install.log" 2>&1 \
-            && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
+        # on a machine that reaches only package registries, or hangs where a firewall drops
+        # the connection silently; CORE_TOOLS_INSTALL_TIMEOUT bounds it.
+        npm install --prefix "$CORE_TOOLS_DIR" azure-functions-core-tools@4.15.1 \
+            --no-save --no-audit --no-fund --loglevel=error >"$CORE_TOOLS_DIR/install.log" 2>&1 &
+        install_pid=$!
+        waited=0
+        while kill -0 "$install_pid" 2>/dev/null && [ "$waited" -lt $((CORE_TOOLS_INSTALL_TIMEOUT * 2)) ]; do
+            sleep 0.5
+            waited=$((waited + 1))
+        done
+        kill "$install_pid" 2>/dev/null || true
+        install_status=0
+        wait "$install_pid" || install_status=$?
+        if [ "$install_status" = 0 ] && core_tools_v4 "$CORE_TOOLS_DIR/node_modules/.bin/func"; then
             FUNC="$CORE_TOOLS_DIR/node_modules/.bin/func"
+            rm -f "$CORE_TOOLS_DIR/unavailable"
         else
             echo "warning: Core Tools could not be installed (its log: $CORE_TOOLS_DIR/install.log)." >&2
             rm -rf "$CORE_TOOLS_DIR/node_modules"
+            date -u >"$CORE_TOOLS_DIR/unavailable"
         fi
     fi
     if [ -z "$FUNC" ] && [ "$SCHEDULER_HOST" = func ]; then
@@ -227,7 +245,7 @@ cleanup() {
     set +e             # stop everything, whatever fails on the way
     trap '' INT PIPE   # a second Ctrl-C, or a closed terminal pipe, must not cut this short
     trap - EXIT TERM HUP
-    [ -n "$FUNC_PID" ] && stop_group "$FUNC_PID" "func"
+    [ -n "$FUNC_PID" ] && stop_group "$FUNC_PID" "the app's host"
     [ -n "$AZURITE_PID" ] && stop_group "$AZURITE_PID" "Azurite"
     exit "${EXIT_STATUS:-$status}"
 }
@@ -282,6 +300,7 @@ if [ -n "$FUNC" ]; then
     "$FUNC" start --port "$FUNC_PORT" "$@" </dev/null &
 else
     say "starting the local durable host on http://127.0.0.1:$FUNC_PORT (Ctrl-C stops it and Azurite)"
+    [ "$#" -eq 0 ] || echo "warning: arguments for func start are ignored by the local durable host: $*" >&2
     "$VENV_BIN/python" -m local_durable_host --port "$FUNC_PORT" </dev/null &
 fi
 FUNC_PID=$!

@@ -3,6 +3,7 @@ the engine on the wall clock with its state on disk. The whole app on it, over r
 real time, is the live suite (tests/live)."""
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from local_durable_host.app_server import AppServer, Keys, http_functions
 from local_durable_host.engine import DurableHost
+from local_durable_host.local_host import LocalHost, StateInUse
 from local_durable_host.model import RuntimeStatus
 from local_durable_host.state_file import StateFile
 from local_durable_host.timer_triggers import TimerTriggers
@@ -209,6 +211,88 @@ def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path)
         assert [call.name for call in second.engine.activity_calls] == ["shout"]
     finally:
         second.close()
+
+
+def test_a_started_instance_is_on_disk_before_start_instance_returns(tmp_path: Path) -> None:
+    state_file = StateFile(tmp_path / "state")
+    engine = DurableHost(toy_app.app, None, activity_workers=1, state_file=state_file)
+    try:
+        engine.start_instance("alarm", "a3", json.dumps(json.dumps({"sleep": 1, "label": "x"})))
+        # Read as a host started after a kill would, with the first one never stopped.
+        saved = state_file.load()
+        assert saved is not None
+        assert saved.instances["a3"].status is RuntimeStatus.PENDING
+        assert len(saved.mailbox) == 1  # its start, queued
+    finally:
+        engine.close()
+
+
+def test_an_activity_running_when_the_host_died_runs_again_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    toy_app.gate.clear()
+    state_file = StateFile(tmp_path / "first" / "state")
+    first = Serving(state_file)
+    try:
+        first.engine.start_instance("gated_call", "g1", None)
+
+        def in_flight_on_disk() -> bool:
+            saved = state_file.load()
+            return saved is not None and len(saved.in_flight) == 1
+
+        wait_until("the running activity to be saved as in flight", in_flight_on_disk)
+        # The state as a kill -9 would leave it: the activity never reported.
+        copy = StateFile(tmp_path / "second" / "state")
+        copy.path.parent.mkdir()
+        shutil.copy(state_file.path, copy.path)
+        toy_app.gate.set()
+        second = Serving(copy)
+        try:
+            wait_until(
+                "the activity to run again and the instance to complete",
+                lambda: second.engine.instance("g1").runtime_status is RuntimeStatus.COMPLETED,
+            )
+            assert [call.name for call in second.engine.activity_calls] == ["gated"]
+        finally:
+            second.close()
+    finally:
+        toy_app.gate.set()
+        first.close()
+
+
+def test_an_action_it_does_not_emulate_fails_its_instance_and_the_host_goes_on(
+    tmp_path: Path,
+) -> None:
+    serving = Serving(StateFile(tmp_path / "state"))
+    try:
+        serving.engine.start_instance("nested", "n1", None)
+        serving.engine.start_instance(
+            "alarm", "a4", json.dumps(json.dumps({"sleep": 0, "label": "y"}))
+        )
+        wait_until(
+            "both instances to finish",
+            lambda: (
+                serving.engine.instance("a4").runtime_status is RuntimeStatus.COMPLETED
+                and serving.engine.instance("n1").runtime_status is RuntimeStatus.FAILED
+            ),
+        )
+        assert "failed" in serving.engine.instance("n1").output
+    finally:
+        serving.close()
+
+
+def test_a_state_file_of_another_version_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    state_file = StateFile(tmp_path / "state")
+    state_file.path.write_bytes(b"not a state")
+    (tmp_path / ".state-leftover").write_bytes(b"half a save")
+    with pytest.raises(ValueError, match="delete"):
+        state_file.load()
+    assert not (tmp_path / ".state-leftover").exists()
+
+
+def test_a_second_host_on_the_same_state_folder_stops_before_loading(tmp_path: Path) -> None:
+    with LocalHost(routes, tmp_path, KEYS, 0), pytest.raises(StateInUse):
+        LocalHost(routes, tmp_path, KEYS, 0)
 
 
 def test_a_state_file_needs_activity_workers_and_a_wall_clock(tmp_path: Path) -> None:

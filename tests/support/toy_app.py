@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,8 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 JOURNAL = "Journal"
 # Attempts per key seen by `flaky`; tests clear it.
 flaky_attempts: dict[str, int] = {}
+# `gated` waits for this, so a test can hold an activity in flight.
+gate = threading.Event()
 # Calls of `coin_flip`; lets a test make an orchestrator nondeterministic on purpose.
 coin_flip_calls: list[int] = []
 
@@ -159,3 +162,21 @@ def journal(context: df.DurableEntityContext) -> None:
         context.destruct_on_exit()
         return
     context.set_result(len(entries) if operation == "append" else entries)
+
+
+@app.orchestration_trigger(context_name="context")
+def gated_call(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """One activity that runs until the test opens `gate`."""
+    return (yield context.call_activity("gated", "through"))
+
+
+@app.activity_trigger(input_name="text")
+def gated(text: str) -> str:
+    gate.wait(30)
+    return text
+
+
+@app.orchestration_trigger(context_name="context")
+def nested(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Calls a sub-orchestration, which the stand-in does not emulate."""
+    return (yield context.call_sub_orchestrator("alarm", {"sleep": 0, "label": "x"}))
