@@ -22,7 +22,12 @@ from scheduling.job_store import (
     TableJobStore,
     row_verdict,
 )
-from scheduling.job_views import listed_view, status_view
+from scheduling.job_views import (
+    listed_view,
+    may_wait_for_a_slot,
+    slot_wait_view,
+    status_view,
+)
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -144,11 +149,14 @@ async def job_status(
         raise backend_unavailable("answer the job read") from None
     if found is None:
         raise not_found(f"no job with transaction id {transaction_id}")
-    body = status_view(found.record)
-    if history:
-        body["orchestration"] = _orchestration(
-            await status_of(client, found.record.instance_id, True)
-        )
+    record = found.record
+    body = status_view(record)
+    if history or may_wait_for_a_slot(record, deps.clock()):
+        status = await status_of(client, record.instance_id, history)
+        if waiting := slot_wait_view(decode_durable_json(getattr(status, "custom_status", None))):
+            body["waiting"] = waiting
+        if history:
+            body["orchestration"] = _orchestration(status)
     return json_response(body)
 
 

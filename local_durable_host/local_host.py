@@ -30,12 +30,15 @@ class LocalHost:
             activity_workers=ACTIVITY_WORKERS,
             state_file=StateFile(state_dir / STATE_FILE_NAME),
         )
+        self.server = AppServer(app, self.engine.client_binding, keys, port)
+        # Async activities (one that raises an event through the durable client) on the
+        # app's one loop, as in the worker: the SDK's HTTP session belongs to that loop.
+        self.engine.run_async = self.server.run_async
         self._stop = threading.Event()
         self._processing = threading.Thread(
             target=self.engine.serve, args=(self._stop,), name="durable-engine", daemon=True
         )
         self._processing.start()
-        self.server = AppServer(app, self.engine.client_binding, keys, port)
         self.timers = TimerTriggers(
             app, self.engine.client_binding, self.server.run_async, self.engine.now()
         )
