@@ -151,13 +151,23 @@ async def job_status(
         raise not_found(f"no job with transaction id {transaction_id}")
     record = found.record
     body = status_view(record)
-    if history or may_wait_for_a_slot(record, deps.clock()):
-        status = await status_of(client, record.instance_id, history)
-        if waiting := slot_wait_view(decode_durable_json(getattr(status, "custom_status", None))):
-            body["waiting"] = waiting
-        if history:
-            body["orchestration"] = _orchestration(status)
+    if history:
+        status = await status_of(client, record.instance_id, True)
+        _add_waiting(body, status)
+        body["orchestration"] = _orchestration(status)
+    elif may_wait_for_a_slot(record, deps.clock()):
+        try:
+            _add_waiting(body, await status_of(client, record.instance_id))
+        except Exception:
+            # The record answers the status; whether it waits for a slot is only a detail.
+            log.warning("the orchestration of %s did not answer", transaction_id)
     return json_response(body)
+
+
+def _add_waiting(body: dict[str, Any], status: Any) -> None:
+    """The orchestration's word that the job waits for a slot of its flow key, if it does."""
+    if waiting := slot_wait_view(decode_durable_json(getattr(status, "custom_status", None))):
+        body["waiting"] = waiting
 
 
 def _orchestration(status: Any) -> dict[str, Any] | None:

@@ -162,6 +162,11 @@ async def test_a_job_waiting_for_a_slot_says_so_in_its_status(
         }
         assert waiting["flow"] == {"key": "127.0.0.1", "max_parallel": 1, "rate_per_second": 50.0}
         assert "waiting" not in await status_of(scheduler, first)
+        # The durable backend not answering costs the detail, never the status.
+        scheduler.host.fail_next("GET", f"instances/{scheduler.orchestration(second).instance_id}")
+        unsure = await status_of(scheduler, second)
+        assert unsure["state"] == "pending"
+        assert "waiting" not in unsure
 
         gated.gate.set()
         scheduler.host.run()
