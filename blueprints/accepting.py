@@ -15,6 +15,7 @@ from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
 from blueprints.job_logs import record_lifecycle
+from scheduling.flow_control import FlowLimitError, FlowLimits, flow_for
 from scheduling.idempotency import (
     FingerprintKeyMissing,
     InvalidIdempotencyKey,
@@ -33,7 +34,13 @@ from scheduling.problems import (
     problem,
     validation_problem,
 )
-from scheduling.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
+from scheduling.prompts import (
+    PayloadRules,
+    UnknownPromptType,
+    destination_of,
+    flow_key_of,
+    parse_payload,
+)
 from scheduling.redaction import redact_url
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
@@ -51,6 +58,7 @@ async def create_job(
     schedule, fields, payload = _validated_job_fields(
         read_json_body(request, settings.max_request_bytes), settings
     )
+    flow = _flow(schedule, payload, settings)
     store = deps.job_store(settings)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
@@ -66,7 +74,7 @@ async def create_job(
     first = _first_run(schedule, settings)
 
     record = await _sealed_record(
-        transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings
+        transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings, flow
     )
     try:
         # The index first: it must list every live job (a wipe finds jobs through it); a row
@@ -146,6 +154,7 @@ async def _sealed_record(
     first: FirstRun,
     fingerprint: str | None,
     settings: SchedulerSettings,
+    flow: FlowLimits | None,
 ) -> JobRecord:
     deps = dependencies.current()
     now = deps.clock()
@@ -177,6 +186,7 @@ async def _sealed_record(
         updated_at=now,
         retry=fields["retry"],
         destination=destination_of(payload),
+        flow=flow,
         request_fingerprint=fingerprint,
         sealed_payload=sealed,
         callbacks=(
@@ -276,6 +286,18 @@ def _vet_callbacks(callbacks: Callbacks | None, rules: PayloadRules) -> None:
         )
     if errors:
         raise validation_problem("a callback URL is not valid", errors)
+
+
+def _flow(
+    schedule: ScheduleRequest, payload: BaseModel, settings: SchedulerSettings
+) -> FlowLimits | None:
+    try:
+        return flow_for(schedule.flow_control, flow_key_of(payload), settings)
+    except FlowLimitError as error:
+        raise validation_problem(
+            str(error),
+            [FieldError(loc=["flow_control", error.field], msg=str(error), type="above_bound")],
+        ) from None
 
 
 def _first_run(schedule: ScheduleRequest, settings: SchedulerSettings) -> FirstRun:

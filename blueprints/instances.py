@@ -91,7 +91,10 @@ async def start_orchestration(client: df.DurableOrchestrationClient, record: "Jo
     from scheduling.job_record import JobRun
 
     run = JobRun(
-        transaction_id=record.transaction_id, generation=record.generation, exec_at=record.exec_at
+        transaction_id=record.transaction_id,
+        generation=record.generation,
+        exec_at=record.exec_at,
+        flow=record.flow,
     )
     await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))
 

@@ -22,7 +22,12 @@ from scheduling.job_store import (
     TableJobStore,
     row_verdict,
 )
-from scheduling.job_views import listed_view, status_view
+from scheduling.job_views import (
+    listed_view,
+    may_wait_for_a_slot,
+    slot_wait_view,
+    status_view,
+)
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -144,12 +149,25 @@ async def job_status(
         raise backend_unavailable("answer the job read") from None
     if found is None:
         raise not_found(f"no job with transaction id {transaction_id}")
-    body = status_view(found.record)
+    record = found.record
+    body = status_view(record)
     if history:
-        body["orchestration"] = _orchestration(
-            await status_of(client, found.record.instance_id, True)
-        )
+        status = await status_of(client, record.instance_id, True)
+        _add_waiting(body, status)
+        body["orchestration"] = _orchestration(status)
+    elif may_wait_for_a_slot(record, deps.clock()):
+        try:
+            _add_waiting(body, await status_of(client, record.instance_id))
+        except Exception:
+            # The record answers the status; whether it waits for a slot is only a detail.
+            log.warning("the orchestration of %s did not answer", transaction_id)
     return json_response(body)
+
+
+def _add_waiting(body: dict[str, Any], status: Any) -> None:
+    """The orchestration's word that the job waits for a slot of its flow key, if it does."""
+    if waiting := slot_wait_view(decode_durable_json(getattr(status, "custom_status", None))):
+        body["waiting"] = waiting
 
 
 def _orchestration(status: Any) -> dict[str, Any] | None:

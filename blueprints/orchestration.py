@@ -9,7 +9,7 @@ from scheduling.durable_json import decode_durable_json
 from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:
-    from scheduling.job_record import JobRun
+    from scheduling.job_record import AttemptOrder, JobRun
     from scheduling.models import CallbackKind
 
 bp = df.Blueprint()
@@ -59,9 +59,7 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             attempt=attempt,
         )
         try:
-            report = AttemptReport.model_validate(
-                (yield context.call_activity("execute_prompt", order.model_dump(mode="json")))
-            )
+            report = AttemptReport.model_validate((yield from _attempt(context, run, order)))
         except Exception:
             # Its text stays in the host's logs. The attempt was not recorded: run it again.
             store_failures += 1
@@ -109,6 +107,26 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             "state": report.state,
             "attempts": report.attempt,
         }
+
+
+def _attempt(
+    context: df.DurableOrchestrationContext, run: "JobRun", order: "AttemptOrder"
+) -> Generator[Any, Any, Any]:
+    """The activity's report on one attempt, run holding a slot of the job's flow key (if it
+    has one): acquired before, released after, also when the activity failed."""
+    from blueprints.flow_control import free_slot, hold_slot
+
+    if run.flow is None:
+        return (yield context.call_activity("execute_prompt", order.model_dump(mode="json")))
+    holder = yield from hold_slot(context, run.flow, order.attempt)
+    context.set_custom_status({"phase": "firing", "attempt": order.attempt})
+    try:
+        report = yield context.call_activity("execute_prompt", order.model_dump(mode="json"))
+    except Exception:
+        yield from free_slot(context, run.flow, holder)
+        raise
+    yield from free_slot(context, run.flow, holder)
+    return report
 
 
 # Activity failures (the store or the vault did not answer) a callback rides out before it is

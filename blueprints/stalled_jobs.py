@@ -70,6 +70,7 @@ async def _restart(client: df.DurableOrchestrationClient, record: JobRecord) -> 
         generation=record.generation,
         exec_at=record.exec_at,
         attempt=attempt,
+        flow=record.flow,
     )
     try:
         await client.start_new(ORCHESTRATOR, record.instance_id, run.model_dump(mode="json"))

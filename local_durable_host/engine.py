@@ -25,6 +25,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,13 +104,13 @@ class DurableHost:
     ) -> None:
         """`start`: the virtual clock's first moment; None runs on the wall clock.
 
-        `activity_workers` > 0 runs activities on a pool of that many threads (wall clock
-        only); `state_file` saves the durable state after every change and loads it now.
+        `activity_workers` > 0 runs activities on a pool of that many threads; on a virtual
+        clock (by default activities run inline, so a test decides every interleaving) a test
+        opts in to let attempts overlap, and `run()` then waits for them. `state_file` saves
+        the durable state after every change and loads it now.
         """
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
-        if start is not None and activity_workers:
-            raise ValueError("activities run inline on a virtual clock: tests decide the order")
         if state_file is not None and not activity_workers:
             # A step holds the state while it runs; an inline activity calling the client
             # would wait for itself.
@@ -144,6 +145,12 @@ class DurableHost:
             if activity_workers
             else None
         )
+        self._activity_returned = threading.Condition(self._lock)
+        self._running_by_name: Counter[str] = Counter()
+        self._peak_by_name: Counter[str] = Counter()
+        # Where async activities are awaited: the local host sets its app server's loop (the
+        # worker runs every async function on one loop); None, a loop of worker_calls' own.
+        self.run_async: Callable[[Any], Any] | None = None
         self._http = DurableHttpApi(self)
 
     def close(self) -> None:
@@ -286,6 +293,10 @@ class DurableHost:
         """
         with self._lock:
             if not len(self._mailbox) and self._mailbox.due_timer(self.now()) is None:
+                if self._virtual_now is not None and self._in_flight:
+                    # Activities on threads, virtual clock: not idle until they have returned.
+                    self._activity_returned.wait()
+                    return True
                 return False  # idle: nothing to save
         with self._change(save_now=False):
             with self._lock:
@@ -444,14 +455,24 @@ class DurableHost:
         self._activity_pool.submit(self._run_activity_on_pool, work)
 
     def _run_activity_on_pool(self, work: ActivityWork) -> None:
+        name = work.function_name.lower()
+        with self._lock:
+            self._running_by_name[name] += 1
+            self._peak_by_name[name] = max(self._peak_by_name[name], self._running_by_name[name])
         try:
-            outcome = self._call_activity(work)
+            try:
+                outcome = self._call_activity(work)
+            finally:
+                with self._lock:
+                    self._running_by_name[name] -= 1
             with self._change(save_now=False):
                 self._in_flight.pop(id(work), None)
                 self._record_activity(work, outcome)
         except Exception:
             # Nobody reads a pool thread's exception: say it, or the task waits in silence.
             log.exception("the result of activity %s was not recorded", work.function_name)
+        with self._lock:
+            self._activity_returned.notify_all()
 
     def _call_activity(self, work: ActivityWork) -> ActivityOutcome:
         with self._lock:
@@ -462,7 +483,7 @@ class DurableHost:
                 error_message=f"The function '{work.function_name}' doesn't exist, is disabled, "
                 "or is not an activity function."
             )
-        return call_activity(activity, work.input_json, client_binding)
+        return call_activity(activity, work.input_json, client_binding, self.run_async)
 
     def _record_activity(self, work: ActivityWork, outcome: ActivityOutcome) -> None:
         with self._lock:
@@ -722,6 +743,11 @@ class DurableHost:
         """Every entity operation processed, in order."""
         with self._lock:
             return list(self._entity_operations)
+
+    def peak_concurrent_activities(self, name: str) -> int:
+        """The most invocations of activity `name` that ran at once (with activity_workers)."""
+        with self._lock:
+            return self._peak_by_name[name.lower()]
 
     @property
     def discarded_messages(self) -> list[str]:

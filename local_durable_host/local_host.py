@@ -44,6 +44,9 @@ class LocalHost:
             self.engine.close()
             self._lock_file.close()
             raise
+        # Async activities (one that raises an event through the durable client) on the
+        # app's one loop, as in the worker: the SDK's HTTP session belongs to that loop.
+        self.engine.run_async = self.server.run_async
         self._stop = threading.Event()
         self._processing = threading.Thread(
             target=self.engine.serve,

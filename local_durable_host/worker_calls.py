@@ -6,14 +6,16 @@ string; it decodes and encodes activity values with `ActivityTriggerConverter`.
 """
 
 import asyncio
+import atexit
 import inspect
 import json
+import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
+from azure.durable_functions.models.utils import http_utils
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
@@ -168,9 +170,14 @@ def call_entity(function: DurableFunction, batch_json: str) -> dict[str, Any]:
 
 
 def call_activity(
-    function: DurableFunction, input_json: str | None, client_binding: str
+    function: DurableFunction,
+    input_json: str | None,
+    client_binding: str,
+    run_async: Callable[[Any], Any] | None = None,
 ) -> ActivityOutcome:
-    """Decode the input, run the (sync or async) activity, encode its result like the worker."""
+    """Decode the input, run the (sync or async) activity, encode its result like the worker;
+    an async one is awaited by `run_async` (the app's one event loop), else on a loop of its
+    own (see _AsyncActivities)."""
     try:
         value = ActivityTriggerConverter.decode(
             meta.Datum(value=input_json, type="json"), trigger_metadata=None
@@ -179,7 +186,7 @@ def call_activity(
         arguments.update({name: client_binding for name in function.client_parameters})
         returned = function.user_function(**arguments)
         if inspect.isawaitable(returned):
-            returned = _run_in_fresh_loop(_as_coroutine(returned))
+            returned = (run_async or _run_async_activity)(_as_coroutine(returned))
         encoded = ActivityTriggerConverter.encode(returned, expected_type=None)
     except Exception as error:
         return ActivityOutcome(error_message=_worker_error_message(error))
@@ -190,10 +197,55 @@ async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _run_in_fresh_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    # A thread of its own, so this works even when the caller is inside a running event loop.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="durable-activity") as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+class _AsyncActivities:
+    """One event loop on a thread of its own for async activities, as the worker runs every
+    async function on its one loop. The SDK keeps one aiohttp session per process, bound to
+    the loop that made it (`http_utils._get_session`); the test's own loop has made one, so
+    this loop keeps a session of its own and swaps it in while one of its activities runs
+    (one at a time, which the tests do not notice: the activities that await are short).
+    The local host awaits async activities on its app server's loop instead: there the app's
+    routes run at the same time, and a swapped session would be theirs."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._swap = threading.Lock()
+        self._session: Any = None
+        self._session_lock: Any = None
+        thread = threading.Thread(
+            target=self._loop.run_forever, name="durable-async-activities", daemon=True
+        )
+        thread.start()
+        atexit.register(self._close)
+
+    def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        with self._swap:
+            saved = http_utils._client_session, http_utils._session_lock
+            http_utils._client_session = self._session
+            http_utils._session_lock = self._session_lock or asyncio.Lock()
+            try:
+                return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+            finally:
+                self._session, self._session_lock = (
+                    http_utils._client_session,
+                    http_utils._session_lock,
+                )
+                http_utils._client_session, http_utils._session_lock = saved
+
+    def _close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(5)
+
+
+_async_activities: _AsyncActivities | None = None
+_async_activities_guard = threading.Lock()
+
+
+def _run_async_activity(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    global _async_activities
+    with _async_activities_guard:
+        if _async_activities is None:
+            _async_activities = _AsyncActivities()
+    return _async_activities.run(coroutine)
 
 
 def _worker_error_message(error: BaseException) -> str:

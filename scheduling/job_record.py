@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary, with_finished, with_started
+from scheduling.flow_control import FlowLimits
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
@@ -44,6 +45,9 @@ class JobRecord(BaseModel):
     fired_at: UtcDatetime | None = None
     # What may be shown of the payload in clear (e.g. "POST https://hooks.example.com").
     destination: str | None = None
+    # The flow key and limits its attempts go through (in clear: the orchestrator needs
+    # them without unsealing anything); None: no flow control (a log.append).
+    flow: FlowLimits | None = None
     last_outcome: dict[str, Any] | None = None
     request_fingerprint: str | None = None
     # What cancelled the job: its log entry says so. "ended": a resume found no run left in
@@ -103,6 +107,7 @@ class JobRun(BaseModel):
     # Where an episode that continued as new in the middle of a run goes on from.
     attempt: int = Field(default=1, ge=1)
     store_failures: int = Field(default=0, ge=0)
+    flow: FlowLimits | None = None
 
 
 class AttemptOrder(BaseModel):

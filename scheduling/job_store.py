@@ -47,7 +47,7 @@ _PLAIN_FIELDS = (
     "skipped_runs",
 )
 # Small JSON values, each in one property ("" for none).
-_JSON_FIELDS = ("retry", "recurrence", "last_run", "callbacks")
+_JSON_FIELDS = ("retry", "recurrence", "last_run", "callbacks", "flow")
 _TIME_FIELDS = (
     "exec_at",
     "accepted_at",

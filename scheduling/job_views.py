@@ -1,5 +1,6 @@
 """What the API shows of a job record: an allowlist of fields, never the sealed payload."""
 
+from datetime import datetime
 from typing import Any
 
 from scheduling.job_record import JobRecord
@@ -24,6 +25,7 @@ _STATUS = (
     "fired_at",
     "retry",
     "destination",
+    "flow",
     "last_outcome",
     "recurrence",
     "runs",
@@ -33,6 +35,27 @@ _STATUS = (
     "replayed_at",
     "callbacks",
 )
+
+
+# What a job's orchestration says while it waits for its flow key (blueprints/flow_control.py
+# sets it; it is not imported from there, which would load the Durable SDK for a route).
+WAITING_FOR_A_SLOT = "waiting for a slot"
+_WAIT_FIELDS = ("phase", "flow_key", "attempt", "position", "start_at")
+
+
+def may_wait_for_a_slot(record: JobRecord, now: datetime) -> bool:
+    """Whether the job could be waiting for a slot: due, not yet claimed, flow-controlled."""
+    if record.flow is None or record.state not in ("pending", "retrying"):
+        return False
+    due = record.next_attempt_at if record.state == "retrying" else record.exec_at
+    return due is not None and due <= now
+
+
+def slot_wait_view(custom_status: Any) -> dict[str, Any] | None:
+    """The orchestration's own word that it waits for a slot, allowlisted; else None."""
+    if not isinstance(custom_status, dict) or custom_status.get("phase") != WAITING_FOR_A_SLOT:
+        return None
+    return {name: custom_status[name] for name in _WAIT_FIELDS if name in custom_status}
 
 
 def next_fire_at(record: JobRecord) -> str | None:

@@ -57,6 +57,11 @@ WallTime = Annotated[
 ]
 
 
+# Printable, no `/`, `\`, `#`, `?`, `@` or space: a flow key is part of its entity's instance id
+# (`@flow_control@{key}`), which Azure Storage keeps in table keys.
+FLOW_KEY_PATTERN = r"^[A-Za-z0-9._:~\-\[\]]{1,128}$"
+
+
 CallbackKind = Literal["on_success", "on_failure"]
 
 
@@ -78,6 +83,19 @@ class Callbacks(BaseModel):
             "on_failure": self.on_failure,
         }
         return {kind: url for kind, url in given.items() if url is not None}
+
+
+class FlowControlRequest(BaseModel):
+    """A job's own flow control: another flow key, or limits up to the settings' bounds.
+
+    The key is shown in clear (status, durable state): it must not carry a secret.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: str | None = Field(default=None, pattern=FLOW_KEY_PATTERN)
+    max_parallel: int | None = Field(default=None, ge=1)
+    rate_per_second: float | None = Field(default=None, gt=0)
 
 
 class ScheduleRequest(BaseModel):
@@ -102,3 +120,4 @@ class ScheduleRequest(BaseModel):
     payload: dict[str, Any]
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     callbacks: Callbacks | None = None
+    flow_control: FlowControlRequest | None = None

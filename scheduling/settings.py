@@ -4,7 +4,7 @@ from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scheduling.egress.addresses import IPNetwork, never_reachable_reason
@@ -65,6 +65,20 @@ class SchedulerSettings(BaseSettings):
     # Empty means the default, so that a deployment can list the setting without changing it.
     http_call_allowed_ports: Annotated[PortRanges, NoDecode] = DEFAULT_ALLOWED_PORTS
 
+    # Flow control per destination (scheduling/flow_control.py): the defaults a job gets,
+    # and the most a job may ask for.
+    flow_max_parallel: int = Field(default=10, ge=1)
+    flow_max_parallel_bound: int = Field(default=100, ge=1)
+    flow_rate_per_second: float = Field(default=50.0, gt=0)
+    flow_rate_per_second_bound: float = Field(default=500.0, gt=0)
+    # After this long a slot whose release never came (its orchestration was terminated or
+    # purged) is reclaimed: longer than functionTimeout (10 min), which ends any attempt.
+    flow_slot_lease_seconds: float = Field(default=900, ge=60)
+    # Waiters one flow key keeps in line; more ask again every FLOW_RECHECK_SECONDS.
+    flow_queue_limit: int = Field(default=5000, ge=1, le=20_000)
+    # How often a waiter asks again in case the word that its slot was granted got lost.
+    flow_recheck_seconds: float = Field(default=300, ge=1)
+
     cosmos_endpoint: str = ""
     cosmos_key: str = ""
     cosmos_database: str = "scheduler"
@@ -88,6 +102,14 @@ class SchedulerSettings(BaseSettings):
     dashboard_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # The charts read at most this many job records written in the last day.
     dashboard_chart_records: int = Field(default=5000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _flow_defaults_within_bounds(self) -> "SchedulerSettings":
+        if self.flow_max_parallel > self.flow_max_parallel_bound:
+            raise ValueError("FLOW_MAX_PARALLEL must not exceed FLOW_MAX_PARALLEL_BOUND")
+        if self.flow_rate_per_second > self.flow_rate_per_second_bound:
+            raise ValueError("FLOW_RATE_PER_SECOND must not exceed FLOW_RATE_PER_SECOND_BOUND")
+        return self
 
     @field_validator("http_call_allowed_networks", mode="before")
     @classmethod

@@ -59,6 +59,8 @@ DURABLE_TRIGGERS = {
     "sweep_failed_jobs": "timerTrigger",
     "repair_stalled_jobs": "timerTrigger",
     "deliver_callback": "activityTrigger",
+    "flow_control": "entityTrigger",
+    "grant_flow_slots": "activityTrigger",
 }
 
 

@@ -47,8 +47,16 @@ def durable_state(scheduler: Scheduler) -> Iterator[str]:
         yield from (call.input_json or "", call.result_json or "", call.error_message or "")
     for operation in host.entity_operations:
         yield from (operation.input_json or "", operation.result_json or "")
+    yield from entity_states(scheduler)
     for client_call in host.client_calls:
         yield client_call.body or ""
+
+
+def entity_states(scheduler: Scheduler) -> Iterator[str]:
+    """The stored state of every entity operated on (a flow key's holders and queue)."""
+    host = scheduler.host
+    for name, key in {(op.name, op.key) for op in host.entity_operations}:
+        yield host.entity(name, key).state_json or ""
 
 
 def table_rows(scheduler: Scheduler) -> Iterator[str]:
@@ -72,10 +80,13 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
     scheduler: Scheduler, httpserver: HTTPServer
 ) -> None:
     received: list[Request] = []
+    snapshots: list[str] = []
     answers = iter([503, 200])
 
     def target(request: Request) -> Response:
         received.append(request)
+        # While the attempt is in flight its flow key's entity holds its slot.
+        snapshots.extend(entity_states(scheduler))
         return Response("ok", status=next(answers))
 
     httpserver.expect_request(f"/hook/{PATH}").respond_with_handler(target)
@@ -110,7 +121,6 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
     transaction_id = created.json()["transaction_id"]
     deleted_id = await scheduler.accepted("http.call", payload, at=exec_at)
 
-    snapshots: list[str] = []
     scheduler.host.run()
     snapshots += durable_state(scheduler)
     assert (await scheduler.api.delete(f"/api/schedule/{deleted_id}")).status == 200
@@ -128,6 +138,8 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
     # The success callback went out, to its URL whole.
     [callback] = [r for r, _ in httpserver.log if r.path == f"/done/{CALLBACK_PATH}"]
     assert callback.args["sig"] == CALLBACK_QUERY
+    held = [state for state in snapshots if '"holders"' in state]
+    assert held, "the attempts held a slot of their flow key"
 
     assert leaks(iter(snapshots)) == []
     for path in (

@@ -1,6 +1,7 @@
 """Stalled jobs: a live job whose orchestration is gone fires once the repair pass has run,
 and the pass leaves alone jobs that are waiting as they should."""
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -50,6 +51,10 @@ async def test_a_job_whose_orchestration_was_purged_fires_after_the_repair_pass(
     assert len(httpserver.log) == 1
     status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
     assert status["state"] == "succeeded"
+    # The restarted orchestration went through the job's flow key, like the first would have.
+    restarted = scheduler.orchestration(transaction_id).input
+    assert json.loads(restarted)["flow"] == status["flow"]
+    assert {op.key for op in scheduler.host.entity_operations} == {"127.0.0.1"}
     await repair()  # a second pass finds nothing to do
     scheduler.host.run()
     assert len(httpserver.log) == 1

@@ -1,5 +1,7 @@
 """The prompt types a job can run, and the table that dispatches on `prompt_type`."""
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -7,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from scheduling.models import FLOW_KEY_PATTERN
 from scheduling.prompts.context import FiringContext, PayloadRules
 from scheduling.prompts.http_call import HttpCallPayload, run_http_call
 from scheduling.prompts.log_append import LogAppendPayload, run_log_append
@@ -54,6 +57,23 @@ def destination_of(payload: BaseModel) -> str | None:
     return f"{payload.method} {parts.scheme}://{host}{port}"
 
 
+def flow_key_of(payload: BaseModel) -> str | None:
+    """The flow key a job goes through unless it names one: its target's host (any port),
+    which its status shows already; None for a job that calls nobody."""
+    if not isinstance(payload, HttpCallPayload):
+        return None
+    try:
+        host = (urlsplit(payload.url).hostname or "").rstrip(".")
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if re.fullmatch(FLOW_KEY_PATTERN, host):
+        return host
+    # A name a flow key cannot spell (e.g. not ASCII): the same host, the same digest.
+    return "host-" + hashlib.sha256(host.encode()).hexdigest()[:32]
+
+
 def run_prompt(prompt_type: str, payload: Mapping[str, Any], context: FiringContext) -> BaseModel:
     """Run an accepted payload (validated again, without create-time rules: they already held)."""
     prompt = PROMPT_TYPES[prompt_type]
@@ -67,6 +87,7 @@ __all__ = [
     "PromptType",
     "UnknownPromptType",
     "destination_of",
+    "flow_key_of",
     "parse_payload",
     "run_prompt",
 ]

@@ -125,12 +125,17 @@ async def close_sdk_http_session() -> AsyncIterator[None]:
 
 
 @contextmanager
-def running_scheduler(azurite: AzuriteService, **overrides: Any) -> Iterator[Scheduler]:
-    """The app on a fresh durable stand-in, with fresh tables."""
+def running_scheduler(
+    azurite: AzuriteService, *, host_options: dict[str, Any] | None = None, **overrides: Any
+) -> Iterator[Scheduler]:
+    """The app on a fresh durable stand-in, with fresh tables; `host_options` for
+    DurableHost (e.g. activity_workers), `overrides` for the settings."""
     settings = scheduler_settings(azurite, **overrides)
     job_log = open_job_log(settings)
     with (
-        DurableHost(app, START, check_replay_determinism=True) as host,
+        DurableHost(
+            app, START, **{"check_replay_determinism": True, **(host_options or {})}
+        ) as host,
         dependencies.overridden(clock=host.clock, settings=lambda: settings),
     ):
         yield Scheduler(
