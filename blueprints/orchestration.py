@@ -9,8 +9,8 @@ from scheduling.durable_json import decode_durable_json
 from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:
-    from scheduling.job_record import JobRun
-    from scheduling.models import CallbackKind
+    from scheduling.callbacks import CallbackOrder
+    from scheduling.job_record import AttemptReport, JobRun
 
 bp = df.Blueprint()
 
@@ -94,8 +94,9 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             yield context.create_timer(report.next_attempt_at)
             attempt = report.attempt + 1
             continue
+        abandoned = None
         if report.callback is not None:
-            yield from _callback(context, run, report.callback)
+            abandoned = yield from _callback(context, run, report)
         if report.state == "pending" and report.next_run_at is not None:
             # A recurring job's next run: a fresh episode each run keeps history bounded.
             following = run.model_copy(
@@ -103,7 +104,8 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             )
             context.continue_as_new(following.model_dump(mode="json"))
             return None
-        context.set_custom_status({"phase": "done", "state": report.state})
+        if abandoned is None:
+            context.set_custom_status({"phase": "done", "state": report.state})
         return {
             "transaction_id": run.transaction_id,
             "state": report.state,
@@ -118,13 +120,20 @@ CALLBACK_STORE_FAILURES = 9
 
 
 def _callback(
-    context: df.DurableOrchestrationContext, run: "JobRun", which: "CallbackKind"
-) -> Generator[Any, Any, None]:
+    context: df.DurableOrchestrationContext, run: "JobRun", report: "AttemptReport"
+) -> Generator[Any, Any, dict[str, Any] | None]:
     """Deliver the run's outcome callback, with retries; whatever happens, the job's own
-    outcome is already recorded and stays as it is."""
+    outcome is already recorded and stays as it is.
+
+    A recurring job's next run waits for no callback: every wait ends by it, and the
+    callback is given up once it has come. Given up while the store was not answering, it
+    is written down (the custom status, the job's log); the abandonment, or None.
+    """
     from scheduling.callbacks import CallbackOrder, CallbackReport
     from scheduling.retry import store_retry_delay
 
+    assert report.callback is not None
+    which, next_run_at = report.callback, report.next_run_at
     attempt, failures = 1, 0
     while True:
         context.set_custom_status({"phase": "calling back", "callback": which, "attempt": attempt})
@@ -134,21 +143,48 @@ def _callback(
             due_at=run.exec_at,
             callback=which,
             attempt=attempt,
+            run=report.ended_run,
         )
         try:
-            report = CallbackReport.model_validate(
+            delivery = CallbackReport.model_validate(
                 (yield context.call_activity("deliver_callback", order.model_dump(mode="json")))
             )
         except Exception:
             failures += 1
-            if failures >= CALLBACK_STORE_FAILURES:
-                return
-            yield context.create_timer(context.current_utc_datetime + store_retry_delay(failures))
+            wake = context.current_utc_datetime + store_retry_delay(failures)
+            if failures >= CALLBACK_STORE_FAILURES or (
+                next_run_at is not None and wake >= next_run_at
+            ):
+                return (yield from _callback_abandoned(context, order, failures))
+            yield context.create_timer(wake)
             continue
-        if report.next_attempt_at is None:
-            return
-        yield context.create_timer(report.next_attempt_at)
+        failures = 0
+        if delivery.next_attempt_at is None:
+            return None
+        if next_run_at is not None and delivery.next_attempt_at >= next_run_at:
+            return None  # the activity caps its retries at the next run; this is its twin
+        yield context.create_timer(delivery.next_attempt_at)
         attempt += 1
+
+
+def _callback_abandoned(
+    context: df.DurableOrchestrationContext, order: "CallbackOrder", failures: int
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Say that the callback was given up: in the custom status (the job's status shows it)
+    and, if the job log answers, in the job's log."""
+    abandoned = {
+        "phase": "callback abandoned",
+        "callback": order.callback,
+        "attempt": order.attempt,
+        "failures": failures,
+    }
+    context.set_custom_status(abandoned)
+    try:
+        yield context.call_activity("note_callback_abandoned", order.model_dump(mode="json"))
+    except Exception:
+        # The status says it; the host's log has why the activity failed.
+        return abandoned | {"logged": False}
+    return abandoned
 
 
 @bp.activity_trigger(input_name="order")
@@ -172,6 +208,16 @@ def deliver_callback(order: dict[str, Any]) -> dict[str, Any]:
         ),
     )
     return report.model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="order")
+def note_callback_abandoned(order: dict[str, Any]) -> None:
+    """Write in the job's log that its callback was given up while the store did not answer."""
+    from blueprints import dependencies
+    from scheduling.callbacks import CallbackOrder, log_abandoned
+
+    this = CallbackOrder.model_validate(decode_durable_json(order))
+    log_abandoned(this, dependencies.firing_context(this.transaction_id, this.due_at, this.attempt))
 
 
 @bp.activity_trigger(input_name="order")

@@ -39,6 +39,7 @@ DURABLE_TRIGGERS = {
     "sweep_failed_jobs": "timerTrigger",
     "repair_stalled_jobs": "timerTrigger",
     "deliver_callback": "activityTrigger",
+    "note_callback_abandoned": "activityTrigger",
 }
 
 
