@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from scheduling.egress import EgressPolicy, IPAddress, pinned_client
+from scheduling.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
 from scheduling.prompts import FiringContext, PayloadRules, parse_payload
 from scheduling.prompts.http_call import HttpCallOutcome, run_http_call
 from scheduling.settings import SchedulerSettings
@@ -201,3 +202,44 @@ def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_sends_nothing() -> No
     assert outcome.error == "no complete response within 0.5 s"
     assert outcome.retryable  # nothing was sent, so even a POST may be tried again
     assert took < 0.5 + LOOSE_BOUND_SECONDS
+
+
+def lookup_threads() -> list[threading.Thread]:
+    return [
+        thread for thread in threading.enumerate() if thread.name.startswith(LOOKUP_THREAD_PREFIX)
+    ]
+
+
+def test_hung_name_lookups_do_not_pile_up_threads() -> None:
+    # A resolver that never answers while the burst lasts: each lookup is given up at its
+    # attempt's deadline, but the OS call (here: the wait) goes on in its thread.
+    release = threading.Event()
+
+    def hung_resolver(host: str, port: int) -> list[IPAddress]:
+        release.wait(TRICKLE_FOR_SECONDS)
+        return [ip_address("127.0.0.1")]
+
+    threads_before = threading.active_count()
+    burst = MAX_CONCURRENT_LOOKUPS + 4
+    try:
+        outcomes = [
+            fire(
+                {"method": "POST", "url": "http://slow-dns.test:8080/hook", "timeout_seconds": 0.1},
+                resolver=hung_resolver,
+            )[0]
+            for _ in range(burst)
+        ]
+        threads_during = threading.active_count()
+        hung = len(lookup_threads())
+    finally:
+        release.set()
+
+    assert threads_during - threads_before <= MAX_CONCURRENT_LOOKUPS
+    assert hung <= MAX_CONCURRENT_LOOKUPS
+    # Every attempt failed in a way that is tried again, nothing having been sent.
+    assert all(not outcome.ok and outcome.retryable for outcome in outcomes)
+    # Once the pool is full, an attempt fails at once, saying why.
+    assert outcomes[-1].error == (
+        f"could not connect: {MAX_CONCURRENT_LOOKUPS} name lookups are still waiting for the "
+        "resolver"
+    )
