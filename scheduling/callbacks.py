@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import make_entry_id
-from scheduling.job_log.resilient import append_with_retry
+from scheduling.job_log.resilient import AppendError, append_with_retry
 from scheduling.job_record import EndedRun, JobRecord, ended_run
 from scheduling.job_store import TableJobStore
 from scheduling.models import CallbackKind, UtcDatetime
@@ -138,10 +138,11 @@ def _summary(
     }
 
 
-def log_abandoned(order: CallbackOrder, context: FiringContext) -> None:
+def log_abandoned(order: CallbackOrder, context: FiringContext) -> bool:
     """The job log's word that attempt `order.attempt` of the callback never ran: the job
-    store did not answer for too long, or until the job's next run came due."""
-    _log(context, order, False, "abandoned: the job store did not answer")
+    store did not answer for too long, or until the job's next run came due. Whether the
+    log took it."""
+    return _log(context, order, False, "abandoned: the job store did not answer") is None
 
 
 def _described(outcome: HttpCallOutcome, retry_at: datetime | None) -> str:
@@ -157,7 +158,7 @@ def _log(
     ok: bool,
     what: str,
     outcome: HttpCallOutcome | None = None,
-) -> None:
+) -> AppendError | None:
     fields: dict[str, Any] = {"callback": order.callback, "attempt": order.attempt, "ok": ok}
     if outcome is not None:
         fields |= {key: getattr(outcome, key) for key in _OUTCOME_GIST}
@@ -174,3 +175,4 @@ def _log(
     error = append_with_retry(context.job_log, entry)
     if error is not None:
         log.warning("the callback entry of %s was not stored: %s", order.transaction_id, error)
+    return error

@@ -102,6 +102,9 @@ class JobRun(BaseModel):
     # Where an episode that continued as new in the middle of a run goes on from.
     attempt: int = Field(default=1, ge=1)
     store_failures: int = Field(default=0, ge=0)
+    # A callback order (ids and the run's gist) given up while the job log was down too:
+    # written in the log once an activity of a later episode succeeds.
+    unlogged_callback: dict[str, Any] | None = None
 
 
 class AttemptOrder(BaseModel):

@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 
 from blueprints import dependencies
 from scheduling.job_log.entries import make_entry_id
+from scheduling.job_log.table_store import TableJobLog
 from scheduling.job_store import TableJobStore
 from scheduling.timing import format_utc
 from tests.support.scheduler import START, Scheduler, running_scheduler
@@ -186,6 +187,44 @@ async def test_a_store_outage_during_a_callback_does_not_hold_the_next_run(
         "callback on_success abandoned: the job store did not answer"
     ]
     assert abandoned[0]["entry_id"] < entries[-1]["entry_id"]  # before the next runs' ones
+
+
+async def test_a_callback_given_up_while_the_job_log_was_down_too_is_logged_later(
+    signed: Scheduler, httpserver: HTTPServer
+) -> None:
+    job = Receiver(signed, httpserver, "/job", 200)
+    Receiver(signed, httpserver, "/succeeded", 200)
+    transaction_id = await accepted(
+        signed,
+        {
+            "cron": "*/5 * * * *",
+            "max_runs": 3,
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for("/job")},
+            "callbacks": {"on_success": httpserver.url_for("/succeeded")},
+        },
+    )
+    run_until_the_first_attempt_is_recorded(signed, START + timedelta(minutes=5))
+    # Both tables unreachable, as when their storage account is down.
+    dead_store = TableJobStore.open(unreachable_table_endpoint(), "jobs")
+    dead_log = TableJobLog.open(unreachable_table_endpoint(), "joblog")
+    with dependencies.overridden(
+        job_store=lambda _settings: dead_store, job_log=lambda _settings: dead_log
+    ):
+        signed.host.advance_to(START + timedelta(minutes=9))
+    dead_store.close()
+    dead_log.close()
+    signed.host.advance_to(START + timedelta(minutes=30))
+
+    assert len(job.received) == 3
+    abandoned = [
+        entry
+        for entry in await callback_entries(signed, transaction_id)
+        if "abandoned" in entry["message"]
+    ]
+    assert [(entry["fields"]["callback"], entry["entry_id"][:15]) for entry in abandoned] == [
+        ("on_success", "20261201T080500")  # the 08:05 run's, written when the store was back
+    ]
 
 
 async def test_a_callback_given_up_in_a_long_store_outage_says_so(
