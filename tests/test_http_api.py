@@ -59,6 +59,7 @@ async def test_create_stores_the_record_then_starts_an_orchestration_without_the
         "exec_at": "2026-12-01T09:00:00.000005Z",
         "attempt": 1,
         "store_failures": 0,
+        "unlogged_callback": None,
     }
     assert stored.record.state == "pending"
     assert stored.record.destination == "POST http://127.0.0.1:9"
