@@ -9,8 +9,7 @@ from scheduling.durable_json import decode_durable_json
 from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:
-    from scheduling.job_record import AttemptOrder, JobRun
-    from scheduling.models import CallbackKind
+    from scheduling.job_record import AttemptOrder, AttemptReport, JobRun
 
 bp = df.Blueprint()
 
@@ -50,6 +49,9 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
     from scheduling.retry import STORE_FAILURES_PER_EPISODE, store_retry_delay
 
     attempt, store_failures = run.attempt, run.store_failures
+    # A callback of an earlier run given up while the job log was down too: it is written
+    # down once an activity succeeds again.
+    unlogged = run.unlogged_callback
     while True:
         context.set_custom_status({"phase": "firing", "attempt": attempt})
         order = AttemptOrder(
@@ -65,7 +67,11 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             store_failures += 1
             if store_failures % STORE_FAILURES_PER_EPISODE == 0:
                 again = run.model_copy(
-                    update={"attempt": attempt, "store_failures": store_failures}
+                    update={
+                        "attempt": attempt,
+                        "store_failures": store_failures,
+                        "unlogged_callback": unlogged,
+                    }
                 )
                 context.continue_as_new(again.model_dump(mode="json"))
                 return None
@@ -76,6 +82,8 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             yield context.create_timer(context.current_utc_datetime + delay)
             continue
         store_failures = 0
+        if unlogged is not None and (yield from _noted(context, unlogged)):
+            unlogged = None
         if report.state == "firing":
             # The record holds a claim of another attempt number (an episode that continued
             # as new mid-attempt): resume that one.
@@ -92,16 +100,24 @@ def _attempts(context: df.DurableOrchestrationContext, run: "JobRun") -> Generat
             yield context.create_timer(report.next_attempt_at)
             attempt = report.attempt + 1
             continue
+        abandoned = False
         if report.callback is not None:
-            yield from _callback(context, run, report.callback)
+            abandoned, not_logged = yield from _callback(context, run, report)
+            unlogged = not_logged or unlogged
         if report.state == "pending" and report.next_run_at is not None:
             # A recurring job's next run: a fresh episode each run keeps history bounded.
             following = run.model_copy(
-                update={"exec_at": report.next_run_at, "attempt": 1, "store_failures": 0}
+                update={
+                    "exec_at": report.next_run_at,
+                    "attempt": 1,
+                    "store_failures": 0,
+                    "unlogged_callback": unlogged,
+                }
             )
             context.continue_as_new(following.model_dump(mode="json"))
             return None
-        context.set_custom_status({"phase": "done", "state": report.state})
+        if not abandoned:  # else the status says the callback was given up
+            context.set_custom_status({"phase": "done", "state": report.state})
         return {
             "transaction_id": run.transaction_id,
             "state": report.state,
@@ -136,13 +152,21 @@ CALLBACK_STORE_FAILURES = 9
 
 
 def _callback(
-    context: df.DurableOrchestrationContext, run: "JobRun", which: "CallbackKind"
-) -> Generator[Any, Any, None]:
+    context: df.DurableOrchestrationContext, run: "JobRun", report: "AttemptReport"
+) -> Generator[Any, Any, tuple[bool, dict[str, Any] | None]]:
     """Deliver the run's outcome callback, with retries; whatever happens, the job's own
-    outcome is already recorded and stays as it is."""
+    outcome is already recorded and stays as it is.
+
+    A recurring job's next run waits for no callback: every wait ends by it, and the
+    callback is given up once it has come. Given up while the store was not answering, it
+    is written down in the custom status and the job's log: (given up, its order when the
+    job log did not take the entry either).
+    """
     from scheduling.callbacks import CallbackOrder, CallbackReport
     from scheduling.retry import store_retry_delay
 
+    assert report.callback is not None
+    which, next_run_at = report.callback, report.next_run_at
     attempt, failures = 1, 0
     while True:
         context.set_custom_status({"phase": "calling back", "callback": which, "attempt": attempt})
@@ -152,21 +176,48 @@ def _callback(
             due_at=run.exec_at,
             callback=which,
             attempt=attempt,
+            run=report.ended_run,
         )
         try:
-            report = CallbackReport.model_validate(
+            delivery = CallbackReport.model_validate(
                 (yield context.call_activity("deliver_callback", order.model_dump(mode="json")))
             )
         except Exception:
             failures += 1
-            if failures >= CALLBACK_STORE_FAILURES:
-                return
-            yield context.create_timer(context.current_utc_datetime + store_retry_delay(failures))
+            wake = context.current_utc_datetime + store_retry_delay(failures)
+            if failures >= CALLBACK_STORE_FAILURES or (
+                next_run_at is not None and wake >= next_run_at
+            ):
+                context.set_custom_status(
+                    {
+                        "phase": "callback abandoned",
+                        "callback": which,
+                        "attempt": attempt,
+                        "failures": failures,
+                    }
+                )
+                unlogged = order.model_dump(mode="json")
+                return True, (None if (yield from _noted(context, unlogged)) else unlogged)
+            yield context.create_timer(wake)
             continue
-        if report.next_attempt_at is None:
-            return
-        yield context.create_timer(report.next_attempt_at)
+        failures = 0
+        if delivery.next_attempt_at is None:
+            return False, None
+        if next_run_at is not None and delivery.next_attempt_at >= next_run_at:
+            return False, None  # the activity caps its retries at the next run; its twin
+        yield context.create_timer(delivery.next_attempt_at)
         attempt += 1
+
+
+def _noted(
+    context: df.DurableOrchestrationContext, order: dict[str, Any]
+) -> Generator[Any, Any, bool]:
+    """Whether the job log took the entry saying that the callback of `order` was given up."""
+    try:
+        yield context.call_activity("note_callback_abandoned", order)
+    except Exception:
+        return False  # the host's log has why; a later episode tries again
+    return True
 
 
 @bp.activity_trigger(input_name="order")
@@ -190,6 +241,18 @@ def deliver_callback(order: dict[str, Any]) -> dict[str, Any]:
         ),
     )
     return report.model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="order")
+def note_callback_abandoned(order: dict[str, Any]) -> None:
+    """Write in the job's log that its callback was given up while the store did not answer."""
+    from blueprints import dependencies
+    from scheduling.callbacks import CallbackOrder, log_abandoned
+
+    this = CallbackOrder.model_validate(decode_durable_json(order))
+    context = dependencies.firing_context(this.transaction_id, this.due_at, this.attempt)
+    if not log_abandoned(this, context):
+        raise RuntimeError("the job log did not store the entry")  # a later episode retries
 
 
 @bp.activity_trigger(input_name="order")

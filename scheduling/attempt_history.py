@@ -66,12 +66,13 @@ def with_finished(
             "finished_at": finished_at,
             "ok": bool(outcome.get("ok")),
             "status_code": status_code if isinstance(status_code, int) else None,
-            "error": _one_line(error) if isinstance(error, str) and error else None,
+            "error": one_line(error) if isinstance(error, str) and error else None,
         }
     )
     return [*history[:-1], finished]
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """The text on one line, at most MAX_ERROR_LENGTH characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= MAX_ERROR_LENGTH else flat[: MAX_ERROR_LENGTH - 1] + "…"

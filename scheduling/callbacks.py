@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import make_entry_id
-from scheduling.job_log.resilient import append_with_retry
-from scheduling.job_record import JobRecord
+from scheduling.job_log.resilient import AppendError, append_with_retry
+from scheduling.job_record import EndedRun, JobRecord, ended_run
 from scheduling.job_store import TableJobStore
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.prompts import FiringContext
@@ -34,13 +34,17 @@ log = logging.getLogger(__name__)
 
 class CallbackOrder(BaseModel):
     """The activity's input: deliver attempt `attempt` of the `callback` of the run due at
-    `due_at`. Ids and times only: the URL stays sealed in the job's record."""
+    `due_at`, which ended as `run` says. Ids, times and the outcome's gist only: the URL
+    stays sealed in the job's record."""
 
     transaction_id: str
     generation: str
     due_at: UtcDatetime
     callback: CallbackKind
     attempt: int = Field(ge=1)
+    # Absent only in orders of orchestrations started before it was carried: the run is
+    # then read from the record, if it still describes it.
+    run: EndedRun | None = None
 
 
 class CallbackReport(BaseModel):
@@ -64,14 +68,25 @@ def deliver_callback(
     clock: Callable[[], datetime],
     context_for: Callable[[JobRecord], FiringContext],
 ) -> CallbackReport:
-    """One delivery attempt; raises only when the store or the vault did not answer."""
+    """One delivery attempt; raises only when the store or the vault did not answer.
+
+    The run's outcome comes with the order, so a replay or a change of the job since (a new
+    generation) does not stop it: the run it reports did end that way. Only the job's URLs
+    and retry policy are read from its record.
+    """
     stored = store.get(order.transaction_id)
     record = stored.record if stored else None
-    if record is None or record.generation != order.generation or record.sealed_callbacks is None:
-        return CallbackReport(delivered=False)  # deleted or replaced since: nobody to tell
+    if record is None:
+        log.warning("callback of %s abandoned: the job is gone", order.transaction_id)
+        return CallbackReport(delivered=False)
     context = context_for(record)
-    run = _ended_run(record, order.due_at)
-    if run is None:
+    run = order.run
+    if run is None and record.generation == order.generation:
+        run = ended_run(record, order.due_at)
+    if run is None or run.accepted_at != record.accepted_at or record.sealed_callbacks is None:
+        # Another job under the same id now (deleted and created again), or the old
+        # orchestration's record moved on without saying how its run ended.
+        _log(context, order, False, "abandoned: the job was deleted, replaced or changed")
         return CallbackReport(delivered=False)
     try:
         urls = json.loads(
@@ -84,6 +99,7 @@ def deliver_callback(
         return CallbackReport(delivered=False)
     url = urls.get(order.callback)
     if not isinstance(url, str):
+        _log(context, order, False, "abandoned: the job no longer has this callback")
         return CallbackReport(delivered=False)
     summary = _summary(record, order, run, clock())
     payload = HttpCallPayload.model_validate({"method": "POST", "url": url, "json": summary})
@@ -94,49 +110,39 @@ def deliver_callback(
         record.retry, record.transaction_id, order.attempt, outcome.model_dump(mode="json")
     )
     retry_at = clock() + delay if delay is not None else None
-    if retry_at is not None and record.state == "pending" and record.exec_at <= retry_at:
+    if retry_at is not None and run.next_fire_at is not None and run.next_fire_at <= retry_at:
         retry_at = None  # a recurring job's next run is due: its own outcome comes next
     _log(context, order, outcome.ok, _described(outcome, retry_at), outcome)
     return CallbackReport(delivered=outcome.ok, next_attempt_at=retry_at)
 
 
-def _ended_run(record: JobRecord, due_at: datetime) -> dict[str, Any] | None:
-    """The state, attempts and last outcome of the run due at `due_at`, once it has ended."""
-    if record.exec_at == due_at and record.state in ("succeeded", "failed"):
-        outcome = record.last_outcome or {}
-        return {"state": record.state, "attempts": record.attempts, "outcome": outcome}
-    last = record.last_run
-    if last is not None and last.get("due_at") == format_utc(due_at):
-        return {
-            "state": last.get("state"),
-            "attempts": last.get("attempts"),
-            "outcome": last.get("outcome") or {},
-        }
-    return None
-
-
 def _summary(
-    record: JobRecord, order: CallbackOrder, run: dict[str, Any], now: datetime
+    record: JobRecord, order: CallbackOrder, run: EndedRun, now: datetime
 ) -> dict[str, Any]:
     """The callback's body, in the Standard Webhooks shape `{type, timestamp, data}`; what it
     shows of the job is what its status shows, the payload never."""
-    state = run["state"]
-    outcome = {key: run["outcome"][key] for key in _OUTCOME_GIST if key in run["outcome"]}
     return {
-        "type": f"job.{state}",
+        "type": f"job.{run.state}",
         "timestamp": format_utc(now),
         "data": {
             "transaction_id": record.transaction_id,
             "prompt_type": record.prompt_type,
             "destination": record.destination,
             "due_at": format_utc(order.due_at),
-            "state": state,
-            "attempts": run["attempts"],
-            "outcome": outcome,
+            "state": run.state,
+            "attempts": run.attempts,
+            "outcome": run.outcome,
             # A recurring job's next run, when there is one.
-            "next_fire_at": format_utc(record.exec_at) if record.state == "pending" else None,
+            "next_fire_at": format_utc(run.next_fire_at) if run.next_fire_at else None,
         },
     }
+
+
+def log_abandoned(order: CallbackOrder, context: FiringContext) -> bool:
+    """The job log's word that attempt `order.attempt` of the callback never ran: the job
+    store did not answer for too long, or until the job's next run came due. Whether the
+    log took it."""
+    return _log(context, order, False, "abandoned: the job store did not answer") is None
 
 
 def _described(outcome: HttpCallOutcome, retry_at: datetime | None) -> str:
@@ -152,7 +158,7 @@ def _log(
     ok: bool,
     what: str,
     outcome: HttpCallOutcome | None = None,
-) -> None:
+) -> AppendError | None:
     fields: dict[str, Any] = {"callback": order.callback, "attempt": order.attempt, "ok": ok}
     if outcome is not None:
         fields |= {key: getattr(outcome, key) for key in _OUTCOME_GIST}
@@ -169,3 +175,4 @@ def _log(
     error = append_with_retry(context.job_log, entry)
     if error is not None:
         log.warning("the callback entry of %s was not stored: %s", order.transaction_id, error)
+    return error

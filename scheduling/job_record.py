@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduling.attempt_history import AttemptSummary, with_finished, with_started
+from scheduling.attempt_history import AttemptSummary, one_line, with_finished, with_started
 from scheduling.flow_control import FlowLimits
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
@@ -108,6 +108,9 @@ class JobRun(BaseModel):
     attempt: int = Field(default=1, ge=1)
     store_failures: int = Field(default=0, ge=0)
     flow: FlowLimits | None = None
+    # A callback order (ids and the run's gist) given up while the job log was down too:
+    # written in the log once an activity of a later episode succeeds.
+    unlogged_callback: dict[str, Any] | None = None
 
 
 class AttemptOrder(BaseModel):
@@ -117,6 +120,23 @@ class AttemptOrder(BaseModel):
     generation: str
     due_at: UtcDatetime
     attempt: int = Field(ge=1)
+
+
+class EndedRun(BaseModel):
+    """How a run ended, as its outcome callback tells it. The report carries it to the
+    callback's orders, so that the callback says what it must even after the job has been
+    replayed or changed (its record then describes another run)."""
+
+    state: Literal["succeeded", "failed"]
+    attempts: int
+    # The gist of its last attempt's outcome (ok, status_code, one line of the already
+    # redacted error, elapsed_ms): never headers or a body.
+    outcome: dict[str, bool | int | float | str]
+    # A recurring job's next run, when there is one.
+    next_fire_at: UtcDatetime | None = None
+    # Which incarnation of the job (its acceptance time): a job deleted and created again
+    # under the same id is another job, whose callbacks are not this run's.
+    accepted_at: UtcDatetime
 
 
 class AttemptReport(BaseModel):
@@ -130,8 +150,10 @@ class AttemptReport(BaseModel):
     next_attempt_at: UtcDatetime | None = None
     # When `state` is pending: the time of the job's next run (a recurring job's next one).
     next_run_at: UtcDatetime | None = None
-    # When the run has just ended and the job has a callback for its outcome: which one.
+    # When the run has just ended and the job has a callback for its outcome: which one,
+    # and what it tells.
     callback: CallbackKind | None = None
+    ended_run: EndedRun | None = None
 
 
 ClaimVerdict = Literal["claimed", "resumed", "cancelled", "decided", "gone"]
@@ -256,13 +278,50 @@ def cancel(
 
 
 def report_of(record: JobRecord) -> AttemptReport:
+    callback = due_callback(record)
     return AttemptReport(
         state=record.state,
         attempt=record.attempts,
         next_attempt_at=record.next_attempt_at,
         next_run_at=record.exec_at if record.state == "pending" else None,
-        callback=due_callback(record),
+        callback=callback,
+        ended_run=ended_run(record) if callback is not None else None,
     )
+
+
+# What of an outcome a callback shows.
+_OUTCOME_GIST = ("ok", "status_code", "error", "elapsed_ms")
+
+
+def ended_run(record: JobRecord, due_at: datetime | None = None) -> EndedRun | None:
+    """The run that has just ended (the one due at `due_at`, when given), or None while a
+    run is under way or when the record no longer describes that run."""
+    if record.state in ("succeeded", "failed") and due_at in (None, record.exec_at):
+        state, attempts, outcome = record.state, record.attempts, record.last_outcome or {}
+        next_fire_at = None
+    elif record.state == "pending" and record.last_run is not None:
+        last = record.last_run
+        if last.get("state") not in ("succeeded", "failed"):
+            return None
+        if due_at is not None and last.get("due_at") != format_utc(due_at):
+            return None
+        state, attempts, outcome = last["state"], last.get("attempts", 0), last.get("outcome") or {}
+        next_fire_at = record.exec_at
+    else:
+        return None
+    gist = {key: outcome[key] for key in _OUTCOME_GIST if isinstance(outcome.get(key), _GIST_TYPES)}
+    if isinstance(gist.get("error"), str):
+        gist["error"] = one_line(str(gist["error"]))
+    return EndedRun(
+        state=state,
+        attempts=attempts,
+        outcome=gist,
+        next_fire_at=next_fire_at,
+        accepted_at=record.accepted_at,
+    )
+
+
+_GIST_TYPES = (bool, int, float, str)
 
 
 def ended_run_state(record: JobRecord) -> JobState | None:

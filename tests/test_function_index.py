@@ -61,6 +61,7 @@ DURABLE_TRIGGERS = {
     "deliver_callback": "activityTrigger",
     "flow_control": "entityTrigger",
     "grant_flow_slots": "activityTrigger",
+    "note_callback_abandoned": "activityTrigger",
 }
 
 

@@ -61,6 +61,7 @@ async def test_create_stores_the_record_then_starts_an_orchestration_without_the
         "store_failures": 0,
         # Its flow key and limits: the target's host, the settings' defaults.
         "flow": {"key": "127.0.0.1", "max_parallel": 10, "rate_per_second": 50.0},
+        "unlogged_callback": None,
     }
     assert stored.record.state == "pending"
     assert stored.record.destination == "POST http://127.0.0.1:9"

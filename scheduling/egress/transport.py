@@ -7,6 +7,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, TypeVar
 
 import httpcore
@@ -41,30 +43,54 @@ def _remaining(
     return left if timeout is None else min(timeout, left)
 
 
-def _within(deadline: float | None, work: Callable[[], _T]) -> _T:
-    """`work()` in a daemon thread, given up at the deadline (the thread ends on its own).
+# Name lookups that may be under way at once, across all attempts of this worker. The OS
+# resolver cannot be cut short: a lookup given up at its deadline keeps its thread until the
+# resolver answers. With a resolver that hangs, attempts beyond this many fail at once (a
+# retryable connect failure) instead of each leaving another thread behind.
+MAX_CONCURRENT_LOOKUPS = 16
+LOOKUP_THREAD_PREFIX = "name-lookup"
+_lookup_slots = threading.BoundedSemaphore(MAX_CONCURRENT_LOOKUPS)
+_lookup_pool_lock = threading.Lock()
+_lookup_pool: ThreadPoolExecutor | None = None
 
-    For the name lookup, which the OS resolver cannot be told to cut short.
+
+def _lookups() -> ThreadPoolExecutor:
+    """The worker's one lookup pool, made on first use (import time is cold-start time)."""
+    global _lookup_pool
+    with _lookup_pool_lock:
+        if _lookup_pool is None:
+            _lookup_pool = ThreadPoolExecutor(
+                max_workers=MAX_CONCURRENT_LOOKUPS, thread_name_prefix=LOOKUP_THREAD_PREFIX
+            )
+        return _lookup_pool
+
+
+def _within(deadline: float | None, work: Callable[[], _T]) -> _T:
+    """`work()` (the name lookup) on the shared lookup pool, given up at the deadline.
+
+    Its slot is freed when the lookup ends, not when it is given up: the slots count the
+    pool's busy threads, so a full pool is refused here rather than queued behind lookups
+    that may never end.
     """
     if deadline is None:
         return work()
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, work()))
-        except BaseException as error:  # handed to the caller below
-            outcome.append((False, error))
-
-    thread = threading.Thread(target=run, name="resolve-within-deadline", daemon=True)
-    thread.start()
-    thread.join(_remaining(deadline, None, httpcore.ConnectTimeout))
-    if not outcome:
-        raise httpcore.ConnectTimeout("name resolution did not finish before the deadline")
-    succeeded, value = outcome[0]
-    if succeeded:
-        return value  # type: ignore[no-any-return]
-    raise value
+    remaining = _remaining(deadline, None, httpcore.ConnectTimeout)
+    if not _lookup_slots.acquire(blocking=False):
+        raise httpcore.ConnectError(
+            f"{MAX_CONCURRENT_LOOKUPS} name lookups are still waiting for the resolver"
+        )
+    try:
+        pending = _lookups().submit(work)
+    except BaseException:
+        _lookup_slots.release()
+        raise
+    pending.add_done_callback(lambda _done: _lookup_slots.release())
+    try:
+        return pending.result(timeout=remaining)
+    except FuturesTimeout:
+        raise httpcore.ConnectTimeout(
+            "name resolution did not finish before the deadline"
+        ) from None
 
 
 class DeadlineStream(httpcore.NetworkStream):

@@ -6,16 +6,24 @@ purpose: the servers below would hold an attempt for 30 s without the deadline.
 """
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address, ip_network
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from scheduling.egress import EgressPolicy, IPAddress, pinned_client
+from scheduling.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
 from scheduling.prompts import FiringContext, PayloadRules, parse_payload
 from scheduling.prompts.http_call import HttpCallOutcome, run_http_call
 from scheduling.settings import SchedulerSettings
@@ -32,7 +40,9 @@ LOOSE_BOUND_SECONDS = 2.0
 
 
 def fire(
-    payload: dict[str, Any], resolver: Callable[[str, int], list[IPAddress]] | None = None
+    payload: dict[str, Any],
+    resolver: Callable[[str, int], list[IPAddress]] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> tuple[HttpCallOutcome, float]:
     """The outcome of one attempt, and how long it took."""
     policy = EgressPolicy.from_settings(LOOPBACK_ONLY)
@@ -44,7 +54,7 @@ def fire(
         settings=LOOPBACK_ONLY,
         job_log=MemoryJobLog(),
         clock=lambda: datetime(2026, 12, 1, tzinfo=UTC),
-        open_http_client=lambda timeout: pinned_client(policy, timeout=timeout),
+        open_http_client=lambda timeout: pinned_client(policy, timeout=timeout, verify=verify),
     )
     model = parse_payload(
         "http.call", payload, PayloadRules(settings=LOOPBACK_ONLY, vet_url=policy.vet_url)
@@ -55,10 +65,11 @@ def fire(
 
 
 class Trickler:
-    """A TCP server that reads one request, then sends `head`, then `drip` one byte at a time."""
+    """A TCP server that reads one request, then sends `head`, then `drip` one byte at a time;
+    over TLS with `tls` (a server context)."""
 
-    def __init__(self, head: bytes, drip: bytes) -> None:
-        self.head, self.drip = head, drip
+    def __init__(self, head: bytes, drip: bytes, tls: ssl.SSLContext | None = None) -> None:
+        self.head, self.drip, self.tls = head, drip, tls
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(5)
         self.requests = 0
@@ -68,11 +79,15 @@ class Trickler:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/hook"
 
     def _serve(self) -> None:
         try:
             connection, _ = self.listener.accept()
+            if self.tls is not None:
+                connection.settimeout(5)
+                connection = self.tls.wrap_socket(connection, server_side=True)
         except OSError:
             return
         with connection:
@@ -128,6 +143,70 @@ def test_an_attempt_ends_at_its_deadline_while_the_headers_trickle(
     assert took < 1 + LOOSE_BOUND_SECONDS
     assert trickling_headers.requests == 1
     assert trickling_headers.hung_up.wait(5)  # and the connection was closed, not left open
+
+
+@dataclass
+class SelfSignedTls:
+    server: ssl.SSLContext
+    client: ssl.SSLContext  # trusts the server's certificate, and only it
+
+
+@pytest.fixture
+def loopback_tls(tmp_path: Path) -> SelfSignedTls:
+    """A certificate for 127.0.0.1, made for this test and trusted by its client alone."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "cert.pem").write_bytes(certificate_pem)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    client = ssl.create_default_context(cadata=certificate_pem.decode())
+    return SelfSignedTls(server=server, client=client)
+
+
+@pytest.fixture
+def trickling_tls_headers(loopback_tls: SelfSignedTls) -> Iterator[Trickler]:
+    server = Trickler(b"HTTP/1.1 200 OK\r\n", b"X-Slow: " + b"a" * 1000, tls=loopback_tls.server)
+    yield server
+    server.close()
+
+
+def test_an_https_attempt_ends_at_its_deadline_while_the_headers_trickle(
+    trickling_tls_headers: Trickler, loopback_tls: SelfSignedTls
+) -> None:
+    # After the handshake, reads go through the TLS stream: the deadline must bound it too.
+    outcome, took = fire(
+        {"method": "GET", "url": trickling_tls_headers.url, "timeout_seconds": 1},
+        verify=loopback_tls.client,
+    )
+
+    assert trickling_tls_headers.requests == 1  # the handshake and the request went through
+    assert not outcome.ok
+    assert outcome.error == "no complete response within 1 s"
+    assert took < 1 + LOOSE_BOUND_SECONDS
+    assert trickling_tls_headers.hung_up.wait(5)
 
 
 def test_an_attempt_ends_at_its_deadline_while_the_body_trickles(
@@ -201,3 +280,44 @@ def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_sends_nothing() -> No
     assert outcome.error == "no complete response within 0.5 s"
     assert outcome.retryable  # nothing was sent, so even a POST may be tried again
     assert took < 0.5 + LOOSE_BOUND_SECONDS
+
+
+def lookup_threads() -> list[threading.Thread]:
+    return [
+        thread for thread in threading.enumerate() if thread.name.startswith(LOOKUP_THREAD_PREFIX)
+    ]
+
+
+def test_hung_name_lookups_do_not_pile_up_threads() -> None:
+    # A resolver that never answers while the burst lasts: each lookup is given up at its
+    # attempt's deadline, but the OS call (here: the wait) goes on in its thread.
+    release = threading.Event()
+
+    def hung_resolver(host: str, port: int) -> list[IPAddress]:
+        release.wait(TRICKLE_FOR_SECONDS)
+        return [ip_address("127.0.0.1")]
+
+    threads_before = threading.active_count()
+    burst = MAX_CONCURRENT_LOOKUPS + 4
+    try:
+        outcomes = [
+            fire(
+                {"method": "POST", "url": "http://slow-dns.test:8080/hook", "timeout_seconds": 0.1},
+                resolver=hung_resolver,
+            )[0]
+            for _ in range(burst)
+        ]
+        threads_during = threading.active_count()
+        hung = len(lookup_threads())
+    finally:
+        release.set()
+
+    assert threads_during - threads_before <= MAX_CONCURRENT_LOOKUPS
+    assert hung <= MAX_CONCURRENT_LOOKUPS
+    # Every attempt failed in a way that is tried again, nothing having been sent.
+    assert all(not outcome.ok and outcome.retryable for outcome in outcomes)
+    # Once the pool is full, an attempt fails at once, saying why.
+    assert outcomes[-1].error == (
+        f"could not connect: {MAX_CONCURRENT_LOOKUPS} name lookups are still waiting for the "
+        "resolver"
+    )
