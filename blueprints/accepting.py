@@ -42,8 +42,8 @@ from scheduling.prompts import (
     parse_payload,
 )
 from scheduling.redaction import redact_url
+from scheduling.responses import AcceptedJob
 from scheduling.settings import SchedulerSettings
-from scheduling.timing import format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -353,15 +353,12 @@ def _accepted(
     headers = {"Location": status_url}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(
-        {
-            "transaction_id": record.transaction_id,
-            "state": record.state,
-            "exec_at": format_utc(record.exec_at),
-            # None once the job has ended or was deleted: a replay says so.
-            "next_fire_at": next_fire_at(record),
-            "status_url": status_url,
-        },
-        status=202,
-        headers=headers,
+    accepted = AcceptedJob(
+        transaction_id=record.transaction_id,
+        state=record.state,
+        exec_at=record.exec_at,
+        # None once the job has ended or was deleted: a replay says so.
+        next_fire_at=next_fire_at(record),
+        status_url=status_url,
     )
+    return json_response(accepted.model_dump(mode="json"), status=202, headers=headers)

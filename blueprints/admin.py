@@ -25,8 +25,11 @@ async def healthz(
 ) -> func.HttpResponse:
     # Anonymous: whether the app works, nothing that helps pick an exploit (versions) or
     # names internals. The details are one route further, behind the master key.
+    from scheduling.responses import Health
+
     available = await _backend_answers(client)
-    return json_response(_status(available), status=200 if available else 503)
+    health = Health(status="ok" if available else "degraded")
+    return json_response(health.model_dump(mode="json"), status=200 if available else 503)
 
 
 # Not "admin/healthz": the Functions host reserves routes that start with "admin".
@@ -35,23 +38,22 @@ async def healthz(
 async def healthz_details(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
+    from scheduling.responses import HealthDetails
+
     available = await _backend_answers(client)
-    body = {
-        **_status(available),
-        "python_version": platform.python_version(),
-        "functions_runtime_version": os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
-        "azure_functions_version": importlib.metadata.version("azure-functions"),
-        "durable_sdk_version": importlib.metadata.version("azure-functions-durable"),
-        "durable_backend": "ok" if available else "unavailable",
-    }
-    if not available:
+    details = HealthDetails(
+        status="ok" if available else "degraded",
+        python_version=platform.python_version(),
+        functions_runtime_version=os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
+        azure_functions_version=importlib.metadata.version("azure-functions"),
+        durable_sdk_version=importlib.metadata.version("azure-functions-durable"),
+        durable_backend="ok" if available else "unavailable",
         # The reason itself goes to the app's log only: it can name accounts and hosts.
-        body["durable_backend_error"] = BACKEND_UNAVAILABLE
-    return json_response(body, status=200 if available else 503)
-
-
-def _status(available: bool) -> dict[str, str]:
-    return {"status": "ok" if available else "degraded"}
+        durable_backend_error=None if available else BACKEND_UNAVAILABLE,
+    )
+    return json_response(
+        details.model_dump(mode="json", exclude_none=True), status=200 if available else 503
+    )
 
 
 async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:

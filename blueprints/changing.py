@@ -18,7 +18,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from blueprints import dependencies
 from blueprints.http_io import json_response, read_json_body
@@ -40,7 +40,7 @@ from scheduling.job_store import (
     unindex_quietly,
 )
 from scheduling.job_views import status_view
-from scheduling.models import DstFold, DstGap, ScheduleRequest, UtcDatetime, WallTime
+from scheduling.models import ScheduleChange, ScheduleRequest
 from scheduling.problems import (
     FieldError,
     ProblemError,
@@ -58,22 +58,6 @@ _ONE_TIME_FIELDS = frozenset({"exec_at", "exec_local", "timezone", "dst_gap", "d
 _RECURRING_FIELDS = frozenset(
     {"cron", "timezone", "dst_gap", "dst_fold", "start_at", "end_at", "max_runs"}
 )
-
-
-class ScheduleChange(BaseModel):
-    """The body of PATCH /api/schedule/{id}: the schedule fields to change, nothing else."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    exec_at: UtcDatetime | None = None
-    exec_local: WallTime | None = None
-    cron: str | None = None
-    timezone: str | None = None
-    dst_gap: DstGap | None = None
-    dst_fold: DstFold | None = None
-    start_at: UtcDatetime | None = None
-    end_at: UtcDatetime | None = None
-    max_runs: int | None = None
 
 
 Change = Callable[[JobRecord], JobRecord]

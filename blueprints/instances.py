@@ -2,12 +2,12 @@
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 
+from scheduling.models import TRANSACTION_ID
 from scheduling.problems import problem
 
 if TYPE_CHECKING:
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 ORCHESTRATOR = "schedule_orchestrator"
 DELETE_REASON = "deleted through the scheduler API"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
-TRANSACTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # The SDK's connection pool has 30 connections, shared by the whole worker.
 MAX_CONCURRENT_CALLS = 16
 log = logging.getLogger(__name__)

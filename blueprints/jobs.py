@@ -37,6 +37,7 @@ from scheduling.paging import (
 )
 from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
 from scheduling.recurrence import Recurrence, RecurrenceError, preview
+from scheduling.responses import FireTimes, JobPage
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ async def list_jobs(
 ) -> func.HttpResponse:
     """Live jobs (pending, firing, retrying) in exec_at order; a page may come back short."""
     page = await live_page(request)
-    return json_response(
-        {"jobs": [listed_view(record) for record in page.records], "next_cursor": page.next_cursor}
-    )
+    jobs = [listed_view(record) for record in page.records]
+    return json_response(JobPage(jobs=jobs, next_cursor=page.next_cursor).model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -226,4 +226,4 @@ async def preview_schedule(request: func.HttpRequest) -> func.HttpResponse:
         raise validation_problem(
             str(error), [FieldError(loc=[error.field], msg=str(error), type="schedule")]
         ) from None
-    return json_response({"fire_times": [format_utc(moment) for moment in upcoming]})
+    return json_response(FireTimes(fire_times=upcoming).model_dump(mode="json"))

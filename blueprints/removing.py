@@ -28,6 +28,7 @@ from scheduling.job_store import (
     unindex_quietly,
 )
 from scheduling.problems import ProblemError, not_found, problem
+from scheduling.responses import DeletedJob, WipeOutcome
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
 MAX_SWAPS = 5
@@ -95,9 +96,8 @@ async def _delete_once(
         # A failed job leaves the failed list with its record.
         await asyncio.to_thread(forget_failure_quietly, store, transaction_id, record.failed_at)
         await purge(client, record.instance_id)
-    return json_response(
-        {"transaction_id": transaction_id, "deleted": True, "state_before": record.state}
-    )
+    deleted = DeletedJob(transaction_id=transaction_id, deleted=True, state_before=record.state)
+    return json_response(deleted.model_dump(mode="json"))
 
 
 WipeResult = JobRecord | Literal["firing", "skipped"]
@@ -146,7 +146,8 @@ async def wipe_jobs(
         )
     except TimeoutError:
         log.info("the wipe left some orchestrations to end by themselves")
-    return json_response({"cancelled": len(cancelled), "firing": firing, "complete": complete})
+    outcome = WipeOutcome(cancelled=len(cancelled), firing=firing, complete=complete)
+    return json_response(outcome.model_dump(mode="json"))
 
 
 def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:

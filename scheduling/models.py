@@ -4,10 +4,21 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from scheduling.retry import RetryPolicy
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
+
+# What POST /api/schedule returns as the job's id (a lower-case UUID); routes check it.
+TRANSACTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _utc_datetime(value: object) -> datetime:
@@ -30,6 +41,8 @@ UtcDatetime = Annotated[
     AwareDatetime,
     BeforeValidator(_utc_datetime),
     PlainSerializer(format_utc, return_type=str),
+    # An RFC 3339 date-time both ways (parse_exec_at takes no other form).
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -54,6 +67,13 @@ WallTime = Annotated[
     datetime,
     BeforeValidator(_wall_time),
     PlainSerializer(lambda moment: moment.isoformat(), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^{_WALL_TIME.pattern}$",
+            "examples": ["2027-03-28T09:00:00"],
+        }
+    ),
 ]
 
 
@@ -121,3 +141,19 @@ class ScheduleRequest(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     callbacks: Callbacks | None = None
     flow_control: FlowControlRequest | None = None
+
+
+class ScheduleChange(BaseModel):
+    """The body of PATCH /api/schedule/{id}: the schedule fields to change, nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exec_at: UtcDatetime | None = None
+    exec_local: WallTime | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    dst_gap: DstGap | None = None
+    dst_fold: DstFold | None = None
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+    max_runs: int | None = None

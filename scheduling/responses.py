@@ -1,0 +1,70 @@
+"""The bodies the API answers with (besides job views and problems): one model each.
+
+The handlers build their answers from these models, and the OpenAPI document is generated
+from them, so what is documented is what is sent.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduling.job_record import JobState
+from scheduling.job_views import ListedJob
+from scheduling.models import UtcDatetime
+
+
+class _Answer(BaseModel):
+    # A field the model does not name is a bug in the handler, not something to pass on.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AcceptedJob(_Answer):
+    """202 to a create (or its replay with the same Idempotency-Key)."""
+
+    transaction_id: str
+    state: JobState
+    exec_at: UtcDatetime
+    next_fire_at: UtcDatetime | None = Field(
+        description="when the job next fires; null once it has ended or while it is paused"
+    )
+    status_url: str
+
+
+class JobPage(_Answer):
+    """One page of the live-job listing, in exec_at order; a page may come back short."""
+
+    jobs: list[ListedJob]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class DeletedJob(_Answer):
+    transaction_id: str
+    deleted: Literal[True]
+    state_before: JobState
+
+
+class WipeOutcome(_Answer):
+    """What one wipe request did; `complete: false` means send it again."""
+
+    cancelled: int = Field(ge=0)
+    firing: int = Field(ge=0, description="jobs left alone because an attempt was running")
+    complete: bool
+
+
+class FireTimes(_Answer):
+    fire_times: list[UtcDatetime]
+
+
+class Health(_Answer):
+    status: Literal["ok", "degraded"]
+
+
+class HealthDetails(Health):
+    python_version: str
+    functions_runtime_version: str
+    azure_functions_version: str
+    durable_sdk_version: str
+    durable_backend: Literal["ok", "unavailable"]
+    durable_backend_error: str | None = None
