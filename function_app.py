@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import admin, api, dashboard, flow_control, maintenance, orchestration
+from blueprints import admin, api, dashboard, flow_control, maintenance, orchestration, reference
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(api.bp)
@@ -12,3 +12,4 @@ app.register_functions(orchestration.bp)
 app.register_functions(maintenance.bp)
 app.register_functions(dashboard.bp)
 app.register_functions(flow_control.bp)
+app.register_functions(reference.bp)

@@ -20,9 +20,8 @@ from scheduling.job_log.lifecycle import derived_entries, with_derived
 from scheduling.job_log.resilient import append_with_retry
 from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
+from scheduling.queries import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
 
-DEFAULT_LOG_PAGE = 100
-MAX_LOG_PAGE = 1000
 LOG_READ_SECONDS = 5.0
 LIFECYCLE_WRITE_SECONDS = 2.0
 log = logging.getLogger(__name__)

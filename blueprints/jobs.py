@@ -36,6 +36,7 @@ from scheduling.paging import (
     encode_cursor,
 )
 from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
+from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
 from scheduling.recurrence import Recurrence, RecurrenceError, preview
 from scheduling.responses import FireTimes, JobPage
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
@@ -202,13 +203,10 @@ def _iso(moment: Any) -> str | None:
     return format_utc(moment) if isinstance(moment, datetime) else None
 
 
-MAX_PREVIEW = 100
-
-
 async def preview_schedule(request: func.HttpRequest) -> func.HttpResponse:
     """The next `count` fire times of a cron schedule, creating nothing."""
     params = request.params
-    count = query_int(request, "count", 10, 1, MAX_PREVIEW)
+    count = query_int(request, "count", DEFAULT_PREVIEW, 1, MAX_PREVIEW)
     try:
         recurrence = Recurrence.model_validate(
             {

@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import Field
 
 from scheduling.job_record import JobRecord
-from scheduling.models import UtcDatetime
+from scheduling.models import UtcDatetime, fields_of
 from scheduling.timing import format_utc
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
@@ -61,28 +61,16 @@ def slot_wait_view(custom_status: Any) -> dict[str, Any] | None:
     return {name: custom_status[name] for name in _WAIT_FIELDS if name in custom_status}
 
 
-def _record_fields(name: str, shown: tuple[str, ...]) -> type[BaseModel]:
-    """A model of the record's fields in `shown`, with their types, defaults and docs.
-
-    Views derive from it, so that a field added to an allowlist is documented as it is.
-    """
-    fields: dict[str, Any] = {
-        field: (JobRecord.model_fields[field].annotation, JobRecord.model_fields[field])
-        for field in shown
-    }
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
-
-
 _NEXT_FIRE_AT = "when the job next fires; null once it has ended or while it is paused"
 
 
-class ListedJob(_record_fields("ListedJobFields", _LISTED)):  # type: ignore[misc]
+class ListedJob(fields_of("ListedJobFields", JobRecord, _LISTED)):  # type: ignore[misc]
     """A job as one row of the listing."""
 
     next_fire_at: UtcDatetime | None = Field(description=_NEXT_FIRE_AT)
 
 
-class JobStatus(_record_fields("JobStatusFields", _STATUS)):  # type: ignore[misc]
+class JobStatus(fields_of("JobStatusFields", JobRecord, _STATUS)):  # type: ignore[misc]
     """A job as its status shows it: an allowlist of its record's fields, never its payload."""
 
     next_fire_at: UtcDatetime | None = Field(description=_NEXT_FIRE_AT)

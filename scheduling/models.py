@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     WithJsonSchema,
+    create_model,
 )
 
 from scheduling.retry import RetryPolicy
@@ -157,3 +158,12 @@ class ScheduleChange(BaseModel):
     start_at: UtcDatetime | None = None
     end_at: UtcDatetime | None = None
     max_runs: int | None = None
+
+
+def fields_of(name: str, model: type[BaseModel], names: tuple[str, ...]) -> type[BaseModel]:
+    """A model of `model`'s fields in `names`, with their types, defaults and docs; extra
+    fields forbidden. Views and queries derive from it instead of restating those fields."""
+    fields: dict[str, Any] = {
+        field: (model.model_fields[field].annotation, model.model_fields[field]) for field in names
+    }
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)

@@ -32,6 +32,9 @@ HTTP_ROUTES = {
     "admin_job_status": ("status/{instance_id}", ["GET"], "ADMIN"),
     "admin_terminate_job": ("terminate/{instance_id}", ["POST"], "ADMIN"),
     "admin_wipe": ("wipe", ["POST"], "ADMIN"),
+    "openapi_document": ("openapi.json", ["GET"], "ANONYMOUS"),
+    "api_reference": ("docs", ["GET"], "ANONYMOUS"),
+    "api_reference_asset": ("docs/{asset}", ["GET"], "ANONYMOUS"),
     # The dashboard: the host checks the admin key at sign-in; the app checks the session
     # cookie on the others (tests/dashboard/test_dashboard_access.py).
     "dashboard_sign_in": ("dashboard", ["GET"], "ADMIN"),
@@ -46,8 +49,11 @@ HTTP_ROUTES = {
     "dashboard_signed_out": ("dashboard/signed-out", ["GET"], "ANONYMOUS"),
     "dashboard_stylesheet": ("dashboard/assets/dashboard.css", ["GET"], "ANONYMOUS"),
 }
+# Routes that describe the API rather than call it.
+REFERENCE_ROUTES = {"openapi_document", "api_reference", "api_reference_asset"}
 # Without a client binding: they touch no durable state.
 NO_DURABLE_CLIENT = {
+    *REFERENCE_ROUTES,
     "dashboard_sign_in",
     "dashboard_sign_out",
     "dashboard_signed_out",
@@ -90,9 +96,12 @@ def test_http_routes(name: str) -> None:
     assert {b["type"] for b in bindings} == expected
 
 
-def test_only_the_health_status_and_the_dashboard_are_anonymous() -> None:
+def test_only_health_the_api_description_and_the_dashboard_are_anonymous() -> None:
     anonymous = [name for name, (_, _, level) in HTTP_ROUTES.items() if level == "ANONYMOUS"]
-    assert [name for name in anonymous if not name.startswith("dashboard_")] == ["healthz"]
+    assert {name for name in anonymous if not name.startswith("dashboard_")} == {
+        "healthz",
+        *REFERENCE_ROUTES,
+    }
     # Every anonymous dashboard route is under /api/dashboard/, where the session cookie goes.
     assert all(
         HTTP_ROUTES[name][0].startswith("dashboard/")

@@ -1,0 +1,63 @@
+"""The API's own description: the OpenAPI document and a reference page, both anonymous.
+
+Anonymous because they describe the API and hold nothing secret (no key, no job), and a
+browser opening the page cannot send a function key. The page is Swagger UI, whose script
+and style sheet come from the `swagger-ui-py` package (requirements.txt) and are served by
+this app, so the page needs no CDN and works wherever the app runs.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from blueprints.http_io import json_response, origin_of, problem_responses
+
+bp = df.Blueprint()
+ANONYMOUS = func.AuthLevel.ANONYMOUS
+_ASSET_TYPES = {".css": "text/css", ".js": "text/javascript"}
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Durable Scheduler API</title>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+</head>
+<body>
+<div id="reference"></div>
+<script src="docs/swagger-ui-bundle.js"></script>
+<script>
+SwaggerUIBundle({url: "openapi.json", dom_id: "#reference", deepLinking: true});
+</script>
+</body>
+</html>
+"""
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=ANONYMOUS)
+@problem_responses
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    from scheduling.openapi import openapi_document
+
+    return json_response(openapi_document(origin_of(req)))
+
+
+@bp.route(route="docs", methods=["GET"], auth_level=ANONYMOUS)
+async def api_reference(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(_PAGE, mimetype="text/html", charset="utf-8")
+
+
+@bp.route(route="docs/{asset}", methods=["GET"], auth_level=ANONYMOUS)
+@problem_responses
+async def api_reference_asset(req: func.HttpRequest) -> func.HttpResponse:
+    from blueprints.reference_assets import read_asset
+    from scheduling.problems import not_found
+
+    name = req.route_params.get("asset", "")
+    content = read_asset(name)
+    if content is None:
+        raise not_found(f"no asset named {name[:64]!r}")
+    return func.HttpResponse(
+        content,
+        mimetype=_ASSET_TYPES[name[name.rfind(".") :]],
+        # The file only changes with the package's pin, i.e. with a deployment.
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -1,0 +1,522 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the pydantic models.
+
+The models (requests, queries, answers, problems) are the only description of a body; this
+module says which route takes and answers which, and who may call it. A test compares the
+routes here with the routes the app registers, so a new route cannot go undocumented.
+"""
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from scheduling.job_log.entries import JobLogPage
+from scheduling.job_views import JobStatus
+from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
+from scheduling.problems import Problem
+from scheduling.prompts import PROMPT_TYPES
+from scheduling.queries import JobListQuery, JobLogQuery, JobStatusQuery, PreviewQuery
+from scheduling.responses import (
+    AcceptedJob,
+    DeletedJob,
+    FireTimes,
+    Health,
+    HealthDetails,
+    JobPage,
+    WipeOutcome,
+)
+
+Auth = Literal["anonymous", "function", "admin"]
+_REF = "#/components/schemas/{model}"
+_PATH_PARAMETER = re.compile(r"\{\w+\}")
+
+# What each status of a problem means, whichever route answers it.
+PROBLEM_STATUSES: Mapping[int, str] = {
+    400: "malformed request: JSON syntax, query parameter, cursor, transaction id or "
+    "Idempotency-Key",
+    404: "no such job (or asset)",
+    409: "the job's state does not allow this now, or an Idempotency-Key was reused",
+    413: "the body is larger than MAX_REQUEST_BYTES",
+    415: "the body is not application/json",
+    422: "the request is well-formed but not valid; `errors` names each field at fault",
+    500: "an unexpected error; the details are in the app's logs only",
+    503: "a backend (job store, job log, durable extension, key vault) did not answer",
+}
+_ALWAYS = (500,)
+_READ = (400, 404, 500, 503)
+_CHANGE = (400, 404, 409, 500, 503)
+_BODY = (400, 413, 415, 422)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A documented non-problem answer: its model (or a bare media type) and headers."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route and method. `operation_id` is the app's function name for it."""
+
+    operation_id: str
+    method: str
+    path: str
+    summary: str
+    auth: Auth
+    tag: str
+    answers: Mapping[int, Answer]
+    problems: tuple[int, ...] = _ALWAYS
+    body: Literal["schedule", "change"] | None = None
+    query: type[BaseModel] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    path_enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+# Where a created job's id leads (schemathesis follows these in its stateful phase).
+_ID_LINKS = ("job_status", "job_log", "delete_job", "reschedule_job", "pause_job", "resume_job")
+_STATUS = Answer("the job", JobStatus)
+_JOB_PATH = "/api/schedule/{transaction_id}"
+REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "create_job",
+        "POST",
+        "/api/schedule",
+        "Schedule a job",
+        "function",
+        "jobs",
+        {
+            202: Answer(
+                "accepted (or, with the same Idempotency-Key and request, accepted before)",
+                AcceptedJob,
+                headers={
+                    "Location": "the job's status URL",
+                    "Idempotent-Replayed": "`true` when this answers an earlier request",
+                },
+                links=_ID_LINKS,
+            )
+        },
+        (*_BODY, 409, 500, 503),
+        body="schedule",
+        headers={
+            "Idempotency-Key": "1 to 255 visible ASCII characters: the same key and request "
+            "always mean the same job (REQUEST_FINGERPRINT_KEY must be set)"
+        },
+    ),
+    Operation(
+        "list_jobs",
+        "GET",
+        "/api/schedule",
+        "List live jobs",
+        "function",
+        "jobs",
+        {200: Answer("a page of live jobs", JobPage)},
+        (400, 500, 503),
+        query=JobListQuery,
+    ),
+    Operation(
+        "wipe_jobs",
+        "DELETE",
+        "/api/schedule",
+        "Cancel every live job (bounded work per call)",
+        "admin",
+        "admin",
+        {200: Answer("what this call cancelled", WipeOutcome)},
+        (500, 503),
+    ),
+    Operation(
+        "preview_schedule",
+        "GET",
+        "/api/schedule/preview",
+        "Preview a cron schedule's next fire times",
+        "function",
+        "jobs",
+        {200: Answer("the next fire times, in UTC", FireTimes)},
+        (400, 422, 500),
+        query=PreviewQuery,
+    ),
+    Operation(
+        "job_status",
+        "GET",
+        f"{_JOB_PATH}/status",
+        "Read a job",
+        "function",
+        "jobs",
+        {200: _STATUS},
+        _READ,
+        query=JobStatusQuery,
+    ),
+    Operation(
+        "job_log",
+        "GET",
+        f"{_JOB_PATH}/logs",
+        "Read a job's log",
+        "function",
+        "jobs",
+        {200: Answer("entries in time order; a deleted job keeps its log", JobLogPage)},
+        _READ,
+        query=JobLogQuery,
+    ),
+    Operation(
+        "delete_job",
+        "DELETE",
+        _JOB_PATH,
+        "Delete a job (409 while an attempt runs)",
+        "function",
+        "jobs",
+        {200: Answer("deleted", DeletedJob)},
+        _CHANGE,
+    ),
+    Operation(
+        "reschedule_job",
+        "PATCH",
+        _JOB_PATH,
+        "Move a pending one-time job, or change a recurring job's schedule",
+        "function",
+        "jobs",
+        {200: _STATUS},
+        (*_BODY, 404, 409, 500, 503),
+        body="change",
+    ),
+    Operation(
+        "pause_job",
+        "POST",
+        f"{_JOB_PATH}/pause",
+        "Pause a recurring job",
+        "function",
+        "jobs",
+        {200: _STATUS},
+        _CHANGE,
+    ),
+    Operation(
+        "resume_job",
+        "POST",
+        f"{_JOB_PATH}/resume",
+        "Resume a paused recurring job",
+        "function",
+        "jobs",
+        {200: _STATUS},
+        _CHANGE,
+    ),
+    Operation(
+        "healthz",
+        "GET",
+        "/api/healthz",
+        "Whether the app works",
+        "anonymous",
+        "health",
+        {200: Answer("working", Health), 503: Answer("degraded", Health)},
+        (),
+    ),
+    Operation(
+        "healthz_details",
+        "GET",
+        "/api/healthz/details",
+        "Health with versions and the backend's state",
+        "admin",
+        "health",
+        {200: Answer("working", HealthDetails), 503: Answer("degraded", HealthDetails)},
+        (),
+    ),
+    Operation(
+        "admin_list_jobs",
+        "GET",
+        "/api/schedules",
+        "List live jobs (the older app's admin route)",
+        "admin",
+        "admin",
+        {200: Answer("a page of live jobs", JobPage)},
+        (400, 500, 503),
+        query=JobListQuery,
+    ),
+    Operation(
+        "admin_job_status",
+        "GET",
+        "/api/status/{instance_id}",
+        "Read a job (the older app's admin route)",
+        "admin",
+        "admin",
+        {200: _STATUS},
+        _READ,
+        query=JobStatusQuery,
+    ),
+    Operation(
+        "admin_terminate_job",
+        "POST",
+        "/api/terminate/{instance_id}",
+        "Delete a job (the older app's admin route)",
+        "admin",
+        "admin",
+        {200: Answer("deleted", DeletedJob)},
+        _CHANGE,
+    ),
+    Operation(
+        "admin_wipe",
+        "POST",
+        "/api/wipe",
+        "Cancel every live job (the older app's admin route)",
+        "admin",
+        "admin",
+        {200: Answer("what this call cancelled", WipeOutcome)},
+        (500, 503),
+    ),
+    Operation(
+        "openapi_document",
+        "GET",
+        "/api/openapi.json",
+        "This document",
+        "anonymous",
+        "reference",
+        {200: Answer("the OpenAPI 3.1 document")},
+        (),
+    ),
+    Operation(
+        "api_reference",
+        "GET",
+        "/api/docs",
+        "The API reference page (Swagger UI, served by the app)",
+        "anonymous",
+        "reference",
+        {200: Answer("the page", media_type="text/html")},
+        (),
+    ),
+    Operation(
+        "api_reference_asset",
+        "GET",
+        "/api/docs/{asset}",
+        "A script or style sheet of the reference page",
+        "anonymous",
+        "reference",
+        {200: Answer("the asset", media_type="*/*")},
+        (404,),
+        path_enums={"asset": REFERENCE_ASSETS},
+    ),
+)
+
+_SECURITY_SCHEMES = {
+    "functionKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-functions-key",
+        "description": "a function key (or the host's master key)",
+    },
+    "functionKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "code",
+        "description": "a function key (or the host's master key) as `?code=`",
+    },
+    "masterKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-functions-key",
+        "description": "the host's master key (admin level); function keys are refused",
+    },
+    "masterKeyQuery": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "code",
+        "description": "the host's master key as `?code=`",
+    },
+}
+_SECURITY: Mapping[Auth, list[dict[str, list[str]]]] = {
+    "anonymous": [],
+    "function": [{"functionKey": []}, {"functionKeyQuery": []}],
+    "admin": [{"masterKey": []}, {"masterKeyQuery": []}],
+}
+
+
+def route_of(operation: Operation) -> str:
+    """`METHOD /path` with every path parameter written `{}`, as a route table compares."""
+    return f"{operation.method} {_PATH_PARAMETER.sub('{}', operation.path)}"
+
+
+def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+    """The whole document; `server_url` (the app's origin) becomes its only server."""
+    document = copy.deepcopy(_document())
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    return document
+
+
+@cache
+def _document() -> dict[str, Any]:
+    schemas = _component_schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(
+            operation, schemas
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Durable Scheduler",
+            "version": "1",
+            "description": "Run an HTTP call or a log entry exactly once, at a given time or on "
+            "a cron schedule. Every error is `application/problem+json` (RFC 9457).",
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
+    }
+
+
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    inputs: list[type[BaseModel]] = [
+        ScheduleRequest,
+        ScheduleChange,
+        *(prompt.payload_model for prompt in PROMPT_TYPES.values()),
+        JobListQuery,
+        JobLogQuery,
+        JobStatusQuery,
+        PreviewQuery,
+    ]
+    outputs = {a.model for o in OPERATIONS for a in o.answers.values() if a.model is not None}
+    outputs.add(Problem)
+    return [
+        *((model, "validation") for model in inputs),
+        *((model, "serialization") for model in sorted(outputs, key=lambda m: m.__name__)),
+    ]
+
+
+def _component_schemas() -> dict[str, Any]:
+    _, top = models_json_schema(_models(), ref_template=_REF)
+    schemas: dict[str, Any] = top.get("$defs", {})
+    base = schemas["ScheduleRequest"]
+    for name, prompt in PROMPT_TYPES.items():
+        # One create body per prompt type: its payload's own model, chosen by prompt_type.
+        variant = copy.deepcopy(base)
+        variant["title"] = f"ScheduleRequest ({name})"
+        variant["properties"]["prompt_type"] = {"const": name}
+        variant["properties"]["payload"] = {"$ref": _REF.format(model=_name(prompt.payload_model))}
+        schemas[_variant_name(name)] = variant
+    return schemas
+
+
+def _name(model: type[BaseModel]) -> str:
+    return model.__name__
+
+
+def _variant_name(prompt_type: str) -> str:
+    return "ScheduleRequest_" + re.sub(r"[^A-Za-z0-9]", "_", prompt_type)
+
+
+def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "operationId": operation.operation_id,
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "security": _SECURITY[operation.auth],
+        "parameters": [
+            *_path_parameters(operation),
+            *_query_parameters(operation.query, schemas),
+            *(
+                {"name": name, "in": "header", "description": text, "schema": {"type": "string"}}
+                for name, text in operation.headers.items()
+            ),
+        ],
+        "responses": _responses(operation),
+    }
+    if operation.body is not None:
+        body["requestBody"] = {"required": True, "content": {"application/json": _body(operation)}}
+    return body
+
+
+def _body(operation: Operation) -> dict[str, Any]:
+    if operation.body == "change":
+        return {"schema": {"$ref": _REF.format(model=_name(ScheduleChange))}}
+    return {
+        "schema": {
+            "oneOf": [{"$ref": _REF.format(model=_variant_name(name))} for name in PROMPT_TYPES]
+        }
+    }
+
+
+def _path_parameters(operation: Operation) -> list[dict[str, Any]]:
+    parameters = []
+    for name in re.findall(r"\{(\w+)\}", operation.path):
+        if name in operation.path_enums:
+            schema: dict[str, Any] = {"type": "string", "enum": list(operation.path_enums[name])}
+            text = "the asset's file name"
+        else:
+            schema = {"type": "string", "pattern": f"^{TRANSACTION_ID.pattern}$"}
+            text = "the job's transaction id (a lower-case UUID)"
+        parameters.append(
+            {"name": name, "in": "path", "required": True, "description": text, "schema": schema}
+        )
+    return parameters
+
+
+def _query_parameters(
+    query: type[BaseModel] | None, schemas: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if query is None:
+        return []
+    model = schemas[_name(query)]
+    parameters = []
+    for name, schema in model["properties"].items():
+        schema = _without_null(schema)
+        parameter: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in model.get("required", ()),
+            "schema": schema,
+        }
+        if "description" in schema:
+            parameter["description"] = schema["description"]
+        parameters.append(parameter)
+    return parameters
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional query parameter is one left out: it has no null form."""
+    schema = {k: v for k, v in schema.items() if k not in ("title", "default")}
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    return schema
+
+
+def _responses(operation: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, answer in operation.answers.items():
+        response: dict[str, Any] = {"description": answer.description}
+        schema = {"$ref": _REF.format(model=_name(answer.model))} if answer.model else {}
+        response["content"] = {answer.media_type: {"schema": schema}}
+        if answer.headers:
+            response["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in answer.headers.items()
+            }
+        if answer.links:
+            response["links"] = {
+                target: {
+                    "operationId": target,
+                    "parameters": {"transaction_id": "$response.body#/transaction_id"},
+                }
+                for target in answer.links
+            }
+        responses[str(status)] = response
+    problem_ref = {"$ref": _REF.format(model=_name(Problem))}
+    for status in operation.problems:
+        responses[str(status)] = {
+            "description": PROBLEM_STATUSES[status],
+            "content": {"application/problem+json": {"schema": problem_ref}},
+        }
+    if operation.auth != "anonymous":
+        # Answered by the Functions host before the app runs: no body of ours.
+        responses["401"] = {"description": "no key, or a key of too low a level"}
+    return responses

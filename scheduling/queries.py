@@ -1,0 +1,62 @@
+"""The query strings the API reads, as models: their bounds are the handlers' bounds.
+
+The handlers read each parameter with http_io's capped readers, using the constants here; the
+OpenAPI document describes the parameters from these models, so both say the same.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scheduling.job_log.entries import MAX_READ_LIMIT
+from scheduling.models import UtcDatetime, fields_of
+from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from scheduling.recurrence import Recurrence
+
+DEFAULT_LOG_PAGE = 100
+MAX_LOG_PAGE = MAX_READ_LIMIT
+DEFAULT_PREVIEW = 10
+MAX_PREVIEW = 100
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JobListQuery(_Query):
+    """GET /api/schedule: live jobs in exec_at order."""
+
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    state: Literal["pending", "firing", "retrying", "paused"] | None = None
+    due_from: UtcDatetime | None = Field(
+        default=None, alias="from", description="only jobs due at or after this time"
+    )
+    due_to: UtcDatetime | None = Field(
+        default=None, alias="to", description="only jobs due before this time"
+    )
+    prompt_type: str | None = None
+    cursor: str | None = Field(
+        default=None, description="the `next_cursor` of the previous page of this listing"
+    )
+
+
+class JobStatusQuery(_Query):
+    history: bool = Field(
+        default=False, description="add the orchestration's durable status and history"
+    )
+
+
+class JobLogQuery(_Query):
+    limit: int = Field(default=DEFAULT_LOG_PAGE, ge=1, le=MAX_LOG_PAGE)
+    cursor: str | None = Field(
+        default=None, description="the `next_cursor` of the previous page of this log"
+    )
+
+
+_PREVIEWED = ("cron", "timezone", "dst_gap", "dst_fold", "start_at", "end_at")
+
+
+class PreviewQuery(fields_of("PreviewFields", Recurrence, _PREVIEWED)):  # type: ignore[misc]
+    """GET /api/schedule/preview: a cron schedule's next fire times, creating nothing."""
+
+    count: int = Field(default=DEFAULT_PREVIEW, ge=1, le=MAX_PREVIEW)

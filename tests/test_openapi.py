@@ -1,0 +1,149 @@
+"""The OpenAPI document covers every route the app registers, and the reference page is
+served by the app itself (no CDN)."""
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+
+from function_app import app
+from scheduling.openapi import OPERATIONS, PROBLEM_STATUSES, openapi_document, route_of
+from tests.support.loopback_app import LoopbackApp, serving
+from tests.support.scheduler import Scheduler
+from tests.support.worker_calls import index_functions
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NO_SCOPES: list[str] = []
+EXPECTED_SECURITY = {
+    "anonymous": [],
+    "function": [{"functionKey": NO_SCOPES}, {"functionKeyQuery": NO_SCOPES}],
+    "admin": [{"masterKey": NO_SCOPES}, {"masterKeyQuery": NO_SCOPES}],
+}
+_AUTH = {"ANONYMOUS": "anonymous", "FUNCTION": "function", "ADMIN": "admin"}
+
+
+def registered_routes() -> dict[str, tuple[str, str]]:
+    """`METHOD /api/route` of every HTTP function: (function name, auth level)."""
+    routes = {}
+    for function in index_functions(app):
+        for binding in json.loads(function.get_function_json())["bindings"]:
+            if binding["type"] != "httpTrigger":
+                continue
+            path = re.sub(r"\{\w+\}", "{}", f"/api/{binding['route']}")
+            for method in binding["methods"]:
+                routes[f"{method.upper()} {path}"] = (
+                    str(function.get_function_name()),
+                    _AUTH[binding["authLevel"].upper()],
+                )
+    return routes
+
+
+def test_every_registered_route_is_documented_and_nothing_else() -> None:
+    documented = {route_of(op): (op.operation_id, op.auth) for op in OPERATIONS}
+    assert documented == registered_routes()
+
+
+def test_the_document_is_openapi_3_1_that_schemathesis_can_read() -> None:
+    document = openapi_document()
+    assert document["openapi"] == "3.1.0"
+    schema = schemathesis.openapi.from_dict(document)
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    assert {f"{op.method.upper()} {op.path}" for op in operations} == {
+        f"{op.method} {op.path}" for op in OPERATIONS
+    }
+
+
+def test_create_body_is_one_schema_per_prompt_type_with_its_payload_model() -> None:
+    document = openapi_document()
+    body = document["paths"]["/api/schedule"]["post"]["requestBody"]["content"]
+    variants = [
+        ref["$ref"].rsplit("/", 1)[1] for ref in body["application/json"]["schema"]["oneOf"]
+    ]
+    schemas = document["components"]["schemas"]
+    payloads = {
+        schemas[name]["properties"]["prompt_type"]["const"]: schemas[name]["properties"]["payload"]
+        for name in variants
+    }
+    assert payloads == {
+        "http.call": {"$ref": "#/components/schemas/HttpCallPayload"},
+        "log.append": {"$ref": "#/components/schemas/LogAppendPayload"},
+    }
+    # The payload models' own constraints, not a copy of them.
+    assert schemas["LogAppendPayload"]["properties"]["message"]["maxLength"] == 8192
+
+
+def test_every_problem_status_the_code_raises_is_documented() -> None:
+    raised = set()
+    for source in [*REPO_ROOT.glob("blueprints/*.py"), *REPO_ROOT.glob("scheduling/**/*.py")]:
+        text = source.read_text()
+        raised |= {int(s) for s in re.findall(r"\bproblem\(\s*(\d{3})\b", text)}
+        raised |= {int(s) for s in re.findall(r"\b_problem\(\s*(\d{3})\b", text)}
+    assert raised, "the scan found no problem() call: has the helper been renamed?"
+    assert raised <= set(PROBLEM_STATUSES)
+    documented = {
+        int(s)
+        for op in openapi_document()["paths"].values()
+        for o in op.values()
+        for s in o["responses"]
+        if int(s) >= 400
+    }
+    assert raised <= documented
+
+
+def test_keyed_routes_declare_their_key_and_anonymous_ones_none() -> None:
+    document = openapi_document()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["functionKey"] == {
+        **schemes["functionKey"],
+        "in": "header",
+        "name": "x-functions-key",
+    }
+    assert schemes["functionKeyQuery"]["in"] == "query"
+    assert schemes["functionKeyQuery"]["name"] == "code"
+    for op in OPERATIONS:
+        security = document["paths"][op.path][op.method.lower()]["security"]
+        expected = EXPECTED_SECURITY[op.auth]
+        assert security == expected, op.operation_id
+
+
+@pytest.fixture
+def served(scheduler: Scheduler) -> Iterator[LoopbackApp]:
+    with serving(scheduler.host.client_binding()) as running:
+        yield running
+
+
+def test_the_app_serves_its_document_with_its_own_origin(served: LoopbackApp) -> None:
+    reply = httpx.get(f"{served.url}/api/openapi.json")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/json")
+    document = reply.json()
+    assert document["servers"] == [{"url": served.url}]
+    assert document["paths"] == openapi_document()["paths"]
+
+
+def test_the_reference_page_loads_its_assets_from_the_app(served: LoopbackApp) -> None:
+    page = httpx.get(f"{served.url}/api/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(sources) == ["docs/swagger-ui-bundle.js", "docs/swagger-ui.css"]
+    assert "openapi.json" in page.text
+    # Relative to /api/docs, as a browser resolves them.
+    script = httpx.get(f"{served.url}/api/docs/swagger-ui-bundle.js")
+    style = httpx.get(f"{served.url}/api/docs/swagger-ui.css")
+    assert script.status_code == style.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.headers["content-type"].startswith("text/css")
+    assert b"SwaggerUIBundle" in script.content
+    assert b".swagger-ui" in style.content
+
+
+def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: LoopbackApp) -> None:
+    for name in ("index.html", "..%2F..%2Ffunction_app.py", "swagger-ui.css.map"):
+        reply = httpx.get(f"{served.url}/api/docs/{name}")
+        assert reply.status_code == 404
+        assert reply.headers["content-type"] == "application/problem+json"
