@@ -126,7 +126,19 @@ class ScheduleRequest(BaseModel):
     422 can name the field at fault; the payload is checked against its prompt type.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "cron": "0 9 * * MON-FRI",
+                    "timezone": "Europe/Paris",
+                    "prompt_type": "log.append",
+                    "payload": {"message": "stand-up reminder"},
+                }
+            ]
+        },
+    )
 
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None

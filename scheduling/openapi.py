@@ -475,6 +475,9 @@ def _query_parameters(
         }
         if "description" in schema:
             parameter["description"] = schema["description"]
+        if not parameter["required"]:
+            # The handlers read `?name=` as the parameter left out (http_io's readers).
+            parameter["allowEmptyValue"] = True
         parameters.append(parameter)
     return parameters
 

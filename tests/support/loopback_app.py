@@ -11,6 +11,7 @@ Interim: the lead's `local_durable_host` HTTP front end replaces this once it is
 import asyncio
 import inspect
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,8 @@ class LoopbackApp:
         self.client_binding = client_binding
         self.routes = _routes()
         self.served = 0
+        # (function name, status) of every answer: what a generated run actually reached.
+        self.answers: Counter[tuple[str, int]] = Counter()
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -106,6 +109,7 @@ class LoopbackApp:
                 headers = dict(response.headers.items())
                 headers.setdefault("Content-Type", response.mimetype)
                 app.served += 1
+                app.answers[route.function_name, response.status_code] += 1
                 self._reply(response.status_code, headers, response.get_body())
 
             def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -117,7 +121,11 @@ class LoopbackApp:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method (TRACE too) reaches the route table, as at the Functions host.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         return Handler
 
