@@ -53,9 +53,7 @@ schema = schemathesis.openapi.from_dict(openapi_document())
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
 )
-def test_every_operation_conforms(
-    served: LoopbackApp, case: schemathesis.Case[Any, Any, Any, Any]
-) -> None:
+def test_every_operation_conforms(served: LoopbackApp, case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(base_url=served.url, checks=CHECKED)
 
 
@@ -74,11 +72,11 @@ def test_stateful_links_conform(served: LoopbackApp) -> None:
     delete) with generated inputs; the same checks on every step."""
 
     class Workflow(creating_schema().as_state_machine()):  # type: ignore[misc]
-        def get_call_kwargs(self, case: schemathesis.Case[Any, Any, Any, Any]) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"base_url": served.url}
 
         def validate_response(
-            self, response: Any, case: schemathesis.Case[Any, Any, Any, Any], **kwargs: Any
+            self, response: Any, case: schemathesis.Case[Any], **kwargs: Any
         ) -> None:
             case.validate_response(response, checks=CHECKED)
 
