@@ -27,6 +27,8 @@ from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
 from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
 from scheduling.job_views import next_fire_at
+from scheduling.log_context import name_job
+from scheduling.metrics import job_attributes, job_metrics
 from scheduling.models import Callbacks, ScheduleRequest
 from scheduling.problems import (
     FieldError,
@@ -73,6 +75,7 @@ async def create_job(
             return await _replay(client, store, request, earlier, fingerprint)
     first = _first_run(schedule, settings)
 
+    name_job(transaction_id)
     record = await _sealed_record(
         transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings, flow
     )
@@ -97,6 +100,7 @@ async def create_job(
         if await orchestration_runs(client, record) or not await _withdraw(store, stored):
             return _accepted(request, record)
     await record_lifecycle(accepted_entry(record))
+    job_metrics().accepted.add(1, job_attributes(record.prompt_type, record.destination))
     return _accepted(request, record)
 
 

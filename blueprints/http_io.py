@@ -56,7 +56,10 @@ def problem_responses(
 
     @functools.wraps(handler)
     async def respond(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
+        from blueprints.telemetry import configure_once
         from scheduling.problems import ProblemError, problem
+
+        configure_once()
 
         try:
             return await handler(*args, **kwargs)

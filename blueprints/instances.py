@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 
+from scheduling.log_context import name_job
 from scheduling.models import TRANSACTION_ID
 from scheduling.problems import problem
 
@@ -30,6 +31,8 @@ def checked_id(transaction_id: str) -> str:
             "Invalid transaction id",
             "a transaction id is the lower-case UUID that POST /api/schedule returned",
         )
+    # The request's own task: what it logs from here on names the job.
+    name_job(transaction_id)
     return transaction_id
 
 

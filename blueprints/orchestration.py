@@ -260,9 +260,11 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt if the job's record still allows it; the report, never the payload."""
     # Here, not at import: the stores, the HTTP client and the sealer are cold-start weight.
     from blueprints import dependencies
+    from blueprints.telemetry import configure_once
     from scheduling.attempts import run_attempt
     from scheduling.job_record import AttemptOrder
 
+    configure_once()
     this = AttemptOrder.model_validate(decode_durable_json(order))
     deps = dependencies.current()
     settings = deps.settings()

@@ -27,6 +27,7 @@ from scheduling.job_store import (
     forget_failure_quietly,
     unindex_quietly,
 )
+from scheduling.metrics import job_attributes, job_metrics
 from scheduling.problems import ProblemError, not_found, problem
 from scheduling.responses import DeletedJob, WipeOutcome
 
@@ -81,6 +82,7 @@ async def _delete_once(
         raise not_found(f"no job with transaction id {transaction_id}: it was deleted")
     if cancelled is not None:
         await asyncio.to_thread(store.replace, stored, cancelled)
+        _count_cancelled(cancelled)
         await asyncio.to_thread(unindex_quietly, store, cancelled)
         await stop_quietly(client, cancelled.instance_id)
         entry = cancelled_entry(cancelled)
@@ -166,6 +168,17 @@ def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
             store.replace(stored, cancelled)
         except StaleRecord:
             continue
+        _count_cancelled(cancelled)
         unindex_quietly(store, cancelled)
         return cancelled
     return "skipped"
+
+
+def _count_cancelled(record: JobRecord) -> None:
+    job_metrics().cancelled.add(
+        1,
+        {
+            **job_attributes(record.prompt_type, record.destination),
+            "by": record.cancelled_by or "delete",
+        },
+    )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from scheduling.attempt_history import lateness_ms
 from scheduling.firing import fire
 from scheduling.job_log.lifecycle import lifecycle_entry
 from scheduling.job_log.resilient import append_with_retry
@@ -26,6 +27,8 @@ from scheduling.job_store import (
     forget_failure_quietly,
     unindex_quietly,
 )
+from scheduling.log_context import about_job
+from scheduling.metrics import job_attributes, job_metrics
 from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
@@ -50,6 +53,18 @@ def run_attempt(
     The claim is a compare-and-swap on the record: a delete that wrote `cancelled` first
     wins, and this attempt sends nothing.
     """
+    with about_job(order.transaction_id):
+        return _run_attempt(order, store, sealer, clock, context_for, sleep)
+
+
+def _run_attempt(
+    order: AttemptOrder,
+    store: TableJobStore,
+    sealer: Sealer,
+    clock: Callable[[], datetime],
+    context_for: Callable[[JobRecord], FiringContext],
+    sleep: Callable[[float], None],
+) -> AttemptReport:
     claimed = _claim(order, store, clock)
     if not isinstance(claimed, StoredJob):
         return claimed
@@ -65,7 +80,7 @@ def run_attempt(
             "error": "the payload could not be unsealed: its key is not available",
         }
     else:
-        outcome = fire(record.prompt_type, payload, context_for(record))
+        outcome = _fire_measured(order, record, payload, clock, context_for)
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
     finished = finish_attempt(record, outcome, retry_after, clock())
     moved = finished.state in LIVE_STATES and finished.exec_at != record.exec_at
@@ -85,11 +100,49 @@ def run_attempt(
             return AttemptReport(state="gone", attempt=0)
         _keep_indexed(store, current.record)
         return report_of(current.record)
+    _count_outcome(record, outcome, retry_after)
     if (finished.state not in LIVE_STATES or moved) and old_row is not None:
         unindex_quietly(store, record, old_row)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
+
+
+def _fire_measured(
+    order: AttemptOrder,
+    record: JobRecord,
+    payload: Any,
+    clock: Callable[[], datetime],
+    context_for: Callable[[JobRecord], FiringContext],
+) -> dict[str, Any]:
+    """Fire, counting the attempt, how late it went out and how long it took."""
+    instruments = job_metrics()
+    attributes = job_attributes(record.prompt_type, record.destination)
+    instruments.fired.add(1, attributes)
+    instruments.lateness.record(_lateness_ms(order, record, clock), attributes)
+    started = time.perf_counter()
+    try:
+        return fire(record.prompt_type, payload, context_for(record))
+    finally:
+        instruments.duration.record((time.perf_counter() - started) * 1000, attributes)
+
+
+def _lateness_ms(order: AttemptOrder, record: JobRecord, clock: Callable[[], datetime]) -> int:
+    """The claimed attempt's lateness as its history entry has it (the same figure the status
+    shows); from the clock for a record claimed before the history existed."""
+    history = record.attempt_history
+    if history and history[-1].attempt == order.attempt:
+        return history[-1].lateness_ms
+    return lateness_ms(order.due_at, clock())
+
+
+def _count_outcome(record: JobRecord, outcome: dict[str, Any], retry_after: object) -> None:
+    """A run's end, once recorded: succeeded, or failed with no retry left."""
+    attributes = job_attributes(record.prompt_type, record.destination)
+    if outcome.get("ok"):
+        job_metrics().succeeded.add(1, attributes)
+    elif retry_after is None:
+        job_metrics().failed.add(1, attributes)
 
 
 def _record_outcome(

@@ -19,6 +19,10 @@ HEAVY = (
     "azure.cosmos",
     "azure.identity",
     "azure.keyvault",
+    "azure.monitor",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "swagger_ui",
 )
 
 

@@ -1,0 +1,151 @@
+"""Metrics and logs of real jobs, read with the OpenTelemetry SDK's in-memory reader.
+
+The app's instruments go to whichever MeterProvider is installed; this module installs the
+SDK's with an InMemoryMetricReader (once per process: OpenTelemetry allows one), runs jobs
+through the `scheduler` fixture, and reads what a dashboard would read.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from pytest_httpserver import HTTPServer
+
+from scheduling.metrics import METER_NAME
+from tests.support.scheduler import Scheduler
+
+_reader = InMemoryMetricReader()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sdk_meter_provider() -> None:
+    metrics.set_meter_provider(MeterProvider(metric_readers=[_reader]))
+
+
+def points(name: str) -> list[Any]:
+    """Every data point of instrument `name` (cumulative since the process started)."""
+    data = _reader.get_metrics_data()
+    found = []
+    for resource in data.resource_metrics if data else ():
+        for scope in resource.scope_metrics:
+            if scope.scope.name != METER_NAME:
+                continue
+            for metric in scope.metrics:
+                if metric.name == name:
+                    found.extend(metric.data.data_points)
+    return found
+
+
+def count(name: str, **attributes: str) -> float:
+    """A counter's total (or a histogram's count) over the points with these attributes."""
+    total = 0.0
+    for point in points(name):
+        if all(point.attributes.get(k) == v for k, v in attributes.items()):
+            total += getattr(point, "value", None) or getattr(point, "count", 0)
+    return total
+
+
+def histogram_sum(name: str, **attributes: str) -> float:
+    return sum(
+        point.sum
+        for point in points(name)
+        if all(point.attributes.get(k) == v for k, v in attributes.items())
+    )
+
+
+async def test_a_job_that_succeeds_is_counted_accepted_fired_and_succeeded(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    destination = f"POST http://127.0.0.1:{httpserver.port}"
+    exec_at = scheduler.now() + timedelta(minutes=5)
+    before = {
+        name: count(f"scheduler.jobs.{name}", destination=destination)
+        for name in ("accepted", "fired", "succeeded", "failed")
+    }
+    await scheduler.accepted("http.call", {"url": httpserver.url_for("/ok")}, at=exec_at)
+    scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+
+    assert len(httpserver.log) == 1
+    after = {
+        name: count(f"scheduler.jobs.{name}", destination=destination)
+        for name in ("accepted", "fired", "succeeded", "failed")
+    }
+    assert after == {
+        "accepted": before["accepted"] + 1,
+        "fired": before["fired"] + 1,
+        "succeeded": before["succeeded"] + 1,
+        "failed": before["failed"],
+    }
+    assert count("scheduler.attempt.duration", destination=destination) >= 1
+
+
+async def test_a_job_that_fails_is_counted_failed_by_destination(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/broken").respond_with_data("no", status=400)
+    destination = f"POST http://127.0.0.1:{httpserver.port}"
+    failed_before = count("scheduler.jobs.failed", destination=destination)
+    succeeded_before = count("scheduler.jobs.succeeded", destination=destination)
+    exec_at = scheduler.now() + timedelta(minutes=5)
+    await scheduler.accepted("http.call", {"url": httpserver.url_for("/broken")}, at=exec_at)
+    scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+
+    assert len(httpserver.log) == 1
+    assert count("scheduler.jobs.failed", destination=destination) == failed_before + 1
+    assert count("scheduler.jobs.succeeded", destination=destination) == succeeded_before
+
+
+async def test_lateness_is_how_long_after_its_due_time_an_attempt_fired(
+    scheduler: Scheduler,
+) -> None:
+    attributes = {"prompt_type": "log.append", "destination": "none"}
+    count_before = count("scheduler.attempt.lateness", **attributes)
+    sum_before = histogram_sum("scheduler.attempt.lateness", **attributes)
+    exec_at = scheduler.now() + timedelta(minutes=5)
+    await scheduler.accepted("log.append", {"message": "late"}, at=exec_at)
+    # The app was not running at the due time (e.g. scaled to zero): 45 s late.
+    scheduler.host.set_clock(exec_at + timedelta(seconds=45))
+    scheduler.host.run()
+
+    assert count("scheduler.attempt.lateness", **attributes) == count_before + 1
+    assert histogram_sum("scheduler.attempt.lateness", **attributes) - sum_before == 45_000
+
+
+async def test_deleting_a_job_counts_it_cancelled(scheduler: Scheduler) -> None:
+    before = count("scheduler.jobs.cancelled", prompt_type="log.append", by="delete")
+    transaction_id = await scheduler.accepted("log.append", {"message": "never"})
+    reply = await scheduler.api.delete(f"/api/schedule/{transaction_id}")
+    assert reply.status == 200
+    assert count("scheduler.jobs.cancelled", prompt_type="log.append", by="delete") == before + 1
+
+
+async def test_every_log_record_of_an_attempt_carries_the_job_id(
+    scheduler: Scheduler, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("fine")
+    exec_at = scheduler.now() + timedelta(minutes=5)
+    # In a task of its own, as the host runs each invocation: the id the create names stays
+    # in that task, so whatever carries it below was named by the attempt itself.
+    transaction_id = await asyncio.create_task(
+        scheduler.accepted("http.call", {"url": httpserver.url_for("/hook")}, at=exec_at)
+    )
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+
+    assert len(httpserver.log) == 1
+    # The orchestrator does no I/O: every storage call logged here is the attempt's.
+    attempt_records = [
+        r for r in caplog.records if r.name.startswith(("azure.core", "urllib3", "scheduling"))
+    ]
+    assert attempt_records, "the attempt logged nothing to check"
+    assert {getattr(r, "transaction_id", None) for r in attempt_records} == {transaction_id}
+    # And nothing outside a job is labelled with one.
+    target_records = [r for r in caplog.records if r.name == "werkzeug"]
+    assert {getattr(r, "transaction_id", None) for r in target_records} <= {None}
