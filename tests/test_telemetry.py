@@ -30,7 +30,7 @@ def sdk_meter_provider() -> None:
 def points(name: str) -> list[Any]:
     """Every data point of instrument `name` (cumulative since the process started)."""
     data = _reader.get_metrics_data()
-    found = []
+    found: list[Any] = []
     for resource in data.resource_metrics if data else ():
         for scope in resource.scope_metrics:
             if scope.scope.name != METER_NAME:
@@ -46,13 +46,14 @@ def count(name: str, **attributes: str) -> float:
     total = 0.0
     for point in points(name):
         if all(point.attributes.get(k) == v for k, v in attributes.items()):
-            total += getattr(point, "value", None) or getattr(point, "count", 0)
+            value: Any = getattr(point, "value", None) or getattr(point, "count", 0)
+            total += float(value)
     return total
 
 
 def histogram_sum(name: str, **attributes: str) -> float:
     return sum(
-        point.sum
+        float(point.sum)
         for point in points(name)
         if all(point.attributes.get(k) == v for k, v in attributes.items())
     )
