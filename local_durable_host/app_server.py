@@ -305,6 +305,13 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+        def __getattr__(self, name: str) -> Any:
+            # Any other method (TRACE, QUERY...) reaches the route table too and gets the
+            # host's 405 or 404, not http.server's 501: a server error to an API client.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # request lines would show `?code=` keys; the app logs what it needs
 

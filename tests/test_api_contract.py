@@ -1,8 +1,8 @@
 """Schemathesis against the running app over real HTTP: no server error, and every answer
 is what the OpenAPI document says (status, content type, body schema, headers).
 
-The app runs on a loopback socket (tests/support/loopback_app.py) over the durable stand-in
-and Azurite. Each operation gets generated
+The app runs on a loopback socket (local_durable_host's AppServer, keys enforced) over the
+durable stand-in and Azurite; every request carries the master key. Each operation gets generated
 requests, valid and invalid (an invalid one must be refused with a 4xx), then the stateful
 phase follows the document's links (create -> status, log, pause, resume, PATCH, delete).
 
@@ -10,6 +10,7 @@ Count the generated cases with `--hypothesis-show-statistics` (docs/testing.md).
 """
 
 import copy
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +19,11 @@ import pytest
 import schemathesis
 from schemathesis import checks
 
+from local_durable_host.app_server import AppServer
 from scheduling.models import ScheduleRequest
 from scheduling.openapi import openapi_document
-from tests.support.loopback_app import LoopbackApp, serving
 from tests.support.scheduler import Scheduler
+from tests.support.served_app import TEST_KEYS, served_app
 
 CHECKED = [
     checks.not_a_server_error,
@@ -33,12 +35,22 @@ CHECKED = [
 ]
 EXAMPLES_PER_OPERATION = 40
 STATEFUL_SCENARIOS = 30
-FOLLOWED = {"job_status", "job_log", "delete_job", "reschedule_job", "pause_job", "resume_job"}
+FOLLOWED = {
+    "GET /api/schedule/{transaction_id}/status",
+    "GET /api/schedule/{transaction_id}/logs",
+    "DELETE /api/schedule/{transaction_id}",
+    "PATCH /api/schedule/{transaction_id}",
+    "POST /api/schedule/{transaction_id}/pause",
+    "POST /api/schedule/{transaction_id}/resume",
+}
+
+
+KEY = {"x-functions-key": TEST_KEYS.master_key}
 
 
 @pytest.fixture
-def served(scheduler: Scheduler) -> Iterator[LoopbackApp]:
-    with serving(scheduler.host.client_binding()) as running:
+def served(scheduler: Scheduler) -> Iterator[AppServer]:
+    with served_app(scheduler) as running:
         yield running
 
 
@@ -53,8 +65,8 @@ schema = schemathesis.openapi.from_dict(openapi_document())
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
 )
-def test_every_operation_conforms(served: LoopbackApp, case: schemathesis.Case[Any]) -> None:
-    case.call_and_validate(base_url=served.url, checks=CHECKED)
+def test_every_operation_conforms(served: AppServer, case: schemathesis.Case[Any]) -> None:
+    case.call_and_validate(base_url=served.base_url, headers=KEY, checks=CHECKED)
 
 
 def creating_schema() -> Any:
@@ -67,17 +79,20 @@ def creating_schema() -> Any:
     return schemathesis.openapi.from_dict(document)
 
 
-def test_stateful_links_conform(served: LoopbackApp) -> None:
+def test_stateful_links_conform(served: AppServer) -> None:
     """Create, then follow the links from its answer (status, log, PATCH, pause, resume,
     delete) with generated inputs; the same checks on every step."""
 
+    answers: Counter[tuple[str, int]] = Counter()
+
     class Workflow(creating_schema().as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
-            return {"base_url": served.url}
+            return {"base_url": served.base_url, "headers": KEY}
 
         def validate_response(
             self, response: Any, case: schemathesis.Case[Any], **kwargs: Any
         ) -> None:
+            answers[case.operation.label, response.status_code] += 1
             case.validate_response(response, checks=CHECKED)
 
     Workflow.run(
@@ -88,15 +103,15 @@ def test_stateful_links_conform(served: LoopbackApp) -> None:
             suppress_health_check=list(hypothesis.HealthCheck),
         )
     )
-    created = served.answers["create_job", 202]
+    created = answers["POST /api/schedule", 202]
     followed = sum(
         count
-        for (function, status), count in served.answers.items()
-        if function in FOLLOWED and status < 400
+        for (operation, status), count in answers.items()
+        if operation in FOLLOWED and status < 400
     )
     print(
-        f"stateful: {sum(served.answers.values())} requests, {created} jobs created, "
+        f"stateful: {sum(answers.values())} requests, {created} jobs created, "
         f"{followed} successful follow-ups"
     )
-    assert created > 0, served.answers
-    assert followed > 0, served.answers
+    assert created > 0, answers
+    assert followed > 0, answers

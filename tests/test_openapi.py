@@ -11,10 +11,11 @@ import pytest
 import schemathesis
 
 from function_app import app
+from local_durable_host.app_server import AppServer
+from local_durable_host.worker_calls import index_functions
 from scheduling.openapi import OPERATIONS, PROBLEM_STATUSES, openapi_document, route_of
-from tests.support.loopback_app import LoopbackApp, serving
 from tests.support.scheduler import Scheduler
-from tests.support.worker_calls import index_functions
+from tests.support.served_app import served_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_SCOPES: list[str] = []
@@ -111,30 +112,30 @@ def test_keyed_routes_declare_their_key_and_anonymous_ones_none() -> None:
 
 
 @pytest.fixture
-def served(scheduler: Scheduler) -> Iterator[LoopbackApp]:
-    with serving(scheduler.host.client_binding()) as running:
+def served(scheduler: Scheduler) -> Iterator[AppServer]:
+    with served_app(scheduler) as running:
         yield running
 
 
-def test_the_app_serves_its_document_with_its_own_origin(served: LoopbackApp) -> None:
-    reply = httpx.get(f"{served.url}/api/openapi.json")
+def test_the_app_serves_its_document_with_its_own_origin(served: AppServer) -> None:
+    reply = httpx.get(f"{served.base_url}/api/openapi.json")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("application/json")
     document = reply.json()
-    assert document["servers"] == [{"url": served.url}]
+    assert document["servers"] == [{"url": served.base_url}]
     assert document["paths"] == openapi_document()["paths"]
 
 
-def test_the_reference_page_loads_its_assets_from_the_app(served: LoopbackApp) -> None:
-    page = httpx.get(f"{served.url}/api/docs")
+def test_the_reference_page_loads_its_assets_from_the_app(served: AppServer) -> None:
+    page = httpx.get(f"{served.base_url}/api/docs")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert sorted(sources) == ["docs/swagger-ui-bundle.js", "docs/swagger-ui.css"]
     assert "openapi.json" in page.text
     # Relative to /api/docs, as a browser resolves them.
-    script = httpx.get(f"{served.url}/api/docs/swagger-ui-bundle.js")
-    style = httpx.get(f"{served.url}/api/docs/swagger-ui.css")
+    script = httpx.get(f"{served.base_url}/api/docs/swagger-ui-bundle.js")
+    style = httpx.get(f"{served.base_url}/api/docs/swagger-ui.css")
     assert script.status_code == style.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert style.headers["content-type"].startswith("text/css")
@@ -142,8 +143,8 @@ def test_the_reference_page_loads_its_assets_from_the_app(served: LoopbackApp) -
     assert b".swagger-ui" in style.content
 
 
-def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: LoopbackApp) -> None:
+def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: AppServer) -> None:
     for name in ("index.html", "..%2F..%2Ffunction_app.py", "swagger-ui.css.map"):
-        reply = httpx.get(f"{served.url}/api/docs/{name}")
+        reply = httpx.get(f"{served.base_url}/api/docs/{name}")
         assert reply.status_code == 404
         assert reply.headers["content-type"] == "application/problem+json"
