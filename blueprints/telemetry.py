@@ -2,7 +2,8 @@
 import: the exporters are cold-start weight).
 
 - APPLICATIONINSIGHTS_CONNECTION_STRING set (Azure): the Azure Monitor distro; metrics land
-  in customMetrics, logs in traces (with `transaction_id` in customDimensions).
+  in customMetrics, logs in traces (with `transaction_id` in customDimensions); with an Entra
+  token when APPLICATIONINSIGHTS_AUTHENTICATION_STRING is `ClientId=...;Authorization=AAD`.
 - else OTEL_EXPORTER_OTLP_ENDPOINT set: the OTLP/HTTP exporters (a local collector, Aspire
   dashboard, Jaeger...), configured by the standard OTEL_* variables.
 - else SCHEDULER_TELEMETRY_CONSOLE=true: metrics and logs printed to standard output.
@@ -18,6 +19,19 @@ import threading
 from scheduling.log_context import install as install_job_ids
 
 METRIC_INTERVAL_MS = 60_000
+# What the Azure Monitor distro instruments unless told not to (its opt-out list).
+_INSTRUMENTATIONS = (
+    "azure_sdk",
+    "django",
+    "fastapi",
+    "flask",
+    "httpx",
+    "httpx2",
+    "psycopg2",
+    "requests",
+    "urllib",
+    "urllib3",
+)
 _lock = threading.Lock()
 _configured = threading.Event()
 log = logging.getLogger(__name__)
@@ -42,7 +56,26 @@ def _configure() -> None:
     if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
         from azure.monitor.opentelemetry import configure_azure_monitor
 
-        configure_azure_monitor(logger_name="", enable_live_metrics=False)
+        # The infra turns Application Insights' local auth off: the exporter then needs an
+        # Entra token, as the identity APPLICATIONINSIGHTS_AUTHENTICATION_STRING names.
+        client_id = entra_client_id(os.environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+        extra: dict[str, object] = {}
+        if client_id is not None:
+            from azure.identity import ManagedIdentityCredential
+
+            extra["credential"] = ManagedIdentityCredential(client_id=client_id)
+        before = list(logging.getLogger().handlers)
+        configure_azure_monitor(
+            logger_name="",
+            enable_live_metrics=False,
+            # Metrics and logs only. No tracing, and none of the distro's instrumentations:
+            # the httpx one would add `traceparent` to the requests jobs send, which must go
+            # out exactly as scheduled.
+            disable_tracing=True,
+            instrumentation_options={name: {"enabled": False} for name in _INSTRUMENTATIONS},
+            **extra,
+        )
+        _quiet_exporter_logs(before)
         return
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -55,6 +88,15 @@ def _configure() -> None:
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
         _install_sdk(ConsoleMetricExporter(), ConsoleLogExporter())
+
+
+def entra_client_id(authentication: str | None) -> str | None:
+    """The ClientId of an `Authorization=AAD` authentication string (the form the Functions
+    host reads), or None: then the connection string alone is used."""
+    fields = dict(part.split("=", 1) for part in (authentication or "").split(";") if "=" in part)
+    if fields.get("Authorization", "").upper() != "AAD":
+        return None
+    return fields.get("ClientId") or None
 
 
 def _install_sdk(metric_exporter: object, log_exporter: object) -> None:
@@ -75,4 +117,31 @@ def _install_sdk(metric_exporter: object, log_exporter: object) -> None:
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))  # type: ignore[arg-type]
     set_logger_provider(logger_provider)
-    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
+    handler = LoggingHandler(logger_provider=logger_provider)
+    handler.addFilter(_NoTransportLogs())
+    logging.getLogger().addHandler(handler)
+
+
+# The SDKs' own transport logs. Exported, each would make an export request, which logs,
+# which is exported... (at INFO the Azure SDK logs every request it sends). They stay in the
+# Functions host's own log stream; only the export leaves them out.
+_TRANSPORT_LOGGERS = (
+    "azure.core",
+    "azure.identity",
+    "azure.monitor",
+    "opentelemetry",
+    "urllib3",
+    "requests",
+)
+
+
+class _NoTransportLogs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(_TRANSPORT_LOGGERS)
+
+
+def _quiet_exporter_logs(before: list[logging.Handler]) -> None:
+    """Keep the SDK transport logs out of the handlers the exporter set up on the root."""
+    for handler in logging.getLogger().handlers:
+        if handler not in before:
+            handler.addFilter(_NoTransportLogs())

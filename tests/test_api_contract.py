@@ -10,6 +10,7 @@ Count the generated cases with `--hypothesis-show-statistics` (docs/testing.md).
 """
 
 import copy
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -33,8 +34,9 @@ CHECKED = [
     checks.response_headers_conformance,
     checks.negative_data_rejection,
 ]
-EXAMPLES_PER_OPERATION = 40
-STATEFUL_SCENARIOS = 30
+# Enough for every run of the suite; a deeper run: SCHEDULER_CONTRACT_EXAMPLES=500.
+EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEDULER_CONTRACT_EXAMPLES", "40"))
+STATEFUL_SCENARIOS = max(EXAMPLES_PER_OPERATION * 3 // 4, 1)
 FOLLOWED = {
     "GET /api/schedule/{transaction_id}/status",
     "GET /api/schedule/{transaction_id}/logs",
