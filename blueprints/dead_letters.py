@@ -46,6 +46,7 @@ from scheduling.paging import (
     encode_cursor,
 )
 from scheduling.problems import ProblemError, problem
+from scheduling.responses import ClearOutcome, FailedPage
 
 # One clear (or sweep) request does at most this much; `complete: false` says to call again.
 CLEAR_PAGE_SIZE = 100
@@ -99,7 +100,7 @@ async def list_failed(
     await bounded(_remove(client, store, entry, found, "expired") for entry, found in expired)
     # A short page, or an empty one, can still have a next: follow `next_cursor`.
     next_cursor = encode_cursor(token, scope_key) if token else None
-    return json_response({"jobs": jobs, "next_cursor": next_cursor})
+    return json_response(FailedPage(jobs=jobs, next_cursor=next_cursor).model_dump(mode="json"))
 
 
 def retention_start(now: datetime, days: int) -> datetime:
@@ -112,7 +113,7 @@ async def clear_failed(
 ) -> func.HttpResponse:
     """Remove every failed job, page by page; `complete: false` says to call again."""
     result = await remove_failed(client, DueRange(), "cleared")
-    return json_response(result.body())
+    return json_response(ClearOutcome.model_validate(result.body()).model_dump(mode="json"))
 
 
 async def sweep_failed(client: df.DurableOrchestrationClient) -> "Removal":

@@ -20,10 +20,18 @@ from scheduling.job_views import JobStatus
 from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from scheduling.problems import Problem
 from scheduling.prompts import PROMPT_TYPES
-from scheduling.queries import JobListQuery, JobLogQuery, JobStatusQuery, PreviewQuery
+from scheduling.queries import (
+    FailedListQuery,
+    JobListQuery,
+    JobLogQuery,
+    JobStatusQuery,
+    PreviewQuery,
+)
 from scheduling.responses import (
     AcceptedJob,
+    ClearOutcome,
     DeletedJob,
+    FailedPage,
     FireTimes,
     Health,
     HealthDetails,
@@ -83,7 +91,15 @@ class Operation:
 
 
 # Where a created job's id leads (schemathesis follows these in its stateful phase).
-_ID_LINKS = ("job_status", "job_log", "delete_job", "reschedule_job", "pause_job", "resume_job")
+_ID_LINKS = (
+    "job_status",
+    "job_log",
+    "delete_job",
+    "reschedule_job",
+    "pause_job",
+    "resume_job",
+    "replay_job",
+)
 _STATUS = Answer("the job", JobStatus)
 _JOB_PATH = "/api/schedule/{transaction_id}"
 REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
@@ -208,6 +224,41 @@ OPERATIONS: tuple[Operation, ...] = (
         "jobs",
         {200: _STATUS},
         _CHANGE,
+    ),
+    Operation(
+        "replay_job",
+        "POST",
+        f"{_JOB_PATH}/replay",
+        "Run a failed job again, now, as a new run (409 unless it failed)",
+        "function",
+        "failed",
+        {
+            202: Answer(
+                "the job, pending again (a repeat while that run goes on: the same)", JobStatus
+            )
+        },
+        _CHANGE,
+    ),
+    Operation(
+        "list_failed",
+        "GET",
+        "/api/failed",
+        "List failed jobs with their attempts",
+        "function",
+        "failed",
+        {200: Answer("a page of failed jobs", FailedPage)},
+        (400, 500, 503),
+        query=FailedListQuery,
+    ),
+    Operation(
+        "clear_failed",
+        "DELETE",
+        "/api/failed",
+        "Remove every failed job (bounded work per call)",
+        "admin",
+        "failed",
+        {200: Answer("what this call removed", ClearOutcome)},
+        (500, 503),
     ),
     Operation(
         "healthz",
@@ -378,6 +429,7 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         ScheduleChange,
         *(prompt.payload_model for prompt in PROMPT_TYPES.values()),
         JobListQuery,
+        FailedListQuery,
         JobLogQuery,
         JobStatusQuery,
         PreviewQuery,

@@ -40,6 +40,22 @@ class JobListQuery(_Query):
     )
 
 
+class FailedListQuery(_Query):
+    """GET /api/failed: failed jobs in failure-time order."""
+
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    due_from: UtcDatetime | None = Field(
+        default=None, alias="from", description="only jobs that failed at or after this time"
+    )
+    due_to: UtcDatetime | None = Field(
+        default=None, alias="to", description="only jobs that failed at or before this time"
+    )
+    prompt_type: str | None = None
+    cursor: str | None = Field(
+        default=None, description="the `next_cursor` of the previous page of this list"
+    )
+
+
 class JobStatusQuery(_Query):
     history: bool = Field(
         default=False, description="add the orchestration's durable status and history"

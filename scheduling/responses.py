@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.job_record import JobState
-from scheduling.job_views import ListedJob
+from scheduling.job_views import JobStatus, ListedJob
 from scheduling.models import UtcDatetime
 
 
@@ -37,6 +37,23 @@ class JobPage(_Answer):
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null at the end"
     )
+
+
+class FailedPage(_Answer):
+    """One page of the failed list, in failure-time order, each job with its attempts."""
+
+    jobs: list[JobStatus]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end (a short or empty "
+        "page can still have one)"
+    )
+
+
+class ClearOutcome(_Answer):
+    """What one clear of the failed list did; `complete: false` means send it again."""
+
+    removed: int = Field(ge=0)
+    complete: bool
 
 
 class DeletedJob(_Answer):
