@@ -5,6 +5,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import pytest
@@ -13,7 +14,9 @@ import schemathesis
 from function_app import app
 from local_durable_host.app_server import AppServer
 from local_durable_host.worker_calls import index_functions
+from scheduling.job_record import LIVE_STATES
 from scheduling.openapi import OPERATIONS, PROBLEM_STATUSES, openapi_document, route_of
+from scheduling.queries import JobListQuery
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 
@@ -148,3 +151,8 @@ def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: AppSe
         reply = httpx.get(f"{served.base_url}/api/docs/{name}")
         assert reply.status_code == 404
         assert reply.headers["content-type"] == "application/problem+json"
+
+
+def test_the_listing_state_filter_names_exactly_the_live_states() -> None:
+    state = JobListQuery.model_fields["state"].annotation
+    assert set(get_args(get_args(state)[0])) == LIVE_STATES
