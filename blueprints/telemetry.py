@@ -58,12 +58,12 @@ def _configure() -> None:
 
         # The infra turns Application Insights' local auth off: the exporter then needs an
         # Entra token, as the identity APPLICATIONINSIGHTS_AUTHENTICATION_STRING names.
-        client_id = entra_client_id(os.environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+        identity = entra_identity(os.environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
         extra: dict[str, object] = {}
-        if client_id is not None:
+        if identity is not None:
             from azure.identity import ManagedIdentityCredential
 
-            extra["credential"] = ManagedIdentityCredential(client_id=client_id)
+            extra["credential"] = ManagedIdentityCredential(**identity)
         before = list(logging.getLogger().handlers)
         configure_azure_monitor(
             logger_name="",
@@ -90,13 +90,14 @@ def _configure() -> None:
         _install_sdk(ConsoleMetricExporter(), ConsoleLogExporter())
 
 
-def entra_client_id(authentication: str | None) -> str | None:
-    """The ClientId of an `Authorization=AAD` authentication string (the form the Functions
-    host reads), or None: then the connection string alone is used."""
+def entra_identity(authentication: str | None) -> dict[str, str] | None:
+    """The managed identity an `Authorization=AAD` authentication string (the form the
+    Functions host reads) names: `{"client_id": ...}` for a user-assigned one, `{}` for the
+    system-assigned one; None without Entra authorization (the connection string alone)."""
     fields = dict(part.split("=", 1) for part in (authentication or "").split(";") if "=" in part)
     if fields.get("Authorization", "").upper() != "AAD":
         return None
-    return fields.get("ClientId") or None
+    return {"client_id": fields["ClientId"]} if fields.get("ClientId") else {}
 
 
 def _install_sdk(metric_exporter: object, log_exporter: object) -> None:
