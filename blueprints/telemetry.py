@@ -63,7 +63,7 @@ def _configure() -> None:
         if identity is not None:
             from azure.identity import ManagedIdentityCredential
 
-            extra["credential"] = ManagedIdentityCredential(**identity)
+            extra["credential"] = ManagedIdentityCredential(client_id=identity.get("client_id"))
         before = list(logging.getLogger().handlers)
         configure_azure_monitor(
             logger_name="",
