@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from scheduling.idempotency import IDEMPOTENCY_KEY
 from scheduling.job_log.entries import JobLogPage
 from scheduling.job_views import JobStatus
 from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
@@ -86,7 +87,8 @@ class Operation:
     problems: tuple[int, ...] = _ALWAYS
     body: Literal["schedule", "change"] | None = None
     query: type[BaseModel] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Request headers: name -> (description, JSON schema).
+    headers: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     path_enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -126,8 +128,11 @@ OPERATIONS: tuple[Operation, ...] = (
         (*_BODY, 409, 500, 503),
         body="schedule",
         headers={
-            "Idempotency-Key": "1 to 255 visible ASCII characters: the same key and request "
-            "always mean the same job (REQUEST_FINGERPRINT_KEY must be set)"
+            "Idempotency-Key": (
+                "the same key and request always mean the same job (REQUEST_FINGERPRINT_KEY "
+                "must be set)",
+                {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$"},
+            )
         },
     ),
     Operation(
@@ -474,8 +479,8 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
             *_path_parameters(operation),
             *_query_parameters(operation.query, schemas),
             *(
-                {"name": name, "in": "header", "description": text, "schema": {"type": "string"}}
-                for name, text in operation.headers.items()
+                {"name": name, "in": "header", "description": text, "schema": schema}
+                for name, (text, schema) in operation.headers.items()
             ),
         ],
         "responses": _responses(operation),
