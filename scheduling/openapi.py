@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from scheduling.dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
 from scheduling.idempotency import IDEMPOTENCY_KEY
 from scheduling.job_log.entries import JobLogPage
 from scheduling.job_views import JobStatus
@@ -22,6 +23,11 @@ from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from scheduling.problems import Problem
 from scheduling.prompts import PROMPT_TYPES
 from scheduling.queries import (
+    DashboardFailedQuery,
+    DashboardForm,
+    DashboardJobsQuery,
+    DashboardNotice,
+    DashboardRecurringQuery,
     FailedListQuery,
     JobListQuery,
     JobLogQuery,
@@ -48,6 +54,8 @@ _PATH_PARAMETER = re.compile(r"\{\w+\}")
 PROBLEM_STATUSES: Mapping[int, str] = {
     400: "malformed request: JSON syntax, query parameter, cursor, transaction id or "
     "Idempotency-Key",
+    401: "the dashboard: not signed in (open /api/dashboard with the master key)",
+    403: "the dashboard: a form that did not come from its pages (origin, CSRF token)",
     404: "no such job (or asset)",
     409: "the job's state does not allow this now, or an Idempotency-Key was reused",
     413: "the body is larger than MAX_REQUEST_BYTES",
@@ -68,7 +76,8 @@ class Answer:
 
     description: str
     model: type[BaseModel] | None = None
-    media_type: str = "application/json"
+    # None: no body (a redirect).
+    media_type: str | None = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
     links: tuple[str, ...] = ()
 
@@ -85,11 +94,15 @@ class Operation:
     tag: str
     answers: Mapping[int, Answer]
     problems: tuple[int, ...] = _ALWAYS
-    body: Literal["schedule", "change"] | None = None
+    body: Literal["schedule", "change", "form"] | None = None
     query: type[BaseModel] | None = None
     # Request headers: name -> (description, JSON schema).
     headers: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     path_enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A dashboard page: the app checks its session cookie (the host sees it as anonymous),
+    # and its errors are HTML pages, not problem details.
+    session: bool = False
+    pages: bool = False
 
 
 # Where a created job's id leads (schemathesis follows these in its stateful phase).
@@ -106,7 +119,7 @@ _STATUS = Answer("the job", JobStatus)
 _JOB_PATH = "/api/schedule/{transaction_id}"
 REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
 
-OPERATIONS: tuple[Operation, ...] = (
+API_OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "create_job",
         "POST",
@@ -360,6 +373,167 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+_PAGE = Answer("the page", media_type="text/html")
+_SEE_OTHER = Answer(
+    "done: the browser is sent to the page that shows it",
+    media_type=None,
+    headers={"Location": "that page"},
+)
+_DASHBOARD = "/api/dashboard"
+_PAGE_ERRORS = (400, 401, 500, 503)
+_FORM_ERRORS = (401, 403, 500, 503)
+DASHBOARD_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "dashboard_sign_in",
+        "GET",
+        _DASHBOARD,
+        "Sign in to the dashboard (a session cookie) and go to its jobs page",
+        "admin",
+        "dashboard",
+        {
+            303: Answer(
+                "signed in",
+                media_type=None,
+                headers={"Location": "the jobs page", "Set-Cookie": "the session"},
+            )
+        },
+        (500, 503),
+        pages=True,
+    ),
+    Operation(
+        "dashboard_pending",
+        "GET",
+        f"{_DASHBOARD}/jobs",
+        "Live jobs",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        _PAGE_ERRORS,
+        query=DashboardJobsQuery,
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_recurring",
+        "GET",
+        f"{_DASHBOARD}/recurring",
+        "Recurring jobs",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        _PAGE_ERRORS,
+        query=DashboardRecurringQuery,
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_charts",
+        "GET",
+        f"{_DASHBOARD}/charts",
+        "Attempts per minute and their lateness",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        (401, 500, 503),
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_failed",
+        "GET",
+        f"{_DASHBOARD}/failed",
+        "Failed jobs, with Replay and Clear",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        _PAGE_ERRORS,
+        query=DashboardFailedQuery,
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_clear_failed",
+        "POST",
+        f"{_DASHBOARD}/failed/clear",
+        "Clear the failed list",
+        "anonymous",
+        "dashboard",
+        {303: _SEE_OTHER},
+        _FORM_ERRORS,
+        body="form",
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_timeline",
+        "GET",
+        f"{_DASHBOARD}/jobs/{{transaction_id}}",
+        "One job: its attempts and its log",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        (400, 401, 404, 500, 503),
+        query=DashboardNotice,
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_action",
+        "POST",
+        f"{_DASHBOARD}/jobs/{{transaction_id}}/{{action}}",
+        "Delete, pause, resume or replay a job",
+        "anonymous",
+        "dashboard",
+        {303: _SEE_OTHER},
+        (400, 401, 403, 404, 409, 500, 503),
+        body="form",
+        path_enums={"action": ("delete", "pause", "resume", "replay")},
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_sign_out",
+        "POST",
+        f"{_DASHBOARD}/sign-out",
+        "Sign out (the cookie is cleared)",
+        "anonymous",
+        "dashboard",
+        {
+            303: Answer(
+                "signed out",
+                media_type=None,
+                headers={"Location": "the signed-out page", "Set-Cookie": "the cleared session"},
+            )
+        },
+        _FORM_ERRORS,
+        body="form",
+        session=True,
+        pages=True,
+    ),
+    Operation(
+        "dashboard_signed_out",
+        "GET",
+        f"{_DASHBOARD}/signed-out",
+        "The signed-out page",
+        "anonymous",
+        "dashboard",
+        {200: _PAGE},
+        (500,),
+        pages=True,
+    ),
+    Operation(
+        "dashboard_stylesheet",
+        "GET",
+        f"{_DASHBOARD}/assets/dashboard.css",
+        "The dashboard's style sheet",
+        "anonymous",
+        "dashboard",
+        {200: Answer("the style sheet", media_type="text/css")},
+        (),
+    ),
+)
+OPERATIONS = (*API_OPERATIONS, *DASHBOARD_OPERATIONS)
+
 _SECURITY_SCHEMES = {
     "functionKey": {
         "type": "apiKey",
@@ -378,6 +552,12 @@ _SECURITY_SCHEMES = {
         "in": "header",
         "name": "x-functions-key",
         "description": "the host's master key (admin level); function keys are refused",
+    },
+    "dashboardSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": SESSION_COOKIE,
+        "description": "the dashboard's session, set by GET /api/dashboard (master key)",
     },
     "masterKeyQuery": {
         "type": "apiKey",
@@ -438,6 +618,11 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         JobLogQuery,
         JobStatusQuery,
         PreviewQuery,
+        DashboardJobsQuery,
+        DashboardFailedQuery,
+        DashboardRecurringQuery,
+        DashboardNotice,
+        DashboardForm,
     ]
     outputs = {a.model for o in OPERATIONS for a in o.answers.values() if a.model is not None}
     outputs.add(Problem)
@@ -474,7 +659,7 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "operationId": operation.operation_id,
         "summary": operation.summary,
         "tags": [operation.tag],
-        "security": _SECURITY[operation.auth],
+        "security": [{"dashboardSession": []}] if operation.session else _SECURITY[operation.auth],
         "parameters": [
             *_path_parameters(operation),
             *_query_parameters(operation.query, schemas),
@@ -486,11 +671,16 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
         "responses": _responses(operation),
     }
     if operation.body is not None:
-        body["requestBody"] = {"required": True, "content": {"application/json": _body(operation)}}
+        media_type = (
+            "application/x-www-form-urlencoded" if operation.body == "form" else "application/json"
+        )
+        body["requestBody"] = {"required": True, "content": {media_type: _body(operation)}}
     return body
 
 
 def _body(operation: Operation) -> dict[str, Any]:
+    if operation.body == "form":
+        return {"schema": {"$ref": _REF.format(model=_name(DashboardForm))}}
     if operation.body == "change":
         return {"schema": {"$ref": _REF.format(model=_name(ScheduleChange))}}
     return {
@@ -555,7 +745,8 @@ def _responses(operation: Operation) -> dict[str, Any]:
     for status, answer in operation.answers.items():
         response: dict[str, Any] = {"description": answer.description}
         schema = {"$ref": _REF.format(model=_name(answer.model))} if answer.model else {}
-        response["content"] = {answer.media_type: {"schema": schema}}
+        if answer.media_type is not None:
+            response["content"] = {answer.media_type: {"schema": schema}}
         if answer.headers:
             response["headers"] = {
                 name: {"description": text, "schema": {"type": "string"}}
@@ -572,10 +763,12 @@ def _responses(operation: Operation) -> dict[str, Any]:
         responses[str(status)] = response
     problem_ref = {"$ref": _REF.format(model=_name(Problem))}
     for status in operation.problems:
-        responses[str(status)] = {
-            "description": PROBLEM_STATUSES[status],
-            "content": {"application/problem+json": {"schema": problem_ref}},
-        }
+        content = (
+            {"text/html": {"schema": {"type": "string"}}}
+            if operation.pages
+            else {"application/problem+json": {"schema": problem_ref}}
+        )
+        responses[str(status)] = {"description": PROBLEM_STATUSES[status], "content": content}
     if operation.auth != "anonymous":
         # Answered by the Functions host before the app runs: no body of ours.
         responses["401"] = {"description": "no key, or a key of too low a level"}

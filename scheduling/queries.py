@@ -76,3 +76,32 @@ class PreviewQuery(fields_of("PreviewFields", Recurrence, _PREVIEWED)):  # type:
     """GET /api/schedule/preview: a cron schedule's next fire times, creating nothing."""
 
     count: int = Field(default=DEFAULT_PREVIEW, ge=1, le=MAX_PREVIEW)
+
+
+# The dashboard's pages (blueprints/dashboard*.py): the API's filters, and its forms.
+
+
+class DashboardNotice(_Query):
+    done: str | None = Field(
+        default=None,
+        description="the action just done, for the page's notice (the dashboard's own "
+        "redirects set it); a value it does not know shows none",
+    )
+
+
+class DashboardJobsQuery(JobListQuery, DashboardNotice):
+    """The pending page: the listing's filters."""
+
+
+class DashboardFailedQuery(FailedListQuery, DashboardNotice):
+    """The failed page: the failed list's filters."""
+
+
+class DashboardRecurringQuery(DashboardNotice):
+    cursor: str | None = Field(default=None, description="the page's own `Next` link carries it")
+
+
+class DashboardForm(BaseModel):
+    """Every dashboard form's body: the session's CSRF token (forms come from its pages)."""
+
+    csrf: str

@@ -2,7 +2,8 @@
 is what the OpenAPI document says (status, content type, body schema, headers).
 
 The app runs on a loopback socket (local_durable_host's AppServer, keys enforced) over the
-durable stand-in and Azurite; every request carries the master key. Each operation gets generated
+durable stand-in and Azurite; every request carries the master key (and the dashboard's pages a
+signed-in session, unless the case leaves the cookie out). Each operation gets generated
 requests, valid and invalid (an invalid one must be refused with a 4xx), then the stateful
 phase follows the document's links (create -> status, log, pause, resume, PATCH, delete).
 
@@ -15,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -45,9 +47,14 @@ FOLLOWED = {
     "POST /api/schedule/{transaction_id}/pause",
     "POST /api/schedule/{transaction_id}/resume",
 }
-
-
 KEY = {"x-functions-key": TEST_KEYS.master_key}
+# The document the app serves (tests/test_openapi.py checks that it serves this one). Not
+# schemathesis.pytest.from_fixture: its lazy loading needs pytest internals pytest 9 dropped.
+schema = schemathesis.openapi.from_dict(openapi_document())
+# The dashboard's session cookie, when the app has a dashboard.
+SESSION_COOKIE: str | None = (
+    openapi_document()["components"]["securitySchemes"].get("dashboardSession", {}).get("name")
+)
 
 
 @pytest.fixture
@@ -56,9 +63,22 @@ def served(scheduler: Scheduler) -> Iterator[AppServer]:
         yield running
 
 
-# The document the app serves (tests/test_openapi.py checks that it serves this one). Not
-# schemathesis.pytest.from_fixture: its lazy loading needs pytest internals pytest 9 dropped.
-schema = schemathesis.openapi.from_dict(openapi_document())
+@pytest.fixture
+def session_token(served: AppServer) -> str | None:
+    """A dashboard session (when the app has a dashboard), so that its pages render with the
+    generated input instead of all answering 401."""
+    if SESSION_COOKIE is None:
+        return None
+    reply = httpx.get(f"{served.base_url}/api/dashboard", headers=KEY)
+    assert reply.status_code == 303, reply.text
+    return reply.cookies[SESSION_COOKIE]
+
+
+def with_session(case: schemathesis.Case[Any], token: str | None) -> None:
+    """Where the case sends a session cookie, the real one; a case that leaves it out (to
+    see it refused) keeps it out."""
+    if token is not None and SESSION_COOKIE and case.cookies and SESSION_COOKIE in case.cookies:
+        case.cookies[SESSION_COOKIE] = token
 
 
 @schema.parametrize()
@@ -67,7 +87,10 @@ schema = schemathesis.openapi.from_dict(openapi_document())
     deadline=None,
     suppress_health_check=list(hypothesis.HealthCheck),
 )
-def test_every_operation_conforms(served: AppServer, case: schemathesis.Case[Any]) -> None:
+def test_every_operation_conforms(
+    served: AppServer, session_token: str | None, case: schemathesis.Case[Any]
+) -> None:
+    with_session(case, session_token)
     case.call_and_validate(base_url=served.base_url, headers=KEY, checks=CHECKED)
 
 
