@@ -600,7 +600,8 @@ def _document() -> dict[str, Any]:
             "title": "Durable Scheduler",
             "version": "1",
             "description": "Run an HTTP call or a log entry exactly once, at a given time or on "
-            "a cron schedule. Every error is `application/problem+json` (RFC 9457).",
+            "a cron schedule. Every error of the API is `application/problem+json` (RFC 9457); "
+            "the dashboard's pages answer theirs as HTML pages.",
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": paths,

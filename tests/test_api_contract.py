@@ -7,7 +7,7 @@ signed-in session, unless the case leaves the cookie out). Each operation gets g
 requests, valid and invalid (an invalid one must be refused with a 4xx), then the stateful
 phase follows the document's links (create -> status, log, pause, resume, PATCH, delete).
 
-Count the generated cases with `--hypothesis-show-statistics` (docs/testing.md).
+Count the generated cases with `--hypothesis-show-statistics` (docs/api-reference.md).
 """
 
 import copy
