@@ -38,7 +38,7 @@ from scheduling.paging import (
 from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
 from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
 from scheduling.recurrence import Recurrence, RecurrenceError, preview
-from scheduling.responses import FireTimes, JobPage
+from scheduling.responses import FireTimes
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ async def list_jobs(
     """Live jobs (pending, firing, retrying) in exec_at order; a page may come back short."""
     page = await live_page(request)
     jobs = [listed_view(record) for record in page.records]
-    return json_response(JobPage(jobs=jobs, next_cursor=page.next_cursor).model_dump(mode="json"))
+    # A JobPage (scheduling/responses.py), its views not validated again on every request: a
+    # view that drifts from its model fails the contract test, not a caller's listing.
+    return json_response({"jobs": jobs, "next_cursor": page.next_cursor})
 
 
 @dataclass(frozen=True)

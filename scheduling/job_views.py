@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import Field
 
+from scheduling.attempt_history import AttemptSummary
 from scheduling.job_record import JobRecord
 from scheduling.models import UtcDatetime, fields_of
 from scheduling.timing import format_utc
@@ -68,6 +69,9 @@ class ListedJob(fields_of("ListedJobFields", JobRecord, _LISTED)):  # type: igno
     """A job as one row of the listing."""
 
     next_fire_at: UtcDatetime | None = Field(description=_NEXT_FIRE_AT)
+    last_attempt: AttemptSummary | None = Field(
+        description="the newest entry of the job's attempt history (its status has them all)"
+    )
 
 
 class JobStatus(fields_of("JobStatusFields", JobRecord, _STATUS)):  # type: ignore[misc]

@@ -4,19 +4,23 @@ served by the app itself (no CDN)."""
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import get_args
 
 import httpx
 import pytest
 import schemathesis
+from pytest_httpserver import HTTPServer
 
 from function_app import app
 from local_durable_host.app_server import AppServer
 from local_durable_host.worker_calls import index_functions
 from scheduling.job_record import LIVE_STATES
+from scheduling.job_views import JobStatus
 from scheduling.openapi import OPERATIONS, PROBLEM_STATUSES, openapi_document, route_of
 from scheduling.queries import JobListQuery
+from scheduling.responses import FailedPage, JobPage
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 
@@ -157,3 +161,44 @@ def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: AppSe
 def test_the_listing_state_filter_names_exactly_the_live_states() -> None:
     state = JobListQuery.model_fields["state"].annotation
     assert set(get_args(get_args(state)[0])) == LIVE_STATES
+
+
+async def test_views_of_real_jobs_are_what_their_documented_models_say(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    """The listings are not validated per request (a drifted view must not fail a caller), so
+    this is where a field added to a view without its model is caught: every kind of job,
+    through every view, against the models the document is generated from (extra fields
+    forbidden)."""
+    httpserver.expect_request("/broken").respond_with_data("no", status=400)
+    due = scheduler.now() + timedelta(minutes=5)
+    failing = await scheduler.accepted("http.call", {"url": httpserver.url_for("/broken")}, at=due)
+    waiting = await scheduler.accepted("log.append", {"message": "later"})
+    recurring = (
+        await scheduler.api.post(
+            "/api/schedule",
+            {"cron": "0 9 * * *", "prompt_type": "log.append", "payload": {"message": "daily"}},
+        )
+    ).json()["transaction_id"]
+    paused = (
+        await scheduler.api.post(
+            "/api/schedule",
+            {"cron": "0 10 * * *", "prompt_type": "log.append", "payload": {"message": "held"}},
+        )
+    ).json()["transaction_id"]
+    assert (await scheduler.api.post(f"/api/schedule/{paused}/pause")).status == 200
+    scheduler.host.advance_to(due + timedelta(seconds=1))
+
+    for transaction_id in (failing, waiting, recurring, paused):
+        status = await scheduler.api.get(f"/api/schedule/{transaction_id}/status?history=true")
+        assert status.status == 200
+        JobStatus.model_validate(status.json())
+    listing = (await scheduler.api.get("/api/schedule")).json()
+    assert {job.transaction_id for job in JobPage.model_validate(listing).jobs} == {
+        waiting,
+        recurring,
+        paused,
+    }
+    failed = FailedPage.model_validate((await scheduler.api.get("/api/failed")).json())
+    assert [job.transaction_id for job in failed.jobs] == [failing]
+    assert failed.jobs[0].attempt_history
