@@ -1,9 +1,9 @@
 """What the API shows of a job record: an allowlist of fields, never the sealed payload."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary
 from scheduling.job_record import JobRecord
@@ -74,6 +74,20 @@ class ListedJob(fields_of("ListedJobFields", JobRecord, _LISTED)):  # type: igno
     )
 
 
+class SlotWait(BaseModel):
+    """What the status shows while a due job waits for its flow key's slot (or start time)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phase: Literal["waiting for a slot"]
+    flow_key: str
+    attempt: int
+    position: int | None = Field(default=None, description="its place in the key's queue")
+    start_at: UtcDatetime | None = Field(
+        default=None, description="granted: when the key's rate lets it start"
+    )
+
+
 class JobStatus(fields_of("JobStatusFields", JobRecord, _STATUS)):  # type: ignore[misc]
     """A job as its status shows it: an allowlist of its record's fields, never its payload."""
 
@@ -82,6 +96,9 @@ class JobStatus(fields_of("JobStatusFields", JobRecord, _STATUS)):  # type: igno
         default=None,
         description="with `history=true` only: the orchestration's durable status (ids, "
         "times, states); null when it was purged or never started",
+    )
+    waiting: SlotWait | None = Field(
+        default=None, description="only while the job is due and waits for its flow key"
     )
 
 

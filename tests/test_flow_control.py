@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from local_durable_host.model import RuntimeStatus
+from scheduling.job_views import JobStatus
 from scheduling.timing import format_utc
 from tests.support.counting_receiver import CountingReceiver
 from tests.support.scheduler import START, Scheduler, running_scheduler
@@ -161,6 +162,7 @@ async def test_a_job_waiting_for_a_slot_says_so_in_its_status(
             "position": 1,
         }
         assert waiting["flow"] == {"key": "127.0.0.1", "max_parallel": 1, "rate_per_second": 50.0}
+        JobStatus.model_validate(waiting)  # as the OpenAPI document describes it
         assert "waiting" not in await status_of(scheduler, first)
         # The durable backend not answering costs the detail, never the status.
         scheduler.host.fail_next("GET", f"instances/{scheduler.orchestration(second).instance_id}")
