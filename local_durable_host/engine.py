@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -80,6 +80,7 @@ from local_durable_host.worker_calls import (
 
 # While busy, the engine's own steps are saved together at most this far apart.
 SAVE_INTERVAL_SECONDS = 0.2
+RECENT_CALLS_KEPT = 1000
 log = logging.getLogger(__name__)
 
 
@@ -130,9 +131,12 @@ class DurableHost:
         self._instances: dict[str, InstanceRecord] = {}
         self._entities: dict[tuple[str, str], EntityView] = {}
         self._in_flight: dict[int, ActivityWork] = {}
-        self._activity_calls: list[ActivityCall] = []
-        self._entity_operations: list[EntityOperation] = []
-        self._discarded: list[str] = []
+        # What tests inspect; on the wall clock only the latest, or a long-running host's
+        # memory would grow with every call it ever made.
+        kept = None if start is not None else RECENT_CALLS_KEPT
+        self._activity_calls: deque[ActivityCall] = deque(maxlen=kept)
+        self._entity_operations: deque[EntityOperation] = deque(maxlen=kept)
+        self._discarded: deque[str] = deque(maxlen=kept)
         self._running = False
         self._wake = threading.Event()
         self._state_file = state_file
@@ -151,7 +155,7 @@ class DurableHost:
         # Where async activities are awaited: the local host sets its app server's loop (the
         # worker runs every async function on one loop); None, a loop of worker_calls' own.
         self.run_async: Callable[[Any], Any] | None = None
-        self._http = DurableHttpApi(self)
+        self._http = DurableHttpApi(self, calls_kept=kept)
 
     def close(self) -> None:
         """Stop the HTTP server, wait for running activities, save what is unsaved."""

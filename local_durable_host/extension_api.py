@@ -9,6 +9,7 @@ The server thread only reads and queues through the host; it never runs app code
 
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,9 +57,9 @@ class HttpReply:
 class DurableHttpApi:
     """Serves the API on 127.0.0.1 (a free port) from a background thread and logs each call."""
 
-    def __init__(self, host: "DurableHost") -> None:
+    def __init__(self, host: "DurableHost", calls_kept: int | None = None) -> None:
         self._host = host
-        self._calls: list[ClientCall] = []
+        self._calls: deque[ClientCall] = deque(maxlen=calls_kept)
         self._calls_lock = threading.Lock()
         self._faults: list[tuple[str, str]] = []
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
