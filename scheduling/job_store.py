@@ -243,18 +243,7 @@ class TableJobStore:
     def unindex(self, transaction_id: str, exec_at: datetime, etag: str | None = None) -> None:
         """Drop the job's index row, if there is one; with `etag`, only that version of it
         (a row someone has written again since is theirs now, and stays)."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError
-
-        partition, row = due_keys(exec_at, transaction_id)
-        # The SDK answers a missing row (or table) as success: nothing left to drop.
-        if etag is None:
-            self._due.delete_entity(partition, row)
-            return
-        with contextlib.suppress(ResourceModifiedError):
-            self._due.delete_entity(
-                partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
+        _delete_row(self._due, due_keys(exec_at, transaction_id), etag)
 
     def drop_entry(self, entry: DueEntry) -> None:
         """Drop an index row if it is still the version read (else it was written again)."""
@@ -315,17 +304,7 @@ class TableJobStore:
 
     def unindex_failure(self, transaction_id: str, failed_at: datetime, etag: str | None) -> None:
         """Drop a failed-index row; with `etag`, only that version of it."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError
-
-        partition, row = due_keys(failed_at, transaction_id)
-        if etag is None:
-            self._failed.delete_entity(partition, row)
-            return
-        with contextlib.suppress(ResourceModifiedError):
-            self._failed.delete_entity(
-                partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
-            )
+        _delete_row(self._failed, due_keys(failed_at, transaction_id), etag)
 
     def drop_failure(self, entry: FailedEntry) -> None:
         self.unindex_failure(entry.transaction_id, entry.failed_at, entry.etag or None)
@@ -451,6 +430,22 @@ def forget_failure_quietly(
         store.unindex_failure(transaction_id, failed_at, etag)
     except Exception:
         log.warning("could not drop a failed-index row of %s", transaction_id, exc_info=True)
+
+
+def _delete_row(table: "TableClient", keys: tuple[str, str], etag: str | None) -> None:
+    """Delete an index row; with `etag`, only that version (one written again since stays)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    partition, row = keys
+    # The SDK answers a missing row (or table) as success: nothing left to drop.
+    if etag is None:
+        table.delete_entity(partition, row)
+        return
+    with contextlib.suppress(ResourceModifiedError):
+        table.delete_entity(
+            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
 
 
 def _index_page(
