@@ -14,6 +14,10 @@ The protocol (every decision is in scheduling/flow_control.py):
    orchestration tells them through the activity `grant_flow_slots`, which raises their
    events with the durable client. A waiter whose instance is gone (terminated, purged)
    is released in turn.
+4. Every call races a timer (ENTITY_CALL_DEADLINE): an entity whose batches keep failing
+   is never answered on the real host, and a job must not wait for it forever.
+5. The activity gets the slot's lease end and does not start an attempt that could outlive
+   it (it waited in the host's queue that long): the orchestration releases and asks again.
 
 Why this shape: a Python entity can neither signal an orchestration nor answer a call
 later (DurableEntityContext has no signal_entity and Entity.handle sets every operation's
@@ -24,7 +28,8 @@ free goes from the entity, through its caller's answer, to an activity with a cl
 """
 
 from collections.abc import Generator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
@@ -39,6 +44,10 @@ ENTITY_NAME = "flow_control"
 SLOT_EVENT_PREFIX = "flow-slot-"
 # What a waiting orchestration's custom status says (the status route shows it: job_views).
 WAITING_FOR_A_SLOT = "waiting for a slot"
+# How long an orchestration waits for its key's entity to answer a call. A healthy entity
+# answers a full line (FLOW_QUEUE_LIMIT) well within it; past it, an acquire goes on without
+# a slot and a release goes on without the waiters' names.
+ENTITY_CALL_DEADLINE = timedelta(minutes=5)
 
 
 @bp.entity_trigger(context_name="context", entity_name=ENTITY_NAME)
@@ -102,17 +111,27 @@ def slot_event(holder: str) -> str:
     return SLOT_EVENT_PREFIX + holder.rsplit("|", 1)[-1]
 
 
+@dataclass(frozen=True)
+class Slot:
+    """What an orchestration holds around an attempt: its holder id (released afterwards in
+    any case), and when the key reclaims the slot; None when the key's entity did not answer
+    within ENTITY_CALL_DEADLINE and the attempt goes without a slot."""
+
+    holder: str
+    lease_ends_at: datetime | None
+
+
 def hold_slot(
     context: df.DurableOrchestrationContext, flow: "FlowLimits", attempt: int
-) -> Generator[Any, Any, str]:
+) -> Generator[Any, Any, Slot]:
     """Wait until the flow key grants this orchestration a slot (and its rate allows the
-    start); the holder id to release afterwards."""
+    start), or until its entity has left a call unanswered for ENTITY_CALL_DEADLINE."""
     from scheduling.flow_control import AcquireAnswer, Grant, holder_id
     from scheduling.timing import format_utc
 
     holder = holder_id(context.instance_id, str(context.new_uuid()))
     answer = yield from _acquire(context, flow, holder)
-    while answer.outcome != "granted":
+    while answer is not None and answer.outcome != "granted":
         context.set_custom_status(
             {
                 "phase": WAITING_FOR_A_SLOT,
@@ -130,11 +149,15 @@ def hold_slot(
             if winner is told:
                 recheck.cancel()
                 grant = Grant.model_validate(decode_durable_json(told.result))
-                answer = AcquireAnswer(outcome="granted", start_at=grant.start_at)
+                answer = AcquireAnswer(
+                    outcome="granted", start_at=grant.start_at, lease_ends_at=grant.lease_ends_at
+                )
                 break
         else:
             yield recheck
         answer = yield from _acquire(context, flow, holder)
+    if answer is None:
+        return Slot(holder, None)
     if answer.start_at is not None and answer.start_at > context.current_utc_datetime:
         context.set_custom_status(
             {
@@ -145,20 +168,21 @@ def hold_slot(
             }
         )
         yield context.create_timer(answer.start_at)
-    return holder
+    return Slot(holder, answer.lease_ends_at)
 
 
 def free_slot(
     context: df.DurableOrchestrationContext, flow: "FlowLimits", holder: str
 ) -> Generator[Any, Any, None]:
-    """Give the slot back and tell the waiters it went to."""
+    """Give the slot back and tell the waiters it went to (unless the entity does not
+    answer: its lease frees the slot then, and each waiter finds its grant by asking again)."""
     notify = yield from _release(context, flow, [holder])
     yield from _tell(context, flow, notify)
 
 
 def _acquire(
     context: df.DurableOrchestrationContext, flow: "FlowLimits", holder: str
-) -> Generator[Any, Any, "AcquireAnswer"]:
+) -> Generator[Any, Any, "AcquireAnswer | None"]:
     from scheduling.flow_control import AcquireAnswer
     from scheduling.timing import format_utc
 
@@ -167,9 +191,10 @@ def _acquire(
         "limits": flow.model_dump(mode="json"),
         "now": format_utc(context.current_utc_datetime),
     }
-    answer = AcquireAnswer.model_validate(
-        decode_durable_json((yield context.call_entity(_entity(flow), "acquire", request)))
-    )
+    raw = yield from _call(context, flow, "acquire", request)
+    if raw is None:
+        return None
+    answer = AcquireAnswer.model_validate(decode_durable_json(raw))
     yield from _tell(context, flow, answer.notify)
     return answer
 
@@ -181,8 +206,32 @@ def _release(
     from scheduling.timing import format_utc
 
     request = {"holders": holders, "now": format_utc(context.current_utc_datetime)}
-    raw = decode_durable_json((yield context.call_entity(_entity(flow), "release", request)))
-    return [Grant.model_validate(item) for item in raw["notify"]]
+    raw = yield from _call(context, flow, "release", request)
+    if raw is None:
+        return []
+    return [Grant.model_validate(item) for item in decode_durable_json(raw)["notify"]]
+
+
+def _call(
+    context: df.DurableOrchestrationContext,
+    flow: "FlowLimits",
+    operation: str,
+    request: dict[str, Any],
+) -> Generator[Any, Any, Any]:
+    """The entity's answer to `operation`, or None when none came within the deadline.
+
+    On the real host an entity batch whose invocation fails is retried and its callers are
+    never answered (docs/flow-control.md); an orchestration must not wait for that forever.
+    """
+    call = context.call_entity(_entity(flow), operation, request)
+    deadline = context.create_timer(context.current_utc_datetime + ENTITY_CALL_DEADLINE)
+    winner = yield context.task_any([call, deadline])
+    if winner is not call:
+        return None
+    deadline.cancel()
+    if isinstance(call.result, Exception):
+        raise call.result  # the operation failed: the attempt is tried again later
+    return call.result
 
 
 def _tell(

@@ -129,20 +129,30 @@ def _attempt(
     context: df.DurableOrchestrationContext, run: "JobRun", order: "AttemptOrder"
 ) -> Generator[Any, Any, Any]:
     """The activity's report on one attempt, run holding a slot of the job's flow key (if it
-    has one): acquired before, released after, also when the activity failed."""
+    has one): acquired before, released after, also when the activity failed; acquired
+    again when the activity found it had waited too long to start within the slot."""
     from blueprints.flow_control import free_slot, hold_slot
+    from scheduling.job_record import SLOT_LAPSED
 
     if run.flow is None:
         return (yield context.call_activity("execute_prompt", order.model_dump(mode="json")))
-    holder = yield from hold_slot(context, run.flow, order.attempt)
-    context.set_custom_status({"phase": "firing", "attempt": order.attempt})
-    try:
-        report = yield context.call_activity("execute_prompt", order.model_dump(mode="json"))
-    except Exception:
-        yield from free_slot(context, run.flow, holder)
-        raise
-    yield from free_slot(context, run.flow, holder)
-    return report
+    while True:
+        slot = yield from hold_slot(context, run.flow, order.attempt)
+        context.set_custom_status({"phase": "firing", "attempt": order.attempt})
+        held = order.model_copy(
+            update={
+                "slot_ends_at": slot.lease_ends_at,
+                "flow_unanswered": slot.lease_ends_at is None,
+            }
+        )
+        try:
+            report = yield context.call_activity("execute_prompt", held.model_dump(mode="json"))
+        except Exception:
+            yield from free_slot(context, run.flow, slot.holder)
+            raise
+        yield from free_slot(context, run.flow, slot.holder)
+        if decode_durable_json(report).get("state") != SLOT_LAPSED:
+            return report
 
 
 # Activity failures (the store or the vault did not answer) a callback rides out before it is
@@ -262,12 +272,15 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
     from blueprints import dependencies
     from blueprints.telemetry import configure_once
     from scheduling.attempts import run_attempt
-    from scheduling.job_record import AttemptOrder
+    from scheduling.flow_control import may_start
+    from scheduling.job_record import SLOT_LAPSED, AttemptOrder, AttemptReport
 
     configure_once()
     this = AttemptOrder.model_validate(decode_durable_json(order))
     deps = dependencies.current()
     settings = deps.settings()
+    if this.slot_ends_at is not None and not may_start(this.slot_ends_at, deps.clock(), settings):
+        return AttemptReport(state=SLOT_LAPSED, attempt=this.attempt).model_dump(mode="json")
     report = run_attempt(
         this,
         deps.job_store(settings),

@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from scheduling.attempt_history import lateness_ms
-from scheduling.firing import fire
+from scheduling.firing import attempt_entries, fire
+from scheduling.job_log import JobLog, JobLogEntry
 from scheduling.job_log.lifecycle import lifecycle_entry
 from scheduling.job_log.resilient import append_with_retry
+from scheduling.job_log.table_store import TableJobLog, log_row
 from scheduling.job_record import (
     LIVE_STATES,
     AttemptOrder,
@@ -69,6 +71,14 @@ def _run_attempt(
     if not isinstance(claimed, StoredJob):
         return claimed
     record = claimed.record
+    context = context_for(record)
+    if order.flow_unanswered:
+        log.warning(
+            "attempt %d of %s goes without a flow slot: its key's entity did not answer",
+            order.attempt,
+            record.transaction_id,
+        )
+    along: list[dict[str, Any]] = []
     try:
         payload = json.loads(sealer.unseal(record.sealed_payload, record.sealing_context()))
     except SealingUnavailable:
@@ -80,18 +90,20 @@ def _run_attempt(
             "error": "the payload could not be unsealed: its key is not available",
         }
     else:
-        outcome = _fire_measured(order, record, payload, clock, context_for)
+        outcome = _fire_measured(order, record, payload, clock, context)
+        fired_at = record.fired_at or clock()
+        entries = attempt_entries(record.prompt_type, fired_at, outcome, context)
+        along, log_errors = _log_entries(store, context.job_log, entries)
+        if log_errors:
+            outcome = {**outcome, "log_errors": log_errors}
     retry_after = next_attempt_delay(record.retry, record.transaction_id, order.attempt, outcome)
     finished = finish_attempt(record, outcome, retry_after, clock())
     moved = finished.state in LIVE_STATES and finished.exec_at != record.exec_at
-    # The row as it is before our swap: after it, a change of the job may write it again,
-    # and that version is not ours to drop.
-    old_row = _row_etag(store, record)
     if moved:
         # The next run's row before the record names it: the index lists every live job.
         _keep_indexed(store, finished)
     try:
-        _record_outcome(store, claimed, finished, sleep)
+        _record_outcome(store, claimed, finished, along, sleep)
     except StaleRecord:
         # Only this attempt writes a firing record (deletes refuse it), so another run of
         # this very attempt recorded it first: its word stands.
@@ -101,11 +113,32 @@ def _run_attempt(
         _keep_indexed(store, current.record)
         return report_of(current.record)
     _count_outcome(record, outcome, retry_after)
-    if (finished.state not in LIVE_STATES or moved) and old_row is not None:
-        unindex_quietly(store, record, old_row)
+    if finished.state not in LIVE_STATES or moved:
+        # Without reading its ETag first: no writer ever indexes a run that has come due
+        # again (docs/job-store.md), so the row at this run's time is this run's.
+        unindex_quietly(store, record)
     if finished.skipped_runs > record.skipped_runs:
-        _log_skipped(context_for(finished), finished.skipped_runs - record.skipped_runs)
+        _log_skipped(context, finished.skipped_runs - record.skipped_runs)
     return report_of(finished)
+
+
+def _log_entries(
+    store: TableJobStore, job_log: JobLog, entries: list[JobLogEntry]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The attempt's log entries as rows to write in the outcome's transaction, when the log
+    shares the record's table; else appended to the log now, before the outcome is recorded
+    (an attempt that dies between the two runs again and writes the same entries). The
+    second item: why an entry was not stored."""
+    if isinstance(job_log, TableJobLog) and job_log.table_url == store.table_url:
+        try:
+            return [log_row(entry) for entry in entries], []
+        except ValueError as error:
+            return [], [f"log entries not stored: {error}"]
+    errors = []
+    for entry in entries:
+        if (failed := append_with_retry(job_log, entry)) is not None:
+            errors.append(f"{entry.kind} entry not stored: {failed}")
+    return [], errors
 
 
 def _fire_measured(
@@ -113,7 +146,7 @@ def _fire_measured(
     record: JobRecord,
     payload: Any,
     clock: Callable[[], datetime],
-    context_for: Callable[[JobRecord], FiringContext],
+    context: FiringContext,
 ) -> dict[str, Any]:
     """Fire, counting the attempt, how late it went out and how long it took."""
     instruments = job_metrics()
@@ -122,7 +155,7 @@ def _fire_measured(
     instruments.lateness.record(_lateness_ms(order, record, clock), attributes)
     started = time.perf_counter()
     try:
-        return fire(record.prompt_type, payload, context_for(record))
+        return fire(record.prompt_type, payload, context)
     finally:
         instruments.duration.record((time.perf_counter() - started) * 1000, attributes)
 
@@ -146,10 +179,15 @@ def _count_outcome(record: JobRecord, outcome: dict[str, Any], retry_after: obje
 
 
 def _record_outcome(
-    store: TableJobStore, claimed: StoredJob, finished: JobRecord, sleep: Callable[[float], None]
+    store: TableJobStore,
+    claimed: StoredJob,
+    finished: JobRecord,
+    along: list[dict[str, Any]],
+    sleep: Callable[[float], None],
 ) -> None:
-    """Write the outcome, riding out a short store outage: once the request has gone out,
-    failing here means the attempt runs again (and the target may get it twice).
+    """Write the outcome (and `along`, its log rows), riding out a short store outage: once
+    the request has gone out, failing here means the attempt runs again (and the target may
+    get it twice).
 
     A failure's row in the failed index is written first (the index lists every dead
     letter); if the swap then loses, that row is ours to drop (by its ETag).
@@ -159,7 +197,7 @@ def _record_outcome(
         try:
             if finished.failed_at is not None:
                 failure_row = store.index_failure(finished)
-            store.replace(claimed, finished)
+            store.replace(claimed, finished, along)
             return
         except StaleRecord:
             if failure_row:
@@ -220,11 +258,3 @@ def _log_skipped(context: FiringContext, count: int) -> None:
     error = append_with_retry(context.job_log, entry)
     if error is not None:
         log.warning("the skipped entry of %s was not stored: %s", context.transaction_id, error)
-
-
-def _row_etag(store: TableJobStore, record: JobRecord) -> str | None:
-    try:
-        return store.row_etag(record)
-    except Exception:
-        log.warning("could not read the index row of %s", record.transaction_id, exc_info=True)
-        return None

@@ -1,41 +1,49 @@
-"""What happens when a job's time comes: run its prompt and log the attempt."""
+"""What happens when a job's time comes: run its prompt, and the log entries of the attempt."""
 
+from datetime import datetime
 from typing import Any
 
 from scheduling.job_log import JobLogEntry, LogKind
 from scheduling.job_log.entries import attempt_entry_id
-from scheduling.job_log.resilient import append_with_retry
 from scheduling.prompts import FiringContext, run_prompt
 
 
 def fire(prompt_type: str, payload: dict[str, Any], context: FiringContext) -> dict[str, Any]:
     """Run one attempt of the prompt; its outcome, whatever the target did (never raised)."""
-    attempt = context.attempt
-    log_errors: list[str] = []
+    try:
+        return run_prompt(prompt_type, payload, context).model_dump(mode="json")
+    except Exception as error:  # a handler bug must still end the attempt with an outcome
+        # Only the type: an exception's text can quote the payload, secrets included.
+        return {"ok": False, "error": f"internal error in {prompt_type} ({type(error).__name__})"}
 
-    def record(kind: LogKind, message: str, fields: dict[str, Any]) -> None:
-        entry = JobLogEntry(
+
+def attempt_entries(
+    prompt_type: str, fired_at: datetime, outcome: dict[str, Any], context: FiringContext
+) -> list[JobLogEntry]:
+    """The attempt's lines in the job log: `fired` (at its claim's time) and its outcome.
+
+    Their ids come from the run and the attempt, so a re-run attempt rewrites them.
+    """
+    attempt = context.attempt
+
+    def entry(kind: LogKind, at: datetime, message: str, fields: dict[str, Any]) -> JobLogEntry:
+        return JobLogEntry(
             transaction_id=context.transaction_id,
             entry_id=attempt_entry_id(kind, context.exec_at, attempt),
-            timestamp=context.clock(),
+            timestamp=at,
             kind=kind,
             level="info" if kind != "outcome" or fields.get("ok") else "error",
             message=message,
             fields=fields,
         )
-        error = append_with_retry(context.job_log, entry)
-        if error is not None:
-            log_errors.append(f"{kind} entry not stored: {error}")
 
-    record("fired", f"{prompt_type} fired", {"attempt": attempt})
-    try:
-        outcome = run_prompt(prompt_type, payload, context).model_dump(mode="json")
-    except Exception as error:  # a handler bug must still end the attempt with an outcome
-        # Only the type: an exception's text can quote the payload, secrets included.
-        outcome = {
-            "ok": False,
-            "error": f"internal error in {prompt_type} ({type(error).__name__})",
-        }
     summary = "succeeded" if outcome.get("ok") else f"failed: {outcome.get('error')}"
-    record("outcome", f"{prompt_type} {summary}", {**outcome, "attempt": attempt})
-    return {**outcome, "log_errors": log_errors} if log_errors else outcome
+    return [
+        entry("fired", fired_at, f"{prompt_type} fired", {"attempt": attempt}),
+        entry(
+            "outcome",
+            context.clock(),
+            f"{prompt_type} {summary}",
+            {**outcome, "attempt": attempt},
+        ),
+    ]

@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.models import FLOW_KEY_PATTERN, FlowControlRequest, UtcDatetime
-from scheduling.settings import SchedulerSettings
+from scheduling.settings import ATTEMPT_START_MARGIN_SECONDS, SchedulerSettings
 
 ENTITY_NAME = "flow_control"
 
@@ -53,25 +53,43 @@ class FlowLimitError(ValueError):
 
 
 def flow_for(
-    requested: FlowControlRequest | None, default_key: str | None, settings: SchedulerSettings
+    requested: FlowControlRequest | None, destination_key: str | None, settings: SchedulerSettings
 ) -> FlowLimits | None:
-    """The flow a job goes through: its own key or its destination's, its own limits (up to
-    the bounds) or the defaults; None for a job with no destination and no key."""
-    requested = requested or FlowControlRequest()
-    key = requested.key or default_key
+    """The flow a job goes through, or None: flow control is only where it is asked for.
+
+    A job that names `flow_control` goes through its own key or its destination's; a job
+    to a destination that FLOW_LIMITS names goes through that key; with
+    FLOW_CONTROL_BY_DEFAULT on, every job with a destination does. Its limits are its own,
+    else the key's in FLOW_LIMITS, else the defaults; a job may not ask for more than the
+    bounds, nor for more than FLOW_LIMITS gives its key.
+    """
+    if requested is None:
+        if destination_key is None:
+            return None
+        if destination_key not in settings.flow_limits and not settings.flow_control_by_default:
+            return None
+        requested = FlowControlRequest()
+    key = requested.key or destination_key
     if key is None:
         return None
-    max_parallel = requested.max_parallel or settings.flow_max_parallel
-    if max_parallel > settings.flow_max_parallel_bound:
+    configured = settings.flow_limits.get(key)
+    max_parallel_bound = settings.flow_max_parallel_bound
+    rate_bound = settings.flow_rate_per_second_bound
+    if configured is not None:
+        max_parallel_bound, rate_bound = configured.max_parallel, configured.rate_per_second
+    max_parallel = requested.max_parallel or (
+        configured.max_parallel if configured else settings.flow_max_parallel
+    )
+    if max_parallel > max_parallel_bound:
         raise FlowLimitError(
-            "max_parallel",
-            f"max_parallel must be at most {settings.flow_max_parallel_bound} on this app",
+            "max_parallel", f"max_parallel must be at most {max_parallel_bound} for {key}"
         )
-    rate = requested.rate_per_second or settings.flow_rate_per_second
-    if rate > settings.flow_rate_per_second_bound:
+    rate = requested.rate_per_second or (
+        configured.rate_per_second if configured else settings.flow_rate_per_second
+    )
+    if rate > rate_bound:
         raise FlowLimitError(
-            "rate_per_second",
-            f"rate_per_second must be at most {settings.flow_rate_per_second_bound:g} on this app",
+            "rate_per_second", f"rate_per_second must be at most {rate_bound:g} for {key}"
         )
     return FlowLimits(key=key, max_parallel=max_parallel, rate_per_second=rate)
 
@@ -98,10 +116,12 @@ class FlowState(BaseModel):
 
 
 class Grant(BaseModel):
-    """A slot given to `holder`, which may start at `start_at`."""
+    """A slot given to `holder`, which may start at `start_at` and is reclaimed at
+    `lease_ends_at` (its attempt must be over by then)."""
 
     holder: str
     start_at: UtcDatetime
+    lease_ends_at: UtcDatetime
 
 
 class AcquireAnswer(BaseModel):
@@ -112,6 +132,7 @@ class AcquireAnswer(BaseModel):
 
     outcome: Literal["granted", "queued", "full"]
     start_at: UtcDatetime | None = None
+    lease_ends_at: UtcDatetime | None = None
     position: int | None = None
     recheck_at: UtcDatetime | None = None
     notify: list[Grant] = Field(default_factory=list)
@@ -160,7 +181,9 @@ def _reclaim_stale(state: FlowState, now: datetime, lease: timedelta) -> FlowSta
     return state if len(kept) == len(state.holders) else state.model_copy(update={"holders": kept})
 
 
-def _grant_waiting(state: FlowState, now: datetime) -> tuple[FlowState, list[Grant]]:
+def _grant_waiting(
+    state: FlowState, now: datetime, lease: timedelta
+) -> tuple[FlowState, list[Grant]]:
     """Grant the queue's head, in order, while slots are free."""
     grants: list[Grant] = []
     while state.queue and len(state.holders) < state.max_parallel:
@@ -169,7 +192,7 @@ def _grant_waiting(state: FlowState, now: datetime) -> tuple[FlowState, list[Gra
         state = state.model_copy(
             update={"queue": rest, "holders": [*state.holders, Holder(holder=head, since=start_at)]}
         )
-        grants.append(Grant(holder=head, start_at=start_at))
+        grants.append(Grant(holder=head, start_at=start_at, lease_ends_at=start_at + lease))
     return state, grants
 
 
@@ -195,13 +218,13 @@ def acquire(
     state = state.model_copy(
         update={"max_parallel": limits.max_parallel, "rate_per_second": limits.rate_per_second}
     )
-    state, others = _grant_waiting(_reclaim_stale(state, now, lease), now)
+    state, others = _grant_waiting(_reclaim_stale(state, now, lease), now, lease)
     held = next((h for h in state.holders if h.holder == holder), None)
     if held is not None:
         mine = [g for g in others if g.holder == holder]
         others = [g for g in others if g.holder != holder]
         start_at = mine[0].start_at if mine else held.since
-        return state, AcquireAnswer(outcome="granted", start_at=start_at, notify=others)
+        return state, _granted(start_at, lease, others)
     if holder in state.queue:
         position = state.queue.index(holder) + 1
         return state, AcquireAnswer(outcome="queued", position=position, notify=others)
@@ -210,11 +233,17 @@ def acquire(
         state = state.model_copy(
             update={"holders": [*state.holders, Holder(holder=holder, since=start_at)]}
         )
-        return state, AcquireAnswer(outcome="granted", start_at=start_at, notify=others)
+        return state, _granted(start_at, lease, others)
     if len(state.queue) >= queue_limit:
         return state, AcquireAnswer(outcome="full", notify=others)
     state = state.model_copy(update={"queue": [*state.queue, holder]})
     return state, AcquireAnswer(outcome="queued", position=len(state.queue), notify=others)
+
+
+def _granted(start_at: datetime, lease: timedelta, others: list[Grant]) -> AcquireAnswer:
+    return AcquireAnswer(
+        outcome="granted", start_at=start_at, lease_ends_at=start_at + lease, notify=others
+    )
 
 
 def release(
@@ -230,7 +259,15 @@ def release(
             "queue": [q for q in state.queue if q not in leaving],
         }
     )
-    return _grant_waiting(_reclaim_stale(state, now, lease), now)
+    return _grant_waiting(_reclaim_stale(state, now, lease), now, lease)
+
+
+def may_start(lease_ends_at: datetime, now: datetime, settings: SchedulerSettings) -> bool:
+    """Whether an attempt holding a slot until `lease_ends_at` may start now: only if it
+    ends before the lease does, else the key may already have given the slot to another
+    (the attempt waited that long in the host's queue) and must be asked again."""
+    longest = ATTEMPT_START_MARGIN_SECONDS + settings.http_call_max_timeout_seconds
+    return now + timedelta(seconds=longest) <= lease_ends_at
 
 
 def is_idle(state: FlowState) -> bool:

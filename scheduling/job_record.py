@@ -120,6 +120,11 @@ class AttemptOrder(BaseModel):
     generation: str
     due_at: UtcDatetime
     attempt: int = Field(ge=1)
+    # When the flow slot held for it is reclaimed: an attempt that could not end by then
+    # does not start. None: no slot (no flow control, or its entity did not answer).
+    slot_ends_at: UtcDatetime | None = None
+    # The job's flow key did not answer in time: it goes without a slot (logged).
+    flow_unanswered: bool = False
 
 
 class EndedRun(BaseModel):
@@ -139,13 +144,18 @@ class EndedRun(BaseModel):
     accepted_at: UtcDatetime
 
 
+# The attempt did not start: it waited so long to run that its flow slot may be another's.
+SLOT_LAPSED = "slot-lapsed"
+
+
 class AttemptReport(BaseModel):
     """What the activity tells the orchestration: ids, state and times, never the payload.
 
     `gone`: no record of this generation exists any more (deleted, or replaced).
+    `slot-lapsed`: nothing was done; hold a new slot and run the attempt again.
     """
 
-    state: JobState | Literal["gone"]
+    state: JobState | Literal["gone", "slot-lapsed"]
     attempt: int
     next_attempt_at: UtcDatetime | None = None
     # When `state` is pending: the time of the job's next run (a recurring job's next one).

@@ -19,7 +19,7 @@ Two tables (see docs/job-store.md for the reasoning):
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -155,6 +155,11 @@ class TableJobStore:
     def table_name(self) -> str:
         return self._records.table_name
 
+    @property
+    def table_url(self) -> str:
+        """The records table's URL: a job log in the same table keeps its rows beside them."""
+        return f"{self._records.url}/{self._records.table_name}"
+
     # -- records -------------------------------------------------------------------------
 
     def create(self, record: JobRecord) -> StoredJob:
@@ -176,27 +181,48 @@ class TableJobStore:
             return None
         return StoredJob(_record(entity), str(entity.metadata["etag"]))
 
-    def replace(self, stored: StoredJob, record: JobRecord) -> StoredJob:
-        """Write `record` over `stored` if the row is still that version; StaleRecord if not."""
+    def replace(
+        self, stored: StoredJob, record: JobRecord, along: Sequence[dict[str, Any]] = ()
+    ) -> StoredJob:
+        """Write `record` over `stored` if the row is still that version; StaleRecord if not.
+
+        `along`: other rows of the job's partition (its log entries) written in the same
+        entity group transaction, so they land if and only if the record does.
+        """
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
+        from azure.data.tables import TableTransactionError, UpdateMode
 
+        if any(row["PartitionKey"] != record.transaction_id for row in along):
+            raise ValueError("rows written along a record must be in its partition")
+        if_unchanged = MatchConditions.IfNotModified
         try:
-            metadata = self._records.update_entity(
-                _row(record),
-                mode=UpdateMode.REPLACE,
-                etag=stored.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
+            if along:
+                swap = {"mode": UpdateMode.REPLACE, "etag": stored.etag}
+                answers = self._records.submit_transaction(
+                    [
+                        ("update", _row(record), {**swap, "match_condition": if_unchanged}),
+                        *(("upsert", row, {"mode": UpdateMode.REPLACE}) for row in along),
+                    ]
+                )
+                etag = answers[0]["etag"]
+            else:
+                etag = self._records.update_entity(
+                    _row(record),
+                    mode=UpdateMode.REPLACE,
+                    etag=stored.etag,
+                    match_condition=if_unchanged,
+                )["etag"]
+        except (ResourceModifiedError, ResourceNotFoundError, TableTransactionError) as error:
+            if isinstance(error, TableTransactionError) and error.status_code not in (404, 412):
+                raise
             # The client retries a write whose answer was lost: if the first try landed, the
             # retry meets its own ETag change. The record then is exactly what we wrote.
             current = self.get(record.transaction_id)
             if current is not None and current.record == record:
                 return current
             raise StaleRecord(record.transaction_id) from None
-        return StoredJob(record, str(metadata["etag"]))
+        return StoredJob(record, str(etag))
 
     def delete(self, stored: StoredJob) -> None:
         """Remove the record if it is still the version read; StaleRecord if it changed."""

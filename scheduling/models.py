@@ -80,7 +80,8 @@ WallTime = Annotated[
 
 # Printable, no `/`, `\`, `#`, `?`, `@` or space: a flow key is part of its entity's instance id
 # (`@flow_control@{key}`), which Azure Storage keeps in table keys.
-FLOW_KEY_PATTERN = r"^[A-Za-z0-9._:~\-\[\]]{1,128}$"
+FLOW_KEY = r"[A-Za-z0-9._:~\-\[\]]{1,128}"
+FLOW_KEY_PATTERN = f"^{FLOW_KEY}$"
 
 
 CallbackKind = Literal["on_success", "on_failure"]

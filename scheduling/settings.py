@@ -1,5 +1,7 @@
 """The scheduler's settings, read from app settings (environment variables)."""
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
@@ -9,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scheduling.egress.addresses import IPNetwork, never_reachable_reason
 from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
+from scheduling.models import FLOW_KEY
 from scheduling.webhook_signing import parse_secrets
 
 
@@ -42,6 +45,53 @@ def _check_allowed_network(network: IPNetwork) -> IPNetwork:
     return network
 
 
+# What an attempt may spend before its request goes out (its claim, unsealing): an attempt
+# holding a flow slot starts only if this and its request's deadline end within the lease.
+ATTEMPT_START_MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """The limits FLOW_LIMITS gives one flow key."""
+
+    max_parallel: int
+    rate_per_second: float
+
+
+# `key=max_parallel/rate_per_second`: a flow key as a job may name one, a whole number of
+# slots, a rate with at most six decimals.
+_FLOW_LIMITS_ENTRY = re.compile(
+    f"(?P<key>{FLOW_KEY})=(?P<parallel>[0-9]{{1,6}})/(?P<rate>[0-9]{{1,9}}(?:\\.[0-9]{{1,6}})?)"
+)
+_MAX_FLOW_LIMITS_ENTRIES = 1000
+
+
+def parse_flow_limits(text: str) -> dict[str, KeyLimits]:
+    """FLOW_LIMITS: `key=max_parallel/rate_per_second` entries separated by commas, e.g.
+    `api.example.com=5/20,hooks.example.com=10/0.5`; empty for none. Anything else (an
+    empty entry, a repeated key, a zero) is refused, naming the entry."""
+    if not text.strip():
+        return {}
+    entries = text.split(",")
+    if len(entries) > _MAX_FLOW_LIMITS_ENTRIES:
+        raise ValueError(f"FLOW_LIMITS: at most {_MAX_FLOW_LIMITS_ENTRIES} entries")
+    limits: dict[str, KeyLimits] = {}
+    for position, entry in enumerate(entries, start=1):
+        match = _FLOW_LIMITS_ENTRY.fullmatch(entry.strip())
+        if match is None:
+            raise ValueError(
+                f"FLOW_LIMITS: entry {position} ({entry.strip()[:200]!r}) is not "
+                "key=max_parallel/rate_per_second, e.g. api.example.com=5/20"
+            )
+        key, parallel, rate = match["key"], int(match["parallel"]), float(match["rate"])
+        if key in limits:
+            raise ValueError(f"FLOW_LIMITS: {key!r} is listed twice")
+        if parallel < 1 or rate <= 0:
+            raise ValueError(f"FLOW_LIMITS: {key!r} needs at least 1 slot and a rate above 0")
+        limits[key] = KeyLimits(max_parallel=parallel, rate_per_second=rate)
+    return limits
+
+
 class SchedulerSettings(BaseSettings):
     """Every knob an operator can turn; names match the app setting names."""
 
@@ -65,14 +115,17 @@ class SchedulerSettings(BaseSettings):
     # Empty means the default, so that a deployment can list the setting without changing it.
     http_call_allowed_ports: Annotated[PortRanges, NoDecode] = DEFAULT_ALLOWED_PORTS
 
-    # Flow control per destination (scheduling/flow_control.py): the defaults a job gets,
-    # and the most a job may ask for.
+    # Flow control per destination (scheduling/flow_control.py) is on for a job that asks
+    # for it, for the keys FLOW_LIMITS names, and for every http.call when
+    # FLOW_CONTROL_BY_DEFAULT is on; the defaults a job gets, and the most a job may ask for.
+    flow_control_by_default: bool = False
+    flow_limits: Annotated[dict[str, KeyLimits], NoDecode] = {}
     flow_max_parallel: int = Field(default=10, ge=1)
     flow_max_parallel_bound: int = Field(default=100, ge=1)
     flow_rate_per_second: float = Field(default=50.0, gt=0)
     flow_rate_per_second_bound: float = Field(default=500.0, gt=0)
     # After this long a slot whose release never came (its orchestration was terminated or
-    # purged) is reclaimed: longer than functionTimeout (10 min), which ends any attempt.
+    # purged) is reclaimed; an attempt that could not end within it does not start.
     flow_slot_lease_seconds: float = Field(default=900, ge=60)
     # Waiters one flow key keeps in line; more ask again every FLOW_RECHECK_SECONDS.
     flow_queue_limit: int = Field(default=5000, ge=1, le=20_000)
@@ -83,9 +136,9 @@ class SchedulerSettings(BaseSettings):
     cosmos_key: str = ""
     cosmos_database: str = "scheduler"
     cosmos_container: str = "joblog"
-    job_log_table: str = "joblog"
-    # The job records; their due-time index is the table of the same name + "due", their
-    # failed index (the dead letters) the table of the same name + "failed".
+    # The job records (and, unless Cosmos DB holds it, the job log: each job's entries in
+    # its record's partition); their due-time index is the table of the same name + "due",
+    # their failed index (the dead letters) the table of the same name + "failed".
     job_table: str = "jobs"
     # How long a failed job stays in the failed list (and its record in the store).
     failed_retention_days: int = Field(default=14, ge=1, le=3650)
@@ -109,7 +162,20 @@ class SchedulerSettings(BaseSettings):
             raise ValueError("FLOW_MAX_PARALLEL must not exceed FLOW_MAX_PARALLEL_BOUND")
         if self.flow_rate_per_second > self.flow_rate_per_second_bound:
             raise ValueError("FLOW_RATE_PER_SECOND must not exceed FLOW_RATE_PER_SECOND_BOUND")
+        if self.flow_slot_lease_seconds <= (
+            self.http_call_max_timeout_seconds + ATTEMPT_START_MARGIN_SECONDS
+        ):
+            raise ValueError(
+                "FLOW_SLOT_LEASE_SECONDS must be more than HTTP_CALL_MAX_TIMEOUT_SECONDS + "
+                f"{ATTEMPT_START_MARGIN_SECONDS}: an attempt that cannot end within its slot's "
+                "lease never starts"
+            )
         return self
+
+    @field_validator("flow_limits", mode="before")
+    @classmethod
+    def _parse_flow_limits(cls, value: object) -> object:
+        return parse_flow_limits(value) if isinstance(value, str) else value
 
     @field_validator("http_call_allowed_networks", mode="before")
     @classmethod

@@ -184,7 +184,10 @@ async def test_a_slot_whose_release_is_lost_is_reclaimed_after_its_lease(
 ) -> None:
     lease, recheck = 120, 30
     with running_scheduler(
-        azurite, flow_slot_lease_seconds=lease, flow_recheck_seconds=recheck
+        azurite,
+        flow_slot_lease_seconds=lease,
+        flow_recheck_seconds=recheck,
+        http_call_max_timeout_seconds=30,
     ) as scheduler:
         at = START + timedelta(minutes=10)
         holder = await create(scheduler, job_body(receiver.url, at, max_parallel=1))
@@ -292,25 +295,67 @@ async def test_flow_control_beyond_the_settings_is_refused_naming_the_field(
     assert scheduler.orchestrations_started() == []
 
 
-async def test_jobs_go_through_their_hosts_key_or_their_own_and_log_entries_through_none(
-    scheduler: Scheduler,
+async def test_flow_control_is_only_where_a_job_or_the_settings_ask_for_it(
+    azurite: AzuriteService,
 ) -> None:
-    at = START + timedelta(minutes=10)
-    by_host = await create(scheduler, job_body("http://127.0.0.1:9/a", at))
-    own = await create(
-        scheduler, job_body("http://127.0.0.1:9/a", at, key="team-a", max_parallel=3)
-    )
-    logged = await scheduler.accepted("log.append", {"message": "hello"}, at=at)
+    # FLOW_LIMITS names one destination; the app-wide default is off.
+    with running_scheduler(azurite, flow_limits="127.0.0.2=2/5") as scheduler:
+        at = START + timedelta(minutes=10)
+        plain = await create(scheduler, job_body("http://127.0.0.1:9/a", at))
+        by_host = await create(scheduler, job_body("http://127.0.0.1:9/a", at, max_parallel=4))
+        own = await create(
+            scheduler, job_body("http://127.0.0.1:9/a", at, key="team-a", max_parallel=3)
+        )
+        listed = await create(scheduler, job_body("http://127.0.0.2:9/a", at))
+        logged = await scheduler.accepted("log.append", {"message": "hello"}, at=at)
 
-    assert (await status_of(scheduler, by_host))["flow"] == {
-        "key": "127.0.0.1",
-        "max_parallel": scheduler.settings.flow_max_parallel,
-        "rate_per_second": scheduler.settings.flow_rate_per_second,
-    }
-    assert (await status_of(scheduler, own))["flow"]["key"] == "team-a"
-    assert (await status_of(scheduler, logged))["flow"] is None
+        flows = {
+            name: (await status_of(scheduler, transaction_id))["flow"]
+            for name, transaction_id in [
+                ("plain", plain),
+                ("by_host", by_host),
+                ("own", own),
+                ("listed", listed),
+                ("logged", logged),
+            ]
+        }
+        assert flows == {
+            "plain": None,
+            "by_host": {"key": "127.0.0.1", "max_parallel": 4, "rate_per_second": 50.0},
+            "own": {"key": "team-a", "max_parallel": 3, "rate_per_second": 50.0},
+            "listed": {"key": "127.0.0.2", "max_parallel": 2, "rate_per_second": 5.0},
+            "logged": None,
+        }
+        # A job may ask for less than FLOW_LIMITS gives its key, never for more.
+        above = await scheduler.api.post(
+            "/api/schedule", job_body("http://127.0.0.2:9/a", at, max_parallel=3)
+        )
+        assert above.status == 422, above.body
+        assert above.json()["errors"][0]["loc"] == ["flow_control", "max_parallel"]
 
-    scheduler.host.advance_to(at + timedelta(seconds=1))
-    keys = {operation.key for operation in scheduler.host.entity_operations}
-    assert keys == {"127.0.0.1", "team-a"}
-    assert (await status_of(scheduler, logged))["state"] == "succeeded"
+        scheduler.host.advance_to(at + timedelta(seconds=1))
+        operations = scheduler.host.entity_operations
+        assert sorted({(op.key, op.caller_instance_id) for op in operations}) == sorted(
+            (key, scheduler.orchestration(job).instance_id)
+            for key, job in (("127.0.0.1", by_host), ("team-a", own), ("127.0.0.2", listed))
+        )
+        assert len(operations) == 6  # an acquire and a release each
+        assert (await status_of(scheduler, plain))["state"] == "failed"  # nothing listens on 9
+        assert (await status_of(scheduler, logged))["state"] == "succeeded"
+
+
+async def test_flow_control_by_default_puts_every_call_through_its_hosts_key(
+    azurite: AzuriteService,
+) -> None:
+    with running_scheduler(azurite, flow_control_by_default=True) as scheduler:
+        at = START + timedelta(minutes=10)
+        plain = await create(scheduler, job_body("http://127.0.0.1:9/a", at))
+        logged = await scheduler.accepted("log.append", {"message": "hello"}, at=at)
+        assert (await status_of(scheduler, plain))["flow"] == {
+            "key": "127.0.0.1",
+            "max_parallel": scheduler.settings.flow_max_parallel,
+            "rate_per_second": scheduler.settings.flow_rate_per_second,
+        }
+        assert (await status_of(scheduler, logged))["flow"] is None
+        scheduler.host.advance_to(at + timedelta(seconds=1))
+        assert [op.operation for op in scheduler.host.entity_operations] == ["acquire", "release"]

@@ -59,8 +59,8 @@ async def test_create_stores_the_record_then_starts_an_orchestration_without_the
         "exec_at": "2026-12-01T09:00:00.000005Z",
         "attempt": 1,
         "store_failures": 0,
-        # Its flow key and limits: the target's host, the settings' defaults.
-        "flow": {"key": "127.0.0.1", "max_parallel": 10, "rate_per_second": 50.0},
+        # No flow control: the job did not ask for it, and no setting names its host.
+        "flow": None,
         "unlogged_callback": None,
     }
     assert stored.record.state == "pending"
@@ -275,7 +275,7 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "fired_at": None,
         "retry": {"max_attempts": 1, "initial_delay_seconds": 30.0, "max_delay_seconds": 3600.0},
         "destination": "POST http://127.0.0.1:9",
-        "flow": {"key": "127.0.0.1", "max_parallel": 10, "rate_per_second": 50.0},
+        "flow": None,
         "last_outcome": None,
         "recurrence": None,
         "runs": 0,

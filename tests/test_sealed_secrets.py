@@ -108,6 +108,7 @@ async def test_secrets_never_reach_durable_state_or_the_store_in_clear(
         "prompt_type": "http.call",
         "payload": payload,
         "callbacks": callbacks,
+        "flow_control": {},
     }
     created = await scheduler.api.request(
         "POST",

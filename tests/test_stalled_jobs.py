@@ -35,7 +35,7 @@ async def test_a_job_whose_orchestration_was_purged_fires_after_the_repair_pass(
     httpserver.expect_request("/hook").respond_with_data("ok")
     exec_at = scheduler.now() + timedelta(minutes=5)
     transaction_id = await scheduler.accepted(
-        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at, flow_control={}
     )
     scheduler.host.run()
     # The orchestration is lost (as when a start and its take-back both failed).

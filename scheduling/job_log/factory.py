@@ -31,7 +31,8 @@ class JobLogConfig:
 
 
 def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> JobLogConfig:
-    """Cosmos DB when COSMOS_ENDPOINT is set, else Table Storage on AzureWebJobsStorage."""
+    """Cosmos DB when COSMOS_ENDPOINT is set, else Table Storage on AzureWebJobsStorage, in
+    the job table, beside the records (so an outcome and its entries land together)."""
     if settings.cosmos_endpoint:
         return JobLogConfig(
             kind="cosmos",
@@ -44,7 +45,7 @@ def job_log_config(settings: SchedulerSettings, environ: Mapping[str, str]) -> J
     if table is not None:
         return JobLogConfig(
             kind="table",
-            table_name=settings.job_log_table,
+            table_name=settings.job_table,
             table=table,
         )
     return JobLogConfig(kind="none")

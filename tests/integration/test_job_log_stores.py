@@ -407,7 +407,7 @@ def settings_for(**values: Any) -> SchedulerSettings:
 @pytest.mark.usefixtures("fresh_factory")
 def test_factory_uses_table_storage_on_azure_web_jobs_storage(azurite: AzuriteService) -> None:
     settings = settings_for(
-        azure_web_jobs_storage=azurite.connection_string, job_log_table="factorytable"
+        azure_web_jobs_storage=azurite.connection_string, job_table="factorytable"
     )
 
     store = open_job_log(settings, {})
@@ -449,9 +449,7 @@ def test_threads_opening_the_log_at_once_share_one_store(
     name = f"threads{uuid.uuid4().hex[:12]}"
     if kind == "table":
         azurite: AzuriteService = request.getfixturevalue("azurite")
-        settings = settings_for(
-            azure_web_jobs_storage=azurite.connection_string, job_log_table=name
-        )
+        settings = settings_for(azure_web_jobs_storage=azurite.connection_string, job_table=name)
     else:
         cosmos: CosmosService = request.getfixturevalue("cosmos_server")
         settings = settings_for(

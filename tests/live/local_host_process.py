@@ -30,7 +30,6 @@ class LocalHostProcess:
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "AzureWebJobsStorage": azurite.connection_string,
             "JOB_TABLE": f"livejobs{suffix}",
-            "JOB_LOG_TABLE": f"livelog{suffix}",
             "SEALING_KEYS": "live1:" + base64.b64encode(os.urandom(32)).decode(),
             "REQUEST_FINGERPRINT_KEY": base64.b64encode(os.urandom(32)).decode(),
             "HTTP_CALL_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",

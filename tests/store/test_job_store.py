@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from scheduling.job_log import JobLogEntry, LogKind
+from scheduling.job_log.table_store import TableJobLog, log_row
 from scheduling.job_record import JobRecord
 from scheduling.job_store import (
     ContinuationToken,
@@ -111,6 +113,46 @@ def test_a_write_over_a_version_that_changed_loses(store: TableJobStore) -> None
     assert store.get(first.record.transaction_id) is None
     with pytest.raises(StaleRecord):
         store.replace(second, second.record)
+
+
+def test_rows_written_along_a_record_land_with_it_or_not_at_all(
+    store: TableJobStore, azurite: AzuriteService
+) -> None:
+    first = store.create(new_record())
+    transaction_id = first.record.transaction_id
+    log = TableJobLog.open(
+        TableEndpoint(connection_string=azurite.connection_string), store.table_name
+    )
+
+    def entry(kind: LogKind) -> JobLogEntry:
+        return JobLogEntry(
+            transaction_id=transaction_id,
+            entry_id=f"20261201T080000.000000Z-{kind}",
+            timestamp=START,
+            kind=kind,
+        )
+
+    firing = store.replace(first, first.record.model_copy(update={"state": "firing"}))
+    with pytest.raises(StaleRecord):
+        store.replace(
+            first, first.record.model_copy(update={"state": "cancelled"}), [log_row(entry("log"))]
+        )
+    assert log.read(transaction_id, 10).entries == []
+
+    done = store.replace(
+        firing,
+        firing.record.model_copy(update={"state": "succeeded"}),
+        [log_row(entry("fired")), log_row(entry("outcome"))],
+    )
+    assert done.etag != firing.etag
+    found = store.get(transaction_id)
+    assert found is not None
+    assert (found.record.state, found.etag) == ("succeeded", done.etag)
+    assert [e.kind for e in log.read(transaction_id, 10).entries] == ["fired", "outcome"]
+    other = entry("log").model_copy(update={"transaction_id": str(uuid.uuid4())})
+    with pytest.raises(ValueError, match="partition"):
+        store.replace(done, done.record, [log_row(other)])
+    log.close()
 
 
 def test_two_writers_of_one_version_exactly_one_wins(store: TableJobStore) -> None:

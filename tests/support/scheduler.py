@@ -56,12 +56,19 @@ class Scheduler:
         *,
         at: datetime | None = None,
         retry: dict[str, Any] | None = None,
+        flow_control: dict[str, Any] | None = None,
     ) -> Reply:
         exec_at = at or self.now() + timedelta(minutes=10)
-        body = {"exec_at": format_utc(exec_at), "prompt_type": prompt_type, "payload": payload}
-        return await self.api.post(
-            "/api/schedule", body if retry is None else {**body, "retry": retry}
-        )
+        body: dict[str, Any] = {
+            "exec_at": format_utc(exec_at),
+            "prompt_type": prompt_type,
+            "payload": payload,
+        }
+        if retry is not None:
+            body["retry"] = retry
+        if flow_control is not None:
+            body["flow_control"] = flow_control
+        return await self.api.post("/api/schedule", body)
 
     async def accepted(
         self,
@@ -70,9 +77,12 @@ class Scheduler:
         *,
         at: datetime | None = None,
         retry: dict[str, Any] | None = None,
+        flow_control: dict[str, Any] | None = None,
     ) -> str:
         """Schedule a job that must be accepted; returns its transaction id."""
-        reply = await self.schedule(prompt_type, payload, at=at, retry=retry)
+        reply = await self.schedule(
+            prompt_type, payload, at=at, retry=retry, flow_control=flow_control
+        )
         assert reply.status == 202, reply.json()
         transaction_id: str = reply.json()["transaction_id"]
         return transaction_id
@@ -108,7 +118,6 @@ def scheduler_settings(azurite: AzuriteService, **overrides: Any) -> SchedulerSe
         "http_call_allowed_networks": [ip_network("127.0.0.0/8"), ip_network("::1/128")],
         "http_call_allowed_ports": TEST_PORTS,
         "azure_web_jobs_storage": azurite.connection_string,
-        "job_log_table": f"joblog{table}",
         "job_table": f"jobs{table}",
         "sealing_keys": TEST_SEALING_KEYS,
         "request_fingerprint_key": TEST_FINGERPRINT_KEY,
