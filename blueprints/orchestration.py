@@ -135,7 +135,9 @@ def _attempt(
     from scheduling.job_record import SLOT_LAPSED
 
     if run.flow is None:
-        return (yield context.call_activity("execute_prompt", order.model_dump(mode="json")))
+        # Defaults left out: a job without flow control has no slot to speak of.
+        order_json = order.model_dump(mode="json", exclude_defaults=True)
+        return (yield context.call_activity("execute_prompt", order_json))
     while True:
         slot = yield from hold_slot(context, run.flow, order.attempt)
         context.set_custom_status({"phase": "firing", "attempt": order.attempt})

@@ -1,5 +1,6 @@
 """Reaching Azure Table Storage on AzureWebJobsStorage: one way for every store that uses it."""
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,20 @@ CLIENT_OPTIONS: Mapping[str, Any] = {
     "connection_timeout": 3,
     "read_timeout": 5,
 }
+# What `requests` reads from the environment for each request when allowed to: a proxy, or
+# a CA bundle. Without any of them the reading is skipped: it walks the whole environment
+# twice per request (13 % of a point read's CPU here, more on a Functions host).
+_TRANSPORT_ENVIRONMENT = frozenset(
+    {"http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle", "curl_ca_bundle"}
+)
+
+
+def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The options of every Table Storage client the app opens."""
+    environ = os.environ if environ is None else environ
+    needed = any(name.lower() in _TRANSPORT_ENVIRONMENT for name in environ)
+    return {**CLIENT_OPTIONS, "use_env_settings": needed}
+
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 # A string property holds at most 64 KiB of UTF-16: 16,000 characters fit even if all are
@@ -81,7 +96,7 @@ def open_table(
         client = TableClient.from_connection_string(
             expand_development_storage(endpoint.connection_string),
             table_name=name,
-            **CLIENT_OPTIONS,
+            **client_options(),
         )
         return client, None
     # Imported here: azure.identity is heavy and only needed in this configuration.
@@ -94,7 +109,7 @@ def open_table(
         endpoint=endpoint.table_service_uri,
         table_name=name,
         credential=credential,
-        **CLIENT_OPTIONS,
+        **client_options(),
     )
     return client, credential
 

@@ -34,6 +34,7 @@ from scheduling.table_storage import (
     STORAGE_CLIENT_ID,
     STORAGE_TABLE_URI,
     TableEndpoint,
+    client_options,
     expand_development_storage,
 )
 from tests.support.services import AzuriteService, CosmosService, free_port
@@ -593,3 +594,20 @@ def test_an_entry_too_large_for_table_storage_is_refused_at_once(azurite: Azurit
     assert error is not None
     assert "too large" in error
     assert sleeps == []  # retrying cannot make it fit
+
+
+@pytest.mark.parametrize(
+    ("environ", "reads_environment"),
+    [
+        ({"PATH": "/usr/bin", "HOME": "/root"}, False),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, True),
+        ({"https_proxy": "http://proxy.example:3128"}, True),
+        ({"REQUESTS_CA_BUNDLE": "/etc/ssl/corp.pem"}, True),
+    ],
+)
+def test_storage_clients_read_proxies_and_ca_bundles_only_when_some_are_set(
+    environ: dict[str, str], reads_environment: bool
+) -> None:
+    options = client_options(environ)
+    assert options["use_env_settings"] is reads_environment
+    assert options["read_timeout"] == 5

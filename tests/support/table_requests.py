@@ -12,7 +12,7 @@ from blueprints import dependencies
 from scheduling.job_log.table_store import TableJobLog
 from scheduling.job_store import FAILED_SUFFIX, INDEX_SUFFIX, TableJobStore
 from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import CLIENT_OPTIONS, expand_development_storage
+from scheduling.table_storage import client_options, expand_development_storage
 
 
 @dataclass
@@ -39,7 +39,7 @@ def counted_tables(settings: SchedulerSettings) -> Iterator[TableRequests]:
 
     def client(name: str) -> TableClient:
         return TableClient.from_connection_string(
-            connection, table_name=name, raw_request_hook=requests.record, **CLIENT_OPTIONS
+            connection, table_name=name, raw_request_hook=requests.record, **client_options()
         )
 
     name = settings.job_table

@@ -6,15 +6,25 @@ import pytest
 from pydantic import ValidationError
 
 from scheduling.flow_control import (
+    FlowLimitError,
     FlowLimits,
     FlowState,
     acquire,
+    flow_for,
     holder_id,
     instance_of,
     is_idle,
     is_stale,
+    may_start,
     release,
     take_token,
+)
+from scheduling.models import FlowControlRequest
+from scheduling.settings import (
+    ATTEMPT_START_MARGIN_SECONDS,
+    KeyLimits,
+    SchedulerSettings,
+    parse_flow_limits,
 )
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -191,3 +201,141 @@ def test_holder_ids_name_their_instance() -> None:
 def test_flow_keys_that_cannot_name_an_entity_are_refused(key: str) -> None:
     with pytest.raises(ValidationError):
         FlowLimits(key=key, max_parallel=1, rate_per_second=1)
+
+
+# -- which jobs go through a key, and with what limits --------------------------------------
+
+
+def settings(**values: object) -> SchedulerSettings:
+    return SchedulerSettings.model_validate(values)
+
+
+@pytest.mark.parametrize(
+    ("requested", "destination", "values", "expected"),
+    [
+        # Nobody asked: no key, whatever the destination.
+        (None, "hooks.example.com", {}, None),
+        (None, None, {"flow_control_by_default": True}, None),
+        # The job asks: its host's key, or its own, with its limits or the defaults.
+        ({}, "hooks.example.com", {}, ("hooks.example.com", 10, 50.0)),
+        ({"key": "team-a", "max_parallel": 3}, "hooks.example.com", {}, ("team-a", 3, 50.0)),
+        ({"key": "team-a"}, None, {}, ("team-a", 10, 50.0)),
+        ({}, None, {}, None),  # a log.append asking with no key: nothing to go through
+        # FLOW_LIMITS names the destination: its limits, and the job may ask for less.
+        (
+            None,
+            "api.example.com",
+            {"flow_limits": "api.example.com=5/20"},
+            ("api.example.com", 5, 20.0),
+        ),
+        (None, "other.example.com", {"flow_limits": "api.example.com=5/20"}, None),
+        (
+            {"max_parallel": 2},
+            "api.example.com",
+            {"flow_limits": "api.example.com=5/20"},
+            ("api.example.com", 2, 20.0),
+        ),
+        (
+            {"key": "api.example.com"},
+            None,
+            {"flow_limits": "api.example.com=5/20"},
+            ("api.example.com", 5, 20.0),
+        ),
+        # The default switched on: every destination's key, with the defaults.
+        (
+            None,
+            "hooks.example.com",
+            {"flow_control_by_default": True},
+            ("hooks.example.com", 10, 50.0),
+        ),
+    ],
+)
+def test_a_job_goes_through_a_key_only_where_it_or_the_settings_ask(
+    requested: dict[str, object] | None,
+    destination: str | None,
+    values: dict[str, object],
+    expected: tuple[str, int, float] | None,
+) -> None:
+    request = None if requested is None else FlowControlRequest.model_validate(requested)
+    flow = flow_for(request, destination, settings(**values))
+    found = None if flow is None else (flow.key, flow.max_parallel, flow.rate_per_second)
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "values", "field"),
+    [
+        ({"max_parallel": 101}, {}, "max_parallel"),
+        ({"rate_per_second": 500.5}, {}, "rate_per_second"),
+        ({"max_parallel": 6}, {"flow_limits": "api.example.com=5/20"}, "max_parallel"),
+        ({"rate_per_second": 21}, {"flow_limits": "api.example.com=5/20"}, "rate_per_second"),
+    ],
+)
+def test_a_job_may_not_ask_for_more_than_the_bounds_or_its_keys_limits(
+    requested: dict[str, object], values: dict[str, object], field: str
+) -> None:
+    with pytest.raises(FlowLimitError) as refused:
+        flow_for(
+            FlowControlRequest.model_validate(requested), "api.example.com", settings(**values)
+        )
+    assert refused.value.field == field
+
+
+def test_flow_limits_are_read_strictly() -> None:
+    assert parse_flow_limits(" a.example.com=5/20 , [::1]=1/0.5 ") == {
+        "a.example.com": KeyLimits(max_parallel=5, rate_per_second=20.0),
+        "[::1]": KeyLimits(max_parallel=1, rate_per_second=0.5),
+    }
+    assert parse_flow_limits("") == {}
+    for wrong in (
+        "a=5",
+        "a=5/20,",
+        "a=5/20,a=1/1",
+        "a=0/1",
+        "a=1/0",
+        "a b=1/1",
+        "a=1.5/2",
+        "a=1/2e3",
+    ):
+        with pytest.raises(ValueError, match="FLOW_LIMITS"):
+            parse_flow_limits(wrong)
+
+
+def test_flow_limits_come_from_the_environment_as_operators_write_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLOW_LIMITS", "api.example.com=5/20")
+    monkeypatch.setenv("FLOW_CONTROL_BY_DEFAULT", "true")
+    read = SchedulerSettings()
+    assert read.flow_limits == {"api.example.com": KeyLimits(5, 20.0)}
+    assert read.flow_control_by_default is True
+    monkeypatch.setenv("FLOW_LIMITS", "api.example.com=5/20,")
+    with pytest.raises(ValidationError, match="entry 2"):
+        SchedulerSettings()
+
+
+# -- a lease that no queue can outlive --------------------------------------------------
+
+
+def test_a_granted_slot_says_when_its_lease_ends() -> None:
+    state, answer = acquire(FlowState(), "a", limits(max_parallel=1), T0, LEASE, queue_limit=3)
+    assert (answer.start_at, answer.lease_ends_at) == (T0, T0 + LEASE)
+    state, _ = acquire(state, "b", limits(max_parallel=1), T0, LEASE, queue_limit=3)
+    later = T0 + timedelta(seconds=5)
+    _, grants = release(state, ["a"], later, LEASE)
+    assert [(g.holder, g.lease_ends_at) for g in grants] == [("b", later + LEASE)]
+
+
+def test_an_attempt_starts_only_if_its_request_ends_within_the_lease() -> None:
+    config = settings(http_call_max_timeout_seconds=30, flow_slot_lease_seconds=600)
+    ends = T0 + timedelta(seconds=600)
+    latest_start = ends - timedelta(seconds=30 + ATTEMPT_START_MARGIN_SECONDS)
+    assert may_start(ends, T0, config)
+    assert may_start(ends, latest_start, config)
+    assert not may_start(ends, latest_start + timedelta(microseconds=1), config)
+
+
+def test_a_lease_too_short_for_the_longest_request_is_refused() -> None:
+    with pytest.raises(ValidationError, match="FLOW_SLOT_LEASE_SECONDS"):
+        settings(http_call_max_timeout_seconds=60, flow_slot_lease_seconds=120)
+    settings(http_call_max_timeout_seconds=60, flow_slot_lease_seconds=121)
