@@ -50,7 +50,7 @@ from scheduling.job_store_factory import close_job_stores
 from scheduling.prompts.http_call import TRANSACTION_HEADER
 from scheduling.settings import SchedulerSettings
 from tests.support.arrival_receiver import ArrivalReceiver
-from tests.support.attempts import run_one_attempt
+from tests.support.attempts import first_attempt, run_one_attempt
 from tests.support.local_servers import AzuriteService, running_azurite
 from tests.support.loopback_guard import loopback_only
 from tests.support.scheduler import START, running_scheduler
@@ -99,17 +99,7 @@ async def create_jobs(
                 transaction_id = await scheduler.accepted(
                     "http.call", {"method": "POST", "url": url, "json": BODY}, at=DUE
                 )
-                stored = scheduler.job_store.get(transaction_id)
-                if stored is None:
-                    raise RuntimeError(f"job {transaction_id} was accepted but not stored")
-                orders.append(
-                    AttemptOrder(
-                        transaction_id=transaction_id,
-                        generation=stored.record.generation,
-                        due_at=stored.record.exec_at,
-                        attempt=1,
-                    )
-                )
+                orders.append(first_attempt(scheduler.job_store, transaction_id))
             return scheduler.settings, orders
     finally:
         await http_utils._close_session()

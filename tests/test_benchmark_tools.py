@@ -16,10 +16,9 @@ from azure.data.tables import TableClient, UpdateMode
 from pytest_httpserver import HTTPServer
 
 from benchmarks.peer_scheduler import PeerScheduler
-from scheduling.job_record import AttemptOrder
 from scheduling.prompts.http_call import TRANSACTION_HEADER
 from tests.support.arrival_receiver import ArrivalReceiver
-from tests.support.attempts import run_one_attempt
+from tests.support.attempts import first_attempt, run_one_attempt
 from tests.support.scheduler import Scheduler
 from tests.support.services import AzuriteService
 from tests.support.table_requests import TableRequestLog
@@ -112,14 +111,7 @@ async def test_an_attempt_run_in_process_is_the_activitys_and_fires_once(
     transaction_id = await scheduler.accepted(
         "http.call", {"method": "POST", "url": httpserver.url_for("/hook"), "json": {"n": 1}}
     )
-    stored = scheduler.job_store.get(transaction_id)
-    assert stored is not None
-    order = AttemptOrder(
-        transaction_id=transaction_id,
-        generation=stored.record.generation,
-        due_at=stored.record.exec_at,
-        attempt=1,
-    )
+    order = first_attempt(scheduler.job_store, transaction_id)
 
     first = run_one_attempt(order)
     again = run_one_attempt(order)  # a re-run of the same attempt: its outcome stands

@@ -12,6 +12,7 @@ import json
 from function_app import app
 from local_durable_host.worker_calls import DurableFunction, call_activity, discover
 from scheduling.job_record import AttemptOrder, AttemptReport
+from scheduling.job_store import TableJobStore
 
 ATTEMPT_ACTIVITY = "execute_prompt"
 
@@ -30,3 +31,17 @@ def run_one_attempt(order: AttemptOrder) -> AttemptReport:
     if outcome.result_json is None:
         raise RuntimeError(f"the attempt's activity failed: {outcome.error_message}")
     return AttemptReport.model_validate_json(outcome.result_json)
+
+
+def first_attempt(store: TableJobStore, transaction_id: str) -> AttemptOrder:
+    """The order of the job's first attempt, as its orchestration makes it when the job's
+    time comes (from the stored record's generation and due time)."""
+    stored = store.get(transaction_id)
+    if stored is None:
+        raise LookupError(f"job {transaction_id} is not in the store")
+    return AttemptOrder(
+        transaction_id=transaction_id,
+        generation=stored.record.generation,
+        due_at=stored.record.exec_at,
+        attempt=1,
+    )
