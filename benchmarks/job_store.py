@@ -26,7 +26,6 @@ runs, and breaks when that changes.
 
 import argparse
 import asyncio
-import contextlib
 import http.client
 import json
 import os
@@ -56,6 +55,7 @@ from azure.data.tables import (
     generate_account_sas,
 )
 
+from benchmarks.measuring import percentile, process_cpu_seconds
 from blueprints import dependencies
 from blueprints.instances import bounded
 from blueprints.jobs import cursor_scope
@@ -148,23 +148,7 @@ class SizeResult:
     ops: list[OpResult] = field(default_factory=list)
 
 
-def percentile(samples: Sequence[float], fraction: float) -> float:
-    """The nearest-rank percentile."""
-    ordered = sorted(samples)
-    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 # -- measuring the Azurite process ---------------------------------------------------------
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of `pid` so far (schedstat: nanoseconds, not 10 ms ticks)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
-    return total / 1e9
 
 
 def rss_mib(pid: int) -> tuple[float, float]:

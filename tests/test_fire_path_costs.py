@@ -11,42 +11,45 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from local_durable_host.history import EventType
-from tests.support.scheduler import Scheduler
-from tests.support.table_requests import TableRequests, counted_tables
+from tests.support.local_servers import AzuriteService
+from tests.support.scheduler import Scheduler, running_scheduler
+from tests.support.table_requests import TableRequestLog
 
 
 @pytest.fixture
-def tables(scheduler: Scheduler) -> Iterator[TableRequests]:
-    with counted_tables(scheduler.settings) as requests:
+def wire(azurite: AzuriteService) -> Iterator[TableRequestLog]:
+    with TableRequestLog(azurite) as requests:
         yield requests
 
 
 async def test_a_successful_http_call_attempt_makes_four_table_requests(
-    scheduler: Scheduler, tables: TableRequests, httpserver: HTTPServer
+    azurite: AzuriteService, wire: TableRequestLog, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    exec_at = scheduler.now() + timedelta(minutes=5)
-    transaction_id = await scheduler.accepted(
-        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
-    )
-    jobs, due = scheduler.settings.job_table, scheduler.settings.job_table + "due"
-    tables.clear()
+    through_the_wire = AzuriteService(wire.table_endpoint, wire.connection_string)
+    with running_scheduler(through_the_wire) as scheduler:
+        exec_at = scheduler.now() + timedelta(minutes=5)
+        transaction_id = await scheduler.accepted(
+            "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+        )
+        jobs, due = scheduler.settings.job_table, scheduler.settings.job_table + "due"
+        wire.clear()
 
-    scheduler.host.advance_to(exec_at)
+        scheduler.host.advance_to(exec_at)
 
-    assert len(httpserver.log) == 1
-    assert tables.sent == [
-        ("GET", jobs),  # the claim: read the record
-        ("PUT", jobs),  # and swap it to firing
-        ("POST", "$batch"),  # the outcome and the attempt's two log entries, together
-        ("DELETE", due),  # the ended job's row in the due index
-    ]
-    logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
-    assert [entry["kind"] for entry in logs["entries"]] == ["accepted", "fired", "outcome"]
-    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
-    assert status["state"] == "succeeded"
-    listed = (await scheduler.api.get("/api/schedule")).json()
-    assert listed["jobs"] == []
+        assert len(httpserver.log) == 1
+        assert [request.describe() for request in wire.requests()] == [
+            f"GET {jobs} entity -> 200",  # the claim reads the record
+            f"PUT {jobs} entity (If-Match) -> 204",  # and swaps it to firing
+            # The outcome and the attempt's two log entries, in one transaction.
+            f"POST $batch of 3 [PUT {jobs} entity, PUT {jobs} entity, PUT {jobs} entity] -> 202",
+            f"DELETE {due} entity -> 204",  # the ended job leaves the due index
+        ]
+        logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
+        assert [entry["kind"] for entry in logs["entries"]] == ["accepted", "fired", "outcome"]
+        status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+        assert status["state"] == "succeeded"
+        assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,18 @@ class LocalHostProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The host's process id (it leads its own process group)."""
+        assert self._server is not None
+        return self._server.pid
+
+    @property
+    def log_path(self) -> Path:
+        """Where the host's output (its banner and its log) goes."""
+        assert self._server is not None
+        return self._server.log_path
+
     def start(self) -> None:
         """Start the host (on the port it had, after a kill) and wait until it accepts."""
         environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
