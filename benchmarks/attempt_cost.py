@@ -205,10 +205,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "bare_post": {**posts.summary(), "samples": asdict(posts)},
         "table_requests": listings,
         "tables": {
-            settings.job_table: "the job records",
+            settings.job_table: "the job records and (beside each) its log entries",
             settings.job_table + INDEX_SUFFIX: "the index of live jobs by due time",
             settings.job_table + FAILED_SUFFIX: "the index of failed jobs",
-            settings.job_log_table: "the job log",
         },
     }
 

@@ -26,8 +26,8 @@ exactly once (no job missing, none twice, nothing unknown), the load average bef
 after, and the CPU seconds each side's processes spent from the instant until the burst
 was done (A: the host and Azurite, until the app had recorded every outcome: no live job
 left in its listing; B: this process, until APScheduler's store held no job). The summary
-gives each side's medians and the ratio B/A of the median drain rates; for A, the Table
-requests per job that the host's log lists. docs/benchmarks.md says how to read them.
+gives each side's medians and the ratio B/A of the median drain rates. docs/benchmarks.md
+says how to read them (what one attempt sends to Table Storage is benchmarks/attempt_cost.py's).
 """
 
 import argparse
@@ -36,7 +36,6 @@ import base64
 import json
 import math
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -47,7 +46,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -58,33 +56,15 @@ from tests.live.local_host_process import LocalHostProcess
 from tests.support.arrival_receiver import Arrival, ArrivalReceiver
 from tests.support.local_servers import running_azurite
 from tests.support.loopback_guard import loopback_only
-from tests.support.table_requests import classify
 
 # What a developer's local.settings.json has beyond LocalHostProcess's own: the lead lowered
 # so that a run is short, and a signing secret as scripts/run-local.sh makes one (made for
 # this benchmark only).
 DEVELOPER_SETTINGS = {
     "MIN_LEAD_SECONDS": "1",
-    # Fixed names (each round has an Azurite of its own): the host's log is read by them.
-    "JOB_TABLE": "burstjobs",
-    "JOB_LOG_TABLE": "burstlog",
     "WEBHOOK_SIGNING_SECRETS": "whsec_"
     + base64.b64encode(b"burst benchmark signing key!").decode(),
 }
-TABLE_ROLES = {
-    "burstjobs": "records",
-    "burstjobsdue": "due index",
-    "burstjobsfailed": "failed index",
-    "burstlog": "job log",
-}
-# The Azure SDK logs each request it sends at INFO, and the local host logs at INFO: the
-# host's log lists every Table request the app made, with when.
-LOGGED_REQUEST = re.compile(
-    r"^(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO "
-    r"azure\.core\.pipeline\.policies\.http_logging_policy: Request URL: '(?P<url>.*)'\n"
-    r"Request method: '(?P<method>[A-Z]+)'",
-    re.MULTILINE,
-)
 # After the last arrival, how long to keep listening for a second call of any job.
 SETTLE_SECONDS = 2.0
 # The receiver must serve at least this many times the fastest drain measured.
@@ -112,9 +92,6 @@ class Run:
     load_before: float
     load_after: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
-    # A: the Table requests the host's log lists, per job, before the instant (accepting)
-    # and from it (firing), by method and table; empty when its log lists none.
-    logged_requests_per_job: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def exactly_once(self) -> bool:
@@ -215,29 +192,7 @@ def run_ours(
             run = burst_on_host(round_number, args, receiver, host, pids)
         finally:
             host.stop()
-        # After the host stopped: its last lines are written.
-        log = host.log_path.read_text(errors="replace")
-    run.logged_requests_per_job = logged_requests_per_job(log, run.instant, run.jobs)
     return run
-
-
-def logged_requests_per_job(log: str, instant: float, jobs: int) -> dict[str, dict[str, float]]:
-    """The Table requests the host's log lists, per job: before the instant ("accepting") and
-    from it ("firing"), each by `METHOD table-role` and in all."""
-    counted: dict[str, Counter[str]] = {"accepting": Counter(), "firing": Counter()}
-    for found in LOGGED_REQUEST.finditer(log):
-        # The log's time is local time, as logging writes it.
-        at = datetime.strptime(found["stamp"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        table, kind, _ = classify(found["method"], urlsplit(found["url"]).path)
-        phase = "accepting" if at < instant else "firing"
-        role = TABLE_ROLES.get(table, table or "Tables")
-        counted[phase][f"{found['method']} {role}{' query' if kind == 'query' else ''}"] += 1
-    return {
-        phase: {"all": sum(counts.values()) / jobs}
-        | {name: n / jobs for name, n in sorted(counts.items())}
-        for phase, counts in counted.items()
-        if counts
-    }
 
 
 def burst_on_host(
@@ -418,28 +373,6 @@ def summary_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
-def logged_table(runs: Sequence[Run]) -> str:
-    """A's Table requests per job as the host's log lists them, round by round."""
-    rows = [
-        f"| {run.round} | {phase} | {figures['all']:.2f} | "
-        + ", ".join(f"{name} {n:.2f}" for name, n in figures.items() if name != "all")
-        + " |"
-        for run in runs
-        for phase, figures in run.logged_requests_per_job.items()
-    ]
-    if not rows:
-        return ""
-    return "\n".join(
-        [
-            "Table requests per job of A, from the local host's log (the Azure SDK logs each):",
-            "",
-            "| round | phase | per job | by method and table |",
-            "|---:|---|---:|---|",
-            *rows,
-        ]
-    )
-
-
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -502,9 +435,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     print("\n" + runs_table(runs) + "\n")
     print(summary_table(runs))
-    logged = logged_table(runs)
-    if logged:
-        print("\n" + logged)
     if args.json:
         args.json.write_text(
             json.dumps(

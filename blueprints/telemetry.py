@@ -32,6 +32,11 @@ _INSTRUMENTATIONS = (
     "urllib",
     "urllib3",
 )
+# The Azure SDK logs every request it sends and every answer, headers and all, at INFO:
+# thousands of lines a minute on a busy app (in the host's log stream, and billed in
+# Application Insights), ordinary 404s among them that read like errors, and CPU on every
+# store call. Its warnings and errors still come through.
+SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 _lock = threading.Lock()
 _configured = threading.Event()
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ def configure_once() -> None:
         if _configured.is_set():
             return
         _configured.set()
+        logging.getLogger(SDK_REQUEST_LOGGER).setLevel(logging.WARNING)
         install_job_ids()
         try:
             _configure()

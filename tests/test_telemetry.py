@@ -16,6 +16,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pytest_httpserver import HTTPServer
 
+from blueprints.telemetry import SDK_REQUEST_LOGGER
 from scheduling.metrics import METER_NAME
 from tests.support.scheduler import Scheduler
 
@@ -150,3 +151,22 @@ async def test_every_log_record_of_an_attempt_carries_the_job_id(
     # And nothing outside a job is labelled with one.
     target_records = [r for r in caplog.records if r.name == "werkzeug"]
     assert {getattr(r, "transaction_id", None) for r in target_records} <= {None}
+
+
+async def test_store_calls_do_not_log_each_request_at_info(
+    scheduler: Scheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The host runs the app's log records at INFO: the SDK's line per request and per answer
+    # (headers and all) would bury the app's own lines.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        transaction_id = await scheduler.accepted("log.append", {"message": "m"})
+        reply = await scheduler.api.get(f"/api/schedule/{transaction_id}/status")
+    assert reply.status == 200
+    assert [r for r in caplog.records if r.name == SDK_REQUEST_LOGGER] == []
+    with caplog.at_level(logging.WARNING):
+        # Its warnings still come through.
+        logging.getLogger(SDK_REQUEST_LOGGER).warning("a warning")
+    assert [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER] == [
+        "a warning"
+    ]
