@@ -3,6 +3,8 @@
 import azure.durable_functions as df
 import azure.functions as func
 
+# First of ours: every zone from the pinned tzdata package, before anything loads one.
+import scheduling.zone_data  # noqa: F401
 from blueprints import admin, api, dashboard, flow_control, maintenance, orchestration, reference
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)

@@ -39,6 +39,7 @@ async def healthz_details(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     from scheduling.responses import HealthDetails
+    from scheduling.zone_data import TZDATA_VERSION
 
     available = await _backend_answers(client)
     details = HealthDetails(
@@ -47,6 +48,7 @@ async def healthz_details(
         functions_runtime_version=os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
         azure_functions_version=importlib.metadata.version("azure-functions"),
         durable_sdk_version=importlib.metadata.version("azure-functions-durable"),
+        tzdata_version=TZDATA_VERSION,
         durable_backend="ok" if available else "unavailable",
         # The reason itself goes to the app's log only: it can name accounts and hosts.
         durable_backend_error=None if available else BACKEND_UNAVAILABLE,

@@ -14,7 +14,7 @@ from typing import Any
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
-from croniter import croniter
+from cronsim import CronSim
 
 from local_durable_host.worker_calls import DURABLE_CLIENT, index_functions
 
@@ -88,5 +88,5 @@ class TimerTriggers:
 
 
 def _next(schedule: str, after: datetime) -> datetime:
-    moment: datetime = croniter(schedule, after, second_at_beginning=True).get_next(datetime)
-    return moment
+    # cronsim reads six fields with seconds first, as NCRONTAB; `after` is in UTC.
+    return next(CronSim(schedule, after))

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -15,6 +16,7 @@ from pydantic import (
     create_model,
 )
 
+from scheduling.cron import normalised_cron
 from scheduling.retry import RetryPolicy
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
@@ -45,6 +47,12 @@ UtcDatetime = Annotated[
     # An RFC 3339 date-time both ways (parse_exec_at takes no other form).
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+# A cron expression as stored and fingerprinted: one schedule written two ways is one schedule.
+# Whether the API takes it is checked with the rest of the schedule (scheduling/cron.py), so that
+# the refusal names the field and says why.
+CronExpression = Annotated[str, AfterValidator(normalised_cron)]
 
 
 # What fires when a local wall time does not exist (clocks jump forward) or happens twice.
@@ -143,7 +151,7 @@ class ScheduleRequest(BaseModel):
 
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
-    cron: str | None = None
+    cron: CronExpression | None = None
     timezone: str | None = None
     dst_gap: DstGap = "shift"
     dst_fold: DstFold = "first"
@@ -164,7 +172,7 @@ class ScheduleChange(BaseModel):
 
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
-    cron: str | None = None
+    cron: CronExpression | None = None
     timezone: str | None = None
     dst_gap: DstGap | None = None
     dst_fold: DstFold | None = None

@@ -1,37 +1,34 @@
 """When a recurring job fires: cron on a local wall clock, with the DST rules the user chose.
 
-Cron fields match wall-clock times in the job's IANA zone (croniter iterates naive wall
-times; zoneinfo with the pinned tzdata package turns each into UTC). Where a wall time
-does not exist (clocks jump forward) `dst_gap` decides: `shift` fires once at the first
-valid instant after it, `skip` leaves it out. Where it happens twice (clocks fall back)
-`dst_fold` decides: `first`, `last` or `both` occurrences. Everything here is pure: an
-orchestrator never calls it (zone data may change between deployments), the activity and
-the routes do, and carry each fire time on as a UTC instant.
+Cron fields match wall-clock times in the job's IANA zone (scheduling/cron.py iterates naive
+wall times; zoneinfo, with zone data from the pinned tzdata package only, scheduling/zone_data.py,
+turns each into UTC). Where a wall time does not exist (clocks jump forward) `dst_gap` decides:
+`shift` fires at the instant the clocks jumped to (once, however many wall times of the cron
+fall in the gap), `skip` leaves it out. Where it happens twice (clocks fall back) `dst_fold`
+decides: `first`, `last` or `both` occurrences. Everything here is pure: an orchestrator never
+calls it (zone data may change between deployments), the activity and the routes do, and carry
+each fire time on as a UTC instant.
 """
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduling.models import DstFold, DstGap, UtcDatetime
+import scheduling.zone_data  # noqa: F401  (zone data from tzdata before any zone is loaded)
+from scheduling.cron import CronError, check_cron, wall_times
+from scheduling.models import CronExpression, DstFold, DstGap, UtcDatetime
 
-MAX_CRON_LENGTH = 256
 MAX_ZONE_LENGTH = 64
 MIN_INTERVAL = timedelta(minutes=1)
-# The aliases croniter knows, which stand for five fields.
-ALIASES = frozenset(
-    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
-# Wall times looked at before giving up on finding a run (about 4 years of a daily job).
-_MAX_WALL_TIMES = 1500
-# A gap (clocks jumping forward) is at most a few hours long anywhere.
-_MAX_GAP = timedelta(hours=3)
+# No run is looked for this late: cron's search and the zone arithmetic run out of years.
+_LAST_SEARCHED = datetime(9000, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 class RecurrenceError(ValueError):
@@ -47,8 +44,8 @@ class Recurrence(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Lengths and forms are checked by check_recurrence, whose errors name the field.
-    cron: str
+    # Forms and lengths are checked by check_recurrence, whose errors name the field.
+    cron: CronExpression
     timezone: str = "UTC"
     dst_gap: DstGap = "shift"
     dst_fold: DstFold = "first"
@@ -67,78 +64,112 @@ def zone_of(name: str, field: str = "timezone") -> ZoneInfo:
         raise RecurrenceError(field, f"{field} {name!r} is not a known IANA time zone") from None
 
 
-def check_cron(expression: str) -> str:
-    """The expression, if it is five cron fields or an alias; RecurrenceError otherwise."""
-    text = expression.strip()
-    fields = text.split()
-    if (
-        len(text) > MAX_CRON_LENGTH
-        or not (len(fields) == 5 or (len(fields) == 1 and text.lower() in ALIASES))
-        or not croniter.is_valid(text)
-    ):
-        raise RecurrenceError(
-            "cron",
-            "cron must be five fields (minute hour day-of-month month day-of-week) or one of "
-            + ", ".join(sorted(ALIASES)),
-        )
-    return text
+def checked_cron(expression: str) -> str:
+    """The expression, normalised, if the API takes it; RecurrenceError naming `cron`."""
+    try:
+        return check_cron(expression)
+    except CronError as error:
+        raise RecurrenceError("cron", str(error)) from None
 
 
 def wall_to_utc(wall: datetime, zone: ZoneInfo, gap: DstGap, fold: DstFold) -> list[datetime]:
     """The UTC instants a naive wall time in `zone` stands for, under the DST rules."""
     first = wall.replace(tzinfo=zone, fold=0)
     second = wall.replace(tzinfo=zone, fold=1)
-    if not _exists(first, wall):
-        if gap == "skip":
-            return []
-        return [_first_valid_after(wall, zone)]
-    early, late = first.astimezone(UTC), second.astimezone(UTC)
+    early = first.astimezone(UTC)
+    if early.astimezone(zone).replace(tzinfo=None) != wall:
+        # A wall time in a gap does not survive the round trip through UTC.
+        return [] if gap == "skip" else [_jump_instant(first, second, zone)]
+    late = second.astimezone(UTC)
     if early == late:
         return [early]
     return {"first": [early], "last": [late], "both": [early, late]}[fold]
 
 
-def _exists(moment: datetime, wall: datetime) -> bool:
-    # A wall time in a gap does not survive the round trip through UTC.
-    return moment.astimezone(UTC).astimezone(moment.tzinfo).replace(tzinfo=None) == wall
+def _jump_instant(first: datetime, second: datetime, zone: ZoneInfo) -> datetime:
+    """The instant the clocks jumped over a wall time in a gap (read with fold 0 and 1).
+
+    Read with the offset before the change (fold 0) the wall time lands after the change, read
+    with the offset after it (fold 1) before it; the change is between, at a whole second.
+    """
+    before = second.astimezone(UTC).replace(microsecond=0)
+    after = first.astimezone(UTC)
+    if after.microsecond:
+        after = after.replace(microsecond=0) + _SECOND
+    later_offset = after.astimezone(zone).utcoffset()
+    while after - before > _SECOND:
+        middle = before + (after - before) // _SECOND // 2 * _SECOND
+        if middle.astimezone(zone).utcoffset() == later_offset:
+            after = middle
+        else:
+            before = middle
+    return after
 
 
-def _first_valid_after(wall: datetime, zone: ZoneInfo) -> datetime:
-    """The instant the clocks jumped to: the first wall time after `wall` that exists."""
-    probe = wall
-    while probe - wall <= _MAX_GAP:
-        probe += timedelta(minutes=1)
-        candidate = probe.replace(tzinfo=zone, fold=0)
-        if _exists(candidate, probe):
-            return candidate.astimezone(UTC)
-    raise RecurrenceError("timezone", "the time zone has a gap longer than any known")
+def _earliest_instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """No instant of `wall` or of a later wall time comes before this one."""
+    return min(wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
+
+
+def _earliest_wall(floor: datetime, zone: ZoneInfo) -> datetime:
+    """A wall time before every wall time that has an instant at or after `floor`.
+
+    After `floor` the zone's clock can read earlier than at `floor`: it may be turned back (by up
+    to a few hours) within the next day. Its lowest reading from an hour before `floor` to 26
+    hours after it, less an hour, is below all of them: clocks are within -12 and +14 hours
+    of UTC, and change at most once an hour.
+    """
+    readings = (
+        (floor + timedelta(hours=hours)).astimezone(zone).replace(tzinfo=None)
+        for hours in range(-1, 27)
+    )
+    return min(readings) - timedelta(hours=1)
+
+
+def _in_order(
+    walls: Iterable[datetime], zone: ZoneInfo, gap: DstGap, fold: DstFold
+) -> Iterator[datetime]:
+    """The instants of the wall times (given in wall-clock order), in time order, each once.
+
+    Wall-clock order is not time order: with `both`, a fold's second pass of earlier wall times
+    comes after the first pass of later ones; wall times shifted out of a gap share an instant.
+    An instant is given once no later wall time can have one before it.
+    """
+    pending: list[datetime] = []
+    last: datetime | None = None
+    for wall in walls:
+        horizon = _earliest_instant(wall, zone)
+        while pending and pending[0] < horizon:
+            moment = heapq.heappop(pending)
+            if last is None or moment > last:
+                last = moment
+                yield moment
+        for moment in wall_to_utc(wall, zone, gap, fold):
+            heapq.heappush(pending, moment)
+    for moment in sorted(pending):
+        if last is None or moment > last:
+            last = moment
+            yield moment
 
 
 def fire_times(schedule: Recurrence, after: datetime) -> Iterator[datetime]:
     """Every fire instant (UTC) strictly after `after`, in order, within start_at/end_at.
 
-    `max_runs` is the caller's to count. Ends when end_at is passed or no run can be found.
+    `max_runs` is the caller's to count. Ends when end_at is passed, or when cron finds no
+    wall time within 50 years (cronsim's bound: a schedule that never fires costs that search).
     """
     zone = zone_of(schedule.timezone)
     floor = max(after, schedule.start_at) if schedule.start_at else after
-    # From a little before, in wall time: a repeated hour's second pass comes after its
-    # wall time has already gone by once.
-    start_wall = (floor.astimezone(zone) - timedelta(hours=3)).replace(tzinfo=None)
-    walls = croniter(check_cron(schedule.cron), start_wall)
-    last: datetime | None = None
-    for _ in range(_MAX_WALL_TIMES):
-        try:
-            wall = walls.get_next(datetime)
-        except (CroniterBadDateError, CroniterBadCronError, CroniterError):
+    if floor >= _LAST_SEARCHED:
+        return
+    try:
+        walls = wall_times(schedule.cron, _earliest_wall(floor, zone))
+    except CronError as error:
+        raise RecurrenceError("cron", str(error)) from None
+    for moment in _in_order(walls, zone, schedule.dst_gap, schedule.dst_fold):
+        if schedule.end_at is not None and moment > schedule.end_at:
             return
-        for moment in wall_to_utc(wall, zone, schedule.dst_gap, schedule.dst_fold):
-            if schedule.end_at is not None and moment > schedule.end_at:
-                return
-            if schedule.start_at is not None and moment < schedule.start_at:
-                continue
-            if moment <= after or (last is not None and moment <= last):
-                continue  # shifted onto an instant already given
-            last = moment
+        if moment >= floor and moment > after:
             yield moment
 
 
@@ -164,7 +195,7 @@ def preview(schedule: Recurrence, after: datetime, count: int) -> list[datetime]
 def check_recurrence(schedule: Recurrence, now: datetime) -> datetime:
     """The first fire instant of a new schedule; RecurrenceError naming the field at fault."""
     zone_of(schedule.timezone)
-    check_cron(schedule.cron)
+    checked_cron(schedule.cron)
     start, end = schedule.start_at, schedule.end_at
     if start is not None and end is not None and end <= start:
         raise RecurrenceError("end_at", "end_at must be after start_at")
@@ -181,7 +212,13 @@ def local_exec_at(
     wall: datetime, zone_name: str, gap: DstGap, fold: Literal["first", "last"]
 ) -> datetime:
     """The UTC instant of a one-time job given as a local wall time (`exec_local`)."""
-    instants = wall_to_utc(wall, zone_of(zone_name), gap, fold)
+    zone = zone_of(zone_name)
+    try:
+        instants = wall_to_utc(wall, zone, gap, fold)
+    except OverflowError:
+        raise RecurrenceError(
+            "exec_local", "exec_local is out of range: in UTC it falls outside years 1 to 9999"
+        ) from None
     if not instants:
         raise RecurrenceError(
             "exec_local", "exec_local does not exist in that time zone (clocks jump over it)"

@@ -83,5 +83,9 @@ class HealthDetails(Health):
     functions_runtime_version: str
     azure_functions_version: str
     durable_sdk_version: str
+    tzdata_version: str = Field(
+        description="the IANA time zone database release every zone is read from (the pinned "
+        "tzdata package, never the host's files), e.g. 2026f"
+    )
     durable_backend: Literal["ok", "unavailable"]
     durable_backend_error: str | None = None

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import tzdata
 
 from blueprints.admin import BACKEND_UNAVAILABLE, HEALTH_PROBE_ID
 from tests.support.app_client import AppClient
@@ -142,6 +143,8 @@ async def test_the_details_route_reports_the_versions(extension: tuple[Extension
     assert body["durable_sdk_version"].startswith("1.")
     assert body["azure_functions_version"]
     assert body["functions_runtime_version"]
+    # The zone data every fire time is computed with: the pinned tzdata package's release.
+    assert body["tzdata_version"] == tzdata.IANA_VERSION
 
 
 @pytest.mark.parametrize("code", [500, 400])

@@ -1,15 +1,19 @@
 """Recurring jobs through the public routes: runs on a wall clock across DST, skips, limits."""
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from scheduling.prompts.http_call import TRANSACTION_HEADER
+from scheduling.timing import format_utc
 from tests.support.app_client import Reply
-from tests.support.scheduler import Scheduler
+from tests.support.scheduler import Scheduler, running_scheduler
+from tests.support.services import AzuriteService
 
 
 async def create(scheduler: Scheduler, **fields: Any) -> Reply:
@@ -142,6 +146,8 @@ async def test_bad_schedules_are_422_naming_the_field(scheduler: Scheduler) -> N
         ({"exec_local": "2026-12-02T09:00:00", "dst_fold": "both"}, "dst_fold"),
         ({"exec_local": "2026-12-02T09:00:00+01:00"}, "exec_local"),
         ({"cron": "0 9 * * *", "end_at": "2026-11-01T00:00:00Z"}, "cron"),
+        ({"cron": "0 9 * * *", "start_at": "9999-12-31T00:00:00Z"}, "cron"),
+        ({"exec_local": "0001-01-01T00:00:00", "timezone": "Asia/Tokyo"}, "exec_local"),
         ({}, "exec_at"),
     ]
     for fields, field in cases:
@@ -397,3 +403,181 @@ async def test_after_downtime_missed_runs_collapse_into_one_catch_up_run(
     status = await status_of(scheduler, transaction_id)
     assert status["next_fire_at"] == "2026-12-01T15:00:00Z"
     assert status["skipped_runs"] == 4  # 11:00, 12:00, 13:00, 14:00
+
+
+# -- the reproductions of issue 20, through the routes and fired jobs -------------------------
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+async def preview_of(scheduler: Scheduler, **params: str) -> list[str]:
+    reply = await scheduler.api.get(f"/api/schedule/preview?{urlencode(params)}")
+    assert reply.status == 200, reply.body
+    fire_times: list[str] = reply.json()["fire_times"]
+    return fire_times
+
+
+async def test_vancouver_runs_on_the_pinned_zone_data(
+    azurite: AzuriteService, httpserver: HTTPServer
+) -> None:
+    # tzdata 2026f keeps British Columbia on UTC-7 from November 2026; the host's older files
+    # fall back to UTC-8, which put Monday's run at 17:00Z.
+    with running_scheduler(azurite, start=utc(2026, 10, 29, 12)) as scheduler:
+        schedule = {"cron": "0 9 * * 1-5", "timezone": "America/Vancouver"}
+        assert await preview_of(scheduler, **schedule, count="3") == [
+            "2026-10-29T16:00:00Z",
+            "2026-10-30T16:00:00Z",
+            "2026-11-02T16:00:00Z",
+        ]
+        seen = arrivals(scheduler, httpserver, "/vancouver")
+        reply = await create(
+            scheduler,
+            **schedule,
+            prompt_type="http.call",
+            payload={"url": httpserver.url_for("/vancouver")},
+        )
+        assert reply.status == 202, reply.body
+        scheduler.host.advance_to(utc(2026, 11, 3))
+        assert seen == [utc(2026, 10, 29, 16), utc(2026, 10, 30, 16), utc(2026, 11, 2, 16)]
+
+
+async def test_fold_both_fires_each_wall_time_of_the_repeated_hour_twice(
+    azurite: AzuriteService, httpserver: HTTPServer
+) -> None:
+    # 2027-10-31: 02:00 BST falls back to 01:00 GMT; 01:00 and 01:30 happen twice.
+    with running_scheduler(azurite, start=utc(2027, 10, 30, 12)) as scheduler:
+        schedule = {"cron": "0,30 1 * * *", "timezone": "Europe/London", "dst_fold": "both"}
+        expected = [
+            "2027-10-31T00:00:00Z",
+            "2027-10-31T00:30:00Z",
+            "2027-10-31T01:00:00Z",
+            "2027-10-31T01:30:00Z",
+        ]
+        assert await preview_of(scheduler, **schedule, count="4") == expected
+        # The same runs count against end_at (inclusive).
+        assert (
+            await preview_of(scheduler, **schedule, count="10", end_at="2027-10-31T01:00:00Z")
+            == expected[:3]
+        )
+        seen = arrivals(scheduler, httpserver, "/fold")
+        reply = await create(
+            scheduler,
+            **schedule,
+            max_runs=3,
+            prompt_type="http.call",
+            payload={"url": httpserver.url_for("/fold")},
+        )
+        assert reply.status == 202, reply.body
+        scheduler.host.advance_to(utc(2027, 11, 2))
+        # max_runs=3 counts runs in time order: the first pass of both, then 01:00 GMT.
+        assert seen == [utc(2027, 10, 31, 0, 0), utc(2027, 10, 31, 0, 30), utc(2027, 10, 31, 1)]
+        status = await status_of(scheduler, reply.json()["transaction_id"])
+        assert (status["state"], status["runs"], status["skipped_runs"]) == ("succeeded", 3, 0)
+
+
+async def test_fold_both_every_quarter_hour_in_the_repeated_hour(
+    azurite: AzuriteService, httpserver: HTTPServer
+) -> None:
+    with running_scheduler(azurite, start=utc(2027, 10, 31, 0, 5)) as scheduler:
+        schedule = {"cron": "*/15 * * * *", "timezone": "Europe/London", "dst_fold": "both"}
+        quarters = [utc(2027, 10, 31, 0, 15) + timedelta(minutes=15 * n) for n in range(8)]
+        assert await preview_of(scheduler, **schedule, count="8") == [
+            format_utc(moment) for moment in quarters
+        ]
+        seen = arrivals(scheduler, httpserver, "/quarters")
+        reply = await create(
+            scheduler,
+            **schedule,
+            prompt_type="http.call",
+            payload={"url": httpserver.url_for("/quarters")},
+        )
+        assert reply.status == 202, reply.body
+        scheduler.host.advance_to(quarters[-1])
+        assert seen == quarters
+
+
+async def test_exec_local_with_seconds_in_a_gap_fires_at_the_jump(
+    azurite: AzuriteService, httpserver: HTTPServer
+) -> None:
+    # 01:30:30 does not exist on 2027-03-28 in London: the clocks jumped at 01:00:00 UTC.
+    with running_scheduler(azurite, start=utc(2027, 3, 27, 12)) as scheduler:
+        seen = arrivals(scheduler, httpserver, "/jump")
+        reply = await create(
+            scheduler,
+            exec_local="2027-03-28T01:30:30",
+            timezone="Europe/London",
+            dst_gap="shift",
+            prompt_type="http.call",
+            payload={"url": httpserver.url_for("/jump")},
+        )
+        assert reply.status == 202, reply.body
+        assert reply.json()["exec_at"] == "2027-03-28T01:00:00Z"
+        scheduler.host.advance_to(utc(2027, 3, 29))
+        assert seen == [utc(2027, 3, 28, 1)]
+
+
+async def test_a_one_value_range_fires_at_that_value_only(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    assert await preview_of(scheduler, cron="0 5-5 * * *", count="3") == [
+        "2026-12-02T05:00:00Z",
+        "2026-12-03T05:00:00Z",
+        "2026-12-04T05:00:00Z",
+    ]
+    seen = arrivals(scheduler, httpserver, "/five")
+    reply = await create(
+        scheduler,
+        cron="0 5-5 * * *",
+        prompt_type="http.call",
+        payload={"url": httpserver.url_for("/five")},
+    )
+    assert reply.status == 202, reply.body
+    scheduler.host.advance_to(utc(2026, 12, 4, 6))
+    assert seen == [utc(2026, 12, 2, 5), utc(2026, 12, 3, 5), utc(2026, 12, 4, 5)]
+
+
+async def test_what_the_cron_engine_does_not_take_is_a_422_naming_cron(
+    scheduler: Scheduler,
+) -> None:
+    refused = {  # the expression, and the part the answer names
+        "H * * * *": "'H'",
+        "0 0 ? * MON": "'?'",
+        "0 0 15W * *": "'15W'",
+        "5-5/10 * * * *": "'5-5/10'",
+        "0 0 L/2 * *": "'L/2'",
+        "0 0 * * * *": "seconds",
+    }
+    for cron, named in refused.items():
+        for reply in (
+            await create(scheduler, cron=cron),
+            await scheduler.api.get(f"/api/schedule/preview?{urlencode({'cron': cron})}"),
+        ):
+            assert reply.status == 422, (cron, reply.body)
+            assert reply.content_type == "application/problem+json"
+            error = reply.json()["errors"][0]
+            assert error["loc"] == ["cron"], (cron, reply.json())
+            assert named in error["msg"], (cron, error)
+    assert scheduler.orchestrations_started() == []
+
+
+async def test_one_schedule_written_two_ways_is_one_idempotent_request(
+    scheduler: Scheduler,
+) -> None:
+    body = {"prompt_type": "log.append", "payload": {"message": "tick"}}
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "weekday-nine"}
+    first, again = [
+        await scheduler.api.request(
+            "POST",
+            "/api/schedule",
+            body=json.dumps({**body, "cron": cron}).encode(),
+            headers=headers,
+        )
+        for cron in ("0  9 * *\tmon-fri", "0 9 * * MON-FRI")
+    ]
+    assert first.status == 202, first.body
+    assert again.status == 202, again.body  # not a 409: the same request
+    assert again.headers["idempotent-replayed"] == "true"
+    status = await status_of(scheduler, first.json()["transaction_id"])
+    assert status["recurrence"]["cron"] == "0 9 * * MON-FRI"

@@ -167,6 +167,4 @@ async def test_store_calls_do_not_log_each_request_at_info(
     with caplog.at_level(logging.WARNING):
         # Its warnings still come through.
         logging.getLogger(SDK_REQUEST_LOGGER).warning("a warning")
-    assert [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER] == [
-        "a warning"
-    ]
+    assert [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER] == ["a warning"]

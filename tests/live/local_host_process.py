@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.support.local_servers import REPO_ROOT, AzuriteService, ServerProcess, start_server
+from tests.support.zone_files import wrong_zone_files
 
 
 class LocalHostProcess:
@@ -59,7 +60,14 @@ class LocalHostProcess:
 
     def start(self) -> None:
         """Start the host (on the port it had, after a kill) and wait until it accepts."""
-        environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        # Zone files that are wrong on purpose, where zoneinfo looks first: the app must
+        # read every zone from the pinned tzdata package instead (test_live_api.py checks).
+        zone_files = wrong_zone_files(self.workdir / "host-zoneinfo")
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONTZPATH": str(zone_files),
+        }
         self._server = start_server(
             "local-durable-host",
             lambda port: [

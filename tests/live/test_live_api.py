@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from scheduling.prompts.http_call import TRANSACTION_HEADER
+from scheduling.zone_data import TZDATA_VERSION
 from tests.live.conftest import LiveApp, Receiver, client_of
 
 pytestmark = pytest.mark.live
@@ -261,6 +263,26 @@ def test_healthz_reports_ok(api: httpx.Client) -> None:
     response = api.get("/api/healthz")
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok"}
+
+
+def test_zones_come_from_the_pinned_tzdata(api: httpx.Client, admin_api: httpx.Client) -> None:
+    # The local durable host runs with host zone files that put Vancouver in Tokyo's time
+    # (local_host_process.py); the next 09:00 in Vancouver is still where tzdata has it.
+    zone = ZoneInfo("America/Vancouver")
+    now = datetime.now(UTC)
+    wall = now.astimezone(zone).replace(hour=9, minute=0, second=0, microsecond=0)
+    if wall <= now:
+        wall = (wall.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+    response = api.get(
+        "/api/schedule/preview",
+        params={"cron": "0 9 * * *", "timezone": "America/Vancouver", "count": "1"},
+    )
+    assert response.status_code == 200, response.text
+    assert [parse_time(moment) for moment in response.json()["fire_times"]] == [
+        wall.astimezone(UTC)
+    ]
+    details = admin_api.get("/api/healthz/details")
+    assert details.json()["tzdata_version"] == TZDATA_VERSION
 
 
 def test_schedule_answers_202_with_status_url(jobs: dict[str, Scheduled]) -> None:

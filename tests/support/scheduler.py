@@ -135,15 +135,19 @@ async def close_sdk_http_session() -> AsyncIterator[None]:
 
 @contextmanager
 def running_scheduler(
-    azurite: AzuriteService, *, host_options: dict[str, Any] | None = None, **overrides: Any
+    azurite: AzuriteService,
+    *,
+    host_options: dict[str, Any] | None = None,
+    start: datetime = START,
+    **overrides: Any,
 ) -> Iterator[Scheduler]:
-    """The app on a fresh durable stand-in, with fresh tables; `host_options` for
-    DurableHost (e.g. activity_workers), `overrides` for the settings."""
+    """The app on a fresh durable stand-in, with fresh tables, its clock at `start`;
+    `host_options` for DurableHost (e.g. activity_workers), `overrides` for the settings."""
     settings = scheduler_settings(azurite, **overrides)
     job_log = open_job_log(settings)
     with (
         DurableHost(
-            app, START, **{"check_replay_determinism": True, **(host_options or {})}
+            app, start, **{"check_replay_determinism": True, **(host_options or {})}
         ) as host,
         dependencies.overridden(clock=host.clock, settings=lambda: settings),
     ):

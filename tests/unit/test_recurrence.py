@@ -131,6 +131,142 @@ def test_aliases_are_five_fields() -> None:
     ]
 
 
+# -- the reproductions of issue 20 ---------------------------------------------------------------
+
+
+def test_zone_data_is_the_pinned_tzdata_not_the_hosts() -> None:
+    # British Columbia stays on UTC-7 from November 2026 in tzdata 2026f; the host's older data
+    # (2025b) falls back to UTC-8 on 2026-11-01, which put the third run at 17:00Z.
+    schedule = Recurrence(cron="0 9 * * 1-5", timezone="America/Vancouver")
+    assert preview(schedule, utc(2026, 10, 29), 3) == [
+        utc(2026, 10, 29, 16),
+        utc(2026, 10, 30, 16),
+        utc(2026, 11, 2, 16),
+    ]
+
+
+def test_fold_both_fires_every_wall_time_of_the_repeated_hour_twice() -> None:
+    # 2027-10-31: 02:00 BST falls back to 01:00 GMT; 01:00 and 01:30 happen twice each.
+    schedule = Recurrence(cron="0,30 1 * * *", timezone="Europe/London", dst_fold="both")
+    assert preview(schedule, utc(2027, 10, 30, 12), 4) == [
+        utc(2027, 10, 31, 0, 0),  # 01:00 BST
+        utc(2027, 10, 31, 0, 30),  # 01:30 BST
+        utc(2027, 10, 31, 1, 0),  # 01:00 GMT
+        utc(2027, 10, 31, 1, 30),  # 01:30 GMT
+    ]
+    # end_at and max_runs count the same runs, in time order.
+    ended = schedule.model_copy(update={"end_at": utc(2027, 10, 31, 1, 0)})
+    assert preview(ended, utc(2027, 10, 30, 12), 10) == [
+        utc(2027, 10, 31, 0, 0),
+        utc(2027, 10, 31, 0, 30),
+        utc(2027, 10, 31, 1, 0),
+    ]
+    limited = schedule.model_copy(update={"max_runs": 2})
+    assert preview(limited, utc(2027, 10, 30, 12), 10) == [
+        utc(2027, 10, 31, 0, 0),
+        utc(2027, 10, 31, 0, 30),
+    ]
+    assert next_fire_at(limited, utc(2027, 10, 31, 0, 0), runs_done=1) == utc(2027, 10, 31, 0, 30)
+
+
+def test_fold_both_every_quarter_hour_goes_on_through_the_first_pass() -> None:
+    schedule = Recurrence(cron="*/15 * * * *", timezone="Europe/London", dst_fold="both")
+    assert preview(schedule, utc(2027, 10, 31, 0, 5), 8) == [
+        utc(2027, 10, 31, 0, 15) + timedelta(minutes=15 * step) for step in range(8)
+    ]
+
+
+def test_exec_local_with_seconds_in_a_gap_shifts_to_the_jump_itself() -> None:
+    # 01:30:30 does not exist on 2027-03-28 in London: the clocks jumped at 01:00:00 UTC.
+    wall = datetime(2027, 3, 28, 1, 30, 30)
+    assert local_exec_at(wall, "Europe/London", "shift", "first") == utc(2027, 3, 28, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("0 5-5 * * *", [utc(2027, 1, 1, 5), utc(2027, 1, 2, 5), utc(2027, 1, 3, 5)]),
+        ("0 0 1-1 * *", [utc(2027, 2, 1), utc(2027, 3, 1), utc(2027, 4, 1)]),
+        # 2027-01-05 is a Tuesday
+        ("0 0 * * 2-2", [utc(2027, 1, 5), utc(2027, 1, 12), utc(2027, 1, 19)]),
+        ("0 0 1 3-3 *", [utc(2027, 3, 1), utc(2028, 3, 1), utc(2029, 3, 1)]),
+    ],
+)
+def test_a_one_value_range_is_that_value(cron: str, expected: list[datetime]) -> None:
+    assert preview(Recurrence(cron=cron), utc(2027, 1, 1), 3) == expected
+
+
+@pytest.mark.parametrize(
+    ("dst_gap", "expected"),
+    [
+        ("shift", [utc(2027, 3, 26, 22), utc(2027, 3, 27, 22), utc(2027, 3, 28, 21)]),
+        ("skip", [utc(2027, 3, 26, 22), utc(2027, 3, 28, 21), utc(2027, 3, 29, 21)]),
+    ],
+)
+def test_daily_where_the_clocks_jump_over_midnight(
+    dst_gap: DstGap, expected: list[datetime]
+) -> None:
+    # Asia/Beirut, 2027-03-28: 00:00 EET jumps to 01:00 EEST (22:00 UTC the day before).
+    schedule = Recurrence(cron="@daily", timezone="Asia/Beirut", dst_gap=dst_gap)
+    assert preview(schedule, utc(2027, 3, 26, 12), 3) == expected
+
+
+# -- the cron grammar (docs/recurring.md) -------------------------------------------------------
+
+
+def test_day_of_month_and_day_of_week_both_match_when_either_starts_with_a_star() -> None:
+    # Odd days of the month that are Mondays (Vixie cron): not every odd day, nor every Monday.
+    schedule = Recurrence(cron="0 0 */2 * 1")
+    assert preview(schedule, utc(2027, 1, 1), 4) == [
+        utc(2027, 1, 11),
+        utc(2027, 1, 25),
+        utc(2027, 2, 1),
+        utc(2027, 2, 15),
+    ]
+
+
+def test_day_of_month_or_day_of_week_when_neither_starts_with_a_star() -> None:
+    # The 13th, and every Friday (2027-01-01 is one; the preview starts just after it).
+    schedule = Recurrence(cron="0 0 13 * FRI")
+    assert preview(schedule, utc(2027, 1, 1), 4) == [
+        utc(2027, 1, 8),
+        utc(2027, 1, 13),
+        utc(2027, 1, 15),
+        utc(2027, 1, 22),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("0 0 L * *", [utc(2027, 1, 31), utc(2027, 2, 28)]),
+        ("0 0 LW * *", [utc(2027, 1, 29), utc(2027, 2, 26)]),  # last Monday to Friday
+        ("0 0 * * 5L", [utc(2027, 1, 29), utc(2027, 2, 26)]),  # last Friday
+        ("0 0 * * MON#2", [utc(2027, 1, 11), utc(2027, 2, 8)]),  # second Monday
+        ("0 0 * JAN,FEB SUN", [utc(2027, 1, 3), utc(2027, 1, 10)]),
+        ("0 0 * * 7", [utc(2027, 1, 3), utc(2027, 1, 10)]),  # 7 is Sunday too
+        ("0/20 9 * * *", [utc(2027, 1, 1, 9), utc(2027, 1, 1, 9, 20)]),  # 0-59/20
+    ],
+)
+def test_the_documented_extras(cron: str, expected: list[datetime]) -> None:
+    assert preview(Recurrence(cron=cron), utc(2027, 1, 1), 2) == expected
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("0 9 * * mon-fri", "0 9 * * MON-FRI"),
+        (" 0\t9  *\n* *  ", "0 9 * * *"),
+        ("@DAILY", "@daily"),
+        ("\t@Hourly ", "@hourly"),
+        ("0 0 l * *", "0 0 L * *"),
+    ],
+)
+def test_the_cron_is_stored_normalised(written: str, stored: str) -> None:
+    assert Recurrence(cron=written).cron == stored
+    assert check_recurrence(Recurrence(cron=written), utc(2027, 1, 1))
+
+
 # -- refusals ---------------------------------------------------------------------------------
 
 
@@ -138,6 +274,16 @@ def test_aliases_are_five_fields() -> None:
     ("schedule", "field"),
     [
         (Recurrence(cron="* * * * * *", timezone="UTC"), "cron"),  # seconds
+        (Recurrence(cron="H * * * *", timezone="UTC"), "cron"),  # Jenkins' hash
+        (Recurrence(cron="0 0 ? * MON", timezone="UTC"), "cron"),  # Quartz's "no value"
+        (Recurrence(cron="0 0 15W * *", timezone="UTC"), "cron"),  # nearest weekday
+        (Recurrence(cron="0 0 L/2 * *", timezone="UTC"), "cron"),  # a step after L
+        (Recurrence(cron="5-5/10 * * * *", timezone="UTC"), "cron"),  # a step over one value
+        (Recurrence(cron="0 0 * * MON#6", timezone="UTC"), "cron"),
+        (Recurrence(cron="0 0 * * 8L", timezone="UTC"), "cron"),
+        (Recurrence(cron="0 24 * * *", timezone="UTC"), "cron"),
+        (Recurrence(cron="0 0 * * FRI-MON", timezone="UTC"), "cron"),
+        (Recurrence(cron="0 \u0665 * * *", timezone="UTC"), "cron"),  # not an ASCII digit
         (Recurrence(cron="61 * * * *", timezone="UTC"), "cron"),
         (Recurrence(cron="@reboot", timezone="UTC"), "cron"),
         (Recurrence(cron="x" * 300, timezone="UTC"), "cron"),
@@ -160,6 +306,20 @@ def test_a_schedule_that_cannot_work_names_the_field(schedule: Recurrence, field
     with pytest.raises(RecurrenceError) as raised:
         check_recurrence(schedule, utc(2026, 12, 1))
     assert raised.value.field == field
+
+
+def test_times_at_the_end_of_the_calendar_are_refused_not_an_error() -> None:
+    far = Recurrence(cron="0 0 * * *", start_at=datetime(9999, 12, 31, tzinfo=UTC))
+    with pytest.raises(RecurrenceError) as raised:
+        check_recurrence(far, utc(2026, 12, 1))
+    assert raised.value.field == "cron"
+    for wall, zone in [
+        (datetime(1, 1, 1), "Asia/Tokyo"),  # +09:18:59 then: before year 1 in UTC
+        (datetime(9999, 12, 31, 23, 59), "America/Adak"),  # -10:00: after year 9999
+    ]:
+        with pytest.raises(RecurrenceError) as raised:
+            local_exec_at(wall, zone, "shift", "first")
+        assert raised.value.field == "exec_local"
 
 
 def test_every_minute_is_the_tightest_schedule() -> None:
