@@ -13,7 +13,6 @@ finished jobs cost a create nothing but a B-tree probe. `finished_before` finds 
 retention purges.
 """
 
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -496,7 +495,8 @@ def _refusal(path: Path, why: str) -> StateRefused:
 
 
 def _encode(work: Work) -> str:
-    return json.dumps({"kind": _KIND_OF[type(work)], **dataclasses.asdict(work)})
+    # The messages are flat dataclasses of JSON values (an event is a dict): no deep copy.
+    return json.dumps({"kind": _KIND_OF[type(work)], **vars(work)})
 
 
 def _decode(body: str) -> Any:

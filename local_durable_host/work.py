@@ -240,7 +240,8 @@ class Mailbox:
                 continue  # taken out of turn with an entity batch
             if isinstance(work, EntityWork):
                 lane = self._by_entity[(work.name, work.key)]
-                assert lane.popleft() == seq, "an entity's lane is in FIFO order"
+                head = lane.popleft()
+                assert head == seq, "an entity's lane is in FIFO order"
                 if not lane:
                     del self._by_entity[(work.name, work.key)]
             elif isinstance(work, StartExecution):
