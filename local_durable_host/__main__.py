@@ -12,16 +12,26 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
+
+from local_durable_host.local_host import ACTIVITY_WORKERS, RETENTION
 
 DEFAULT_FUNCTION_KEY = "local-function-key"
 DEFAULT_MASTER_KEY = "local-master-key"
+DEFAULT_RETENTION_HOURS = RETENTION / timedelta(hours=1)
 
 BANNER = """\
 ==> Durable Scheduler on the LOCAL DURABLE HOST (not the Azure Functions host)
     API:   {base_url}/api/   (function key: x-functions-key: {function_key}; admin: the master key)
     state: {state_dir}/ (kept across restarts; delete it to start empty)
+    retention: finished orchestrations are purged {retention_hours:g} h after they finish
+               (--retention-hours, LOCAL_HOST_RETENTION_HOURS); running ones never
+    activities: {activity_workers} at once (--activity-workers, LOCAL_HOST_ACTIVITY_WORKERS){delay}
     What differs from `func start` and Azure: one process, no scale-out; timers fire
     within about 0.5 s of their time, not at the host's queue polling (up to 10-30 s late);
     no extension bundle: the Durable extension's behaviour is emulated as documented in
@@ -34,11 +44,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("FUNC_PORT", "7071")))
     parser.add_argument("--settings", type=Path, default=Path("local.settings.json"))
     parser.add_argument("--state-dir", type=Path, default=Path(".local-host"))
+    parser.add_argument(
+        "--retention-hours",
+        type=float,
+        help="purge finished orchestrations this long after they finish "
+        f"(env LOCAL_HOST_RETENTION_HOURS; default {DEFAULT_RETENTION_HOURS:g})",
+    )
+    parser.add_argument(
+        "--activity-workers",
+        type=int,
+        help="activities run at once (env LOCAL_HOST_ACTIVITY_WORKERS; "
+        f"default {ACTIVITY_WORKERS})",
+    )
+    parser.add_argument(
+        "--activity-start-delay-seconds",
+        type=float,
+        help="each activity waits this long in the queue before it starts, as on Azure Storage "
+        "under load (env LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS; default 0)",
+    )
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _load_settings(options.settings)
+    try:
+        tuning = host_tuning(options, os.environ)
+    except ValueError as error:
+        parser.error(str(error))
 
     # After the settings: the app reads them as it imports and runs.
     from function_app import app
@@ -57,20 +89,83 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        host = LocalHost(app, options.state_dir, keys, options.port)
+        host = LocalHost(
+            app,
+            options.state_dir,
+            keys,
+            options.port,
+            activity_workers=tuning.activity_workers,
+            retention=tuning.retention,
+            activity_start_delay=tuning.activity_start_delay,
+        )
     except (StateInUse, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     with host:
+        delay = tuning.activity_start_delay.total_seconds()
         print(
             BANNER.format(
-                base_url=host.base_url, function_key=keys.function_key, state_dir=options.state_dir
+                base_url=host.base_url,
+                function_key=keys.function_key,
+                state_dir=options.state_dir,
+                retention_hours=tuning.retention / timedelta(hours=1),
+                activity_workers=tuning.activity_workers,
+                delay=f"; each starts {delay:g} s after it is scheduled" if delay else "",
             ),
             flush=True,
         )
         stop.wait()
         print("==> stopping the local durable host", flush=True)
     return 0
+
+
+@dataclass(frozen=True)
+class HostTuning:
+    retention: timedelta
+    activity_workers: int
+    activity_start_delay: timedelta
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def host_tuning(options: argparse.Namespace, environ: Mapping[str, str]) -> HostTuning:
+    """The host's settings: each flag, else its environment variable (local.settings.json's
+    Values count), else the default; ValueError names the one that is out of range."""
+
+    def setting(
+        flag: _Number | None, variable: str, parse: Callable[[str], _Number], default: _Number
+    ) -> _Number:
+        if flag is not None:
+            return flag
+        text = environ.get(variable, "").strip()
+        if not text:
+            return default
+        try:
+            return parse(text)
+        except ValueError:
+            raise ValueError(f"{variable}={text!r} is not a number") from None
+
+    hours = setting(
+        options.retention_hours, "LOCAL_HOST_RETENTION_HOURS", float, DEFAULT_RETENTION_HOURS
+    )
+    workers = setting(
+        options.activity_workers, "LOCAL_HOST_ACTIVITY_WORKERS", int, ACTIVITY_WORKERS
+    )
+    delay = setting(
+        options.activity_start_delay_seconds, "LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS", float, 0.0
+    )
+    if not 0 < hours < 1_000_000:
+        raise ValueError(f"the retention must be more than 0 hours (got {hours:g})")
+    if not 1 <= workers <= 256:
+        raise ValueError(f"activity workers must be 1 to 256 (got {workers})")
+    if not 0 <= delay <= 86_400:
+        raise ValueError(f"the activity start delay must be 0 to 86400 seconds (got {delay:g})")
+    return HostTuning(
+        retention=timedelta(hours=hours),
+        activity_workers=workers,
+        activity_start_delay=timedelta(seconds=delay),
+    )
 
 
 def _load_settings(path: Path) -> None:

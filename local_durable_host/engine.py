@@ -9,18 +9,38 @@ Two clocks:
 - virtual (tests): work happens only inside `run()` / `advance*()` / `step()`, and
   activities run inline, so a test decides every interleaving;
 - wall (the local host, local_host.py): `serve()` processes messages as they come and fires
-  timers when their time comes; activities run on a thread pool; with a `StateFile`, every
-  change is saved before it is acknowledged, so a killed host resumes where it stopped.
+  timers when their time comes; activities run on a thread pool; with a `state_path`, every
+  change is saved (store.py) before it is acknowledged, so a killed host resumes where it
+  stopped.
+
+The state is kept in SQLite (store.py; in memory without a `state_path`), written change by
+change; live instances are also held in memory, finished ones only in the store, read when
+asked for, and purged once they are older than `retention`.
+
+Two switches make it behave as the real host does under failure and delay:
+- `fail_entity_invocations(name, key)`: the worker's invocation of an entity batch fails (not
+  an operation inside it): nobody is answered, and the batch is delivered again after the
+  Azure Storage queue's back-off (TaskEntityShim.ExecuteOutOfProcBatch lets the failed
+  invocation raise; DurableTaskExtension.cs's EntityMiddleware records it as an internal
+  error and aborts the batch with a SessionAbortedException, nothing of it committed;
+  DurableTask.AzureStorage's TaskHubQueue.AbandonMessageAsync hides each message for
+  2^dequeueCount seconds, at most 600). An entity function that raises outside its
+  operations is handled the same way. (Only a function timeout answers every operation of
+  a batch with an error, in ExecuteOutOfProcBatch; function timeouts are not emulated.)
+- `activity_start_delay`: an activity waits that long in the work-item queue before a
+  worker takes it (DurableTask.AzureStorage queues activities as messages for any worker).
 
 Not emulated: sub-orchestrations, call_http, scheduled signals, suspend/resume/rewind/
 restart, listing and purge-by-filter (501); timer lateness from queue polling; message
-order that differs from send order across senders (one global FIFO here; where the app's
+order that differs from send order across senders (one global FIFO here, but for entity
+operations delivered again after a failed batch, which others overtake; where the app's
 writers race, the job store's compare-and-swap decides, tested in tests/test_races.py);
 payload size limits; the system key check. Activities are delivered at least once, as on
 the real host: one that was running when the host was killed runs again after a restart.
 """
 
 import copy
+import dataclasses
 import json
 import logging
 import threading
@@ -29,7 +49,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -57,7 +79,7 @@ from local_durable_host.orchestration_protocol import (
     orchestrator_input,
     record_termination,
 )
-from local_durable_host.state_file import DurableState, StateFile
+from local_durable_host.store import DurableStore, StoreCounts, StoredState
 from local_durable_host.work import (
     ActivityWork,
     DeliverEvent,
@@ -81,11 +103,35 @@ from local_durable_host.worker_calls import (
 # While busy, the engine's own steps are saved together at most this far apart.
 SAVE_INTERVAL_SECONDS = 0.2
 RECENT_CALLS_KEPT = 1000
+# How often serve() looks for finished instances past their retention, and how many it
+# purges per transaction (so a large purge does not hold up the work for long).
+RETENTION_SWEEP_SECONDS = 300.0
+PURGE_BATCH = 500
+# DurableTask.AzureStorage's TaskHubQueue.AbandonMessageAsync: an abandoned message is hidden
+# for 2^dequeueCount seconds, at most 600 (then it is logged as a poison message, and retried).
+REDELIVERY_MAX_SECONDS = 600
 log = logging.getLogger(__name__)
 
 
 class NonDeterminismError(AssertionError):
     """Two calls of an orchestrator with the same history returned different replies."""
+
+
+class EntityInvocationFailed(RuntimeError):
+    """The worker's invocation of an entity batch failed (fail_entity_invocations)."""
+
+
+@dataclass(frozen=True)
+class FailedEntityInvocation:
+    """A batch whose invocation failed: nobody was answered, each operation comes back later."""
+
+    name: str
+    key: str
+    operations: tuple[str, ...]
+    at: datetime
+    error: str
+    # When its first operation is delivered again.
+    retry_at: datetime
 
 
 class DurableHost:
@@ -101,24 +147,36 @@ class DurableHost:
         task_hub_name: str = "TestHubName",
         max_steps_per_run: int = 10_000,
         activity_workers: int = 0,
-        state_file: StateFile | None = None,
+        state_path: Path | None = None,
+        retention: timedelta | None = None,
+        activity_start_delay: timedelta = timedelta(0),
     ) -> None:
         """`start`: the virtual clock's first moment; None runs on the wall clock.
 
         `activity_workers` > 0 runs activities on a pool of that many threads; on a virtual
         clock (by default activities run inline, so a test decides every interleaving) a test
-        opts in to let attempts overlap, and `run()` then waits for them. `state_file` saves
-        the durable state after every change and loads it now.
+        opts in to let attempts overlap, and `run()` then waits for them. `state_path` is the
+        SQLite file the durable state is saved to after every change, and loaded from now;
+        without it, the state is in memory. `retention`: finished instances older than this
+        are purged, now and then (purge_expired). `activity_start_delay`: each activity
+        starts no earlier than this after it was scheduled, as when it waits in the work-item
+        queue; settable later (the attribute of the same name), for activities scheduled then.
         """
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
-        if state_file is not None and not activity_workers:
+        if state_path is not None and not activity_workers:
             # A step holds the state while it runs; an inline activity calling the client
             # would wait for itself.
             raise ValueError("a state file needs activity workers")
+        if activity_start_delay < timedelta(0):
+            raise ValueError("activity_start_delay must not be negative")
+        if retention is not None and retention <= timedelta(0):
+            raise ValueError("retention must be positive")
         self.purge_non_terminal = purge_non_terminal
         self.check_replay_determinism = check_replay_determinism
         self.task_hub_name = task_hub_name
+        self.retention = retention
+        self.activity_start_delay = activity_start_delay
         self._max_steps_per_run = max_steps_per_run
         self._functions = discover(app)
         # Guards all state: the HTTP thread reads and queues while tests drive the processing.
@@ -127,23 +185,30 @@ class DurableHost:
         # save, so a saved state never holds half a step.
         self._change_lock = threading.RLock()
         self._virtual_now = None if start is None else start.astimezone(UTC)
-        self._mailbox = Mailbox()
+        self._store = DurableStore(state_path)
+        self._durable = state_path is not None
+        self._mailbox = Mailbox(self._store)
+        # Live instances; a finished one leaves memory once its last change is committed.
         self._instances: dict[str, InstanceRecord] = {}
+        self._finished: set[str] = set()
         self._entities: dict[tuple[str, str], EntityView] = {}
+        # Running activities (on the pool) by the sequence number of their message.
         self._in_flight: dict[int, ActivityWork] = {}
+        # (entity name, key or None for every key) whose batches fail to run.
+        self._failing_entities: set[tuple[str, str | None]] = set()
         # What tests inspect; on the wall clock only the latest, or a long-running host's
         # memory would grow with every call it ever made.
         kept = None if start is not None else RECENT_CALLS_KEPT
         self._activity_calls: deque[ActivityCall] = deque(maxlen=kept)
         self._entity_operations: deque[EntityOperation] = deque(maxlen=kept)
         self._discarded: deque[str] = deque(maxlen=kept)
+        self._failed_entity_invocations: deque[FailedEntityInvocation] = deque(maxlen=kept)
         self._running = False
         self._wake = threading.Event()
-        self._state_file = state_file
         self._unsaved = False
         self._broken = False
-        if state_file is not None:
-            self._restore(state_file.load())
+        self._restore(self._store.load())
+        self.purge_expired()
         self._activity_pool = (
             ThreadPoolExecutor(activity_workers, thread_name_prefix="durable-activity")
             if activity_workers
@@ -162,7 +227,10 @@ class DurableHost:
         self._http.close()
         if self._activity_pool is not None:
             self._activity_pool.shutdown(wait=True, cancel_futures=True)
-        self._save_if_changed()
+        try:
+            self._save_if_changed()
+        finally:
+            self._store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -200,6 +268,7 @@ class DurableHost:
         try:
             for _ in range(self._max_steps_per_run):
                 if not self.step():
+                    self._save_if_changed()  # idle: what ran is saved, as serve() does
                     return
             raise RuntimeError(
                 f"still busy after {self._max_steps_per_run} steps: does an orchestration loop "
@@ -233,7 +302,11 @@ class DurableHost:
 
     def _serve(self, stop: threading.Event, max_idle_seconds: float) -> None:
         last_save = time.monotonic()
+        next_sweep = time.monotonic() + RETENTION_SWEEP_SECONDS
         while not stop.is_set():
+            if time.monotonic() >= next_sweep:
+                self.purge_expired()
+                next_sweep = time.monotonic() + RETENTION_SWEEP_SECONDS
             if self.step():
                 if time.monotonic() - last_save >= SAVE_INTERVAL_SECONDS:
                     self._save_if_changed()
@@ -241,10 +314,10 @@ class DurableHost:
                 continue
             self._save_if_changed()
             last_save = time.monotonic()
-            fire_at = self._earliest_fire_at()
+            due = self._next_due()
             wait = max_idle_seconds
-            if fire_at is not None:
-                wait = min(wait, max((fire_at - self.now()).total_seconds(), 0.0))
+            if due is not None:
+                wait = min(wait, max((due - self.now()).total_seconds(), 0.0))
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -253,13 +326,14 @@ class DurableHost:
         self.advance_to(self.now() + timedelta(seconds=seconds))
 
     def advance_to(self, moment: datetime) -> None:
-        """Move the clock to `moment`, stopping at each due timer's FireAt to run to quiescence."""
+        """Move the clock to `moment`, stopping at each due timer's FireAt, and at each moment
+        a delayed message becomes visible, to run to quiescence."""
         target = moment.astimezone(UTC)
         if target < self.now():
             raise ValueError(f"the virtual clock cannot go back from {self.now()} to {target}")
         self.run()
-        while (fire_at := self._earliest_fire_at()) is not None and fire_at <= target:
-            self._move_clock(max(self.now(), fire_at))
+        while (due := self._next_due()) is not None and due <= target:
+            self._move_clock(max(self.now(), due))
             self.run()
         self._move_clock(target)
         self.run()
@@ -270,8 +344,30 @@ class DurableHost:
 
     def seed_entity(self, name: str, key: str, state_json: str) -> None:
         """Preset an entity's stored state, as if many operations had built it (benchmarks)."""
-        with self._change():
-            self._entities[(name.lower(), key)] = EntityView(name.lower(), key, True, state_json)
+        with self._change(), self._lock:
+            self._set_entity(EntityView(name.lower(), key, True, state_json))
+
+    def fail_entity_invocations(self, name: str, key: str | None = None) -> None:
+        """From now on, invoking a batch of entity `name` (each key, or only `key`) fails as
+        when the worker's invocation itself fails (not an operation inside it, which the SDK
+        answers as that operation's error): the extension aborts the batch, so no caller is
+        answered and the entity's state stays; each operation is delivered again after the
+        queue's back-off (2, 4, 8... seconds by the times it was delivered, at most 600), on
+        the virtual clock as a delayed message that advance() reaches. One sender's later
+        operations to the entity wait behind its earlier ones, as DTFx's entity message
+        sorter keeps them. See failed_entity_invocations."""
+        with self._lock:
+            self._failing_entities.add((name.lower(), key))
+
+    def heal_entity_invocations(self, name: str, key: str | None = None) -> None:
+        """Undo fail_entity_invocations(name, key); with `key` None, for every key of `name`.
+        Operations already waiting run when they are delivered again (not at once)."""
+        with self._lock:
+            self._failing_entities = {
+                (failing_name, failing_key)
+                for failing_name, failing_key in self._failing_entities
+                if failing_name != name.lower() or (key is not None and failing_key != key)
+            }
 
     def set_clock(self, moment: datetime) -> None:
         """Move the clock without processing anything: for races, driven on with step()."""
@@ -285,18 +381,18 @@ class DurableHost:
                 raise RuntimeError("the wall clock cannot be moved")
             self._virtual_now = moment.astimezone(UTC)
 
-    def _earliest_fire_at(self) -> datetime | None:
+    def _next_due(self) -> datetime | None:
         with self._lock:
-            timers = self._mailbox.timers()
-            return timers[0].fire_at if timers else None
+            return self._mailbox.next_due()
 
     def step(self) -> bool:
-        """Process one queued message, else fire the earliest due timer; False when idle.
+        """Process one queued message (delayed ones queue up once visible), else fire the
+        earliest due timer; False when idle.
 
         For races: e.g. purge or terminate while work of the instance is still queued.
         """
         with self._lock:
-            if not len(self._mailbox) and self._mailbox.due_timer(self.now()) is None:
+            if not len(self._mailbox) and not self._mailbox.has_due(self.now()):
                 if self._virtual_now is not None and self._in_flight:
                     # Activities on threads, virtual clock: not idle until they have returned.
                     self._activity_returned.wait()
@@ -304,16 +400,21 @@ class DurableHost:
                 return False  # idle: nothing to save
         with self._change(save_now=False):
             with self._lock:
-                work: Work | None = self._mailbox.take()
-                if work is None:
-                    now = self.now()
+                now = self.now()
+                self._mailbox.release_due(now)
+                taken = self._mailbox.take()
+                sequence = None
+                if taken is not None:
+                    sequence, work = taken
+                else:
                     timer = self._mailbox.take_due_timer(now)
                     if timer is None:
                         return False
                     fired = events.timer_fired(now, timer_id=timer.timer_id, fire_at=timer.fire_at)
                     work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
             if isinstance(work, ActivityWork):
-                self._start_activity(work)
+                assert sequence is not None
+                self._start_activity(sequence, work)
             elif isinstance(work, EntityWork):
                 self._run_entity_batch(work)
             elif isinstance(work, Terminate):
@@ -332,45 +433,89 @@ class DurableHost:
         least once, as on the real host). Without a state file nothing is held across the
         change: app code runs unlocked, so tests can race a step against client requests.
         """
-        if self._state_file is None:
+        if not self._durable:
             yield
+            self._commit()  # in memory: nothing to wait for
         else:
             with self._change_lock:
-                yield
+                writes = self._store.writes
+                try:
+                    yield
+                except BaseException:
+                    if self._store.writes != writes:
+                        # Half a change is in the open transaction: nothing may commit it
+                        # (serve() stops the process; the last commit is whole).
+                        self._broken = True
+                    raise
                 self._unsaved = True
                 if save_now:
                     self._save_if_changed()
         self._wake.set()
 
     def _save_if_changed(self) -> None:
-        if self._state_file is None:
+        if not self._durable:
+            self._commit()
             return
         with self._change_lock:
             if self._broken:
                 raise RuntimeError("the engine stopped on an error; its state was not saved")
             if self._unsaved:
-                with self._lock:
-                    state = self._state()
-                    self._state_file.save(state)
+                self._commit()
                 self._unsaved = False
 
-    def _state(self) -> DurableState:
-        return DurableState(
-            instances=self._instances,
-            mailbox=self._mailbox,
-            entities=self._entities,
-            # Running activities go back to the queue on load: they never reported.
-            in_flight=list(self._in_flight.values()),
-        )
+    def _commit(self) -> None:
+        with self._lock:
+            self._store.commit()
+            # Committed, a finished instance is read from the store from now on.
+            for instance_id in self._finished:
+                instance = self._instances.get(instance_id)
+                if instance is not None and instance.status in TERMINAL_STATUSES:
+                    del self._instances[instance_id]
+                    self._store.forget(instance_id)
+            self._finished.clear()
 
-    def _restore(self, state: DurableState | None) -> None:
-        if state is None:
-            return
-        self._instances = state.instances
-        self._mailbox = state.mailbox
-        self._entities = state.entities
-        for work in reversed(state.in_flight):
+    def _put(self, instance: InstanceRecord) -> None:
+        self._store.put_instance(instance)
+        if instance.status in TERMINAL_STATUSES:
+            self._finished.add(instance.instance_id)
+
+    def _set_entity(self, entity: EntityView) -> None:
+        if entity.exists:
+            self._entities[(entity.name, entity.key)] = entity
+        else:
+            self._entities.pop((entity.name, entity.key), None)
+        self._store.put_entity(entity)
+
+    def _restore(self, state: StoredState) -> None:
+        for record in state.instances:
+            self._instances[record.instance_id] = record
+        self._mailbox.restore(state.messages, state.timers, state.counter)
+        for entity in state.entities:
+            self._entities[(entity.name, entity.key)] = entity
+        # Running activities never reported: they are queued again, first.
+        for sequence, work in reversed(state.in_flight):
             self._mailbox.send(work, first=True)
+            self._store.activity_ended(sequence)
+        self._store.commit()
+
+    def purge_expired(self) -> int:
+        """Purge the instances that finished (Completed, Failed, Terminated) longer than
+        `retention` ago, as a purge request would; never a running one. Returns how many."""
+        if self.retention is None:
+            return 0
+        purged = 0
+        while True:
+            with self._change(), self._lock:
+                expired = self._store.finished_before(self.now() - self.retention, PURGE_BATCH)
+                for instance_id in expired:
+                    self._instances.pop(instance_id, None)
+                    self._finished.discard(instance_id)
+                    self._store.delete_instance(instance_id)
+            purged += len(expired)
+            if len(expired) < PURGE_BATCH:
+                if purged:
+                    log.info("purged %d instances finished over %s ago", purged, self.retention)
+                return purged
 
     # -- the three kinds of function -------------------------------------------------------
 
@@ -391,11 +536,11 @@ class DurableHost:
             orchestrator = self._functions.orchestrators.get(instance.name.lower())
             execution_id = instance.execution_id
             if orchestrator is None:  # renamed or removed while its instance was running
-                handler = ReplyHandler(instance, self.now(), self._mailbox, self._functions)
-                handler.fail(
+                self._reply_handler(instance).fail(
                     f"The function '{instance.name}' doesn't exist, is disabled, or is not an "
                     "orchestrator function."
                 )
+                self._put(instance)
                 return
         # App code runs outside the lock, so it may itself call the HTTP API.
         reply = call_orchestrator(orchestrator, context_json)
@@ -406,14 +551,25 @@ class DurableHost:
             if current is None or current.execution_id != execution_id:
                 self._discard(f"reply of {message.instance_id!r}: purged or replaced meanwhile")
                 return
-            ReplyHandler(current, self.now(), self._mailbox, self._functions).apply(
-                new_event, reply
-            )
+            self._reply_handler(current).apply(new_event, reply)
+            self._put(current)
+
+    def _reply_handler(self, instance: InstanceRecord) -> ReplyHandler:
+        return ReplyHandler(
+            instance, self.now(), self._mailbox, self._functions, self.activity_start_delay
+        )
 
     def _target_of(self, message: StartExecution | DeliverEvent) -> InstanceRecord | None:
         instance = self._instances.get(message.instance_id)
         if instance is None:
-            self._discard(f"{_describe(message)}: no such instance (purged?)")
+            # Not live: finished (in the store only), or unknown.
+            stored = self._store.instance_status(message.instance_id)
+            if stored is None:
+                self._discard(f"{_describe(message)}: no such instance (purged?)")
+            elif message.execution_id not in (None, stored[1]):
+                self._discard(f"{_describe(message)}: addressed to a finished execution")
+            else:
+                self._discard(f"{_describe(message)}: the instance is {stored[0]}")
             return None
         if message.execution_id not in (None, instance.execution_id):
             self._discard(f"{_describe(message)}: addressed to a finished execution")
@@ -449,16 +605,18 @@ class DurableHost:
                 return
             record_termination(instance, message.reason, self.now())
             self._mailbox.drop_timers(instance.execution_id)
+            self._put(instance)
 
-    def _start_activity(self, work: ActivityWork) -> None:
+    def _start_activity(self, sequence: int, work: ActivityWork) -> None:
         if self._activity_pool is None:
             self._record_activity(work, self._call_activity(work))
             return
         with self._lock:
-            self._in_flight[id(work)] = work
-        self._activity_pool.submit(self._run_activity_on_pool, work)
+            self._in_flight[sequence] = work
+            self._store.activity_started(sequence, work)
+        self._activity_pool.submit(self._run_activity_on_pool, sequence, work)
 
-    def _run_activity_on_pool(self, work: ActivityWork) -> None:
+    def _run_activity_on_pool(self, sequence: int, work: ActivityWork) -> None:
         name = work.function_name.lower()
         with self._lock:
             self._running_by_name[name] += 1
@@ -469,8 +627,9 @@ class DurableHost:
             finally:
                 with self._lock:
                     self._running_by_name[name] -= 1
-            with self._change(save_now=False):
-                self._in_flight.pop(id(work), None)
+            with self._change(save_now=False), self._lock:
+                self._in_flight.pop(sequence, None)
+                self._store.activity_ended(sequence)
                 self._record_activity(work, outcome)
         except Exception:
             # Nobody reads a pool thread's exception: say it, or the task waits in silence.
@@ -523,8 +682,11 @@ class DurableHost:
     def _run_entity_batch(self, first: EntityWork) -> None:
         with self._lock:
             batch = self._mailbox.take_entity_batch(first)
+            if not batch:
+                return  # each waits behind an earlier operation of its sender
             entity = self._require_entity(first.name)
             stored = self.entity(first.name, first.key)
+            failing = self._fails_invocation(first.name, first.key)
             batch_json = json.dumps(
                 {
                     "self": {"name": first.name, "key": first.key},
@@ -537,23 +699,23 @@ class DurableHost:
                 }
             )
         try:
+            if failing:
+                raise EntityInvocationFailed("fail_entity_invocations is on for this entity")
             reply = call_entity(entity, batch_json)
         except Exception as error:
-            # The SDK answers an operation's own error; this is the worker's: every operation
-            # of the batch fails and the state stays, as when the extension's call fails.
-            log.exception("entity %s@%s failed", first.name, first.key)
-            reply = {
-                "entityExists": stored.exists,
-                "entityState": stored.state_json,
-                "results": [
-                    {"isError": True, "result": json.dumps(f"{type(error).__name__}: {error}")}
-                    for _ in batch
-                ],
-            }
+            # The SDK answers an operation's own error; this is the worker's, so the extension
+            # aborts the batch (SessionAbortedException) and its messages come back later.
+            if not failing:
+                log.exception("entity %s@%s failed; its batch comes back", first.name, first.key)
+            with self._lock:
+                self._deliver_again(batch, f"{type(error).__name__}: {error}")
+            return
         with self._lock:
             exists = bool(reply["entityExists"])
-            self._entities[(first.name, first.key)] = EntityView(
-                first.name, first.key, exists, reply.get("entityState") if exists else None
+            self._set_entity(
+                EntityView(
+                    first.name, first.key, exists, reply.get("entityState") if exists else None
+                )
             )
             for work, result in zip(batch, reply["results"], strict=True):
                 self._entity_operations.append(
@@ -571,6 +733,33 @@ class DurableHost:
                 )
                 if not work.is_signal and work.caller_instance_id is not None:
                     self._answer_entity_call(work, work.caller_instance_id, result)
+
+    def _fails_invocation(self, name: str, key: str) -> bool:
+        return bool({(name, None), (name, key)} & self._failing_entities)
+
+    def _deliver_again(self, batch: list[EntityWork], error: str) -> None:
+        # Each message is hidden by its own dequeue count (TaskHubQueue.AbandonMessageAsync).
+        now = self.now()
+        retry_at = []
+        for work in batch:
+            failures = work.failed_deliveries + 1
+            hidden = min(2 ** min(failures, 10), REDELIVERY_MAX_SECONDS)
+            visible_at = now + timedelta(seconds=hidden)
+            self._mailbox.send_later(
+                dataclasses.replace(work, failed_deliveries=failures), visible_at
+            )
+            retry_at.append(visible_at)
+        first = batch[0]
+        self._failed_entity_invocations.append(
+            FailedEntityInvocation(
+                name=first.name,
+                key=first.key,
+                operations=tuple(w.operation for w in batch),
+                at=now,
+                error=error,
+                retry_at=min(retry_at),
+            )
+        )
 
     def _answer_entity_call(
         self, work: EntityWork, caller_instance_id: str, result: dict[str, Any]
@@ -614,11 +803,12 @@ class DurableHost:
                 c in "/\\#?" or ord(c) < 32 for c in instance_id
             ):
                 raise ValueError(f"invalid instance id {instance_id!r}")
-            existing = self._instances.get(instance_id)
+            existing = self._status_of(instance_id)
             if existing is not None:
-                if existing.status not in TERMINAL_STATUSES:
-                    raise InstanceAlreadyExistsError(existing.status)
-                self._mailbox.drop_timers(existing.execution_id)
+                status, execution_id = existing
+                if status not in TERMINAL_STATUSES:
+                    raise InstanceAlreadyExistsError(status)
+                self._mailbox.drop_timers(execution_id)
             instance = InstanceRecord(
                 instance_id=instance_id,
                 name=name,
@@ -629,22 +819,23 @@ class DurableHost:
                 last_updated_time=self.now(),
             )
             self._instances[instance_id] = instance
+            self._put(instance)
             self._mailbox.send(StartExecution(instance_id, instance.execution_id))
             return instance_id
 
     def purge_instance(self, instance_id: str) -> int | None:
         """Delete an instance's state; None if unknown, else the number deleted (0 or 1)."""
         with self._change(), self._lock:
-            instance = self._instances.get(instance_id)
-            if instance is None:
+            existing = self._status_of(instance_id)
+            if existing is None:
                 return None
-            if (
-                instance.status not in TERMINAL_STATUSES
-                and self.purge_non_terminal is PurgeNonTerminal.KEEP
-            ):
+            status, execution_id = existing
+            if status not in TERMINAL_STATUSES and self.purge_non_terminal is PurgeNonTerminal.KEEP:
                 return 0
-            self._mailbox.drop_timers(instance.execution_id)
-            del self._instances[instance_id]
+            self._mailbox.drop_timers(execution_id)
+            self._instances.pop(instance_id, None)
+            self._finished.discard(instance_id)
+            self._store.delete_instance(instance_id)
             return 1
 
     def request_termination(self, instance_id: str, reason: str) -> Delivery:
@@ -674,12 +865,19 @@ class DurableHost:
             )
 
     def _delivery_to(self, instance_id: str) -> Delivery:
-        instance = self._instances.get(instance_id)
-        if instance is None:
+        existing = self._status_of(instance_id)
+        if existing is None:
             return Delivery.NOT_FOUND
-        if instance.status in TERMINAL_STATUSES:
+        if existing[0] in TERMINAL_STATUSES:
             return Delivery.GONE
         return Delivery.ACCEPTED
+
+    def _status_of(self, instance_id: str) -> tuple[RuntimeStatus, str] | None:
+        """(status, execution id) of a live instance, or of a finished one from the store."""
+        instance = self._instances.get(instance_id)
+        if instance is not None:
+            return instance.status, instance.execution_id
+        return self._store.instance_status(instance_id)
 
     # -- HTTP API --------------------------------------------------------------------------
 
@@ -704,7 +902,10 @@ class DurableHost:
         """A snapshot of the instance, or None if it was never started or was purged."""
         with self._lock:
             instance = self._instances.get(instance_id)
-            return None if instance is None else _view(instance)
+            if instance is not None:
+                return _view(instance)
+        stored = self._store.read_instance(instance_id)
+        return None if stored is None else _view(stored)
 
     def instance(self, instance_id: str) -> InstanceView:
         """A snapshot of the instance; KeyError if unknown or purged."""
@@ -715,8 +916,7 @@ class DurableHost:
 
     def instance_ids(self) -> list[str]:
         """Ids of every instance that exists (not purged), in creation order."""
-        with self._lock:
-            return list(self._instances)
+        return self._store.instance_ids()
 
     def entity(self, name: str, key: str) -> EntityView:
         """The stored state of entity `name` (case-insensitive) / `key`."""
@@ -765,9 +965,32 @@ class DurableHost:
             return [(t.instance_id, t.fire_at) for t in self._mailbox.timers()]
 
     def queued_message_count(self) -> int:
-        """Messages waiting to be processed."""
+        """Messages waiting to be processed (not those waiting to become visible)."""
         with self._lock:
             return len(self._mailbox)
+
+    def delayed_messages(self) -> list[tuple[datetime, str]]:
+        """(visible at, what) of each message not visible yet, earliest first: activities
+        waiting out `activity_start_delay`, entity operations waiting to be delivered again."""
+        with self._lock:
+            return [(at, _describe_work(work)) for at, work in self._mailbox.delayed()]
+
+    @property
+    def failed_entity_invocations(self) -> list[FailedEntityInvocation]:
+        """Every entity batch whose invocation failed, in order (fail_entity_invocations)."""
+        with self._lock:
+            return list(self._failed_entity_invocations)
+
+    def instances_in_memory(self) -> int:
+        """How many instances the engine holds in memory: the live ones (finished ones are in
+        the store only, once committed)."""
+        with self._lock:
+            return len(self._instances)
+
+    def storage_counts(self) -> StoreCounts:
+        """SQL statements executed and rows changed in the store so far (for tests that
+        count what a change writes)."""
+        return self._store.counts()
 
     def _discard(self, why: str) -> None:
         self._discarded.append(why)
@@ -787,6 +1010,14 @@ def _view(instance: InstanceRecord) -> InstanceView:
         episode_count=instance.episode_count,
         max_history_length_per_episode=list(instance.max_history_lengths),
     )
+
+
+def _describe_work(work: Work) -> str:
+    if isinstance(work, ActivityWork):
+        return f"activity {work.function_name} of {work.instance_id!r}"
+    if isinstance(work, EntityWork):
+        return f"operation {work.operation} of @{work.name}@{work.key}"
+    return _describe(work)
 
 
 def _describe(message: StartExecution | DeliverEvent | Terminate) -> str:

@@ -5,6 +5,7 @@ import fcntl
 import logging
 import os
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -13,12 +14,14 @@ import azure.functions as func
 
 from local_durable_host.app_server import AppServer, Keys
 from local_durable_host.engine import DurableHost
-from local_durable_host.state_file import StateFile
 from local_durable_host.timer_triggers import TimerTriggers
 
-STATE_FILE_NAME = "durable-state.pickle"
+STATE_FILE_NAME = "durable-state.sqlite3"
+# What hosts before the SQLite store saved: refused, not silently left behind.
+OLD_STATE_FILE_NAME = "durable-state.pickle"
 # Activities at once: an http.call waits on its target, and the others should not wait on it.
-ACTIVITY_WORKERS = 8
+ACTIVITY_WORKERS = 32
+RETENTION = timedelta(hours=72)
 TASK_HUB = "LocalDurableHost"
 log = logging.getLogger(__name__)
 
@@ -26,17 +29,36 @@ log = logging.getLogger(__name__)
 class LocalHost:
     """Starts on construction; `close()` (or leaving the `with`) stops it, state kept."""
 
-    def __init__(self, app: func.FunctionRegister, state_dir: Path, keys: Keys, port: int) -> None:
+    def __init__(
+        self,
+        app: func.FunctionRegister,
+        state_dir: Path,
+        keys: Keys,
+        port: int,
+        *,
+        activity_workers: int = ACTIVITY_WORKERS,
+        retention: timedelta = RETENTION,
+        activity_start_delay: timedelta = timedelta(0),
+    ) -> None:
+        """`retention`: finished orchestrations older than this are purged (at start, then
+        every few minutes); `activity_start_delay`: see DurableHost."""
         # Two hosts on one state folder would run each other's activities and overwrite each
         # other's saves: the second one stops here, before it loads anything.
         self._lock_file = _lock(state_dir)
-        self.engine = DurableHost(
-            app,
-            None,
-            task_hub_name=TASK_HUB,
-            activity_workers=ACTIVITY_WORKERS,
-            state_file=StateFile(state_dir / STATE_FILE_NAME),
-        )
+        try:
+            _refuse_old_state(state_dir)
+            self.engine = DurableHost(
+                app,
+                None,
+                task_hub_name=TASK_HUB,
+                activity_workers=activity_workers,
+                state_path=state_dir / STATE_FILE_NAME,
+                retention=retention,
+                activity_start_delay=activity_start_delay,
+            )
+        except BaseException:
+            self._lock_file.close()
+            raise
         try:
             # Bound before anything runs: a taken port stops the host with nothing done.
             self.server = AppServer(app, self.engine.client_binding, keys, port)
@@ -110,6 +132,17 @@ def _lock(state_dir: Path) -> IO[bytes]:
             f"another local durable host is running on {state_dir}/: stop it first"
         ) from None
     return lock_file
+
+
+def _refuse_old_state(state_dir: Path) -> None:
+    old = state_dir / OLD_STATE_FILE_NAME
+    if old.exists():
+        raise ValueError(
+            f"{old} was saved by an older version of the local durable host (before its state "
+            f"moved to {STATE_FILE_NAME}): delete it, or {state_dir}/, to start empty (the job "
+            "store keeps the jobs: the stalled-job repair starts each again once it is 10 "
+            "minutes overdue)"
+        )
 
 
 def _stop_the_process(error: BaseException) -> None:

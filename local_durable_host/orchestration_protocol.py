@@ -94,6 +94,8 @@ class ReplyHandler:
     now: datetime
     mailbox: Mailbox
     functions: DurableFunctions
+    # How long a scheduled activity waits in the work-item queue before a worker takes it.
+    activity_start_delay: timedelta = timedelta(0)
 
     def apply(self, new_event: HistoryEvent | None, reply: OrchestratorReply) -> None:
         """`new_event` is the message this call delivered (None for the execution's start)."""
@@ -180,9 +182,11 @@ class ReplyHandler:
         instance.history.append(
             events.task_scheduled(self.now, event_id=event_id, name=name, input_json=input_json)
         )
-        self.mailbox.send(
-            ActivityWork(instance.instance_id, instance.execution_id, event_id, name, input_json)
-        )
+        work = ActivityWork(instance.instance_id, instance.execution_id, event_id, name, input_json)
+        if self.activity_start_delay:
+            self.mailbox.send_later(work, self.now + self.activity_start_delay)
+        else:
+            self.mailbox.send(work)
 
     def _schedule_timer(self, event_id: int, fire_at: datetime) -> None:
         self.instance.history.append(

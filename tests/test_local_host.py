@@ -2,26 +2,35 @@
 the engine on the wall clock with its state on disk. The whole app on it, over real HTTP and
 real time, is the live suite (tests/live)."""
 
+import argparse
+import contextlib
 import json
-import shutil
+import re
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 import httpx
 import pytest
 
+from local_durable_host.__main__ import HostTuning, host_tuning
 from local_durable_host.app_server import AppServer, Keys, http_functions
 from local_durable_host.engine import DurableHost
 from local_durable_host.local_host import LocalHost, StateInUse
-from local_durable_host.model import RuntimeStatus
-from local_durable_host.state_file import StateFile
+from local_durable_host.model import RuntimeStatus, UnknownFunctionError
+from local_durable_host.store import SCHEMA_VERSION, DurableStore, StateRefused, StoredState
 from local_durable_host.timer_triggers import TimerTriggers
+from local_durable_host.work import EntityWork
 from tests.support import toy_app
 
+START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 KEYS = Keys(function_key="function-key-for-tests", master_key="master-key-for-tests")
 
 routes = func.FunctionApp()
@@ -161,8 +170,10 @@ def wait_until(what: str, probe: Callable[[], bool], timeout: float = 20.0) -> N
 class Serving:
     """An engine on the wall clock, processing in a thread of its own until closed."""
 
-    def __init__(self, state_file: StateFile) -> None:
-        self.engine = DurableHost(toy_app.app, None, activity_workers=2, state_file=state_file)
+    def __init__(self, state_path: Path, **options: Any) -> None:
+        self.engine = DurableHost(
+            toy_app.app, None, activity_workers=2, state_path=state_path, **options
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.engine.serve, args=(self._stop,))
         self._thread.start()
@@ -173,8 +184,30 @@ class Serving:
         self.engine.close()
 
 
+def committed_copy(state_path: Path, copy_path: Path) -> Path:
+    """What a kill -9 would leave of the state now: its last commit (SQLite's online backup
+    reads only committed transactions), in a file of its own."""
+    copy_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        closing(sqlite3.connect(state_path)) as source,
+        closing(sqlite3.connect(copy_path)) as copy,
+    ):
+        source.backup(copy)
+    return copy_path
+
+
+def stored(state_path: Path) -> StoredState:
+    """The committed state as a host started after a kill would load it."""
+    copy = committed_copy(state_path, state_path.parent / f"look-{time.monotonic_ns()}")
+    store = DurableStore(copy)
+    try:
+        return store.load()
+    finally:
+        store.close()
+
+
 def test_wall_clock_engine_runs_a_timer_and_an_activity(tmp_path: Path) -> None:
-    serving = Serving(StateFile(tmp_path / "state"))
+    serving = Serving(tmp_path / "state")
     try:
         serving.engine.start_instance(
             "alarm", "a1", json.dumps(json.dumps({"sleep": 1, "label": "hi"}))
@@ -189,8 +222,8 @@ def test_wall_clock_engine_runs_a_timer_and_an_activity(tmp_path: Path) -> None:
 
 
 def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path) -> None:
-    state_file = StateFile(tmp_path / "state")
-    first = Serving(state_file)
+    state_path = tmp_path / "state"
+    first = Serving(state_path)
     try:
         first.engine.start_instance(
             "alarm", "a2", json.dumps(json.dumps({"sleep": 2, "label": "later"}))
@@ -200,7 +233,7 @@ def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path)
         first.close()
     assert first.engine.activity_calls == []
 
-    second = Serving(state_file)
+    second = Serving(state_path)
     try:
         assert [instance for instance, _ in second.engine.pending_timers()] == ["a2"]
         wait_until(
@@ -214,15 +247,16 @@ def test_a_stopped_engine_resumes_its_timers_from_its_state_file(tmp_path: Path)
 
 
 def test_a_started_instance_is_on_disk_before_start_instance_returns(tmp_path: Path) -> None:
-    state_file = StateFile(tmp_path / "state")
-    engine = DurableHost(toy_app.app, None, activity_workers=1, state_file=state_file)
+    state_path = tmp_path / "state"
+    engine = DurableHost(toy_app.app, None, activity_workers=1, state_path=state_path)
     try:
         engine.start_instance("alarm", "a3", json.dumps(json.dumps({"sleep": 1, "label": "x"})))
         # Read as a host started after a kill would, with the first one never stopped.
-        saved = state_file.load()
-        assert saved is not None
-        assert saved.instances["a3"].status is RuntimeStatus.PENDING
-        assert len(saved.mailbox) == 1  # its start, queued
+        saved = stored(state_path)
+        assert [(i.instance_id, i.status) for i in saved.instances] == [
+            ("a3", RuntimeStatus.PENDING)
+        ]
+        assert [type(work).__name__ for _, work, _ in saved.messages] == ["StartExecution"]
     finally:
         engine.close()
 
@@ -231,20 +265,16 @@ def test_an_activity_running_when_the_host_died_runs_again_after_the_restart(
     tmp_path: Path,
 ) -> None:
     toy_app.gate.clear()
-    state_file = StateFile(tmp_path / "first" / "state")
-    first = Serving(state_file)
+    state_path = tmp_path / "first" / "state"
+    first = Serving(state_path)
     try:
         first.engine.start_instance("gated_call", "g1", None)
-
-        def in_flight_on_disk() -> bool:
-            saved = state_file.load()
-            return saved is not None and len(saved.in_flight) == 1
-
-        wait_until("the running activity to be saved as in flight", in_flight_on_disk)
+        wait_until(
+            "the running activity to be saved as in flight",
+            lambda: len(stored(state_path).in_flight) == 1,
+        )
         # The state as a kill -9 would leave it: the activity never reported.
-        copy = StateFile(tmp_path / "second" / "state")
-        copy.path.parent.mkdir()
-        shutil.copy(state_file.path, copy.path)
+        copy = committed_copy(state_path, tmp_path / "second" / "state")
         toy_app.gate.set()
         second = Serving(copy)
         try:
@@ -263,7 +293,7 @@ def test_an_activity_running_when_the_host_died_runs_again_after_the_restart(
 def test_an_action_it_does_not_emulate_fails_its_instance_and_the_host_goes_on(
     tmp_path: Path,
 ) -> None:
-    serving = Serving(StateFile(tmp_path / "state"))
+    serving = Serving(tmp_path / "state")
     try:
         serving.engine.start_instance("nested", "n1", None)
         serving.engine.start_instance(
@@ -281,13 +311,61 @@ def test_an_action_it_does_not_emulate_fails_its_instance_and_the_host_goes_on(
         serving.close()
 
 
+renamed = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@renamed.orchestration_trigger(context_name="context")
+def waiter(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    return (yield context.wait_for_external_event("never"))
+
+
+def test_a_step_that_fails_half_way_is_never_saved_not_even_by_a_later_request(
+    tmp_path: Path,
+) -> None:
+    state_path = tmp_path / "state"
+    with DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path) as before:
+        before.signal_entity("Journal", "k", "append", json.dumps(json.dumps("x")))
+    # The app no longer has the entity: taking its batch fails inside the host, after the
+    # step has begun writing (the operation is taken from the queue).
+    engine = DurableHost(renamed, START, activity_workers=1, state_path=state_path)
+    try:
+        with pytest.raises(UnknownFunctionError):
+            engine.step()
+        with pytest.raises(RuntimeError, match="stopped on an error"):
+            engine.start_instance("waiter", "w", None)
+        saved = stored(state_path)
+        (queued,) = [work for _, work, _ in saved.messages]
+        assert isinstance(queued, EntityWork)
+        assert (queued.name, queued.operation) == ("journal", "append")
+        assert saved.instances == []
+    finally:
+        with contextlib.suppress(RuntimeError):
+            engine.close()
+
+
 def test_a_state_file_of_another_version_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    state_file = StateFile(tmp_path / "state")
-    state_file.path.write_bytes(b"not a state")
-    (tmp_path / ".state-leftover").write_bytes(b"half a save")
-    with pytest.raises(ValueError, match="delete"):
-        state_file.load()
-    assert not (tmp_path / ".state-leftover").exists()
+    not_a_database = tmp_path / "garbage" / "state"
+    not_a_database.parent.mkdir()
+    not_a_database.write_bytes(b"not a state, and longer than an SQLite header would be" * 4)
+    with pytest.raises(StateRefused, match=r"not a state database.*delete"):
+        DurableStore(not_a_database)
+
+    other_schema = tmp_path / "other" / "state"
+    DurableStore(other_schema).close()
+    with closing(sqlite3.connect(other_schema)) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StateRefused, match=rf"schema {SCHEMA_VERSION + 1}.*delete"):
+        DurableStore(other_schema)
+
+
+def test_a_pickled_state_of_the_hosts_before_sqlite_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "durable-state.pickle").write_bytes(b"the whole state, pickled")
+    with pytest.raises(ValueError, match=r"older version.*delete it"):
+        LocalHost(routes, tmp_path, KEYS, 0)
+    # Refused before anything started, and the folder is free again.
+    (tmp_path / "durable-state.pickle").unlink()
+    with LocalHost(routes, tmp_path, KEYS, 0):
+        pass
 
 
 def test_a_second_host_on_the_same_state_folder_stops_before_loading(tmp_path: Path) -> None:
@@ -295,9 +373,52 @@ def test_a_second_host_on_the_same_state_folder_stops_before_loading(tmp_path: P
         LocalHost(routes, tmp_path, KEYS, 0)
 
 
-def test_a_state_file_needs_activity_workers_and_a_wall_clock(tmp_path: Path) -> None:
+def test_a_state_file_needs_activity_workers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="activity workers"):
-        DurableHost(toy_app.app, None, state_file=StateFile(tmp_path / "state"))
+        DurableHost(toy_app.app, None, state_path=tmp_path / "state")
+
+
+# --- the host's settings ------------------------------------------------------------------
+
+
+def tuning(argv: list[str], environ: dict[str, str]) -> HostTuning:
+    parser = argparse.ArgumentParser()
+    for flag, kind in (
+        ("--retention-hours", float),
+        ("--activity-workers", int),
+        ("--activity-start-delay-seconds", float),
+    ):
+        parser.add_argument(flag, type=kind)
+    return host_tuning(parser.parse_args(argv), environ)
+
+
+def test_host_settings_come_from_the_flag_else_the_environment_else_the_default() -> None:
+    assert tuning([], {}) == HostTuning(timedelta(hours=72), 32, timedelta(0))
+    environ = {
+        "LOCAL_HOST_RETENTION_HOURS": "0.5",
+        "LOCAL_HOST_ACTIVITY_WORKERS": "24",
+        "LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS": "2.5",
+    }
+    assert tuning([], environ) == HostTuning(timedelta(minutes=30), 24, timedelta(seconds=2.5))
+    flags = ["--retention-hours", "1", "--activity-workers", "3"]
+    assert tuning(flags, environ) == HostTuning(timedelta(hours=1), 3, timedelta(seconds=2.5))
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"LOCAL_HOST_RETENTION_HOURS": "0"}, "more than 0 hours"),
+        ({"LOCAL_HOST_RETENTION_HOURS": "three"}, "LOCAL_HOST_RETENTION_HOURS='three'"),
+        ({"LOCAL_HOST_ACTIVITY_WORKERS": "0"}, "1 to 256"),
+        ({"LOCAL_HOST_ACTIVITY_WORKERS": "2.5"}, "is not a number"),
+        ({"LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS": "-1"}, "0 to 86400"),
+    ],
+)
+def test_a_host_setting_out_of_range_is_refused_by_name(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tuning([], environ)
 
 
 # --- timer triggers -----------------------------------------------------------------------

@@ -68,12 +68,17 @@ def race(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
 
 @app.orchestration_trigger(context_name="context")
 def careful(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
-    """Call a failing activity (maybe with retries) and report what the SDK raised."""
+    """Call a failing activity (maybe with retries: `flaky`, or `explode` with "always") and
+    report what the SDK raised."""
     job = _decoded(context.get_input())
     try:
         if job.get("retries"):
             options = df.RetryOptions(job["retry_ms"], job["retries"])
-            result = yield context.call_activity_with_retry("flaky", options, job)
+            if job.get("always"):
+                task = context.call_activity_with_retry("explode", options, job["message"])
+            else:
+                task = context.call_activity_with_retry("flaky", options, job)
+            result = yield task
         else:
             result = yield context.call_activity("explode", job["message"])
     except Exception as error:
@@ -180,3 +185,27 @@ def gated(text: str) -> str:
 def nested(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """Calls a sub-orchestration, which the stand-in does not emulate."""
     return (yield context.call_sub_orchestrator("alarm", {"sleep": 0, "label": "x"}))
+
+
+@app.orchestration_trigger(context_name="context")
+def chain(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """`links` activity calls one after another: a history that grows by one call per step."""
+    job = _decoded(context.get_input())
+    for link in range(job["links"]):
+        yield context.call_activity("greet", {"who": f"link {link}"})
+    return job["links"]
+
+
+@app.orchestration_trigger(context_name="context")
+def impatient(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Calls the journal with a deadline; when the deadline wins, signals that it gave up."""
+    job = _decoded(context.get_input())
+    journal = df.EntityId(JOURNAL, job["key"])
+    call = context.call_entity(journal, "append", "acquire")
+    deadline = context.create_timer(context.current_utc_datetime + timedelta(seconds=job["wait"]))
+    winner = yield context.task_any([call, deadline])
+    if winner == call:
+        deadline.cancel()
+        return "answered"
+    context.signal_entity(journal, "append", "gave up")
+    return "gave up"
