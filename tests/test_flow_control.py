@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from blueprints.flow_control import ENTITY_CALL_DEADLINE
 from local_durable_host.model import RuntimeStatus
 from scheduling.job_views import JobStatus
 from scheduling.timing import format_utc
@@ -359,3 +360,70 @@ async def test_flow_control_by_default_puts_every_call_through_its_hosts_key(
         assert (await status_of(scheduler, logged))["flow"] is None
         scheduler.host.advance_to(at + timedelta(seconds=1))
         assert [op.operation for op in scheduler.host.entity_operations] == ["acquire", "release"]
+
+
+async def test_a_key_whose_entity_keeps_failing_holds_a_job_back_no_longer_than_the_deadline(
+    azurite: AzuriteService, receiver: CountingReceiver
+) -> None:
+    # On the real host a failing entity batch is retried and its callers are never answered.
+    with running_scheduler(azurite) as scheduler:
+        at = START + timedelta(minutes=10)
+        job = await create(scheduler, job_body(receiver.url, at, max_parallel=1))
+        scheduler.host.fail_entity_invocations(FLOW_ENTITY, "127.0.0.1")
+
+        scheduler.host.advance_to(at + ENTITY_CALL_DEADLINE - timedelta(seconds=1))
+        assert receiver.calls == {}
+        scheduler.host.advance_to(at + ENTITY_CALL_DEADLINE)
+        assert receiver.calls == {job: 1}  # it went without a slot, once
+        fired = await status_of(scheduler, job)
+        assert fired["fired_at"] == format_utc(at + ENTITY_CALL_DEADLINE)
+        # Its release is not answered either: the orchestration goes on after the deadline.
+        scheduler.host.advance_to(at + 2 * ENTITY_CALL_DEADLINE)
+        assert scheduler.orchestration(job).runtime_status is RuntimeStatus.COMPLETED
+        assert (await status_of(scheduler, job))["state"] == "succeeded"
+        assert scheduler.host.failed_entity_invocations, "the entity never failed"
+
+        # Healed, the key runs the acquire and the release it kept, in order: nobody holds it.
+        scheduler.host.heal_entity_invocations(FLOW_ENTITY, "127.0.0.1")
+        scheduler.host.advance_to(at + 2 * ENTITY_CALL_DEADLINE + timedelta(minutes=15))
+        assert [op.operation for op in scheduler.host.entity_operations] == ["acquire", "release"]
+        state = scheduler.host.entity(FLOW_ENTITY, "127.0.0.1").state or {}
+        assert (state.get("holders"), state.get("queue")) in ((None, None), ([], []))
+        assert receiver.calls == {job: 1}
+
+
+async def test_an_attempt_that_waited_in_the_queue_past_its_lease_does_not_start(
+    azurite: AzuriteService, receiver: CountingReceiver
+) -> None:
+    # max_parallel 1, a lease of 180 s: the first holder's attempt waits 200 s in the host's
+    # queue, so the key reclaims its slot at its lease's end and grants it to the second,
+    # whose attempt comes out of the queue at the same moment as the first's.
+    receiver.hold_seconds = 0.3  # long enough for attempts that run together to meet there
+    with running_scheduler(
+        azurite,
+        host_options={"activity_workers": 4, "activity_start_delay": timedelta(seconds=200)},
+        flow_slot_lease_seconds=180,
+        http_call_max_timeout_seconds=30,
+        flow_recheck_seconds=10,
+    ) as scheduler:
+        at = START + timedelta(minutes=10)
+        jobs = [await create(scheduler, job_body(receiver.url, at, max_parallel=1)) for _ in "ab"]
+        scheduler.host.advance_to(at)
+        (waiter,) = [job for job in jobs if phase_of(scheduler, job) == "waiting for a slot"]
+        (holder,) = [job for job in jobs if job != waiter]
+        scheduler.host.activity_start_delay = timedelta(seconds=10)
+        scheduler.host.advance_to(at + timedelta(seconds=190))
+        assert phase_of(scheduler, waiter) == "firing"  # granted: the holder's lease ran out
+        assert receiver.calls == {}
+
+        scheduler.host.advance_to(at + timedelta(minutes=5))
+
+        assert receiver.calls == {waiter: 1, holder: 1}
+        assert receiver.max_in_flight == 1
+        fired = {job: (await status_of(scheduler, job))["fired_at"] for job in jobs}
+        assert fired[waiter] == format_utc(at + timedelta(seconds=200))
+        # The holder let its stale turn go, asked again, and fired once the waiter was done.
+        assert fired[holder] > fired[waiter]
+        assert [a["attempt"] for a in (await status_of(scheduler, holder))["attempt_history"]] == [
+            1
+        ]
