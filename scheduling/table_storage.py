@@ -39,11 +39,33 @@ _TRANSPORT_ENVIRONMENT = frozenset(
 )
 
 
+# Connections a client keeps open for reuse: as many as the worker's threads may use at
+# once (requests keeps 10; every request beyond them opened, and dropped, a connection).
+POOLED_CONNECTIONS = 64
+
+
 def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The options of every Table Storage client the app opens."""
+    """The options of every Table Storage client the app opens (a session of its own each)."""
     environ = os.environ if environ is None else environ
     needed = any(name.lower() in _TRANSPORT_ENVIRONMENT for name in environ)
-    return {**CLIENT_OPTIONS, "use_env_settings": needed}
+    return {**CLIENT_OPTIONS, "session": _session(trust_env=needed), "session_owner": True}
+
+
+def _session(*, trust_env: bool) -> Any:
+    """A requests session as the SDK's transport makes one (no retries of its own: the SDK's
+    policy retries), with room for POOLED_CONNECTIONS connections."""
+    import requests
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    session.trust_env = trust_env
+    adapter = requests.adapters.HTTPAdapter(
+        pool_maxsize=POOLED_CONNECTIONS,
+        max_retries=Retry(total=False, redirect=False, raise_on_status=False),
+    )
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    return session
 
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")

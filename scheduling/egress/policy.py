@@ -39,12 +39,15 @@ class EgressPolicy:
         """Create-time check of `url`; raises DestinationRefused."""
         return vet_url(url, self.allowed_networks, self.allowed_hosts, self.allowed_ports)
 
-    def resolve_and_vet(self, host: str, port: int) -> list[IPAddress]:
-        """Fire-time resolution of `host` with this policy's resolver; raises DestinationRefused."""
+    def resolve_and_vet(
+        self, host: str, port: int, resolver: Resolver | None = None
+    ) -> list[IPAddress]:
+        """Fire-time resolution of `host` with this policy's resolver (or `resolver`, which
+        stands for it); raises DestinationRefused."""
         return resolve_and_vet(
             host,
             port,
-            self.resolver,
+            resolver or self.resolver,
             self.allowed_networks,
             self.allowed_hosts,
             self.allowed_ports,

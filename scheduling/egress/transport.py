@@ -6,7 +6,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
+from scheduling.egress.addresses import IPAddress
 from scheduling.egress.errors import DestinationRefused
 from scheduling.egress.policy import EgressPolicy
 
@@ -45,8 +46,9 @@ def _remaining(
 
 # Name lookups that may be under way at once, across all attempts of this worker. The OS
 # resolver cannot be cut short: a lookup given up at its deadline keeps its thread until the
-# resolver answers. With a resolver that hangs, attempts beyond this many fail at once (a
-# retryable connect failure) instead of each leaving another thread behind.
+# resolver answers. Beyond this many, an attempt waits for a lookup to end, until its
+# deadline (then a retryable connect timeout), instead of leaving another thread behind. An
+# address literal needs no lookup and never waits.
 MAX_CONCURRENT_LOOKUPS = 16
 LOOKUP_THREAD_PREFIX = "name-lookup"
 _lookup_slots = threading.BoundedSemaphore(MAX_CONCURRENT_LOOKUPS)
@@ -69,16 +71,18 @@ def _within(deadline: float | None, work: Callable[[], _T]) -> _T:
     """`work()` (the name lookup) on the shared lookup pool, given up at the deadline.
 
     Its slot is freed when the lookup ends, not when it is given up: the slots count the
-    pool's busy threads, so a full pool is refused here rather than queued behind lookups
-    that may never end.
+    pool's busy threads, so a full pool makes the attempt wait for a slot (until its
+    deadline) rather than queue a lookup behind lookups that may never end.
     """
     if deadline is None:
         return work()
     remaining = _remaining(deadline, None, httpcore.ConnectTimeout)
-    if not _lookup_slots.acquire(blocking=False):
-        raise httpcore.ConnectError(
-            f"{MAX_CONCURRENT_LOOKUPS} name lookups are still waiting for the resolver"
+    if not _lookup_slots.acquire(timeout=remaining):
+        raise httpcore.ConnectTimeout(
+            f"no name lookup could start before the deadline: {MAX_CONCURRENT_LOOKUPS} are "
+            "still waiting for the resolver"
         )
+    remaining = _remaining(deadline, None, httpcore.ConnectTimeout)
     try:
         pending = _lookups().submit(work)
     except BaseException:
@@ -159,8 +163,14 @@ class PinnedNetworkBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         """Connect to a vetted address of `host`; TLS then verifies the name `host` (SNI)."""
+        resolver = self._policy.resolver
+
+        def lookup(name: str, port: int) -> Sequence[IPAddress]:
+            return _within(self._deadline, lambda: resolver(name, port))
+
         try:
-            addresses = _within(self._deadline, lambda: self._policy.resolve_and_vet(host, port))
+            # Vetted here, the lookup alone on the bounded pool: a literal address skips it.
+            addresses = self._policy.resolve_and_vet(host, port, resolver=lookup)
         except OSError as error:
             # A name that does not resolve is a failed connection, not a refused destination.
             raise httpcore.ConnectError(f"cannot resolve {host!r}: {error}") from error

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from azure.cosmos import CosmosClient
@@ -609,5 +610,35 @@ def test_storage_clients_read_proxies_and_ca_bundles_only_when_some_are_set(
     environ: dict[str, str], reads_environment: bool
 ) -> None:
     options = client_options(environ)
-    assert options["use_env_settings"] is reads_environment
+    assert options["session"].trust_env is reads_environment
     assert options["read_timeout"] == 5
+
+
+def test_storage_clients_keep_a_connection_for_each_of_many_threads(
+    azurite: AzuriteService,
+) -> None:
+    # requests keeps 10 connections per host: 32 threads on one client would open (and drop)
+    # a new one for every request beyond them.
+    store = TableJobLog.open(TableEndpoint(connection_string=azurite.connection_string), "pooled")
+    job = new_job()
+    store.append(entry(job, 0))
+    connections_before = _established_connections_to(azurite)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for _ in range(5):
+            list(pool.map(lambda n: store.append(entry(job, n)), range(1, 33)))
+    opened = _established_connections_to(azurite) - connections_before
+    store.close()
+    assert 10 < opened <= 32
+
+
+def _established_connections_to(azurite: AzuriteService) -> int:
+    """Open TCP connections on this machine whose far end is Azurite's port."""
+    port = urlsplit(azurite.table_endpoint).port
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                remote, state = row.split()[2], row.split()[3]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count

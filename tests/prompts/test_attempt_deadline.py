@@ -10,6 +10,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address, ip_network
@@ -21,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pytest_httpserver import HTTPServer
 
 from scheduling.egress import EgressPolicy, IPAddress, pinned_client
 from scheduling.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
@@ -316,8 +318,51 @@ def test_hung_name_lookups_do_not_pile_up_threads() -> None:
     assert hung <= MAX_CONCURRENT_LOOKUPS
     # Every attempt failed in a way that is tried again, nothing having been sent.
     assert all(not outcome.ok and outcome.retryable for outcome in outcomes)
-    # Once the pool is full, an attempt fails at once, saying why.
-    assert outcomes[-1].error == (
-        f"could not connect: {MAX_CONCURRENT_LOOKUPS} name lookups are still waiting for the "
-        "resolver"
-    )
+    # Once the pool is full, an attempt waits for a free lookup until its deadline, saying why.
+    assert outcomes[-1].error == "no complete response within 0.1 s"
+
+
+def test_more_attempts_at_once_than_lookups_all_get_through(httpserver: HTTPServer) -> None:
+    # A healthy resolver and a burst: an attempt past the lookup bound waits for a lookup to
+    # end instead of failing (a burst of 2,000 due jobs lost one in nine that way).
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    port = httpserver.port
+
+    def quick_resolver(host: str, port: int) -> list[IPAddress]:
+        time.sleep(0.05)
+        return [ip_address("127.0.0.1")]
+
+    def one(_: int) -> HttpCallOutcome:
+        url = f"http://slow-dns.test:{port}/hook"
+        return fire({"method": "POST", "url": url, "timeout_seconds": 10}, quick_resolver)[0]
+
+    with ThreadPoolExecutor(max_workers=3 * MAX_CONCURRENT_LOOKUPS) as pool:
+        outcomes = list(pool.map(one, range(3 * MAX_CONCURRENT_LOOKUPS)))
+
+    assert [outcome.error for outcome in outcomes if not outcome.ok] == []
+    assert len(httpserver.log) == 3 * MAX_CONCURRENT_LOOKUPS
+
+
+def test_a_target_given_by_address_needs_no_lookup(httpserver: HTTPServer) -> None:
+    # Every lookup slot is held by a resolver that hangs; a call to an address goes through.
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    release = threading.Event()
+
+    def hung_resolver(host: str, port: int) -> list[IPAddress]:
+        release.wait(TRICKLE_FOR_SECONDS)
+        return [ip_address("127.0.0.1")]
+
+    hung_url = "http://slow-dns.test:8080/hook"
+    try:
+        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_LOOKUPS) as pool:
+            stuck = [
+                pool.submit(fire, {"url": hung_url, "timeout_seconds": 0.5}, hung_resolver)
+                for _ in range(MAX_CONCURRENT_LOOKUPS)
+            ]
+            while len(lookup_threads()) < MAX_CONCURRENT_LOOKUPS:
+                time.sleep(0.01)
+            outcome, _ = fire({"url": httpserver.url_for("/hook"), "timeout_seconds": 0.5})
+            assert outcome.ok, outcome.error
+            assert all(not future.result()[0].ok for future in stuck)
+    finally:
+        release.set()
