@@ -234,13 +234,17 @@ def burst_on_host(
         wait_until(instant)
         cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
         deadline = instant + args.timeout
-        wait_for("every call of A", lambda: receiver.count() >= args.jobs, deadline)
 
         def no_live_job() -> bool:
             listing = api.get("/api/schedule", params={"limit": 1})
             listing.raise_for_status()
             return not listing.json()["jobs"]
 
+        # Every call arrived, or (a job failed without reaching the receiver: "exactly once"
+        # then says so) every job has ended.
+        wait_for(
+            "every call of A", lambda: receiver.count() >= args.jobs or no_live_job(), deadline
+        )
         wait_for("A to record every outcome", no_live_job, deadline)
         done_at = time.time()
     cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
