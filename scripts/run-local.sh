@@ -9,8 +9,9 @@
 #   1. checks, before starting anything: Python 3.11 or 3.12, Node + npm, and that the Azurite
 #      and app ports are free;
 #   2. creates or updates .venv with the runtime dependencies (requirements.txt), runs `npm ci`
-#      when node_modules is missing or older than package-lock.json, and writes
-#      local.settings.json from local.settings.example.json when it is missing;
+#      when node_modules is missing or older than package-lock.json, writes
+#      local.settings.json from local.settings.example.json when it is missing, and makes this
+#      machine's own keys in it (sealing, fingerprints, webhook signing, the local host's);
 #   3. picks the host: `func` v4 on PATH; else Core Tools installed into .tools/ by npm (pinned,
 #      no global install, no sudo); else, when that cannot be had (no network to its download,
 #      an unsupported platform), the local durable host;
@@ -132,14 +133,21 @@ EOF
     fi
 fi
 
-# Payloads are sealed and idempotent requests fingerprinted with keys of this machine's own,
-# made once and kept in local.settings.json (git-ignored): never a key shared in the repo.
-"$VENV_BIN/python" - <<'EOF' || fail "could not write the local sealing keys into local.settings.json"
-import base64, json, os
+# Payloads are sealed, idempotent requests fingerprinted and the local host's routes guarded
+# with keys of this machine's own, made once and kept in local.settings.json (git-ignored,
+# readable by its owner only): never a key shared in the repo. Keys published in the repo's
+# history (the example's old values) are replaced: any web page could send them.
+"$VENV_BIN/python" - <<'EOF' || fail "could not write the local keys into local.settings.json"
+import base64, json, os, secrets
 with open("local.settings.json") as f:
     settings = json.load(f)
 values = settings.setdefault("Values", {})
 made = []
+published = {"LOCAL_HOST_FUNCTION_KEY": "local-function-key", "LOCAL_HOST_MASTER_KEY": "local-master-key"}
+for name, known in published.items():
+    if values.get(name, "") in ("", known):
+        values[name] = secrets.token_urlsafe(32)
+        made.append(name)
 if not values.get("SEALING_KEYS") and not values.get("SEALING_KEY_VAULT_KEY_URL"):
     values["SEALING_KEYS"] = "local1:" + base64.b64encode(os.urandom(32)).decode()
     made.append("SEALING_KEYS")
@@ -154,6 +162,7 @@ if made:
     with open("local.settings.json", "w") as f:
         json.dump(settings, f, indent=2)
     print("==> made local keys in local.settings.json: " + ", ".join(made))
+os.chmod("local.settings.json", 0o600)
 EOF
 
 # ---------------------------------------------------------------------------------------------
