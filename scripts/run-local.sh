@@ -15,7 +15,8 @@
 #   3. picks the host: `func` v4 on PATH; else Core Tools installed into .tools/ by npm (pinned,
 #      no global install, no sudo); else, when that cannot be had (no network to its download,
 #      an unsupported platform), the local durable host;
-#   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it answers;
+#   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it says it listens
+#      on each port (its own log) and the ports answer: never another process's storage;
 #   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too.
 #
 # Settings (environment variables):
@@ -280,20 +281,33 @@ node_modules/.bin/azurite \
 AZURITE_PID=$!
 set +m
 
-waited=0
-until port_in_use "$AZURITE_BLOB_PORT" && port_in_use "$AZURITE_QUEUE_PORT" && port_in_use "$AZURITE_TABLE_PORT"; do
-    if ! kill -0 "$AZURITE_PID" 2>/dev/null; then
-        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
-        fail "Azurite exited while starting; its log is above ($AZURITE_DIR/azurite.log)."
+# A port that answers is not proof enough: another process may have taken one between the
+# check above and Azurite's start, and then the app would run against that process's storage.
+# The proof is our Azurite's own word, in its log of this run, that it listens on each port
+# (Azurite prints it once its server is bound: src/azurite.ts), while it is still running.
+azurite_listens_on() { # port
+    grep -qE "successfully listening at http://127\.0\.0\.1:$1\$" "$AZURITE_DIR/azurite.log" 2>/dev/null
+}
+azurite_failed() { # why
+    tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
+    if grep -q EADDRINUSE "$AZURITE_DIR/azurite.log" 2>/dev/null; then
+        fail "Azurite could not listen on one of ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT: another process took it after this script checked it was free. Stop that process (lsof -nP -iTCP:<port> -sTCP:LISTEN) or choose other ports, and start again."
     fi
+    fail "$1; its log is above ($AZURITE_DIR/azurite.log)."
+}
+waited=0
+until azurite_listens_on "$AZURITE_BLOB_PORT" && azurite_listens_on "$AZURITE_QUEUE_PORT" && azurite_listens_on "$AZURITE_TABLE_PORT"; do
+    kill -0 "$AZURITE_PID" 2>/dev/null || azurite_failed "Azurite exited while starting"
     if [ "$waited" -ge $((AZURITE_START_TIMEOUT * 2)) ]; then
-        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
-        fail "Azurite did not answer on ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT within ${AZURITE_START_TIMEOUT}s; its log is above ($AZURITE_DIR/azurite.log)."
+        azurite_failed "Azurite did not listen on ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT within ${AZURITE_START_TIMEOUT}s"
     fi
     sleep 0.5
     waited=$((waited + 1))
 done
-say "Azurite is up"
+if ! kill -0 "$AZURITE_PID" 2>/dev/null || ! port_in_use "$AZURITE_BLOB_PORT" || ! port_in_use "$AZURITE_QUEUE_PORT" || ! port_in_use "$AZURITE_TABLE_PORT"; then
+    azurite_failed "Azurite said it listens, then stopped answering"
+fi
+say "Azurite is up (process $AZURITE_PID, listening on $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT)"
 
 # ---------------------------------------------------------------------------------------------
 # 5. The Function App. Ctrl-C or a TERM is passed on to the host, which shuts down cleanly.

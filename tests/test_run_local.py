@@ -179,3 +179,46 @@ def test_the_local_host_runs_with_keys_of_its_own_never_the_published_ones(
     # A fresh clone's settings have no keys to keep: the script makes them.
     assert example["LOCAL_HOST_FUNCTION_KEY"] == ""
     assert example["LOCAL_HOST_MASTER_KEY"] == ""
+
+
+def test_the_app_never_starts_on_storage_another_process_took_after_the_port_check(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    # Another process holds Azurite's ports, bound but not yet listening: the script's check
+    # finds them free, Azurite cannot listen there, and then the other process answers.
+    taken = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        taken.append(sock)
+    ports = {
+        "AZURITE_BLOB_PORT": taken[0].getsockname()[1],
+        "AZURITE_QUEUE_PORT": taken[1].getsockname()[1],
+        "AZURITE_TABLE_PORT": taken[2].getsockname()[1],
+        "FUNC_PORT": free_port(),
+    }
+    log = root / ".azurite" / "azurite.log"
+
+    def answer_once_azurite_gave_up() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if "EADDRINUSE" in log.read_text():
+                    break
+            time.sleep(0.02)
+        for sock in taken:
+            sock.listen()
+
+    foreign = threading.Thread(target=answer_once_azurite_gave_up, daemon=True)
+    foreign.start()
+    try:
+        with run_local(root, ports) as script:
+            started = script.until("starting the local durable host", timeout=120)
+            foreign.join(60)
+            assert not started, script.text()
+            assert script.process.wait(30) != 0
+            assert "another process took it after this script checked it was free" in script.text()
+    finally:
+        for sock in taken:
+            sock.close()
