@@ -117,7 +117,7 @@ _ID_LINKS = (
 )
 _STATUS = Answer("the job", JobStatus)
 _JOB_PATH = "/api/schedule/{transaction_id}"
-REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
+REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "reference.js")
 
 API_OPERATIONS: tuple[Operation, ...] = (
     Operation(
