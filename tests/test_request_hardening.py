@@ -57,6 +57,31 @@ async def test_a_payload_cannot_set_a_webhook_header(scheduler: Scheduler, name:
     assert scheduler.orchestrations_started() == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["webhook_id", "Webhook_Signature", "X_Scheduler_Transaction_Id", "x-scheduler_replay"],
+)
+async def test_a_header_that_folds_into_a_reserved_one_is_refused(
+    scheduler: Scheduler, name: str
+) -> None:
+    # CGI and WSGI receivers (and many frameworks on them) read `_` and `-` alike: they
+    # would see the payload's `webhook_id` as the scheduler's `webhook-id`.
+    payload = {"url": "http://receiver.example.com/hook", "headers": {name: "forged"}}
+    [error] = validation_errors(await scheduler.schedule("http.call", payload))
+    assert error["loc"] == ["payload", "headers"]
+    assert f"header {name!r} is reserved" in error["msg"]
+    assert scheduler.orchestrations_started() == []
+
+
+@pytest.mark.parametrize("name", ["Content_Length", "transfer_encoding", "HOST"])
+async def test_a_header_that_folds_into_a_connection_header_is_refused(
+    scheduler: Scheduler, name: str
+) -> None:
+    payload = {"url": "http://receiver.example.com/hook", "headers": {name: "1"}}
+    [error] = validation_errors(await scheduler.schedule("http.call", payload))
+    assert "is set by the scheduler" in error["msg"]
+
+
 async def test_a_header_name_ending_in_a_newline_is_refused(scheduler: Scheduler) -> None:
     payload = {"url": "http://receiver.example.com/hook", "headers": {"Host\n": "internal"}}
     [error] = validation_errors(await scheduler.schedule("http.call", payload))
