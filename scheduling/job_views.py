@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scheduling.attempt_history import AttemptSummary
 from scheduling.job_record import JobRecord
 from scheduling.models import UtcDatetime, fields_of
+from scheduling.redaction import redact_url
 from scheduling.timing import format_utc
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
@@ -118,8 +119,22 @@ def listed_view(record: JobRecord) -> dict[str, Any]:
 
 
 def status_view(record: JobRecord) -> dict[str, Any]:
-    """A job as its status shows it; `last_outcome` is what the activity chose to keep."""
+    """A job as its status shows it; `last_outcome` is what the activity chose to keep.
+
+    URLs the job did not choose to show (its callbacks, a Location it was answered with) go
+    through redact_url again: a record stored under an older, looser rule shows no more.
+    """
     view = record.model_dump(mode="json", include=set(_STATUS))
+    if view.get("callbacks"):
+        view["callbacks"] = {kind: redact_url(url) for kind, url in view["callbacks"].items()}
+    headers = (view.get("last_outcome") or {}).get("headers")
+    if isinstance(headers, dict):
+        view["last_outcome"]["headers"] = {
+            name: redact_url(value)
+            if name.lower() == "location" and isinstance(value, str)
+            else value
+            for name, value in headers.items()
+        }
     return {**view, "next_fire_at": next_fire_at(record)}
 
 
