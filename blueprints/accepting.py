@@ -167,14 +167,16 @@ async def _sealed_record(
     sealer = deps.sealer(settings)
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
-        sealed = await asyncio.to_thread(sealer.seal, plaintext, sealing_context(transaction_id))
+        sealed = await asyncio.to_thread(
+            sealer.seal, plaintext, sealing_context(transaction_id, now)
+        )
         # The callback URLs may carry tokens too: sealed apart, bound to their own context.
         sealed_callbacks = None
         if callbacks is not None:
             sealed_callbacks = await asyncio.to_thread(
                 sealer.seal,
                 json.dumps(callbacks.urls(), separators=(",", ":")).encode(),
-                callbacks_sealing_context(transaction_id),
+                callbacks_sealing_context(transaction_id, now),
             )
     except Exception:
         log.exception("sealing the payload of %s failed", transaction_id)
