@@ -45,6 +45,7 @@ from scheduling.prompts import (
 )
 from scheduling.redaction import redact_url
 from scheduling.responses import AcceptedJob
+from scheduling.sealing import SealingNotConfigured
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
 
@@ -164,7 +165,18 @@ async def _sealed_record(
     now = deps.clock()
     generation = uuid.uuid4().hex
     plaintext = json.dumps(fields["payload"], separators=(",", ":")).encode()
-    sealer = deps.sealer(settings)
+    try:
+        sealer = deps.sealer(settings)
+    except SealingNotConfigured:
+        # Logged where it was found, with which setting is wrong (never its value).
+        raise problem(
+            503,
+            "not-configured",
+            "Not configured",
+            "payloads cannot be sealed on this app: its key-encryption key setting "
+            "(SEALING_KEY_VAULT_KEY_URL or SEALING_KEYS) is missing or malformed; nothing was "
+            "scheduled (the app's log and /api/healthz/details say which)",
+        ) from None
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
         sealed = await asyncio.to_thread(

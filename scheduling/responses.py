@@ -85,3 +85,8 @@ class HealthDetails(Health):
     durable_sdk_version: str
     durable_backend: Literal["ok", "unavailable"]
     durable_backend_error: str | None = None
+    settings: Literal["ok", "invalid"]
+    settings_errors: list[str] | None = Field(
+        default=None,
+        description="which app setting is wrong and why, one line each (never its value)",
+    )
