@@ -17,7 +17,8 @@
 #      an unsupported platform), the local durable host;
 #   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it says it listens
 #      on each port (its own log) and the ports answer: never another process's storage;
-#   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too.
+#   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too; when Azurite stops
+#      on its own, the app is stopped.
 #
 # Settings (environment variables):
 #   SCHEDULER_HOST=auto            auto | func | local: force Core Tools or the local durable host
@@ -344,9 +345,26 @@ trap 'forward INT 130' INT
 trap 'forward TERM 143' TERM
 trap 'forward HUP 129' HUP
 
-# `wait` returns early when a signal arrives; keep waiting until func has exited.
-func_status=0
+# Until the host exits. Should Azurite stop while the app runs (killed, crashed), the app is
+# stopped too: it would otherwise go on without storage, or with whatever takes the port,
+# and a killed Azurite loses writes it acknowledged in its last seconds (see
+# docs/local-development.md, "What survives a kill").
 while kill -0 "$FUNC_PID" 2>/dev/null; do
-    wait "$FUNC_PID" && func_status=0 || func_status=$?
+    if [ -z "$EXIT_STATUS" ] && ! kill -0 "$AZURITE_PID" 2>/dev/null; then
+        {
+            echo "error: Azurite (process $AZURITE_PID) stopped while the app was running; stopping the app."
+            echo "  A killed Azurite keeps what it had saved (every 5 s): writes it acknowledged after that are"
+            echo "  lost, so jobs accepted, claimed or deleted just before may be gone or fire again (receivers:"
+            echo "  de-duplicate on X-Scheduler-Transaction-Id / webhook-id). See docs/local-development.md."
+            echo "  Start again with $0."
+        } >&2
+        EXIT_STATUS=1
+        kill -TERM -- "-$FUNC_PID" 2>/dev/null || true
+    fi
+    # A background sleep, so that a signal is handled at once (`wait` returns for it).
+    sleep 0.5 &
+    wait $! || true
 done
+func_status=0
+wait "$FUNC_PID" || func_status=$?
 exit "${EXIT_STATUS:-$func_status}"

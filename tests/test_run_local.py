@@ -222,3 +222,26 @@ def test_the_app_never_starts_on_storage_another_process_took_after_the_port_che
     finally:
         for sock in taken:
             sock.close()
+
+
+def test_when_azurite_is_killed_under_it_the_app_is_stopped_and_says_why(
+    tmp_path: Path,
+) -> None:
+    # A killed Azurite comes back without the writes it acknowledged in its last seconds:
+    # the app must not go on as if nothing happened (nor on whatever takes the port next).
+    root = checkout_copy(tmp_path / "clone")
+    ports = free_ports()
+    with run_local(root, ports) as script:
+        assert script.until(BANNER_END), script.text()
+        [azurite] = [
+            pid
+            for pid in session_members(script.process.pid)
+            if b"node_modules/.bin/azurite\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        os.kill(azurite, signal.SIGKILL)
+        assert script.process.wait(60) != 0
+        script.until("Start again with", timeout=10)
+        assert "Azurite (process" in script.text()
+        assert "stopping the app" in script.text()
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", ports["FUNC_PORT"])) != 0
