@@ -15,6 +15,7 @@ from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
 from blueprints.job_logs import record_lifecycle
+from blueprints.unreadable import read_job, unreadable_conflict
 from scheduling.flow_control import FlowLimitError, FlowLimits, flow_for
 from scheduling.idempotency import (
     FingerprintKeyMissing,
@@ -25,7 +26,14 @@ from scheduling.idempotency import (
 )
 from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
-from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
+from scheduling.job_store import (
+    JobExists,
+    StaleRecord,
+    StoredJob,
+    TableJobStore,
+    UnreadableRow,
+    due_keys,
+)
 from scheduling.job_views import next_fire_at
 from scheduling.log_context import name_job
 from scheduling.metrics import job_attributes, job_metrics
@@ -145,10 +153,13 @@ def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -
 
 async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
     try:
-        return await asyncio.to_thread(store.get, transaction_id)
+        found = await asyncio.to_thread(read_job, store, transaction_id)
     except Exception:
         log.exception("reading %s failed", transaction_id)
         raise backend_unavailable("answer the job read") from None
+    if isinstance(found, UnreadableRow):
+        raise unreadable_conflict(found)
+    return found
 
 
 async def _sealed_record(

@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pytest_httpserver import HTTPServer
 
 from scheduling.metrics import METER_NAME
+from tests.support.poison import POISONS
 from tests.support.scheduler import Scheduler
 
 _reader = InMemoryMetricReader()
@@ -150,3 +151,19 @@ async def test_every_log_record_of_an_attempt_carries_the_job_id(
     # And nothing outside a job is labelled with one.
     target_records = [r for r in caplog.records if r.name == "werkzeug"]
     assert {getattr(r, "transaction_id", None) for r in target_records} <= {None}
+
+
+@pytest.mark.parametrize("kind", sorted(POISONS))
+async def test_an_unreadable_job_is_counted_and_its_log_line_names_it(
+    scheduler: Scheduler, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    job = await scheduler.accepted("log.append", {"message": "m"})
+    POISONS[kind](scheduler, job)
+    reason = "key" if kind == "removed-key" else "record"
+    before = count("scheduler.jobs.unreadable", reason=reason)
+    with caplog.at_level(logging.ERROR):
+        assert (await scheduler.api.get("/api/schedule")).status == 200
+        assert (await scheduler.api.get(f"/api/schedule/{job}/status")).status == 200
+    assert count("scheduler.jobs.unreadable", reason=reason) == before + 2
+    named = [r for r in caplog.records if f"job {job} is unreadable: " in r.getMessage()]
+    assert len(named) == 2
