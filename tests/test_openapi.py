@@ -229,4 +229,6 @@ async def test_views_of_real_jobs_are_what_their_documented_models_say(
     }
     failed = FailedPage.model_validate((await scheduler.api.get("/api/failed")).json())
     assert [job.transaction_id for job in failed.jobs] == [failing]
-    assert failed.jobs[0].attempt_history
+    [view] = failed.jobs
+    assert isinstance(view, JobStatus)
+    assert view.attempt_history
