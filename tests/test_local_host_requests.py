@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import azure.functions as func
+import httpx
 import hypothesis
 import pytest
 from hypothesis import strategies as st
@@ -362,3 +363,18 @@ def test_whatever_arrives_gets_an_http_answer_never_a_dropped_connection(
     assert answer.startswith(b"HTTP/1."), (raw, answer[:200])
     # 505 is the host's word for a version other than HTTP/1.x (Kestrel's too).
     assert status_of(answer) < 500 or status_of(answer) == 505, (raw, answer[:300])
+
+
+def test_the_extension_api_refuses_a_browser_request_from_another_site() -> None:
+    # It needs no key (as the extension's, behind the host's system key): only the name and
+    # the origin keep a page in the developer's browser from starting or ending instances.
+    from datetime import UTC, datetime
+
+    from local_durable_host.engine import DurableHost
+    from tests.support import toy_app
+
+    with DurableHost(toy_app.app, datetime(2026, 12, 1, tzinfo=UTC)) as host:
+        target = f"{host.rpc_base_url}instances/x/terminate?reason=r"
+        for headers in ({"Origin": "http://attacker.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            assert httpx.post(target, headers=headers).status_code == 403
+        assert httpx.post(target).status_code == 404  # no such instance: it was heard
