@@ -393,7 +393,7 @@ class RequestTimedOut(TimeoutError):
 class _TimedSocketReader(io.RawIOBase):
     """The connection's reads, each given only what is left of the request's time: a
     per-read timeout alone lets a client that sends a byte now and then hold a thread
-    forever. `expire_at` (a monotonic time) may grow with the bytes read (a minimum rate)."""
+    forever. The time left may grow with the bytes read (a minimum rate)."""
 
     def __init__(self, connection: socket.socket) -> None:
         self._connection = connection
@@ -452,13 +452,14 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
         def handle(self) -> None:
             self.close_connection = True
             while True:
-                self._reader.limit(limits.keep_alive_seconds)
-                try:
-                    if not self._buffered.peek(1):
-                        return  # the client closed the connection
-                except OSError:  # idle too long (a timeout is one), or reset
-                    return
+                # After an empty line the request goes on, on the time it had.
                 if not self._blank_line:
+                    self._reader.limit(limits.keep_alive_seconds)
+                    try:
+                        if not self._buffered.peek(1):
+                            return  # the client closed the connection
+                    except OSError:  # idle too long (a timeout is one), or reset
+                        return
                     self._reader.limit(limits.headers_seconds)
                 self._answered = self._blank_line = False
                 self.handle_one_request()
@@ -493,8 +494,8 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
 
         def send_response(self, code: int, message: str | None = None) -> None:
             self._answered = True
-            # Writing gets the same allowance as a body (the reply is small, or the
-            # reference page's script): a client that does not read cannot hold a thread.
+            # An answer (small, or the reference page's script) is written within the time a
+            # request's headers get: a client that does not read it cannot hold a thread.
             self.connection.settimeout(limits.headers_seconds)
             super().send_response(code, message)
 
@@ -502,10 +503,15 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
             try:
                 self._reply(self._answer())
             except RequestTimedOut:
-                self._refuse(408, b"the request body did not arrive in time")
+                if not self._answered:
+                    self._refuse(408, b"the request body did not arrive in time")
+            except OSError:  # the client went away (or stopped reading) mid-answer
+                self.close_connection = True
             except Exception:  # a bug of this host: still an answer, never a dropped line
                 log.exception("%s %s failed in the host", self.command, urlsplit(self.path).path)
-                self._refuse(500, b"the local host failed; see its log")
+                self.close_connection = True
+                if not self._answered:
+                    self._refuse(500, b"the local host failed; see its log")
 
         def _answer(self) -> AppResponse:
             if not is_loopback_host(self.headers.get("Host"), server.host_names):
