@@ -121,17 +121,21 @@ def fire_times(schedule: Recurrence, after: datetime) -> Iterator[datetime]:
     """
     zone = zone_of(schedule.timezone)
     floor = max(after, schedule.start_at) if schedule.start_at else after
-    # From a little before, in wall time: a repeated hour's second pass comes after its
-    # wall time has already gone by once.
-    start_wall = (floor.astimezone(zone) - timedelta(hours=3)).replace(tzinfo=None)
+    try:
+        # From a little before, in wall time: a repeated hour's second pass comes after its
+        # wall time has already gone by once.
+        start_wall = (floor.astimezone(zone) - timedelta(hours=3)).replace(tzinfo=None)
+    except OverflowError:
+        return  # past the calendar's end (year 9999) in this zone: no run
     walls = croniter(check_cron(schedule.cron), start_wall)
     last: datetime | None = None
     for _ in range(_MAX_WALL_TIMES):
         try:
             wall = walls.get_next(datetime)
-        except (CroniterBadDateError, CroniterBadCronError, CroniterError):
-            return
-        for moment in wall_to_utc(wall, zone, schedule.dst_gap, schedule.dst_fold):
+            instants = wall_to_utc(wall, zone, schedule.dst_gap, schedule.dst_fold)
+        except (CroniterBadDateError, CroniterBadCronError, CroniterError, OverflowError):
+            return  # no run can be found (the calendar ends in 9999)
+        for moment in instants:
             if schedule.end_at is not None and moment > schedule.end_at:
                 return
             if schedule.start_at is not None and moment < schedule.start_at:
@@ -181,7 +185,12 @@ def local_exec_at(
     wall: datetime, zone_name: str, gap: DstGap, fold: Literal["first", "last"]
 ) -> datetime:
     """The UTC instant of a one-time job given as a local wall time (`exec_local`)."""
-    instants = wall_to_utc(wall, zone_of(zone_name), gap, fold)
+    try:
+        instants = wall_to_utc(wall, zone_of(zone_name), gap, fold)
+    except OverflowError:
+        raise RecurrenceError(
+            "exec_local", "exec_local in that time zone is past the calendar's end (year 9999)"
+        ) from None
     if not instants:
         raise RecurrenceError(
             "exec_local", "exec_local does not exist in that time zone (clocks jump over it)"
