@@ -9,9 +9,10 @@ HTTP session per loop).
 
 Every request is judged on its head before its body is read: the route, the key, and (as
 the Functions host does not, and a developer's browser needs) whether a browser sent it
-from another site. Each request has Kestrel's limits (the Functions host's web server):
-time for its headers, a minimum rate for its body, sizes; whatever arrives gets an HTTP
-answer, never a dropped connection.
+from another site. (A route that takes JSON refuses any other body itself, with a 415
+problem, before it changes anything.) Each request has Kestrel's limits (the Functions
+host's web server): time for its headers, a minimum rate for its body, sizes; whatever
+arrives gets an HTTP answer, never a dropped connection.
 """
 
 import asyncio
@@ -48,11 +49,6 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # Methods a page of another site may use freely; everything else changes something.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# Bodies a page of another site can send without asking (no CORS preflight): a key-guarded
-# route takes JSON or nothing, so these can only come from a form or a no-cors fetch.
-FORM_MEDIA_TYPES = frozenset(
-    {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
-)
 log = logging.getLogger(__name__)
 # A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -220,12 +216,6 @@ class AppServer:
                 return AppResponse(401, {}, b"")
             if (refusal := cross_site_refusal(method, headers)) is not None:
                 return refusal
-            if function.auth_level != "anonymous" and _media_type(headers) in FORM_MEDIA_TYPES:
-                return _plain(
-                    415,
-                    "the local host takes JSON (or no body) on key-guarded routes: a form's "
-                    "body can come from a page of another site",
-                )
             return Admitted(function, query, match)
         if allowed_methods:
             return AppResponse(405, {"Allow": ", ".join(sorted(allowed_methods))}, b"")
@@ -376,10 +366,6 @@ def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
 
 def _header(headers: dict[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == name), None)
-
-
-def _media_type(headers: dict[str, str]) -> str:
-    return (_header(headers, "content-type") or "").split(";", 1)[0].strip().lower()
 
 
 def _plain(status: int, message: str) -> AppResponse:

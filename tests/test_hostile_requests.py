@@ -1,7 +1,7 @@
 """Hostile requests, route family by route family, over real HTTP against the app on the
 local durable host's front end (keys enforced), with live, recurring, paused, failed and
 unreadable jobs in the store: never a 5xx, and every refusal in the one problem format (or
-the host's own answer: 401 without a body, a 403/415 of its own to a browser's cross-site
+the host's own answer: 401 without a body, a 403 of its own to a browser's cross-site
 request, an HTML page for the dashboard).
 
 The families are the review's (create, status and logs, listing, PATCH, pause and resume,
@@ -441,9 +441,9 @@ def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
 # -- the check -----------------------------------------------------------------------------
 
 # The host's own answers, all before the app runs: a key missing (401), a route or method it
-# has not (404, 405), its refusals of what a browser sent from another site (403, 415), and
+# has not (404, 405), its refusal of what a browser sent from another site (403), and
 # its limits (a request line over 8 KiB: 414; headers over 32 KiB: 431).
-HOST_ANSWERS = {401, 403, 404, 405, 414, 415, 431}
+HOST_ANSWERS = {401, 403, 404, 405, 414, 431}
 
 
 def check(request: HostileRequest, reply: httpx.Response) -> None:
