@@ -92,6 +92,8 @@ class Run:
     load_before: float
     load_after: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
+    # A: its jobs that failed (the app's failed list), by error: why any is "missing".
+    failures: dict[str, int] = field(default_factory=dict)
 
     @property
     def exactly_once(self) -> bool:
@@ -247,8 +249,34 @@ def burst_on_host(
         )
         wait_for("A to record every outcome", no_live_job, deadline)
         done_at = time.time()
+        failures = failed_outcomes(api)
+        time.sleep(SETTLE_SECONDS)
+        arrived = set(receiver.calls())
+        for transaction_id in [i for i in ids if i not in arrived][:50]:
+            status = api.get(f"/api/schedule/{transaction_id}/status").json()
+            outcome = status.get("last_outcome") or {}
+            why = f"{status.get('state')}: {outcome.get('status_code')} {outcome.get('error')}"
+            failures[f"never arrived, {why}"] = failures.get(f"never arrived, {why}", 0) + 1
     cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-    return measured_run(round_number, "A", accepted, instant, receiver, done_at, load_before, cpu)
+    run = measured_run(round_number, "A", accepted, instant, receiver, done_at, load_before, cpu)
+    run.failures = failures
+    return run
+
+
+def failed_outcomes(api: httpx.Client) -> dict[str, int]:
+    """How many of A's jobs failed, by the error of their last attempt (the failed list)."""
+    errors: Counter[str] = Counter()
+    cursor = None
+    while True:
+        page = api.get(
+            "/api/failed", params={"limit": 500, **({"cursor": cursor} if cursor else {})}
+        )
+        page.raise_for_status()
+        for job in page.json()["jobs"]:
+            errors[str((job.get("last_outcome") or {}).get("error"))] += 1
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return dict(errors)
 
 
 # -- B: APScheduler ---------------------------------------------------------------------------
@@ -337,6 +365,9 @@ def runs_table(runs: Sequence[Run]) -> str:
             f"| {run.lateness_p95:.2f} | {run.lateness_max:.2f} | {once} "
             f"| {run.done_seconds:.1f} | {cpu} | {run.load_before:.2f} -> {run.load_after:.2f} |"
         )
+    for run in runs:
+        for error, count in sorted(run.failures.items(), key=lambda item: -item[1]):
+            lines.append(f"\nround {run.round} {run.side}: {count} failed: {error}")
     return "\n".join(lines)
 
 

@@ -225,7 +225,7 @@ def pending_record(
         accepted_at=now,
         updated_at=now,
         destination=DESTINATION,
-        sealed_payload=sealer.seal(PAYLOAD, sealing_context(transaction_id)),
+        sealed_payload=sealer.seal(PAYLOAD, sealing_context(transaction_id, now)),
     )
 
 
@@ -458,7 +458,7 @@ def time_operations(
     fresh = make_jobs(warmup + repeat, rng, jobs.now)
     timed(
         "seal (CPU only)",
-        lambda n: sealer.seal(PAYLOAD, sealing_context(fresh.ids[n])),
+        lambda n: sealer.seal(PAYLOAD, sealing_context(fresh.ids[n], fresh.now)),
         repeat,
     )
     records = [

@@ -15,6 +15,7 @@ from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
 from blueprints.job_logs import record_lifecycle
+from blueprints.unreadable import read_job, unreadable_conflict
 from scheduling.flow_control import FlowLimitError, FlowLimits, flow_for
 from scheduling.idempotency import (
     FingerprintKeyMissing,
@@ -25,7 +26,14 @@ from scheduling.idempotency import (
 )
 from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
-from scheduling.job_store import JobExists, StaleRecord, StoredJob, TableJobStore, due_keys
+from scheduling.job_store import (
+    JobExists,
+    StaleRecord,
+    StoredJob,
+    TableJobStore,
+    UnreadableRow,
+    due_keys,
+)
 from scheduling.job_views import next_fire_at
 from scheduling.log_context import name_job
 from scheduling.metrics import job_attributes, job_metrics
@@ -45,6 +53,7 @@ from scheduling.prompts import (
 )
 from scheduling.redaction import redact_url
 from scheduling.responses import AcceptedJob
+from scheduling.sealing import SealingNotConfigured
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
 
@@ -144,10 +153,13 @@ def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -
 
 async def _read(store: TableJobStore, transaction_id: str) -> StoredJob | None:
     try:
-        return await asyncio.to_thread(store.get, transaction_id)
+        found = await asyncio.to_thread(read_job, store, transaction_id)
     except Exception:
         log.exception("reading %s failed", transaction_id)
         raise backend_unavailable("answer the job read") from None
+    if isinstance(found, UnreadableRow):
+        raise unreadable_conflict(found)
+    return found
 
 
 async def _sealed_record(
@@ -164,17 +176,30 @@ async def _sealed_record(
     now = deps.clock()
     generation = uuid.uuid4().hex
     plaintext = json.dumps(fields["payload"], separators=(",", ":")).encode()
-    sealer = deps.sealer(settings)
+    try:
+        sealer = deps.sealer(settings)
+    except SealingNotConfigured:
+        # Logged where it was found, with which setting is wrong (never its value).
+        raise problem(
+            503,
+            "not-configured",
+            "Not configured",
+            "payloads cannot be sealed on this app: its key-encryption key setting "
+            "(SEALING_KEY_VAULT_KEY_URL or SEALING_KEYS) is missing or malformed; nothing was "
+            "scheduled (the app's log and /api/healthz/details say which)",
+        ) from None
     try:
         # In Azure this wraps the data key with Key Vault: a network call, off the event loop.
-        sealed = await asyncio.to_thread(sealer.seal, plaintext, sealing_context(transaction_id))
+        sealed = await asyncio.to_thread(
+            sealer.seal, plaintext, sealing_context(transaction_id, now)
+        )
         # The callback URLs may carry tokens too: sealed apart, bound to their own context.
         sealed_callbacks = None
         if callbacks is not None:
             sealed_callbacks = await asyncio.to_thread(
                 sealer.seal,
                 json.dumps(callbacks.urls(), separators=(",", ":")).encode(),
-                callbacks_sealing_context(transaction_id),
+                callbacks_sealing_context(transaction_id, now),
             )
     except Exception:
         log.exception("sealing the payload of %s failed", transaction_id)

@@ -27,9 +27,9 @@ async def healthz(
     # names internals. The details are one route further, behind the master key.
     from scheduling.responses import Health
 
-    available = await _backend_answers(client)
-    health = Health(status="ok" if available else "degraded")
-    return json_response(health.model_dump(mode="json"), status=200 if available else 503)
+    healthy = await _backend_answers(client) and not settings_problems()
+    health = Health(status="ok" if healthy else "degraded")
+    return json_response(health.model_dump(mode="json"), status=200 if healthy else 503)
 
 
 # Not "admin/healthz": the Functions host reserves routes that start with "admin".
@@ -42,8 +42,10 @@ async def healthz_details(
     from scheduling.zone_data import TZDATA_VERSION
 
     available = await _backend_answers(client)
+    problems = settings_problems()
+    healthy = available and not problems
     details = HealthDetails(
-        status="ok" if available else "degraded",
+        status="ok" if healthy else "degraded",
         python_version=platform.python_version(),
         functions_runtime_version=os.environ.get("FUNCTIONS_EXTENSION_VERSION", "unknown"),
         azure_functions_version=importlib.metadata.version("azure-functions"),
@@ -52,10 +54,46 @@ async def healthz_details(
         durable_backend="ok" if available else "unavailable",
         # The reason itself goes to the app's log only: it can name accounts and hosts.
         durable_backend_error=None if available else BACKEND_UNAVAILABLE,
+        settings="invalid" if problems else "ok",
+        settings_errors=problems or None,
     )
     return json_response(
-        details.model_dump(mode="json", exclude_none=True), status=200 if available else 503
+        details.model_dump(mode="json", exclude_none=True), status=200 if healthy else 503
     )
+
+
+def settings_problems() -> list[str]:
+    """Which app settings keep the app from working, one line each: names and positions of
+    entries, never a value (a malformed entry may be key material in the wrong place)."""
+    from pydantic import ValidationError
+
+    from blueprints import dependencies
+    from scheduling.idempotency import FingerprintKeyMissing, fingerprint_key
+    from scheduling.sealing import SealingNotConfigured
+    from scheduling.webhook_signing import SigningNotConfigured
+
+    deps = dependencies.current()
+    try:
+        settings = deps.settings()
+    except ValidationError as error:
+        # pydantic's messages quote the input: only the names of the settings at fault.
+        names = sorted({str(item["loc"][0]).upper() for item in error.errors() if item["loc"]})
+        return [f"{name} is not valid" for name in names] or ["the app settings are not valid"]
+    problems = []
+    try:
+        deps.sealer(settings)
+    except SealingNotConfigured as error:
+        problems.append(str(error))
+    try:
+        settings.webhook_signing_keys()
+    except SigningNotConfigured as error:
+        problems.append(str(error))
+    if settings.request_fingerprint_key.get_secret_value().strip():
+        try:
+            fingerprint_key(settings.request_fingerprint_key.get_secret_value())
+        except FingerprintKeyMissing as error:
+            problems.append(str(error))
+    return problems
 
 
 async def _backend_answers(client: df.DurableOrchestrationClient) -> bool:

@@ -30,11 +30,13 @@ from blueprints.instances import (
     stop_quietly,
 )
 from blueprints.job_logs import record_lifecycle
+from blueprints.unreadable import read_job, unreadable_conflict
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
 from scheduling.job_store import (
     StaleRecord,
     TableJobStore,
+    UnreadableRow,
     due_keys,
     forget_failure_quietly,
     unindex_quietly,
@@ -167,10 +169,12 @@ async def _start_if_stalled(
     checked_id(transaction_id)
     deps = dependencies.current()
     try:
-        found = await asyncio.to_thread(deps.job_store(deps.settings()).get, transaction_id)
+        found = await asyncio.to_thread(read_job, deps.job_store(deps.settings()), transaction_id)
     except Exception:
         log.exception("reading %s failed", transaction_id)
         raise backend_unavailable("start the job; send the request again") from None
+    if isinstance(found, UnreadableRow):
+        raise unreadable_conflict(found)
     record = found.record if found is not None else None
     if record is None or record.state != "pending" or record.recurrence is None:
         return None
@@ -289,7 +293,9 @@ async def _swap(
     store = deps.job_store(deps.settings())
     try:
         for _ in range(MAX_SWAPS):
-            stored = await asyncio.to_thread(store.get, transaction_id)
+            stored = await asyncio.to_thread(read_job, store, transaction_id)
+            if isinstance(stored, UnreadableRow):
+                raise unreadable_conflict(stored)
             if stored is None or (stored.record.state == "cancelled" and not cancelled_found):
                 raise not_found(f"no job with transaction id {transaction_id}")
             after = change(stored.record)

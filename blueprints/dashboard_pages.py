@@ -25,9 +25,10 @@ from blueprints.dashboard_web import (
     session_lifetime,
 )
 from blueprints.instances import backend_unavailable, checked_id
+from blueprints.unreadable import key_check, read_job, shown
 from scheduling.dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import ContinuationToken, DueRange
+from scheduling.job_store import ContinuationToken, DueRange, UnreadableRow
 from scheduling.problems import not_found, problem
 
 LOG_ENTRIES_SHOWN = 200
@@ -121,7 +122,11 @@ async def recurring(
     while True:
         records, token, read = await read_live(DueRange(), None, 100, token)
         scanned += read
-        found += [record for record in records if record.recurrence is not None]
+        found += [
+            record
+            for record in records
+            if isinstance(record, JobRecord) and record.recurrence is not None
+        ]
         if token is None or len(found) >= RECURRING_PAGE or scanned >= RECURRING_SCAN_ROWS:
             break
     next_url = (
@@ -147,22 +152,25 @@ async def timeline(
 
     checked_id(transaction_id)
     deps = dependencies.current()
-    store = deps.job_store(deps.settings())
+    settings = deps.settings()
+    store = deps.job_store(settings)
     try:
-        found = await asyncio.to_thread(store.get, transaction_id)
+        found = await asyncio.to_thread(read_job, store, transaction_id)
     except Exception:
         raise backend_unavailable("answer the job read") from None
     entries, more = await log_page(transaction_id, LOG_ENTRIES_SHOWN, None)
-    record = found.record if found is not None else None
-    if record is None and not entries:
+    job = found if isinstance(found, UnreadableRow) else found.record if found else None
+    if job is None and not entries:
         raise not_found(f"no job with transaction id {transaction_id}")
+    if isinstance(job, JobRecord):
+        job = shown(job, key_check(deps, settings))
     return render(
         "timeline.html",
         csrf=_csrf(request),
         notice=_notice(request),
         transaction_id=transaction_id,
-        job=record,
-        attempts=attempts_of(record) if record is not None else [],
+        job=job,
+        attempts=attempts_of(job) if isinstance(job, JobRecord) else [],
         entries=entries,
         more_entries=more is not None,
         active="",
@@ -243,11 +251,13 @@ class FailedRow:
     """A failed job as the failed page shows it (from the failed list's job views)."""
 
     transaction_id: str
-    prompt_type: str
+    prompt_type: str | None
     failed_at: datetime | None
     destination: str | None
     attempts: list[AttemptRow]
     recurring: bool
+    # Why it cannot be read, when its record cannot (then it has no attempts to show).
+    unreadable: str | None = None
 
     @property
     def last(self) -> AttemptRow | None:
@@ -265,11 +275,12 @@ async def failed(
     rows = [
         FailedRow(
             transaction_id=view["transaction_id"],
-            prompt_type=view["prompt_type"],
+            prompt_type=view.get("prompt_type"),
             failed_at=parse_time(view.get("failed_at")),
             destination=view.get("destination"),
             attempts=[attempt_row(summary) for summary in view.get("attempt_history") or []],
             recurring=view.get("recurrence") is not None,
+            unreadable=view.get("why") if view.get("unreadable") else None,
         )
         for view in listing["jobs"]
     ]

@@ -53,7 +53,15 @@ def environment() -> "Environment":
     )
     env.filters["utc"] = format_time
     env.filters["ms"] = format_ms
+    env.tests["unreadable"] = _is_unreadable
     return env
+
+
+def _is_unreadable(job: object) -> bool:
+    """A job shown as what could be read of it (its record, or its payload, cannot be)."""
+    from scheduling.job_store import UnreadableRow
+
+    return isinstance(job, UnreadableRow)
 
 
 def format_time(moment: datetime | str | None) -> str:

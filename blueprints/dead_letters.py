@@ -26,18 +26,21 @@ from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, bounded, purge
 from blueprints.job_logs import record_lifecycle
 from blueprints.jobs import cursor_scope, query_time
+from blueprints.unreadable import key_check, read_job, shown
 from scheduling.job_log import LogKind
 from scheduling.job_log.lifecycle import lifecycle_entry
+from scheduling.job_record import JobRecord, instance_id
 from scheduling.job_store import (
     DueRange,
     FailedEntry,
     StaleRecord,
     StoredJob,
     TableJobStore,
+    UnreadableRow,
     failed_row_verdict,
     unindex_failure_quietly,
 )
-from scheduling.job_views import failed_view
+from scheduling.job_views import failed_view, unreadable_view
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -81,17 +84,25 @@ async def list_failed(
             raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
     try:
         entries, token = await asyncio.to_thread(store.failure_page, scope, limit, token)
-        stored = await bounded(asyncio.to_thread(store.get, e.transaction_id) for e in entries)
+        stored = await bounded(
+            asyncio.to_thread(read_job, store, e.transaction_id) for e in entries
+        )
     except Exception:
         log.exception("reading the failed list failed")
         raise backend_unavailable("answer the failed list") from None
     kept_since = retention_start(deps.clock(), settings.failed_retention_days)
+    holds = key_check(deps, settings)
     jobs = []
     expired: list[tuple[FailedEntry, StoredJob]] = []
     for entry, found in zip(entries, stored, strict=True):
+        if isinstance(found, UnreadableRow):
+            if failed_unreadable(entry, found):
+                jobs.append(unreadable_view(found))
+            continue
         verdict = failed_row_verdict(entry, found.record if found else None, kept_since)
         if verdict == "list" and found is not None:
-            jobs.append(failed_view(found.record))
+            seen = shown(found.record, holds)
+            jobs.append(failed_view(seen) if isinstance(seen, JobRecord) else unreadable_view(seen))
         elif verdict == "expire" and found is not None:
             expired.append((entry, found))
         elif verdict == "drop":
@@ -103,6 +114,14 @@ async def list_failed(
     # A FailedPage (scheduling/responses.py), its views not validated again on every request:
     # a view that drifts from its model fails the contract test, not a caller's listing.
     return json_response({"jobs": jobs, "next_cursor": next_cursor})
+
+
+def failed_unreadable(entry: FailedEntry, row: UnreadableRow) -> bool:
+    """Whether a failed-index row stands for the unreadable job it points to: unless what
+    could be read says the job is of another generation or no longer failed."""
+    if row.generation is not None and row.generation != entry.generation:
+        return False
+    return row.state in (None, "failed")
 
 
 def retention_start(now: datetime, days: int) -> datetime:
@@ -171,7 +190,11 @@ async def _remove_row(
     client: df.DurableOrchestrationClient, store: TableJobStore, entry: FailedEntry, kind: LogKind
 ) -> RemovalOutcome:
     """Remove the failed job a row points to: "removed", "kept" (try again), or "skipped"."""
-    found = await asyncio.to_thread(store.get, entry.transaction_id)
+    found = await asyncio.to_thread(read_job, store, entry.transaction_id)
+    if isinstance(found, UnreadableRow):
+        if found.state != "failed" or not failed_unreadable(entry, found):
+            return "skipped"  # not known to have failed: DELETE it by its id
+        return await _remove_unreadable(client, store, entry, found, kind)
     # Every row in scope goes: the retention's cut-off is the scope's, not the verdict's.
     verdict = failed_row_verdict(entry, found.record if found else None, _EVERY_FAILURE)
     if verdict == "drop":
@@ -180,6 +203,32 @@ async def _remove_row(
     if verdict == "skip" or found is None:
         return "skipped"  # an attempt's failure on its way: it is listed once recorded
     return await _remove(client, store, entry, found, kind)
+
+
+async def _remove_unreadable(
+    client: df.DurableOrchestrationClient,
+    store: TableJobStore,
+    entry: FailedEntry,
+    row: UnreadableRow,
+    kind: LogKind,
+) -> RemovalOutcome:
+    """Remove a failed job whose record cannot be read (never opened), as _remove does."""
+    try:
+        message = "removed (its record could not be read)"
+        await record_lifecycle(
+            lifecycle_entry(row.transaction_id, kind, dependencies.current().clock(), message),
+            required=True,
+        )
+        await asyncio.to_thread(store.remove_unreadable, row)
+    except (ProblemError, StaleRecord):
+        return "kept"
+    except Exception:
+        log.warning("could not remove the failed job %s", row.transaction_id, exc_info=True)
+        return "kept"
+    await asyncio.to_thread(unindex_failure_quietly, store, entry)
+    if row.generation is not None:
+        await purge(client, instance_id(row.transaction_id, row.generation))
+    return "removed"
 
 
 async def _remove(

@@ -14,10 +14,12 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, checked_id
+from blueprints.unreadable import read_job
 from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import decode_cursor, encode_cursor
 from scheduling.job_log.lifecycle import derived_entries, with_derived
 from scheduling.job_log.resilient import append_with_retry
+from scheduling.job_store import StoredJob
 from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
 from scheduling.queries import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
@@ -59,14 +61,15 @@ async def log_page(
         page, found = await asyncio.wait_for(
             asyncio.gather(
                 asyncio.to_thread(log_store.read, transaction_id, limit, cursor),
-                asyncio.to_thread(job_store.get, transaction_id),
+                asyncio.to_thread(read_job, job_store, transaction_id),
             ),
             LOG_READ_SECONDS,
         )
     except Exception:
         log.exception("reading the log of %s failed", transaction_id)
         raise backend_unavailable("answer the job log read") from None
-    derived = derived_entries(found.record) if found is not None else []
+    # A record that cannot be read adds nothing to its log, and still says the job exists.
+    derived = derived_entries(found.record) if isinstance(found, StoredJob) else []
     entries, more = with_derived(page.entries, derived, after, page.next_cursor is not None, limit)
     if not entries and cursor is None and found is None:
         raise not_found(f"no job with transaction id {transaction_id}")

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_flag, query_int
 from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
+from blueprints.unreadable import key_check, read_job, shown
 from scheduling.durable_json import decode_durable_json
 from scheduling.job_record import LIVE_STATES, JobRecord
 from scheduling.job_store import (
@@ -20,6 +21,7 @@ from scheduling.job_store import (
     DueEntry,
     DueRange,
     TableJobStore,
+    UnreadableRow,
     row_verdict,
 )
 from scheduling.job_views import (
@@ -27,6 +29,7 @@ from scheduling.job_views import (
     may_wait_for_a_slot,
     slot_wait_view,
     status_view,
+    unreadable_view,
 )
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
@@ -49,7 +52,10 @@ async def list_jobs(
 ) -> func.HttpResponse:
     """Live jobs (pending, firing, retrying) in exec_at order; a page may come back short."""
     page = await live_page(request)
-    jobs = [listed_view(record) for record in page.records]
+    jobs = [
+        listed_view(record) if isinstance(record, JobRecord) else unreadable_view(record)
+        for record in page.records
+    ]
     # A JobPage (scheduling/responses.py), its views not validated again on every request: a
     # view that drifts from its model fails the contract test, not a caller's listing.
     return json_response({"jobs": jobs, "next_cursor": page.next_cursor})
@@ -57,7 +63,8 @@ async def list_jobs(
 
 @dataclass(frozen=True)
 class LivePage:
-    records: list[JobRecord]
+    # A job that cannot be read is in its place, as what could be read of it.
+    records: list[JobRecord | UnreadableRow]
     next_cursor: str | None
 
 
@@ -86,27 +93,46 @@ async def live_page(request: func.HttpRequest) -> LivePage:
 
 async def read_live(
     scope: DueRange, state: str | None, limit: int, token: ContinuationToken | None
-) -> tuple[list[JobRecord], ContinuationToken | None, int]:
+) -> tuple[list[JobRecord | UnreadableRow], ContinuationToken | None, int]:
     """The live jobs of one page of the due index (up to `limit` rows from `token`), where the
-    next page starts, and how many rows were read."""
+    next page starts, and how many rows were read. A job that cannot be read is listed as
+    what could be read of it."""
     deps = dependencies.current()
-    store = deps.job_store(deps.settings())
+    settings = deps.settings()
+    store = deps.job_store(settings)
     try:
         entries, token = await asyncio.to_thread(store.due_page, scope, limit, token)
-        stored = await bounded(asyncio.to_thread(store.get, e.transaction_id) for e in entries)
+        stored = await bounded(
+            asyncio.to_thread(read_job, store, e.transaction_id) for e in entries
+        )
     except Exception:
         log.exception("reading the job listing failed")
         raise backend_unavailable("answer the job listing") from None
-    records = []
+    records: list[JobRecord | UnreadableRow] = []
     now = deps.clock()
+    holds = key_check(deps, settings)
     for entry, found in zip(entries, stored, strict=True):
+        if isinstance(found, UnreadableRow):
+            if lists_unreadable(entry, found) and state in (None, found.state):
+                records.append(found)
+            continue
         record = found.record if found is not None else None
         verdict = row_verdict(entry, record, now)
         if verdict == "drop":
             await _drop_stale(store, entry)
         elif verdict == "list" and record is not None and state in (None, record.state):
-            records.append(record)
+            records.append(shown(record, holds))
     return records, token, len(entries)
+
+
+def lists_unreadable(entry: DueEntry, row: UnreadableRow) -> bool:
+    """Whether an index row stands for the unreadable job it points to: unless what could be
+    read says the row is of another time or generation, or the job has ended."""
+    if row.state is not None and row.state not in LIVE_STATES:
+        return False
+    if row.generation is not None and row.generation != entry.generation:
+        return False
+    return row.exec_at is None or row.exec_at == entry.exec_at
 
 
 def cursor_scope(scope: DueRange, state: str | None) -> str:
@@ -146,13 +172,17 @@ async def job_status(
     store = deps.job_store(deps.settings())
     history = query_flag(request, "history")
     try:
-        found = await asyncio.to_thread(store.get, transaction_id)
+        found = await asyncio.to_thread(read_job, store, transaction_id)
     except Exception:
         log.exception("reading %s failed", transaction_id)
         raise backend_unavailable("answer the job read") from None
     if found is None:
         raise not_found(f"no job with transaction id {transaction_id}")
+    if isinstance(found, UnreadableRow):
+        return json_response(unreadable_view(found))
     record = found.record
+    if isinstance(seen := shown(record, key_check(deps, deps.settings())), UnreadableRow):
+        return json_response(unreadable_view(seen))
     body = status_view(record)
     if history:
         status = await status_of(client, record.instance_id, True)

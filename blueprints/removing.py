@@ -18,12 +18,14 @@ from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
 from blueprints.job_logs import record_lifecycle
+from blueprints.unreadable import read_job
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
-from scheduling.job_record import JobRecord, cancel
+from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
 from scheduling.job_store import (
     DueRange,
     StaleRecord,
     TableJobStore,
+    UnreadableRow,
     forget_failure_quietly,
     unindex_quietly,
 )
@@ -64,9 +66,11 @@ async def delete_job(
 async def _delete_once(
     client: df.DurableOrchestrationClient, store: TableJobStore, transaction_id: str
 ) -> func.HttpResponse:
-    stored = await asyncio.to_thread(store.get, transaction_id)
+    stored = await asyncio.to_thread(read_job, store, transaction_id)
     if stored is None:
         raise not_found(f"no job with transaction id {transaction_id}")
+    if isinstance(stored, UnreadableRow):
+        return await _delete_unreadable(client, store, stored)
     record = stored.record
     now = dependencies.current().clock()
     verdict, cancelled = cancel(record, now)
@@ -102,7 +106,43 @@ async def _delete_once(
     return json_response(deleted.model_dump(mode="json"))
 
 
-WipeResult = JobRecord | Literal["firing", "skipped"]
+async def _delete_unreadable(
+    client: df.DurableOrchestrationClient, store: TableJobStore, row: UnreadableRow
+) -> func.HttpResponse:
+    """End a job whose record cannot be read: its row is removed (it cannot be written over
+    with `cancelled`), never opened. Its log says so first; its index rows and orchestration
+    go as far as what could be read of it says where they are."""
+    now = dependencies.current().clock()
+    await record_lifecycle(
+        lifecycle_entry(
+            row.transaction_id,
+            "deleted",
+            now,
+            f"record deleted through the API; it could not be read: {row.why}",
+        ),
+        required=True,
+    )
+    await asyncio.to_thread(store.remove_unreadable, row)  # StaleRecord: decide again
+    if row.exec_at is not None:
+        await asyncio.to_thread(_unindex_quietly, store, row)
+    await asyncio.to_thread(forget_failure_quietly, store, row.transaction_id, row.failed_at)
+    if row.generation is not None:
+        ended = row.state is not None and row.state not in LIVE_STATES
+        instance = instance_id(row.transaction_id, row.generation)
+        await (purge(client, instance) if ended else stop_quietly(client, instance))
+    deleted = DeletedJob(transaction_id=row.transaction_id, deleted=True, state_before=row.state)
+    return json_response(deleted.model_dump(mode="json"))
+
+
+def _unindex_quietly(store: TableJobStore, row: UnreadableRow) -> None:
+    try:
+        if row.exec_at is not None:
+            store.unindex(row.transaction_id, row.exec_at)
+    except Exception:
+        log.warning("could not drop an index row of %s", row.transaction_id, exc_info=True)
+
+
+WipeResult = JobRecord | Literal["firing", "skipped", "unreadable"]
 
 
 async def wipe_jobs(
@@ -117,6 +157,7 @@ async def wipe_jobs(
     started = time.monotonic()
     cancelled: list[JobRecord] = []
     firing = 0
+    unreadable = 0
     seen = 0
     token = None
     complete = False
@@ -130,6 +171,7 @@ async def wipe_jobs(
             )
             cancelled += [result for result in results if isinstance(result, JobRecord)]
             firing += sum(1 for result in results if result == "firing")
+            unreadable += sum(1 for result in results if result == "unreadable")
             seen += len(entries)
             if token is None:
                 complete = True
@@ -148,15 +190,20 @@ async def wipe_jobs(
         )
     except TimeoutError:
         log.info("the wipe left some orchestrations to end by themselves")
-    outcome = WipeOutcome(cancelled=len(cancelled), firing=firing, complete=complete)
+    outcome = WipeOutcome(
+        cancelled=len(cancelled), firing=firing, unreadable=unreadable, complete=complete
+    )
     return json_response(outcome.model_dump(mode="json"))
 
 
 def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
-    """Cancel the job if it is live: its cancelled record, "firing", or "skipped" (ended)."""
+    """Cancel the job if it is live: its cancelled record, "firing", "skipped" (ended), or
+    "unreadable" (left as it is: its record cannot be written over; DELETE removes it)."""
     now = dependencies.current().clock()
     for _ in range(MAX_SWAPS):
-        stored = store.get(transaction_id)
+        stored = read_job(store, transaction_id)
+        if isinstance(stored, UnreadableRow):
+            return "unreadable"
         if stored is None:
             return "skipped"
         verdict, cancelled = cancel(stored.record, now, by="wipe")

@@ -18,8 +18,9 @@ import azure.durable_functions as df
 
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR, orchestration_runs
+from blueprints.unreadable import read_job
 from scheduling.job_record import JobRecord, JobRun
-from scheduling.job_store import DueRange, row_verdict
+from scheduling.job_store import DueRange, UnreadableRow, row_verdict
 
 # Far longer than any lateness of a healthy host (its timers poll every 10-30 s).
 STALL_AGE = timedelta(minutes=10)
@@ -48,7 +49,9 @@ async def repair_stalled(client: df.DurableOrchestrationClient) -> Repair:
         entries, token = await asyncio.to_thread(store.due_page, scope, PAGE_SIZE, token)
         for entry in entries:
             result.examined += 1
-            found = await asyncio.to_thread(store.get, entry.transaction_id)
+            found = await asyncio.to_thread(read_job, store, entry.transaction_id)
+            if isinstance(found, UnreadableRow):
+                continue  # nothing can run it: it is listed as unreadable, for a DELETE
             record = found.record if found else None
             if record is None or row_verdict(entry, record, now) != "list":
                 continue  # the listing's readers drop rows of ended jobs

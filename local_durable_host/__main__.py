@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -21,13 +22,15 @@ from typing import TypeVar
 
 from local_durable_host.local_host import ACTIVITY_WORKERS, RETENTION
 
-DEFAULT_FUNCTION_KEY = "local-function-key"
-DEFAULT_MASTER_KEY = "local-master-key"
 DEFAULT_RETENTION_HOURS = RETENTION / timedelta(hours=1)
+# Published in this repository's history: never accepted, whoever sends them.
+PUBLISHED_KEYS = frozenset({"local-function-key", "local-master-key"})
 
 BANNER = """\
 ==> Durable Scheduler on the LOCAL DURABLE HOST (not the Azure Functions host)
-    API:   {base_url}/api/   (function key: x-functions-key: {function_key}; admin: the master key)
+    API:   {base_url}/api/   (header x-functions-key, or ?code=)
+    keys:  function key {function_key}   master (admin) key {master_key}
+           {where}
     state: {state_dir}/ (kept across restarts; delete it to start empty)
     retention: finished orchestrations are purged {retention_hours:g} h after they finish
                (--retention-hours, LOCAL_HOST_RETENTION_HOURS); running ones never
@@ -77,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     from local_durable_host.app_server import Keys
     from local_durable_host.local_host import LocalHost, StateInUse
 
-    keys = Keys(
-        function_key=os.environ.get("LOCAL_HOST_FUNCTION_KEY") or DEFAULT_FUNCTION_KEY,
-        master_key=os.environ.get("LOCAL_HOST_MASTER_KEY") or DEFAULT_MASTER_KEY,
+    configured = [_key("LOCAL_HOST_FUNCTION_KEY"), _key("LOCAL_HOST_MASTER_KEY")]
+    keys = Keys(*(key or secrets.token_urlsafe(32) for key in configured))
+    where = (
+        f"(LOCAL_HOST_FUNCTION_KEY, LOCAL_HOST_MASTER_KEY in {options.settings})"
+        if all(configured)
+        else f"(made for this run only: set LOCAL_HOST_FUNCTION_KEY and LOCAL_HOST_MASTER_KEY "
+        f"in {options.settings} to keep keys; scripts/run-local.sh makes them)"
     )
     stop = threading.Event()
 
@@ -107,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             BANNER.format(
                 base_url=host.base_url,
                 function_key=keys.function_key,
+                master_key=keys.master_key,
+                where=where,
                 state_dir=options.state_dir,
                 retention_hours=tuning.retention / timedelta(hours=1),
                 activity_workers=tuning.activity_workers,
@@ -166,6 +175,11 @@ def host_tuning(options: argparse.Namespace, environ: Mapping[str, str]) -> Host
         activity_workers=workers,
         activity_start_delay=timedelta(seconds=delay),
     )
+
+
+def _key(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value if value and value not in PUBLISHED_KEYS else None
 
 
 def _load_settings(path: Path) -> None:

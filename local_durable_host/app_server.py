@@ -6,15 +6,26 @@ for `admin`, sent as `x-functions-key` or `?code=`), and handed to it as a real
 `func.HttpRequest`, with the durable client binding for its `durable_client_input`.
 Async functions run on one event loop, as in the Python worker (the Durable SDK keeps one
 HTTP session per loop).
+
+Every request is judged on its head before its body is read: the route, the key, and (as
+the Functions host does not, and a developer's browser needs) whether a browser sent it
+from another site. (A route that takes JSON refuses any other body itself, with a 415
+problem, before it changes anything.) Each request has Kestrel's limits (the Functions
+host's web server): time for its headers, a minimum rate for its body, sizes; whatever
+arrives gets an HTTP answer, never a dropped connection.
 """
 
 import asyncio
 import hmac
 import inspect
+import io
 import json
 import logging
+import math
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -32,9 +43,33 @@ MAX_BODY_BYTES = 100 * 1024 * 1024
 # A browser on this machine may be tricked into calling a loopback port under another name
 # (DNS rebinding): only these Host names are served.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
-# A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
+# A Host header: a name or a bracketed IPv6 address, then an optional port.
+_HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[^\[\]:]+)(?::[0-9]{1,5})?")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Methods a page of another site may use freely; everything else changes something.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 log = logging.getLogger(__name__)
+# A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may take. The defaults are Kestrel's (the Functions host's web
+    server; dotnet/aspnetcore src/Servers/Kestrel/Core/src/KestrelServerLimits.cs), except
+    the body size, which the Functions host raises to 100 MB."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_request_line_bytes: int = 8 * 1024  # 414 beyond
+    max_header_bytes: int = 32 * 1024  # all headers together; 431 beyond
+    # Between requests on a kept-alive connection; then it is closed without a word.
+    keep_alive_seconds: float = 120.0
+    # From a request's first byte to the end of its headers; then a 408.
+    headers_seconds: float = 30.0
+    # The body must arrive at this average rate once the grace period is over; else a 408.
+    body_bytes_per_second: float = 240.0
+    body_grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -115,13 +150,19 @@ class AppServer:
         keys: Keys,
         port: int = 0,
         loop: asyncio.AbstractEventLoop | None = None,
+        limits: Limits = Limits(),
+        host_names: frozenset[str] = LOOPBACK_NAMES,
     ) -> None:
         """`loop`: run the app's async functions on this running loop (a test's own: the
         Durable SDK's one HTTP session per process works only on the loop that made it),
-        which must stay free while requests are served; else on a loop of the server's own."""
+        which must stay free while requests are served; else on a loop of the server's own.
+        `host_names`: the Host names served (a test may add one that its browser maps to
+        loopback; the socket is on 127.0.0.1 whatever the name)."""
         self._functions = http_functions(app)
         self._client_binding = client_binding
         self._keys = keys
+        self.limits = limits
+        self.host_names = host_names
         self._loop_thread: threading.Thread | None = None
         if loop is not None:
             self._loop = loop
@@ -131,7 +172,7 @@ class AppServer:
                 target=self._loop.run_forever, name="app-event-loop", daemon=True
             )
             self._loop_thread.start()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -157,8 +198,9 @@ class AppServer:
         """Await `awaitable` on the app's event loop (for the host's other triggers)."""
         return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
 
-    def call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> AppResponse:
-        """Route and run one request; the host's answers for no route (404), no key (401)."""
+    def admit(self, method: str, target: str, headers: dict[str, str]) -> "Admitted | AppResponse":
+        """Route a request by its head: the function to call, or the host's answer (404,
+        405, 401, and this host's own refusals of what a browser sent from another site)."""
         parts = urlsplit(target)
         allowed_methods: set[str] = set()
         for function in self._functions:
@@ -172,28 +214,43 @@ class AppServer:
             presented = _header(headers, "x-functions-key") or query.get("code")
             if not self._keys.allow(function.auth_level, presented):
                 return AppResponse(401, {}, b"")
-            return self._invoke(function, method, target, headers, query, match, body)
+            if (refusal := cross_site_refusal(method, headers)) is not None:
+                return refusal
+            return Admitted(function, query, match)
         if allowed_methods:
             return AppResponse(405, {"Allow": ", ".join(sorted(allowed_methods))}, b"")
         return AppResponse(404, {}, b"")
 
-    def _invoke(
+    def call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> AppResponse:
+        """Route and run one request whose body is already read."""
+        admitted = self.admit(method, target, headers)
+        if isinstance(admitted, AppResponse):
+            return admitted
+        return self.invoke(admitted, method, target, headers, body)
+
+    def invoke(
         self,
-        function: HttpFunction,
+        admitted: "Admitted",
         method: str,
         target: str,
         headers: dict[str, str],
-        query: dict[str, str],
-        match: re.Match[str],
         body: bytes,
     ) -> AppResponse:
+        function = admitted.function
+        parts = urlsplit(target)
+        # The URL the caller used, as the host gives it: its Host header (checked to be one
+        # of ours), so that a page opened at http://localhost:7071 sees its own origin.
+        host = _header(headers, "host") or self.base_url.removeprefix("http://")
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
         request = func.HttpRequest(
             method=method,
-            url=f"{self.base_url}{target}",
+            url=f"http://{host}{path}",
             headers=headers,
-            params=query,
+            params=admitted.query,
             # The host decodes route values (`a%20b` is "a b").
-            route_params={name: unquote(value) for name, value in match.groupdict().items()},
+            route_params={
+                name: unquote(value) for name, value in admitted.match.groupdict().items()
+            },
             body=body,
         )
         arguments: dict[str, Any] = {function.request_parameter: request}
@@ -213,6 +270,21 @@ class AppServer:
         return AppResponse(response.status_code, reply_headers, response.get_body())
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A request the host will hand to `function`, once its body is read."""
+
+    function: HttpFunction
+    query: dict[str, str]
+    match: re.Match[str]
+
+
+class _Server(ThreadingHTTPServer):
+    # Connections beyond the listen backlog (5 by default) wait for the client's SYN
+    # retries, seconds each: a burst of clients (a test's, a browser's) would see stalls.
+    request_queue_size = 128
+
+
 async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
@@ -223,75 +295,236 @@ class BodyRefused(ValueError):
         self.status = status
 
 
-def is_loopback_host(host_header: str | None) -> bool:
-    """Whether a Host header names this machine (127.0.0.1, localhost or [::1], any port)."""
-    return (host_header or "").rsplit(":", 1)[0].lower() in LOOPBACK_NAMES
+def is_loopback_host(host_header: str | None, names: frozenset[str] = LOOPBACK_NAMES) -> bool:
+    """Whether a Host header names this machine (127.0.0.1, localhost or [::1], any port),
+    or another of `names`."""
+    found = _HOST_HEADER.fullmatch(host_header or "")
+    return found is not None and found["name"].lower() in names
 
 
-def read_body(headers: Message, stream: BufferedIOBase) -> bytes:
-    """The request body by Content-Length or chunked, at most MAX_BODY_BYTES."""
+def cross_site_refusal(method: str, headers: dict[str, str]) -> "AppResponse | None":
+    """A 403 for a request that changes something and that a browser sent from a page of
+    another site (another origin: another port on this machine is one), else None.
+
+    Browsers say so on every such request: `Origin` on every POST, PUT, PATCH and DELETE
+    from a page, and `Sec-Fetch-Site`. A client that is not a browser sends neither.
+    """
+    if method.upper() in SAFE_METHODS:
+        return None
+    site = (_header(headers, "sec-fetch-site") or "").strip().lower()
+    origin = _header(headers, "origin")
+    own = f"http://{_header(headers, 'host') or ''}".lower()
+    if site in ("cross-site", "same-site") or (
+        origin is not None and origin.strip().lower() != own
+    ):
+        return _plain(403, "refused: a browser sent this request from a page of another site")
+    return None
+
+
+def read_body(headers: Message, stream: BufferedIOBase, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body by Content-Length or chunked, at most `limit` bytes; BodyRefused
+    (400, 413) for a body that is malformed, too large, or ends early."""
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        return _read_chunked(stream)
-    text = (headers.get("Content-Length") or "0").strip()
-    if not text.isdigit():
+        return _read_chunked(stream, limit)
+    declared = {value.strip() for value in headers.get_all("Content-Length") or []}
+    if len(declared) > 1:
+        raise BodyRefused(400, "Content-Length is given twice, with different values")
+    text = declared.pop() if declared else "0"
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other
+    # scripts' digits (which int() reads).
+    if not _DIGITS.fullmatch(text):
         raise BodyRefused(400, "Content-Length is not a number")
     length = int(text)
-    if length > MAX_BODY_BYTES:
+    if length > limit:
         raise BodyRefused(413, "the body is larger than the host accepts")
-    return stream.read(length) if length else b""
+    body = stream.read(length) if length else b""
+    if len(body) < length:
+        raise BodyRefused(400, "the body ended before Content-Length bytes")
+    return body
 
 
-def _read_chunked(stream: BufferedIOBase) -> bytes:
+def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
     body = bytearray()
     while True:
-        size_line = stream.readline(64).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError:
-            raise BodyRefused(400, "a chunk size is not hexadecimal") from None
-        if size < 0 or len(body) + size > MAX_BODY_BYTES:
+        size_line = stream.readline(1024)
+        size_text = size_line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            raise BodyRefused(400, "a chunk size is not hexadecimal")
+        size = int(size_text, 16)
+        if len(body) + size > limit:
             raise BodyRefused(413, "the body is larger than the host accepts")
         if size == 0:
-            while stream.readline(8192).strip():  # trailers, up to the blank line
-                pass
-            return bytes(body)
-        body += stream.read(size)
-        stream.readline(64)  # the CRLF after the chunk
+            for _ in range(100):  # trailers, up to the blank line
+                if not stream.readline(8192).strip():
+                    return bytes(body)
+            raise BodyRefused(400, "too many trailer lines")
+        chunk = stream.read(size)
+        if len(chunk) < size or stream.readline(64).strip():
+            raise BodyRefused(400, "a chunk ended early, or not with CRLF")
+        body += chunk
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
+def _plain(status: int, message: str) -> AppResponse:
+    return AppResponse(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())
+
+
+class RequestTimedOut(TimeoutError):
+    """The request did not arrive within its limit."""
+
+
+class _TimedSocketReader(io.RawIOBase):
+    """The connection's reads, each given only what is left of the request's time: a
+    per-read timeout alone lets a client that sends a byte now and then hold a thread
+    forever. The time left may grow with the bytes read (a minimum rate)."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        self._connection = connection
+        self._start = 0.0
+        self._allowed = math.inf
+        self._per_byte = 0.0
+        self.received = 0
+        self.expired = False
+
+    def limit(self, seconds: float, per_byte_seconds: float = 0.0) -> None:
+        """From now: `seconds`, plus `per_byte_seconds` for every byte that arrives."""
+        self._start = time.monotonic()
+        self._allowed = seconds
+        self._per_byte = per_byte_seconds
+        self.received = 0
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._start + self._allowed + self.received * self._per_byte - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise RequestTimedOut("the request did not arrive in time")
+        self._connection.settimeout(left)
+        try:
+            count = self._connection.recv_into(buffer)
+        except TimeoutError:
+            self.expired = True
+            raise RequestTimedOut("the request did not arrive in time") from None
+        self.received += count
+        return count
+
+
 def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
+    limits = server.limits
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Until a request line says otherwise: an answer to a broken one has a status line.
+        default_request_version = "HTTP/1.1"
         # Headers and body are written separately: with Nagle's algorithm the body waits for
         # the client's delayed ACK of the headers, 40 ms per response on Linux.
         disable_nagle_algorithm = True
+        _reader: _TimedSocketReader
+        _buffered: "io.BufferedReader[_TimedSocketReader]"
+        _answered = False
+        _blank_line = False
+
+        def setup(self) -> None:
+            super().setup()
+            self._reader = _TimedSocketReader(self.connection)
+            self._buffered = self.rfile = io.BufferedReader(self._reader)
+
+        def handle(self) -> None:
+            self.close_connection = True
+            while True:
+                # After an empty line the request goes on, on the time it had.
+                if not self._blank_line:
+                    self._reader.limit(limits.keep_alive_seconds)
+                    try:
+                        if not self._buffered.peek(1):
+                            return  # the client closed the connection
+                    except OSError:  # idle too long (a timeout is one), or reset
+                        return
+                    self._reader.limit(limits.headers_seconds)
+                self._answered = self._blank_line = False
+                self.handle_one_request()
+                if self._reader.expired and not self._answered:
+                    self._refuse(408, b"the request did not arrive in time")
+                if self.close_connection:
+                    return
+
+        def parse_request(self) -> bool:
+            words = len(self.raw_requestline.split())
+            if words == 0 and self.raw_requestline.endswith(b"\n"):
+                # An empty line before a request is ignored (RFC 9112, 2.2); the request
+                # that follows still has only what is left of its time.
+                self._blank_line = True
+                self.close_connection = False
+                return False
+            self.requestline, self.command, self.request_version = "", "", "HTTP/1.1"
+            if len(self.raw_requestline) > limits.max_request_line_bytes:
+                self.send_error(414)
+                return False
+            if words in (1, 2):
+                # HTTP/0.9 has no status line to answer with: refused in HTTP/1.1.
+                self.send_error(400, "Bad request line")
+                return False
+            if not super().parse_request():
+                return False
+            size = sum(len(name) + len(value) + 4 for name, value in self.headers.items())
+            if size > limits.max_header_bytes:
+                self.send_error(431, "Request header fields too large")
+                return False
+            return True
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            self._answered = True
+            # An answer (small, or the reference page's script) is written within the time a
+            # request's headers get: a client that does not read it cannot hold a thread.
+            self.connection.settimeout(limits.headers_seconds)
+            super().send_response(code, message)
 
         def _serve(self) -> None:
-            if not is_loopback_host(self.headers.get("Host")):
-                self._refuse(400, b"the local host serves only loopback names")
-                return
             try:
-                body = read_body(self.headers, self.rfile)
-            except BodyRefused as refused:
-                self._refuse(refused.status, str(refused).encode())
-                return
+                self._reply(self._answer())
+            except RequestTimedOut:
+                if not self._answered:
+                    self._refuse(408, b"the request body did not arrive in time")
+            except OSError:  # the client went away (or stopped reading) mid-answer
+                self.close_connection = True
+            except Exception:  # a bug of this host: still an answer, never a dropped line
+                log.exception("%s %s failed in the host", self.command, urlsplit(self.path).path)
+                self.close_connection = True
+                if not self._answered:
+                    self._refuse(500, b"the local host failed; see its log")
+
+        def _answer(self) -> AppResponse:
+            if not is_loopback_host(self.headers.get("Host"), server.host_names):
+                self.close_connection = True
+                return _closing(400, b"the local host serves only loopback names")
             headers = {name: value for name, value in self.headers.items()}
+            admitted = server.admit(self.command, self.path, headers)
+            if isinstance(admitted, AppResponse):
+                # The body, if any, was not read: the connection cannot carry another request.
+                self.close_connection = True
+                return _closing(admitted.status, admitted.body, admitted.headers)
+            self._reader.limit(limits.body_grace_seconds, 1 / limits.body_bytes_per_second)
             try:
-                reply = server.call(self.command, self.path, headers, body)
+                body = read_body(self.headers, self.rfile, limits.max_body_bytes)
+            except BodyRefused as refused:
+                self.close_connection = True
+                return _closing(refused.status, str(refused).encode())
+            try:
+                return server.invoke(admitted, self.command, self.path, headers, body)
             except Exception as error:  # the host answers 500 when a function raises
                 log.exception("%s %s failed", self.command, urlsplit(self.path).path)
                 message = json.dumps({"error": type(error).__name__}).encode()
-                reply = AppResponse(500, {"Content-Type": "application/json"}, message)
-            self._reply(reply)
+                return AppResponse(500, {"Content-Type": "application/json"}, message)
 
         def _refuse(self, status: int, message: bytes) -> None:
-            # The body, if any, was not read: the connection cannot carry another request.
             self.close_connection = True
-            self._reply(AppResponse(status, {"Connection": "close"}, message))
+            self._reply(_closing(status, message))
 
         def _reply(self, reply: AppResponse) -> None:
             self.send_response(reply.status)
@@ -316,3 +549,8 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
             pass  # request lines would show `?code=` keys; the app logs what it needs
 
     return Handler
+
+
+def _closing(status: int, message: bytes, headers: dict[str, str] | None = None) -> AppResponse:
+    """An answer after which the connection is closed (its body, if any, was not read)."""
+    return AppResponse(status, {**(headers or {}), "Connection": "close"}, message)

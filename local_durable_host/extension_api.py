@@ -16,7 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from local_durable_host.app_server import BodyRefused, is_loopback_host, read_body
+from local_durable_host.app_server import (
+    BodyRefused,
+    cross_site_refusal,
+    is_loopback_host,
+    read_body,
+)
 from local_durable_host.history import EventType, HistoryEvent
 from local_durable_host.model import (
     ClientCall,
@@ -373,8 +378,13 @@ def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             # Only this machine's names: a page elsewhere must not drive the task hub.
+            headers = dict(self.headers.items())
             if not is_loopback_host(self.headers.get("Host")):
                 reply = _error(400, "only loopback host names are served")
+                self.close_connection = True
+            elif cross_site_refusal(self.command, headers) is not None:
+                # Nor a page of another site, through a browser on this machine.
+                reply = _error(403, "refused: sent by a browser from a page of another site")
                 self.close_connection = True
             else:
                 try:

@@ -18,7 +18,7 @@ from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import make_entry_id
 from scheduling.job_log.resilient import AppendError, append_with_retry
 from scheduling.job_record import EndedRun, JobRecord, ended_run
-from scheduling.job_store import TableJobStore
+from scheduling.job_store import TableJobStore, UnreadableRecord
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.prompts import FiringContext
 from scheduling.prompts.http_call import HttpCallOutcome, HttpCallPayload, send_signed
@@ -74,7 +74,12 @@ def deliver_callback(
     generation) does not stop it: the run it reports did end that way. Only the job's URLs
     and retry policy are read from its record.
     """
-    stored = store.get(order.transaction_id)
+    try:
+        stored = store.get(order.transaction_id)
+    except UnreadableRecord as unreadable:
+        # Nothing in it can be trusted, its URL least: given up, not asked for again.
+        log.error("callback of %s abandoned: %s", order.transaction_id, unreadable)
+        return CallbackReport(delivered=False)
     record = stored.record if stored else None
     if record is None:
         log.warning("callback of %s abandoned: the job is gone", order.transaction_id)

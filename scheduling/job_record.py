@@ -5,7 +5,7 @@ it only if the record is still the one read (its ETag), so a fire and a delete t
 are settled by one compare-and-swap: whichever writes first wins, the other sees why.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,25 +70,36 @@ class JobRecord(BaseModel):
     sealed_callbacks: SealedPayload | None = None
 
     def sealing_context(self) -> bytes:
-        """What the payload's ciphertext is bound to: it cannot be moved to another job."""
-        return sealing_context(self.transaction_id)
+        """What the payload's ciphertext is bound to: it cannot be moved to another job, nor
+        to another incarnation of this one."""
+        return sealing_context(self.transaction_id, self.accepted_at)
 
     def callbacks_sealing_context(self) -> bytes:
-        return callbacks_sealing_context(self.transaction_id)
+        return callbacks_sealing_context(self.transaction_id, self.accepted_at)
 
     @property
     def instance_id(self) -> str:
         return instance_id(self.transaction_id, self.generation)
 
 
-def sealing_context(transaction_id: str) -> bytes:
-    # The id only: a job moved, paused or resumed (a new generation) keeps its payload.
-    return f"job/{transaction_id}".encode()
+def sealing_context(transaction_id: str, accepted_at: datetime) -> bytes:
+    """The associated data of a job's sealed payload: its id and its acceptance time.
+
+    Not the generation: a job moved, paused, resumed or replayed (a new generation) keeps its
+    payload. The acceptance time is what tells one incarnation of an id from the next (a job
+    deleted and created again under its Idempotency-Key), as for its callbacks' runs.
+    """
+    return f"job/{transaction_id}/accepted/{_instant(accepted_at)}".encode()
 
 
-def callbacks_sealing_context(transaction_id: str) -> bytes:
+def callbacks_sealing_context(transaction_id: str, accepted_at: datetime) -> bytes:
     # Not the payload's: neither ciphertext opens in the other's place.
-    return f"job/{transaction_id}/callbacks".encode()
+    return f"job/{transaction_id}/accepted/{_instant(accepted_at)}/callbacks".encode()
+
+
+def _instant(moment: datetime) -> str:
+    # Fixed width, to the microsecond, as the store keeps it.
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def instance_id(transaction_id: str, generation: str) -> str:

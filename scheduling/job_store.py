@@ -23,9 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 
-from scheduling.job_record import LIVE_STATES, JobRecord
+from pydantic import ValidationError
+
+from scheduling.job_record import LIVE_STATES, JobRecord, JobState
 from scheduling.sealing import SealedPayload
 from scheduling.table_storage import TableEndpoint, get_text, open_table, put_text
 
@@ -67,6 +69,44 @@ class JobExists(Exception):
 
 class StaleRecord(Exception):
     """The record changed (or went) since it was read: the compare-and-swap lost."""
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A job's row that is not a readable JobRecord (a property corrupted, a long text cut
+    short, a version that writes what this one cannot read), or whose payload cannot be
+    opened: what could still be read of it (None where nothing could), and why, in one line.
+    Its `etag` is the version read (empty when it came from a readable record)."""
+
+    transaction_id: str
+    why: str
+    etag: str = ""
+    state: str | None = None
+    generation: str | None = None
+    prompt_type: str | None = None
+    exec_at: datetime | None = None
+    failed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, record: JobRecord, why: str) -> "UnreadableRow":
+        """A readable record whose payload cannot be opened, shown as unreadable."""
+        return cls(
+            transaction_id=record.transaction_id,
+            why=why,
+            state=record.state,
+            generation=record.generation,
+            prompt_type=record.prompt_type,
+            exec_at=record.exec_at,
+            failed_at=record.failed_at,
+        )
+
+
+class UnreadableRecord(Exception):
+    """get() found the job's row and could not read it; `row` says what it could."""
+
+    def __init__(self, row: UnreadableRow) -> None:
+        super().__init__(f"the record of {row.transaction_id} cannot be read: {row.why}")
+        self.row = row
 
 
 @dataclass(frozen=True)
@@ -179,7 +219,10 @@ class TableJobStore:
             entity = self._records.get_entity(transaction_id, transaction_id)
         except ResourceNotFoundError:  # no such row, or no table yet
             return None
-        return StoredJob(_record(entity), str(entity.metadata["etag"]))
+        try:
+            return StoredJob(_record(entity), str(entity.metadata["etag"]))
+        except (ValueError, TypeError, KeyError) as error:
+            raise UnreadableRecord(unreadable_row(entity, error)) from None
 
     def replace(
         self, stored: StoredJob, record: JobRecord, along: Sequence[dict[str, Any]] = ()
@@ -223,6 +266,22 @@ class TableJobStore:
                 return current
             raise StaleRecord(record.transaction_id) from None
         return StoredJob(record, str(etag))
+
+    def remove_unreadable(self, row: UnreadableRow) -> None:
+        """Remove a row that cannot be read, if it is still the version read (StaleRecord if
+        it changed): it cannot be written over, and nothing in it is opened."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        try:
+            self._records.delete_entity(
+                row.transaction_id,
+                row.transaction_id,
+                etag=row.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise StaleRecord(row.transaction_id) from None
 
     def delete(self, stored: StoredJob) -> None:
         """Remove the record if it is still the version read; StaleRecord if it changed."""
@@ -369,10 +428,18 @@ class TableJobStore:
             results_per_page=min(limit + 1, 1000),
         )
         try:
-            found = [_record(row) for row in islice(rows, limit + 1)]
+            read = list(islice(rows, limit + 1))
         except ResourceNotFoundError:
             return [], False  # no table yet
-        return found[:limit], len(found) > limit
+        found = []
+        for row in read:
+            try:
+                found.append(_record(row))
+            except (ValueError, TypeError, KeyError) as error:
+                # One bad row leaves the sample one record short, never without the rest.
+                unreadable = unreadable_row(row, error)
+                log.error("job %s is unreadable: %s", unreadable.transaction_id, unreadable.why)
+        return found[:limit], len(read) > limit
 
     def close(self) -> None:
         self._records.close()
@@ -595,3 +662,85 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             ),
         }
     )
+
+
+_STATES = frozenset(get_args(JobState))
+
+
+def unreadable_row(entity: Mapping[str, Any], error: Exception) -> UnreadableRow:
+    """What can still be read of a row `_record` refused, and why in one line (names of
+    properties, never their values: a row may hold a response a target sent)."""
+
+    def text(name: str) -> str | None:
+        value = entity.get(name)
+        return value if isinstance(value, str) and value else None
+
+    def moment(name: str) -> datetime | None:
+        value = text(name)
+        try:
+            return _parse_stamp(value) if value else None
+        except ValueError:
+            return None
+
+    state = text("state")
+    metadata = getattr(entity, "metadata", None) or {}
+    return UnreadableRow(
+        transaction_id=str(entity.get("PartitionKey") or entity.get("transaction_id") or ""),
+        why=_why_unreadable(entity, error),
+        etag=str(metadata.get("etag") or ""),
+        state=state if state in _STATES else None,
+        generation=text("generation"),
+        prompt_type=text("prompt_type"),
+        exec_at=moment("exec_at"),
+        failed_at=moment("failed_at"),
+    )
+
+
+def _why_unreadable(entity: Mapping[str, Any], error: Exception) -> str:
+    for name in _JSON_FIELDS:
+        if entity.get(name) and not _is_json(entity[name]):
+            return f"its {name} is not valid JSON (altered, or cut short)"
+    for name in ("last_outcome", "attempt_history"):
+        stored = get_text(entity, name)
+        if stored and not _is_json(stored):
+            return f"its {name} is not valid JSON (altered, or cut short)"
+    for name in ("sealed_payload", "sealed_callbacks"):
+        stored = get_text(entity, name)
+        if (stored or name == "sealed_payload") and not _is_sealed(stored):
+            return f"its {name} is not a sealed payload (altered, or cut short)"
+    for name in _TIME_FIELDS:
+        if entity.get(name) and not _is_stamp(entity[name]):
+            return f"its {name} is not a time"
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        return " ".join(f"its {where}: {first['msg']}".split())[:200]
+    return f"it cannot be read ({type(error).__name__})"
+
+
+def _is_json(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_sealed(text: str) -> bool:
+    try:
+        SealedPayload.model_validate_json(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_stamp(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        _parse_stamp(value)
+    except ValueError:
+        return False
+    return True

@@ -1,17 +1,19 @@
 """This worker process's job store and sealer, made on first use and then shared."""
 
+import logging
 import os
 import threading
 from collections.abc import Mapping
 
 from scheduling.job_store import TableJobStore
-from scheduling.sealing import Sealer, sealer_from_settings
+from scheduling.sealing import Sealer, SealingNotConfigured, sealer_from_settings
 from scheduling.settings import SchedulerSettings
 from scheduling.table_storage import TableStorageNotConfigured, table_endpoint
 
 _lock = threading.Lock()
 _stores: dict[tuple[object, str], TableJobStore] = {}
 _sealers: dict[tuple[str, str], Sealer] = {}
+log = logging.getLogger(__name__)
 
 
 def open_job_store(
@@ -36,14 +38,24 @@ def open_job_store(
 
 def open_sealer(settings: SchedulerSettings) -> Sealer:
     """Key Vault when SEALING_KEY_VAULT_KEY_URL is set, else SEALING_KEYS; SealingNotConfigured
-    if neither. In Azure the credential finds the app's identity through AZURE_CLIENT_ID."""
+    (logged, naming the setting and never its value) if neither is usable. In Azure the
+    credential finds the app's identity through AZURE_CLIENT_ID."""
     key = (settings.sealing_key_vault_key_url, settings.sealing_keys.get_secret_value())
     with _lock:
         sealer = _sealers.get(key)
         if sealer is None:
-            sealer = _sealers[key] = sealer_from_settings(
-                sealing_keys=key[1], key_vault_key_url=key[0], managed_identity_client_id=None
-            )
+            try:
+                sealer = sealer_from_settings(
+                    sealing_keys=key[1], key_vault_key_url=key[0], managed_identity_client_id=None
+                )
+            except SealingNotConfigured as error:
+                log.error(
+                    "payloads cannot be sealed or unsealed: %s. Creates answer 503 and due jobs "
+                    "wait (nothing is lost) until the setting is fixed.",
+                    error,
+                )
+                raise
+            _sealers[key] = sealer
         return sealer
 
 

@@ -1,13 +1,16 @@
 """What the API shows of a job record: an allowlist of fields, never the sealed payload."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary
-from scheduling.job_record import JobRecord
+from scheduling.job_record import JobRecord, JobState
+from scheduling.job_store import UnreadableRow
 from scheduling.models import UtcDatetime, fields_of
+from scheduling.redaction import redact_url
 from scheduling.timing import format_utc
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
@@ -118,9 +121,69 @@ def listed_view(record: JobRecord) -> dict[str, Any]:
 
 
 def status_view(record: JobRecord) -> dict[str, Any]:
-    """A job as its status shows it; `last_outcome` is what the activity chose to keep."""
+    """A job as its status shows it; `last_outcome` is what the activity chose to keep.
+
+    URLs the job did not choose to show (its callbacks, a Location it was answered with) go
+    through redact_url again: a record stored under an older, looser rule shows no more.
+    """
     view = record.model_dump(mode="json", include=set(_STATUS))
+    if view.get("callbacks"):
+        view["callbacks"] = {kind: redact_url(url) for kind, url in view["callbacks"].items()}
+    headers = (view.get("last_outcome") or {}).get("headers")
+    if isinstance(headers, dict):
+        view["last_outcome"]["headers"] = {
+            name: redact_url(value)
+            if name.lower() == "location" and isinstance(value, str)
+            else value
+            for name, value in headers.items()
+        }
     return {**view, "next_fire_at": next_fire_at(record)}
+
+
+class UnreadableJob(BaseModel):
+    """A job whose record cannot be read (corrupted, cut short, of another version), or whose
+    payload cannot be opened (sealed under a key the app no longer holds): listed as such so
+    that one bad row never fails a page. DELETE ends it without opening it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_id: str
+    unreadable: Literal[True]
+    why: str = Field(description="what is wrong with it, in one line (never its content)")
+    state: JobState | None = Field(description="its state, if its row still says it readably")
+    prompt_type: str | None
+    exec_at: UtcDatetime | None
+
+
+def unreadable_view(row: UnreadableRow) -> dict[str, Any]:
+    return {
+        "transaction_id": row.transaction_id,
+        "unreadable": True,
+        "why": row.why,
+        "state": row.state,
+        "prompt_type": row.prompt_type,
+        "exec_at": format_utc(row.exec_at) if row.exec_at else None,
+    }
+
+
+# Jobs whose payload may still be opened: a run to come, or (failed) a replay.
+_MAY_OPEN = frozenset({"pending", "firing", "retrying", "paused", "failed"})
+
+
+def sealed_under_absent_key(record: JobRecord, holds: Callable[[str], bool]) -> str | None:
+    """Why the job's payload (or its callback URLs) cannot be opened when it fires, if they
+    are sealed under a key `holds` says the app does not have; None otherwise, and for a job
+    that will never open them again."""
+    if record.state not in _MAY_OPEN:
+        return None
+    sealed_parts = (("payload", record.sealed_payload), ("callback URLs", record.sealed_callbacks))
+    for what, sealed in sealed_parts:
+        if sealed is not None and not holds(sealed.key_id):
+            return (
+                f"its {what} is sealed under the key {sealed.key_id[:120]!r}, which this app "
+                "does not hold: put it back (SEALING_KEYS, Key Vault) or delete the job"
+            )
+    return None
 
 
 def failed_view(record: JobRecord) -> dict[str, Any]:

@@ -27,6 +27,12 @@ class JobMetrics:
         self.cancelled = meter.create_counter(
             "scheduler.jobs.cancelled", "{job}", "jobs cancelled by a delete or a wipe"
         )
+        self.unreadable = meter.create_counter(
+            "scheduler.jobs.unreadable",
+            "{read}",
+            "reads of a job whose record cannot be read or whose payload cannot be opened "
+            "(the log line names the job)",
+        )
         self.lateness = meter.create_histogram(
             "scheduler.attempt.lateness", "ms", "how long after its due time an attempt fired"
         )

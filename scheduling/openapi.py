@@ -43,6 +43,7 @@ from scheduling.responses import (
     Health,
     HealthDetails,
     JobPage,
+    JobStatusAnswer,
     WipeOutcome,
 )
 
@@ -57,7 +58,8 @@ PROBLEM_STATUSES: Mapping[int, str] = {
     401: "the dashboard: not signed in (open /api/dashboard with the master key)",
     403: "the dashboard: a form that did not come from its pages (origin, CSRF token)",
     404: "no such job (or asset)",
-    409: "the job's state does not allow this now, or an Idempotency-Key was reused",
+    409: "the job's state does not allow this now, its record cannot be read (DELETE it), "
+    "or an Idempotency-Key was reused",
     413: "the body is larger than MAX_REQUEST_BYTES",
     415: "the body is not application/json",
     422: "the request is well-formed but not valid; `errors` names each field at fault",
@@ -116,8 +118,11 @@ _ID_LINKS = (
     "replay_job",
 )
 _STATUS = Answer("the job", JobStatus)
+_READ_STATUS = Answer(
+    "the job, or what can be said of it when its record cannot be read", JobStatusAnswer
+)
 _JOB_PATH = "/api/schedule/{transaction_id}"
-REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js")
+REFERENCE_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "reference.js")
 
 API_OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -187,7 +192,7 @@ API_OPERATIONS: tuple[Operation, ...] = (
         "Read a job",
         "function",
         "jobs",
-        {200: _STATUS},
+        {200: _READ_STATUS},
         _READ,
         query=JobStatusQuery,
     ),
@@ -316,7 +321,7 @@ API_OPERATIONS: tuple[Operation, ...] = (
         "Read a job (the older app's admin route)",
         "admin",
         "admin",
-        {200: _STATUS},
+        {200: _READ_STATUS},
         _READ,
         query=JobStatusQuery,
     ),

@@ -6,10 +6,10 @@ from them, so what is documented is what is sent.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from scheduling.job_record import JobState
-from scheduling.job_views import JobStatus, ListedJob
+from scheduling.job_views import JobStatus, ListedJob, UnreadableJob
 from scheduling.models import UtcDatetime
 
 
@@ -33,7 +33,7 @@ class AcceptedJob(_Answer):
 class JobPage(_Answer):
     """One page of the live-job listing, in exec_at order; a page may come back short."""
 
-    jobs: list[ListedJob]
+    jobs: list[ListedJob | UnreadableJob]
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null at the end"
     )
@@ -42,7 +42,7 @@ class JobPage(_Answer):
 class FailedPage(_Answer):
     """One page of the failed list, in failure-time order, each job with its attempts."""
 
-    jobs: list[JobStatus]
+    jobs: list[JobStatus | UnreadableJob]
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null at the end (a short or empty "
         "page can still have one)"
@@ -56,10 +56,16 @@ class ClearOutcome(_Answer):
     complete: bool
 
 
+class JobStatusAnswer(RootModel[JobStatus | UnreadableJob]):
+    """A job's status, or what can be said of it when its record cannot be read."""
+
+
 class DeletedJob(_Answer):
     transaction_id: str
     deleted: Literal[True]
-    state_before: JobState
+    state_before: JobState | None = Field(
+        description="null when the record could not be read well enough to tell"
+    )
 
 
 class WipeOutcome(_Answer):
@@ -67,6 +73,11 @@ class WipeOutcome(_Answer):
 
     cancelled: int = Field(ge=0)
     firing: int = Field(ge=0, description="jobs left alone because an attempt was running")
+    unreadable: int = Field(
+        ge=0,
+        description="jobs left alone because their record cannot be read (each is listed as "
+        "such; DELETE it by its id)",
+    )
     complete: bool
 
 
@@ -89,3 +100,8 @@ class HealthDetails(Health):
     )
     durable_backend: Literal["ok", "unavailable"]
     durable_backend_error: str | None = None
+    settings: Literal["ok", "invalid"]
+    settings_errors: list[str] | None = Field(
+        default=None,
+        description="which app setting is wrong and why, one line each (never its value)",
+    )

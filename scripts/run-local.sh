@@ -9,13 +9,16 @@
 #   1. checks, before starting anything: Python 3.11 or 3.12, Node + npm, and that the Azurite
 #      and app ports are free;
 #   2. creates or updates .venv with the runtime dependencies (requirements.txt), runs `npm ci`
-#      when node_modules is missing or older than package-lock.json, and writes
-#      local.settings.json from local.settings.example.json when it is missing;
+#      when node_modules is missing or older than package-lock.json, writes
+#      local.settings.json from local.settings.example.json when it is missing, and makes this
+#      machine's own keys in it (sealing, fingerprints, webhook signing, the local host's);
 #   3. picks the host: `func` v4 on PATH; else Core Tools installed into .tools/ by npm (pinned,
 #      no global install, no sudo); else, when that cannot be had (no network to its download,
 #      an unsupported platform), the local durable host;
-#   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it answers;
-#   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too.
+#   4. starts Azurite on 127.0.0.1 with its data in .azurite/ and waits until it says it listens
+#      on each port (its own log) and the ports answer: never another process's storage;
+#   5. runs the app; when it exits, or on Ctrl-C, Azurite is stopped too; when Azurite stops
+#      on its own, the app is stopped.
 #
 # Settings (environment variables):
 #   SCHEDULER_HOST=auto            auto | func | local: force Core Tools or the local durable host
@@ -132,14 +135,21 @@ EOF
     fi
 fi
 
-# Payloads are sealed and idempotent requests fingerprinted with keys of this machine's own,
-# made once and kept in local.settings.json (git-ignored): never a key shared in the repo.
-"$VENV_BIN/python" - <<'EOF' || fail "could not write the local sealing keys into local.settings.json"
-import base64, json, os
+# Payloads are sealed, idempotent requests fingerprinted and the local host's routes guarded
+# with keys of this machine's own, made once and kept in local.settings.json (git-ignored,
+# readable by its owner only): never a key shared in the repo. Keys published in the repo's
+# history (the example's old values) are replaced: any web page could send them.
+"$VENV_BIN/python" - <<'EOF' || fail "could not write the local keys into local.settings.json"
+import base64, json, os, secrets
 with open("local.settings.json") as f:
     settings = json.load(f)
 values = settings.setdefault("Values", {})
 made = []
+published = {"LOCAL_HOST_FUNCTION_KEY": "local-function-key", "LOCAL_HOST_MASTER_KEY": "local-master-key"}
+for name, known in published.items():
+    if values.get(name, "") in ("", known):
+        values[name] = secrets.token_urlsafe(32)
+        made.append(name)
 if not values.get("SEALING_KEYS") and not values.get("SEALING_KEY_VAULT_KEY_URL"):
     values["SEALING_KEYS"] = "local1:" + base64.b64encode(os.urandom(32)).decode()
     made.append("SEALING_KEYS")
@@ -154,6 +164,7 @@ if made:
     with open("local.settings.json", "w") as f:
         json.dump(settings, f, indent=2)
     print("==> made local keys in local.settings.json: " + ", ".join(made))
+os.chmod("local.settings.json", 0o600)
 EOF
 
 # ---------------------------------------------------------------------------------------------
@@ -271,20 +282,33 @@ node_modules/.bin/azurite \
 AZURITE_PID=$!
 set +m
 
-waited=0
-until port_in_use "$AZURITE_BLOB_PORT" && port_in_use "$AZURITE_QUEUE_PORT" && port_in_use "$AZURITE_TABLE_PORT"; do
-    if ! kill -0 "$AZURITE_PID" 2>/dev/null; then
-        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
-        fail "Azurite exited while starting; its log is above ($AZURITE_DIR/azurite.log)."
+# A port that answers is not proof enough: another process may have taken one between the
+# check above and Azurite's start, and then the app would run against that process's storage.
+# The proof is our Azurite's own word, in its log of this run, that it listens on each port
+# (Azurite prints it once its server is bound: src/azurite.ts), while it is still running.
+azurite_listens_on() { # port
+    grep -qE "successfully listening at http://127\.0\.0\.1:$1\$" "$AZURITE_DIR/azurite.log" 2>/dev/null
+}
+azurite_failed() { # why
+    tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
+    if grep -q EADDRINUSE "$AZURITE_DIR/azurite.log" 2>/dev/null; then
+        fail "Azurite could not listen on one of ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT: another process took it after this script checked it was free. Stop that process (lsof -nP -iTCP:<port> -sTCP:LISTEN) or choose other ports, and start again."
     fi
+    fail "$1; its log is above ($AZURITE_DIR/azurite.log)."
+}
+waited=0
+until azurite_listens_on "$AZURITE_BLOB_PORT" && azurite_listens_on "$AZURITE_QUEUE_PORT" && azurite_listens_on "$AZURITE_TABLE_PORT"; do
+    kill -0 "$AZURITE_PID" 2>/dev/null || azurite_failed "Azurite exited while starting"
     if [ "$waited" -ge $((AZURITE_START_TIMEOUT * 2)) ]; then
-        tail -n 20 "$AZURITE_DIR/azurite.log" >&2 || true
-        fail "Azurite did not answer on ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT within ${AZURITE_START_TIMEOUT}s; its log is above ($AZURITE_DIR/azurite.log)."
+        azurite_failed "Azurite did not listen on ports $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT within ${AZURITE_START_TIMEOUT}s"
     fi
     sleep 0.5
     waited=$((waited + 1))
 done
-say "Azurite is up"
+if ! kill -0 "$AZURITE_PID" 2>/dev/null || ! port_in_use "$AZURITE_BLOB_PORT" || ! port_in_use "$AZURITE_QUEUE_PORT" || ! port_in_use "$AZURITE_TABLE_PORT"; then
+    azurite_failed "Azurite said it listens, then stopped answering"
+fi
+say "Azurite is up (process $AZURITE_PID, listening on $AZURITE_BLOB_PORT/$AZURITE_QUEUE_PORT/$AZURITE_TABLE_PORT)"
 
 # ---------------------------------------------------------------------------------------------
 # 5. The Function App. Ctrl-C or a TERM is passed on to the host, which shuts down cleanly.
@@ -321,9 +345,26 @@ trap 'forward INT 130' INT
 trap 'forward TERM 143' TERM
 trap 'forward HUP 129' HUP
 
-# `wait` returns early when a signal arrives; keep waiting until func has exited.
-func_status=0
+# Until the host exits. Should Azurite stop while the app runs (killed, crashed), the app is
+# stopped too: it would otherwise go on without storage, or with whatever takes the port,
+# and a killed Azurite loses writes it acknowledged in its last seconds (see
+# docs/local-development.md, "What survives a kill").
 while kill -0 "$FUNC_PID" 2>/dev/null; do
-    wait "$FUNC_PID" && func_status=0 || func_status=$?
+    if [ -z "$EXIT_STATUS" ] && ! kill -0 "$AZURITE_PID" 2>/dev/null; then
+        {
+            echo "error: Azurite (process $AZURITE_PID) stopped while the app was running; stopping the app."
+            echo "  A killed Azurite keeps what it had saved (every 5 s): writes it acknowledged after that are"
+            echo "  lost, so jobs accepted, claimed or deleted just before may be gone or fire again (receivers:"
+            echo "  de-duplicate on X-Scheduler-Transaction-Id / webhook-id). See docs/local-development.md."
+            echo "  Start again with $0."
+        } >&2
+        EXIT_STATUS=1
+        kill -TERM -- "-$FUNC_PID" 2>/dev/null || true
+    fi
+    # A background sleep, so that a signal is handled at once (`wait` returns for it).
+    sleep 0.5 &
+    wait $! || true
 done
+func_status=0
+wait "$FUNC_PID" || func_status=$?
 exit "${EXIT_STATUS:-$func_status}"

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import tzdata
 
+from blueprints import dependencies
 from blueprints.admin import BACKEND_UNAVAILABLE, HEALTH_PROBE_ID
+from scheduling.settings import SchedulerSettings
 from tests.support.app_client import AppClient
-from tests.support.scheduler import Scheduler
+from tests.support.scheduler import TEST_SEALING_KEYS, Scheduler
 
 # What the extension's CreateErrorResponse puts in a 400/500 body; none of it may leak.
 INTERNALS = "Microsoft.WindowsAzure.Storage.StorageException: 403 (secret-account-name)"
@@ -41,6 +43,15 @@ class Extension:
     def answer(self, status: int, body: Any = None) -> None:
         self.status = status
         self.body = b"" if body is None else json.dumps(body).encode()
+
+
+@pytest.fixture(autouse=True)
+def configured() -> Iterator[None]:
+    """Settings that work (a sealing key), so that health is the backend's alone here; a
+    setting that is wrong is tests/test_misconfigured_sealing.py's."""
+    settings = SchedulerSettings(sealing_keys=TEST_SEALING_KEYS)
+    with dependencies.overridden(settings=lambda: settings):
+        yield
 
 
 @pytest.fixture

@@ -441,7 +441,7 @@ async def test_wipe_removes_every_job_and_counts(scheduler: Scheduler) -> None:
 
     reply = await scheduler.api.delete("/api/schedule")
     assert reply.status == 200
-    assert reply.json() == {"cancelled": 5, "firing": 0, "complete": True}
+    assert reply.json() == {"cancelled": 5, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.run()
     listed = await scheduler.api.get("/api/schedule")
     assert listed.json() == {"jobs": [], "next_cursor": None}
@@ -461,7 +461,7 @@ async def test_admin_routes_share_the_handlers(scheduler: Scheduler) -> None:
     )
     scheduler.host.run()
     wiped = await scheduler.api.request("POST", "/api/wipe")
-    assert wiped.json() == {"cancelled": 0, "firing": 0, "complete": True}
+    assert wiped.json() == {"cancelled": 0, "firing": 0, "unreadable": 0, "complete": True}
 
 
 async def test_backend_down_is_503_and_creates_nothing(scheduler: Scheduler) -> None:

@@ -178,7 +178,7 @@ async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) 
     scheduler.host.run()
 
     wiped = await scheduler.api.delete("/api/schedule")
-    assert wiped.json() == {"cancelled": 50, "firing": 0, "complete": True}
+    assert wiped.json() == {"cancelled": 50, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.advance(3600 * 2)
 
     assert httpserver.log == []
@@ -188,7 +188,7 @@ async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) 
         logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
         assert [entry["kind"] for entry in logs["entries"]] == ["accepted", "wiped"]
     again = await scheduler.api.delete("/api/schedule")
-    assert again.json() == {"cancelled": 0, "firing": 0, "complete": True}
+    assert again.json() == {"cancelled": 0, "firing": 0, "unreadable": 0, "complete": True}
 
 
 async def test_a_far_future_job_fires_with_small_histories(scheduler: Scheduler) -> None:
@@ -384,10 +384,10 @@ async def test_a_wipe_that_meets_a_firing_attempt_lets_it_finish_and_a_second_wi
     )
     scheduler.host.advance_to(exec_at)
 
-    assert wipes[0].json() == {"cancelled": 0, "firing": 1, "complete": True}
+    assert wipes[0].json() == {"cancelled": 0, "firing": 1, "unreadable": 0, "complete": True}
     assert (await status_of(scheduler, transaction_id))["state"] == "retrying"
     again = await scheduler.api.delete("/api/schedule")
-    assert again.json() == {"cancelled": 1, "firing": 0, "complete": True}
+    assert again.json() == {"cancelled": 1, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.advance_to(exec_at + timedelta(hours=2))
 
     # The running attempt finished (one request); none of the four retries started.

@@ -18,7 +18,13 @@ from local_durable_host.app_server import AppServer
 from local_durable_host.worker_calls import index_functions
 from scheduling.job_record import LIVE_STATES
 from scheduling.job_views import JobStatus
-from scheduling.openapi import OPERATIONS, PROBLEM_STATUSES, openapi_document, route_of
+from scheduling.openapi import (
+    OPERATIONS,
+    PROBLEM_STATUSES,
+    REFERENCE_ASSETS,
+    openapi_document,
+    route_of,
+)
 from scheduling.queries import JobListQuery
 from scheduling.responses import FailedPage, JobPage
 from tests.support.scheduler import Scheduler
@@ -139,8 +145,14 @@ def test_the_reference_page_loads_its_assets_from_the_app(served: AppServer) -> 
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert sorted(sources) == ["docs/swagger-ui-bundle.js", "docs/swagger-ui.css"]
-    assert "openapi.json" in page.text
+    assert sorted(sources) == [
+        "docs/reference.js",
+        "docs/swagger-ui-bundle.js",
+        "docs/swagger-ui.css",
+    ]
+    start = httpx.get(f"{served.base_url}/api/docs/reference.js")
+    assert start.headers["content-type"].startswith("text/javascript")
+    assert b'url: "openapi.json"' in start.content
     # Relative to /api/docs, as a browser resolves them.
     script = httpx.get(f"{served.base_url}/api/docs/swagger-ui-bundle.js")
     style = httpx.get(f"{served.base_url}/api/docs/swagger-ui.css")
@@ -149,6 +161,22 @@ def test_the_reference_page_loads_its_assets_from_the_app(served: AppServer) -> 
     assert style.headers["content-type"].startswith("text/css")
     assert b"SwaggerUIBundle" in script.content
     assert b".swagger-ui" in style.content
+
+
+def test_the_reference_page_and_its_assets_say_what_the_browser_may_do(
+    served: AppServer,
+) -> None:
+    page = httpx.get(f"{served.base_url}/api/docs")
+    policy = [part.strip() for part in page.headers["content-security-policy"].split(";")]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    # No script on the page itself: the policy allows none inline.
+    assert "<script>" not in page.text
+    for name in REFERENCE_ASSETS:
+        asset = httpx.get(f"{served.base_url}/api/docs/{name}")
+        assert asset.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-content-type-options"] == "nosniff"
 
 
 def test_an_unknown_asset_is_a_404_problem_and_no_path_is_followed(served: AppServer) -> None:
@@ -201,4 +229,6 @@ async def test_views_of_real_jobs_are_what_their_documented_models_say(
     }
     failed = FailedPage.model_validate((await scheduler.api.get("/api/failed")).json())
     assert [job.transaction_id for job in failed.jobs] == [failing]
-    assert failed.jobs[0].attempt_history
+    [view] = failed.jobs
+    assert isinstance(view, JobStatus)
+    assert view.attempt_history

@@ -99,7 +99,12 @@ async def test_a_wipe_racing_creates_loses_no_job(
         states[transaction_id] = found.record.state
     assert {states[transaction_id] for transaction_id in earlier} == {"cancelled"}
     cancelled = [tid for tid, state in states.items() if state == "cancelled"]
-    assert wipe.json() == {"cancelled": len(cancelled), "firing": 0, "complete": True}
+    assert wipe.json() == {
+        "cancelled": len(cancelled),
+        "firing": 0,
+        "unreadable": 0,
+        "complete": True,
+    }
 
     # Every job the wipe did not reach is still live, listed, and fires exactly once.
     survivors = sorted(tid for tid, state in states.items() if state == "pending")

@@ -57,6 +57,31 @@ async def test_a_payload_cannot_set_a_webhook_header(scheduler: Scheduler, name:
     assert scheduler.orchestrations_started() == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["webhook_id", "Webhook_Signature", "X_Scheduler_Transaction_Id", "x-scheduler_replay"],
+)
+async def test_a_header_that_folds_into_a_reserved_one_is_refused(
+    scheduler: Scheduler, name: str
+) -> None:
+    # CGI and WSGI receivers (and many frameworks on them) read `_` and `-` alike: they
+    # would see the payload's `webhook_id` as the scheduler's `webhook-id`.
+    payload = {"url": "http://receiver.example.com/hook", "headers": {name: "forged"}}
+    [error] = validation_errors(await scheduler.schedule("http.call", payload))
+    assert error["loc"] == ["payload", "headers"]
+    assert f"header {name!r} is reserved" in error["msg"]
+    assert scheduler.orchestrations_started() == []
+
+
+@pytest.mark.parametrize("name", ["Content_Length", "transfer_encoding", "HOST"])
+async def test_a_header_that_folds_into_a_connection_header_is_refused(
+    scheduler: Scheduler, name: str
+) -> None:
+    payload = {"url": "http://receiver.example.com/hook", "headers": {name: "1"}}
+    [error] = validation_errors(await scheduler.schedule("http.call", payload))
+    assert "is set by the scheduler" in error["msg"]
+
+
 async def test_a_header_name_ending_in_a_newline_is_refused(scheduler: Scheduler) -> None:
     payload = {"url": "http://receiver.example.com/hook", "headers": {"Host\n": "internal"}}
     [error] = validation_errors(await scheduler.schedule("http.call", payload))
@@ -204,3 +229,44 @@ async def test_an_idempotency_key_with_a_trailing_newline_is_refused(scheduler: 
 def test_a_table_name_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(ValueError, match="table name"):
         check_table_name("joblog\n")
+
+
+# -- found by the deep hostile-request run ------------------------------------------------
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+async def test_a_schedule_that_starts_at_the_end_of_time_has_no_run_not_a_500(
+    scheduler: Scheduler, timezone: str
+) -> None:
+    # The calendar ends in 9999: a start there overflowed the cron library (and astimezone).
+    start = "9999-12-31T23:59:59Z"
+    preview = await scheduler.api.get(
+        f"/api/schedule/preview?cron=0+9+*+*+1-5&timezone={timezone}&start_at={start}"
+    )
+    assert preview.status == 422, preview.body
+    assert "no run in the future" in preview.json()["detail"]
+    body = {
+        "cron": "0 9 * * 1-5",
+        "timezone": timezone,
+        "start_at": start,
+        "prompt_type": "log.append",
+        "payload": {"message": "m"},
+    }
+    created = await scheduler.api.post("/api/schedule", body)
+    assert created.status == 422, created.body
+    assert scheduler.orchestrations_started() == []
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"exec_local": "9999-12-31T23:59:00", "timezone": "Pacific/Pago_Pago"},
+        {"exec_local": "0001-01-01T00:00:00", "timezone": "Pacific/Kiritimati"},
+    ],
+)
+async def test_an_exec_local_past_the_calendar_in_utc_is_a_422(
+    scheduler: Scheduler, when: dict[str, str]
+) -> None:
+    body = {**when, "prompt_type": "log.append", "payload": {"message": "m"}}
+    [error] = validation_errors(await scheduler.api.post("/api/schedule", body))
+    assert error["loc"] == ["exec_local"]

@@ -223,3 +223,80 @@ async def test_a_reply_that_looks_like_json_is_shown_as_the_text_it_was(
             assert (await scheduler.api.get(path)).status == 200
         status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
         assert status["last_outcome"]["body_excerpt"] == replies[name]
+
+
+async def test_an_old_incarnations_sealed_payload_does_not_open_in_the_new_one(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    # Someone with write access to the store copies the sealed payload (and callbacks) of
+    # a deleted job into the job created again under the same Idempotency-Key: they must
+    # not be sent. The generation changes on every move, so it cannot be what binds them;
+    # the record's acceptance time does, and stays while a job is moved, paused or resumed.
+    for path in ("/old", "/old/done", "/new", "/new/done"):
+        httpserver.expect_request(path).respond_with_data("ok")
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "order-6"}
+
+    async def create(path: str, at: str) -> str:
+        body = {
+            "exec_at": at,
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for(path), "headers": {"Authorization": AUTH}},
+            "callbacks": {"on_success": httpserver.url_for(path + "/done")},
+        }
+        reply = await scheduler.api.request(
+            "POST", "/api/schedule", body=json.dumps(body).encode(), headers=headers
+        )
+        assert reply.status == 202, reply.json()
+        return str(reply.json()["transaction_id"])
+
+    first = await create("/old", "2026-12-01T08:05:00Z")
+    old = scheduler.job_store.get(first)
+    assert old is not None
+    scheduler.host.advance(6 * 60)
+    assert (await scheduler.api.delete(f"/api/schedule/{first}")).status == 200
+    second = await create("/new", "2026-12-01T08:20:00Z")
+    assert second == first
+    new = scheduler.job_store.get(second)
+    assert new is not None
+    forged = new.record.model_copy(
+        update={
+            "sealed_payload": old.record.sealed_payload,
+            "sealed_callbacks": old.record.sealed_callbacks,
+        }
+    )
+    scheduler.job_store.replace(new, forged)
+    sent_before = len(httpserver.log)
+
+    scheduler.host.advance(20 * 60)
+
+    assert len(httpserver.log) == sent_before  # neither the old request nor its callback
+    status = (await scheduler.api.get(f"/api/schedule/{second}/status")).json()
+    assert status["state"] == "failed"
+    assert "could not be unsealed" in status["last_outcome"]["error"]
+
+
+async def test_a_moved_paused_and_resumed_job_still_opens_its_payload(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/tick").respond_with_data("ok")
+    reply = await scheduler.api.post(
+        "/api/schedule",
+        {
+            "cron": "0 12 * * *",
+            "prompt_type": "http.call",
+            "payload": {"url": httpserver.url_for("/tick")},
+        },
+    )
+    job = reply.json()["transaction_id"]
+    assert (await scheduler.api.post(f"/api/schedule/{job}/pause")).status == 200
+    assert (await scheduler.api.post(f"/api/schedule/{job}/resume")).status == 200
+    moved = await scheduler.api.request(
+        "PATCH",
+        f"/api/schedule/{job}",
+        json_body={"cron": "30 12 * * *"},
+    )
+    assert moved.status == 200, moved.json()
+    scheduler.host.advance(5 * 3600)
+    assert len(httpserver.log) == 1
+    status = (await scheduler.api.get(f"/api/schedule/{job}/status")).json()
+    assert status["last_run"]["state"] == "succeeded"

@@ -10,7 +10,9 @@ import pytest
 from azure.functions.timer import TimerRequest
 from pytest_httpserver import HTTPServer
 
+from blueprints import dependencies
 from function_app import app
+from local_durable_host.model import RuntimeStatus
 from local_durable_host.worker_calls import index_functions
 from tests.support.scheduler import Scheduler
 
@@ -85,3 +87,34 @@ async def test_jobs_that_wait_as_they_should_are_left_alone(
     assert len(scheduler.orchestrations_started()) == started
     assert len(httpserver.log) == 1
     assert (await scheduler.api.get(f"/api/schedule/{later}/status")).json()["state"] == "pending"
+
+
+async def test_a_job_whose_orchestration_found_it_gone_on_other_storage_fires_after_the_repair(
+    scheduler: Scheduler, httpserver: HTTPServer, repair: Callable[[], Awaitable[Any]]
+) -> None:
+    # The fault run of the third review: run-local.sh let the app run for a while against
+    # another process's (empty) storage; the orchestrations that came due there found no
+    # record, took the job for deleted and completed. Back on its own storage the job is
+    # pending past its time with no orchestration.
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    exec_at = scheduler.now() + timedelta(minutes=5)
+    transaction_id = await scheduler.accepted(
+        "http.call", {"url": httpserver.url_for("/hook")}, at=exec_at
+    )
+    other_storage = scheduler.settings.model_copy(update={"job_table": "otherjobs"})
+    with dependencies.overridden(settings=lambda: other_storage):
+        scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+    ended = scheduler.orchestration(transaction_id)
+    assert ended.runtime_status is RuntimeStatus.COMPLETED
+    assert ended.output["state"] == "gone"
+    assert httpserver.log == []
+    scheduler.host.advance_to(exec_at + timedelta(minutes=20))
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "pending"
+
+    await repair()
+    scheduler.host.run()
+
+    assert len(httpserver.log) == 1
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"

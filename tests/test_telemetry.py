@@ -18,6 +18,7 @@ from pytest_httpserver import HTTPServer
 
 from blueprints.telemetry import SDK_REQUEST_LOGGER
 from scheduling.metrics import METER_NAME
+from tests.support.poison import POISONS
 from tests.support.scheduler import Scheduler
 
 _reader = InMemoryMetricReader()
@@ -168,3 +169,19 @@ async def test_store_calls_do_not_log_each_request_at_info(
         # Its warnings still come through.
         logging.getLogger(SDK_REQUEST_LOGGER).warning("a warning")
     assert [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER] == ["a warning"]
+
+
+@pytest.mark.parametrize("kind", sorted(POISONS))
+async def test_an_unreadable_job_is_counted_and_its_log_line_names_it(
+    scheduler: Scheduler, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    job = await scheduler.accepted("log.append", {"message": "m"})
+    POISONS[kind](scheduler, job)
+    reason = "key" if kind == "removed-key" else "record"
+    before = count("scheduler.jobs.unreadable", reason=reason)
+    with caplog.at_level(logging.ERROR):
+        assert (await scheduler.api.get("/api/schedule")).status == 200
+        assert (await scheduler.api.get(f"/api/schedule/{job}/status")).status == 200
+    assert count("scheduler.jobs.unreadable", reason=reason) == before + 2
+    named = [r for r in caplog.records if f"job {job} is unreadable: " in r.getMessage()]
+    assert len(named) == 2

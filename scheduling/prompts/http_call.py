@@ -71,6 +71,17 @@ RESERVED_HEADER_PREFIX = "x-scheduler-"
 USER_AGENT = "durable-scheduler/0.1"
 
 
+def folded(name: str) -> str:
+    """A header name as receivers on CGI and WSGI read it: case and `_` versus `-` do not
+    count (`webhook_id` arrives there as HTTP_WEBHOOK_ID, like `webhook-id`)."""
+    return name.lower().replace("_", "-")
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a header is the scheduler's to send, in any casing or folding."""
+    return folded(name).startswith((RESERVED_HEADER_PREFIX, SIGNING_HEADER_PREFIX))
+
+
 def _rules(info: ValidationInfo) -> PayloadRules | None:
     rules = info.context.get("rules") if isinstance(info.context, dict) else None
     return rules if isinstance(rules, PayloadRules) else None
@@ -130,12 +141,17 @@ class HttpCallPayload(BaseModel):
             # as it was accepted, without its X-Scheduler-* copies (see request_headers), and
             # h11's refusal of a value becomes a failed outcome that quotes nothing.
             if _rules(info) is not None:
-                if name.lower().startswith(RESERVED_HEADER_PREFIX):
+                if folded(name) in FORBIDDEN_HEADERS:
+                    raise ValueError(
+                        f"header {name!r} is set by the scheduler, not by the payload "
+                        "(receivers read '_' as '-')"
+                    )
+                if folded(name).startswith(RESERVED_HEADER_PREFIX):
                     raise ValueError(
                         f"header {name!r} is reserved: X-Scheduler-* headers are set by the "
                         "scheduler"
                     )
-                if name.lower().startswith(SIGNING_HEADER_PREFIX):
+                if folded(name).startswith(SIGNING_HEADER_PREFIX):
                     raise ValueError(
                         f"header {name!r} is reserved: webhook-* headers carry the "
                         "scheduler's Standard Webhooks signature"
@@ -178,12 +194,12 @@ class HttpCallPayload(BaseModel):
             headers["Content-Type"] = "text/plain; charset=utf-8"
         lowered = {name.lower() for name in self.headers}
         headers = {name: value for name, value in headers.items() if name.lower() not in lowered}
-        # A job accepted before X-Scheduler-* and webhook-* were reserved fires without its
-        # own copies.
+        # A job accepted before X-Scheduler-* and webhook-* were reserved (in any folding)
+        # fires without its own copies.
         own = {
             name: value
             for name, value in self.headers.items()
-            if not name.lower().startswith((RESERVED_HEADER_PREFIX, SIGNING_HEADER_PREFIX))
+            if not is_reserved(name) and folded(name) not in FORBIDDEN_HEADERS
         }
         return {**headers, **own, TRANSACTION_HEADER: transaction_id}
 

@@ -47,6 +47,11 @@ class KeyWrapper(Protocol):
         """The data key wrapped by the KEK `key_id` (current or older); SealingError otherwise."""
         ...
 
+    def holds(self, key_id: str) -> bool:
+        """Whether `key_id` names a KEK this wrapper can ask to unwrap (no service is asked:
+        a Key Vault version that was disabled or deleted still counts)."""
+        ...
+
 
 class Sealer:
     """Seals and unseals payloads bound to associated data (the record they belong to)."""
@@ -57,6 +62,11 @@ class Sealer:
     @property
     def wrapper(self) -> KeyWrapper:
         return self._wrapper
+
+    def holds(self, key_id: str) -> bool:
+        """Whether a payload sealed under `key_id` can be opened here, as far as this app's
+        settings tell (a record whose key was removed too early cannot)."""
+        return self._wrapper.holds(key_id)
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> SealedPayload:
         # A data key per record: no nonce is ever reused under one key, and a leaked data key

@@ -16,6 +16,11 @@ class _KeyVaultWithLocalKeys:
     def wrap(self, data_key: bytes) -> tuple[str, bytes]:
         return self._key_vault.wrap(data_key)
 
+    def holds(self, key_id: str) -> bool:
+        if key_id.startswith(KEY_ID_PREFIX):
+            return self._local.holds(key_id)
+        return self._key_vault.holds(key_id)
+
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         if key_id.startswith(KEY_ID_PREFIX):
             return self._local.unwrap(key_id, wrapped)

@@ -79,6 +79,9 @@ class KeyVaultKeyWrapper:
             )
         return result.key_id, result.encrypted_key
 
+    def holds(self, key_id: str) -> bool:
+        return self._is_version(key_id)
+
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         from azure.keyvault.keys.crypto import KeyWrapAlgorithm
 

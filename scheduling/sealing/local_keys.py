@@ -45,6 +45,9 @@ class LocalKeyWrapper:
     def wrap(self, data_key: bytes) -> tuple[str, bytes]:
         return self.current_key_id, aes_key_wrap(self._keys[self._current], data_key)
 
+    def holds(self, key_id: str) -> bool:
+        return key_id.startswith(KEY_ID_PREFIX) and key_id.removeprefix(KEY_ID_PREFIX) in self._keys
+
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         known = key_id.startswith(KEY_ID_PREFIX)
         key = self._keys.get(key_id.removeprefix(KEY_ID_PREFIX)) if known else None

@@ -19,11 +19,9 @@ class LocalHostProcess:
         self, azurite: AzuriteService, workdir: Path, settings: dict[str, str] | None = None
     ) -> None:
         self.workdir = workdir
-        # The development keys every developer's local.settings.json starts with: api.http
-        # and the README's examples carry them.
-        example = json.loads((REPO_ROOT / "local.settings.example.json").read_text())["Values"]
-        self.function_key = example["LOCAL_HOST_FUNCTION_KEY"]
-        self.master_key = example["LOCAL_HOST_MASTER_KEY"]
+        # Keys of its own, as scripts/run-local.sh makes them for a developer.
+        self.function_key = secrets.token_urlsafe(32)
+        self.master_key = secrets.token_urlsafe(32)
         self._settings = workdir / "local.settings.json"
         self._state_dir = workdir / "state"
         suffix = secrets.token_hex(4)

@@ -1,7 +1,7 @@
 """api.http, request by request, against the running app: as a developer sends it from their
-editor, with its own keys (the local durable host's development keys), only the port of
-@baseUrl changed to the app's, and @transactionId set, as its comment asks, to the id the
-recurring job's POST returned. Each request gets the answer its title promises."""
+editor, with @functionKey and @masterKey set to the local durable host's keys and the port of
+@baseUrl to the app's, as its comments ask, and @transactionId to the id the recurring job's
+POST returned. Each request gets the answer its title promises."""
 
 import re
 from dataclasses import dataclass
@@ -78,11 +78,13 @@ def test_every_request_of_api_http_gets_the_answer_its_title_promises(
     live_app: LiveApp,
 ) -> None:
     if live_app.local_host is None:
-        pytest.skip("api.http carries the local durable host's keys; the app under test is another")
+        pytest.skip("api.http is for the local durable host; the app under test is another")
     variables, requests = parse(API_HTTP.read_text())
     assert len(requests) >= 25, [request.title for request in requests]
     port = urlsplit(live_app.base_url).port
     variables["baseUrl"] = re.sub(r":\d+$", f":{port}", variables["baseUrl"])
+    variables["functionKey"] = live_app.function_key
+    variables["masterKey"] = live_app.admin_key
     answered: list[str] = []
     deleted = False
     with httpx.Client(trust_env=False, timeout=30) as client:

@@ -120,20 +120,18 @@ def test_redirects_are_not_followed(httpserver: HTTPServer) -> None:
     outcome = fire({"url": httpserver.url_for("/moved")})
     assert not outcome.ok
     assert outcome.status_code == 302
-    assert outcome.headers["location"] == "/[redacted]?page=2"
+    assert outcome.headers["location"] == "[redacted]"
     assert [request.path for request, _ in httpserver.log] == ["/moved"]
 
 
-def test_a_location_shows_neither_path_nor_secret_query_values(httpserver: HTTPServer) -> None:
+def test_a_location_shows_its_origin_only(httpserver: HTTPServer) -> None:
     # A redirect often carries the caller's own credentials onward (?code=, a token path).
     location = "https://login.example/cb/t0k3n?code=S3cret&state=ok"
     httpserver.expect_request("/moved").respond_with_data(
         "", status=302, headers={"Location": location}
     )
     outcome = fire({"url": httpserver.url_for("/moved?code=S3cret")})
-    assert (
-        outcome.headers["location"] == "https://login.example/[redacted]?code=[redacted]&state=ok"
-    )
+    assert outcome.headers["location"] == "https://login.example/[redacted]"
 
 
 def test_the_response_body_is_kept_only_when_the_job_asks(httpserver: HTTPServer) -> None:

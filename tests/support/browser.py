@@ -2,8 +2,9 @@
 
 The loopback guard sees only this Python process; Chromium is another process, so it is
 fenced by its own flags: no background services (updates, sync, safe browsing, metrics),
-every host name resolves to nothing but loopback, and every other destination goes to a
-proxy on the discard port where nothing listens. Each test's context also aborts and
+every host name resolves to nothing but loopback (one test name, MAPPED_TO_LOOPBACK, to
+127.0.0.1), and every other destination goes to a proxy on the discard port where nothing
+listens. Each test's context also aborts and
 records any request to a non-loopback URL, so a page that tried one fails its test.
 """
 
@@ -16,6 +17,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Route, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+# A name that is not loopback's, for pages that behave differently on localhost: the browser
+# resolves it to 127.0.0.1 itself, so no lookup or connection leaves the machine. `.test` is
+# reserved (RFC 2606): no real host has it.
+MAPPED_TO_LOOPBACK = "scheduler.test"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",  # root in a container: Chromium's sandbox needs user namespaces
@@ -32,12 +37,14 @@ CHROMIUM_ARGS = [
     "--no-default-browser-check",
     "--disable-quic",
     "--metrics-recording-only",
-    # No name resolves but loopback's, and any other address is sent to a dead proxy.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    # No name resolves but loopback's (and MAPPED_TO_LOOPBACK, to 127.0.0.1), and any other
+    # address is sent to a dead proxy.
+    f"--host-resolver-rules=MAP {MAPPED_TO_LOOPBACK} 127.0.0.1, MAP * ~NOTFOUND, "
+    "EXCLUDE localhost, EXCLUDE 127.0.0.1",
     "--proxy-server=http://127.0.0.1:9",
-    "--proxy-bypass-list=127.0.0.1;localhost;[::1]",
+    f"--proxy-bypass-list=127.0.0.1;localhost;[::1];{MAPPED_TO_LOOPBACK}",
 ]
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", MAPPED_TO_LOOPBACK})
 
 
 @dataclass

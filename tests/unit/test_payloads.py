@@ -209,6 +209,18 @@ def test_a_job_accepted_with_an_x_scheduler_header_fires_with_only_the_real_one(
     ] == ["tx-1"]
 
 
+def test_a_job_accepted_with_a_header_that_folds_into_ours_fires_without_it() -> None:
+    payload = HttpCallPayload.model_validate(
+        {
+            "url": "https://example.com",
+            "headers": {"webhook_id": "forged", "X_Scheduler_Transaction_Id": "forged", "A_B": "c"},
+        }
+    )
+    headers = payload.request_headers("tx-1")
+    assert "forged" not in headers.values()
+    assert headers["A_B"] == "c"
+
+
 @pytest.mark.parametrize("name", ["Host\n", "X-Ok\n", "X-Ok\r", "\nX-Ok", "X-Ok\x00"])
 def test_a_header_name_with_a_line_break_or_nul_is_refused(name: str) -> None:
     # `^...$` with .match accepted "Host\n": `$` also matches before a final newline.

@@ -267,6 +267,26 @@ def test_records_sealed_with_local_keys_stay_readable_after_moving_to_key_vault(
     assert moved.unseal(old, RECORD) == SECRET
 
 
+def test_which_key_ids_the_app_holds_is_known_without_asking_a_vault(
+    recording_credential: list[dict[str, Any]],
+) -> None:
+    # What the listing uses to show a job it could not fire as unreadable, before it fires.
+    both = sealer_from_settings(
+        sealing_keys=f"a:{KEY_A_TEXT}",
+        key_vault_key_url=VAULT_KEY_URL,
+        managed_identity_client_id=None,
+    )
+    assert both.holds("local:a")
+    assert both.holds(f"{VAULT_KEY_URL}/0123456789abcdef0123456789abcdef")
+    assert not both.holds("local:b")  # removed from SEALING_KEYS
+    assert not both.holds("https://other-kv.vault.azure.net/keys/payloads/0123abcd")
+    assert not both.holds(f"{VAULT_KEY_URL}/not-a-version!")
+    local_only = sealer(f"b:{KEY_B_TEXT}")
+    assert local_only.holds("local:b")
+    assert not local_only.holds("local:a")
+    assert not local_only.holds(f"{VAULT_KEY_URL}/0123abcd")
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [

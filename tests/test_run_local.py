@@ -1,0 +1,247 @@
+"""scripts/run-local.sh, run as a developer runs it, in a copy of the checkout: the keys it
+makes, and the storage it lets the app use.
+
+The copy (a temporary folder) holds the script and links to the app's code, the venv and
+node_modules, with an empty requirements.txt (the venv has them all: pip has nothing to
+fetch) and a package-lock.json older than node_modules (no `npm ci`). SCHEDULER_HOST=local:
+the local durable host, on free ports, with Azurite on free ports."""
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.local_servers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+LINKED = ("function_app.py", "host.json", "blueprints", "scheduling", "local_durable_host")
+PUBLISHED = {
+    "LOCAL_HOST_FUNCTION_KEY": "local-function-key",
+    "LOCAL_HOST_MASTER_KEY": "local-master-key",
+}
+BANNER_END = "Stop with Ctrl-C."
+BASH = shutil.which("bash") or "/bin/bash"
+
+
+def checkout_copy(root: Path) -> Path:
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "run-local.sh", root / "scripts" / "run-local.sh")
+    for name in LINKED:
+        (root / name).symlink_to(REPO / name)
+    (root / ".venv").symlink_to((REPO / ".venv").resolve())
+    (root / "node_modules").symlink_to((REPO / "node_modules").resolve())
+    shutil.copy(REPO / "local.settings.example.json", root / "local.settings.example.json")
+    (root / "requirements.txt").write_text("")
+    lock = root / "package-lock.json"
+    shutil.copy(REPO / "package-lock.json", lock)
+    os.utime(lock, (0, 0))  # older than node_modules: no `npm ci`
+    return root
+
+
+@dataclass
+class RunLocal:
+    """The script running in its own session; its output, line by line."""
+
+    process: subprocess.Popen[str]
+    lines: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
+    output: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, text: str, timeout: float = 90.0) -> bool:
+        """Read output until a line contains `text` (True) or the script ends (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                break
+            if line is None:
+                return False
+            self.output.append(line)
+            if text in line:
+                return True
+        pytest.fail(f"no line with {text!r} within {timeout} s:\n" + "\n".join(self.output))
+
+    def text(self) -> str:
+        return "\n".join(self.output)
+
+
+@contextlib.contextmanager
+def run_local(root: Path, ports: dict[str, int]) -> Iterator[RunLocal]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("AzureWebJobsStorage", "VIRTUAL_ENV") and not name.startswith("LOCAL_HOST_")
+    }
+    environment.update({name: str(port) for name, port in ports.items()})
+    environment.update(SCHEDULER_HOST="local", PYTHON=str(root / ".venv" / "bin" / "python"))
+    process = subprocess.Popen(
+        [BASH, str(root / "scripts" / "run-local.sh")],
+        cwd=root,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    running = RunLocal(process)
+    try:
+        yield running
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """TERM to the script (it stops the host and Azurite); then anything of its session left."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(60)
+    for pid in session_members(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+
+
+def session_members(session: int) -> list[int]:
+    """The processes of the session the script leads: only what the test started."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == session:
+                    members.append(int(entry.name))
+    return members
+
+
+def free_ports() -> dict[str, int]:
+    return {
+        "AZURITE_BLOB_PORT": free_port(),
+        "AZURITE_QUEUE_PORT": free_port(),
+        "AZURITE_TABLE_PORT": free_port(),
+        "FUNC_PORT": free_port(),
+    }
+
+
+def test_the_local_host_runs_with_keys_of_its_own_never_the_published_ones(
+    tmp_path: Path,
+) -> None:
+    example = json.loads((REPO / "local.settings.example.json").read_text())["Values"]
+    root = checkout_copy(tmp_path / "clone")
+    # A developer's local.settings.json written from an earlier example: the published keys.
+    (root / "local.settings.json").write_text(
+        json.dumps({"IsEncrypted": False, "Values": {**example, **PUBLISHED}})
+    )
+    ports = free_ports()
+    with run_local(root, ports) as script:
+        assert script.until(BANNER_END), script.text()
+        settings = json.loads((root / "local.settings.json").read_text())["Values"]
+        function_key = settings["LOCAL_HOST_FUNCTION_KEY"]
+        master_key = settings["LOCAL_HOST_MASTER_KEY"]
+        assert min(len(function_key), len(master_key)) >= 40
+        assert function_key != master_key
+        assert {function_key, master_key}.isdisjoint(PUBLISHED.values())
+        # The banner says what they are and where they live; only the owner reads the file.
+        assert function_key in script.text()
+        assert master_key in script.text()
+        assert "in local.settings.json" in script.text()
+        assert stat.S_IMODE((root / "local.settings.json").stat().st_mode) == 0o600
+        base = f"http://127.0.0.1:{ports['FUNC_PORT']}/api/healthz/details"
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            for published in PUBLISHED.values():
+                assert client.get(base, headers={"x-functions-key": published}).status_code == 401
+            assert client.get(base, headers={"x-functions-key": master_key}).status_code == 200
+    # A fresh clone's settings have no keys to keep: the script makes them.
+    assert example["LOCAL_HOST_FUNCTION_KEY"] == ""
+    assert example["LOCAL_HOST_MASTER_KEY"] == ""
+
+
+def test_the_app_never_starts_on_storage_another_process_took_after_the_port_check(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    # Another process holds Azurite's ports, bound but not yet listening: the script's check
+    # finds them free, Azurite cannot listen there, and then the other process answers.
+    taken = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        taken.append(sock)
+    ports = {
+        "AZURITE_BLOB_PORT": taken[0].getsockname()[1],
+        "AZURITE_QUEUE_PORT": taken[1].getsockname()[1],
+        "AZURITE_TABLE_PORT": taken[2].getsockname()[1],
+        "FUNC_PORT": free_port(),
+    }
+    log = root / ".azurite" / "azurite.log"
+
+    def answer_once_azurite_gave_up() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if "EADDRINUSE" in log.read_text():
+                    break
+            time.sleep(0.02)
+        for sock in taken:
+            sock.listen()
+
+    foreign = threading.Thread(target=answer_once_azurite_gave_up, daemon=True)
+    foreign.start()
+    try:
+        with run_local(root, ports) as script:
+            started = script.until("starting the local durable host", timeout=120)
+            foreign.join(60)
+            assert not started, script.text()
+            assert script.process.wait(30) != 0
+            assert "another process took it after this script checked it was free" in script.text()
+    finally:
+        for sock in taken:
+            sock.close()
+
+
+def test_when_azurite_is_killed_under_it_the_app_is_stopped_and_says_why(
+    tmp_path: Path,
+) -> None:
+    # A killed Azurite comes back without the writes it acknowledged in its last seconds:
+    # the app must not go on as if nothing happened (nor on whatever takes the port next).
+    root = checkout_copy(tmp_path / "clone")
+    ports = free_ports()
+    with run_local(root, ports) as script:
+        assert script.until(BANNER_END), script.text()
+        [azurite] = [
+            pid
+            for pid in session_members(script.process.pid)
+            if b"node_modules/.bin/azurite\0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        os.kill(azurite, signal.SIGKILL)
+        assert script.process.wait(60) != 0
+        script.until("Start again with", timeout=10)
+        assert "Azurite (process" in script.text()
+        assert "stopping the app" in script.text()
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", ports["FUNC_PORT"])) != 0
