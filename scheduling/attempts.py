@@ -26,6 +26,7 @@ from scheduling.job_store import (
     StaleRecord,
     StoredJob,
     TableJobStore,
+    UnreadableRecord,
     forget_failure_quietly,
     unindex_quietly,
 )
@@ -217,7 +218,13 @@ def _claim(
 ) -> StoredJob | AttemptReport:
     """The record, now firing for this attempt; or the report of why the attempt must not run."""
     for _ in range(MAX_SWAPS):
-        stored = store.get(order.transaction_id)
+        try:
+            stored = store.get(order.transaction_id)
+        except UnreadableRecord as unreadable:
+            # Nothing can be sent, nor written over it: the listing shows it unreadable until
+            # it is deleted, and the stalled-jobs repair starts it again if it reads again.
+            log.error("its attempt does not run: %s", unreadable)
+            return AttemptReport(state="gone", attempt=order.attempt)
         record = stored.record if stored else None
         verdict, changed = claim(record, order.generation, order.due_at, order.attempt, clock())
         if stored is None or record is None or verdict == "gone":

@@ -98,6 +98,25 @@ async def test_delete_ends_it_without_opening_it_and_it_never_fires(
     assert [entry["kind"] for entry in log] == ended  # nothing fired
 
 
+@pytest.mark.parametrize("kind", ["corrupted", "truncated"])
+async def test_its_orchestration_ends_when_it_comes_due_instead_of_retrying_forever(
+    scheduler: Scheduler, httpserver: HTTPServer, kind: str
+) -> None:
+    due = scheduler.now() + timedelta(minutes=5)
+    job = await scheduler.accepted("http.call", {"url": httpserver.url_for("/hook")}, at=due)
+    POISONS[kind](scheduler, job)
+
+    scheduler.host.advance_to(due + timedelta(minutes=1))
+
+    orchestration = scheduler.orchestration(job)
+    assert orchestration.runtime_status.value == "Completed"
+    assert orchestration.output["state"] == "gone"
+    assert httpserver.log == []
+    assert scheduler.host.pending_timers() == []  # no retry waits for a store that answered
+    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
+    assert [(view["transaction_id"], view.get("unreadable")) for view in listed] == [(job, True)]
+
+
 # A record sealed under a removed key reads: it can be changed (only its payload cannot be
 # opened), so only the two kinds whose record does not read are here.
 @pytest.mark.parametrize("kind", ["corrupted", "truncated"])
