@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from local_durable_host.local_host import ACTIVITY_WORKERS
 from tests.live.local_host_process import LocalHostProcess
 from tests.support.counting_receiver import CountingReceiver
 from tests.support.local_servers import running_azurite
@@ -140,7 +141,11 @@ def main() -> None:
     parser.add_argument("--lead", type=float, default=20.0)
     parser.add_argument("--prompt", choices=["log.append", "http.call"], default="log.append")
     parser.add_argument("--hold-ms", type=float, default=100.0)
-    parser.add_argument("--activity-workers", default="8", help="counts to compare, e.g. 8,32")
+    parser.add_argument(
+        "--activity-workers",
+        default=str(ACTIVITY_WORKERS),
+        help=f"counts to compare, e.g. 8,32 (default: the host's own, {ACTIVITY_WORKERS})",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     options = parser.parse_args()
     worker_counts = [int(count) for count in options.activity_workers.split(",")]
