@@ -224,6 +224,7 @@ async def _sealed_record(
             else {kind: redact_url(url) for kind, url in callbacks.urls().items()}
         ),
         sealed_callbacks=sealed_callbacks,
+        labels=fields.get("labels") or {},
     )
 
 

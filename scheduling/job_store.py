@@ -621,6 +621,8 @@ def _row(record: JobRecord) -> dict[str, Any]:
         "destination": record.destination or "",
         "request_fingerprint": record.request_fingerprint or "",
         "cancelled_by": record.cancelled_by or "",
+        # In clear, like the other schedule fields: labels are not secret (scheduling/labels.py).
+        "labels": json.dumps(record.labels, separators=(",", ":")) if record.labels else "",
     }
     for name in _TIME_FIELDS:
         moment = getattr(record, name)
@@ -654,6 +656,7 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "destination": entity.get("destination") or None,
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,
+            "labels": json.loads(entity["labels"]) if entity.get("labels") else {},
             "last_outcome": json.loads(outcome) if outcome else None,
             "attempt_history": json.loads(history) if history else [],
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
@@ -700,6 +703,8 @@ def _why_unreadable(entity: Mapping[str, Any], error: Exception) -> str:
     for name in _JSON_FIELDS:
         if entity.get(name) and not _is_json(entity[name]):
             return f"its {name} is not valid JSON (altered, or cut short)"
+    if entity.get("labels") and not _is_json(entity["labels"]):
+        return "its labels are not valid JSON (altered, or cut short)"
     for name in ("last_outcome", "attempt_history"):
         stored = get_text(entity, name)
         if stored and not _is_json(stored):
