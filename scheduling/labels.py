@@ -20,7 +20,8 @@ LABEL_KEY_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 # Alphanumerics and `.`, `_`, `-`, `:`: no `=` (a filter is `key=value`), nothing a URL or a
 # table key would have to escape.
 LABEL_VALUE_PATTERN = r"^[A-Za-z0-9._:-]{1,63}$"
-LABEL_FILTER = "key=value"
+# `key=value` of a query's `label` parameter.
+LABEL_FILTER_PATTERN = f"{LABEL_KEY_PATTERN[:-1]}={LABEL_VALUE_PATTERN[1:]}"
 
 LabelKey = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_LABEL_KEY, pattern=LABEL_KEY_PATTERN)

@@ -121,3 +121,90 @@ def test_the_filter_check_agrees_with_the_label_patterns() -> None:
                 except InvalidLabelFilter:
                     taken = False
                 assert taken == expected, filter_text
+
+
+async def _labelled(scheduler: Scheduler, labels: dict[str, str] | None, minutes: int = 60) -> str:
+    body = job(labels)
+    body["exec_at"] = format_utc(START + timedelta(minutes=minutes))
+    reply = await scheduler.api.post("/api/schedule", body)
+    assert reply.status == 202, reply.json()
+    transaction_id: str = reply.json()["transaction_id"]
+    return transaction_id
+
+
+async def test_the_listing_filters_by_label_and_by_all_labels(scheduler: Scheduler) -> None:
+    gold = await _labelled(scheduler, {"tenant": "a", "tier": "gold"})
+    plain = await _labelled(scheduler, {"tenant": "a"})
+    await _labelled(scheduler, {"tenant": "b", "tier": "gold"})
+    await _labelled(scheduler, None)
+
+    async def listed(query: str) -> set[str]:
+        reply = await scheduler.api.get(f"/api/schedule?{query}")
+        assert reply.status == 200, reply.json()
+        return {job["transaction_id"] for job in reply.json()["jobs"]}
+
+    assert await listed("label=tenant=a") == {gold, plain}
+    assert await listed("label=tenant=a&label=tier=gold") == {gold}
+    assert await listed("label=tier=gold&label=tenant=a") == {gold}
+    assert await listed("label=tenant=c") == set()
+    assert await listed("label=tenant=a&prompt_type=http.call") == set()
+    later = format_utc(START + timedelta(minutes=61))
+    assert await listed(f"label=tenant=a&from={later}") == set()
+
+
+async def test_a_labelled_listing_pages_with_its_own_cursor(scheduler: Scheduler) -> None:
+    ids = {await _labelled(scheduler, {"tenant": "a"}, minutes=60 + n) for n in range(3)}
+    await _labelled(scheduler, {"tenant": "b"})
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(5):
+        reply = await scheduler.api.get(f"/api/schedule?label=tenant=a&limit=1{cursor}")
+        body = reply.json()
+        seen += [job["transaction_id"] for job in body["jobs"]]
+        if body["next_cursor"] is None:
+            break
+        cursor = f"&cursor={body['next_cursor']}"
+        # A cursor of a labelled listing is refused by the unlabelled one.
+        other = await scheduler.api.get(f"/api/schedule?limit=1{cursor}")
+        assert_problem(other, 400)
+    assert sorted(seen) == sorted(ids)
+    assert seen == sorted(seen)  # id order: the label index's
+
+
+@pytest.mark.parametrize(
+    "query", ["label=tenant", "label=Tenant=a", "label=a=b=c", "label=t%2Fx=a", "label=t=a%2F"]
+)
+async def test_a_bad_label_filter_is_a_400(scheduler: Scheduler, query: str) -> None:
+    assert_problem(await scheduler.api.get(f"/api/schedule?{query}"), 400)
+
+
+async def test_a_labelled_listing_reads_only_its_labels_rows(scheduler: Scheduler) -> None:
+    """The label index is one partition a label: 30 jobs of another label are not read."""
+    from blueprints.jobs import read_live
+    from scheduling.job_store import DueRange
+
+    ours = {await _labelled(scheduler, {"tenant": "a"}) for _ in range(2)}
+    for _ in range(30):
+        await _labelled(scheduler, {"tenant": "b"})
+    records, token, read = await read_live(DueRange(labels=(("tenant", "a"),)), None, 100, None)
+    assert {record.transaction_id for record in records} == ours
+    assert read == 2
+    assert token is None
+
+
+async def test_an_ended_job_leaves_the_label_index(scheduler: Scheduler) -> None:
+    transaction_id = await _labelled(scheduler, {"tenant": "a", "tier": "gold"})
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    for pair in (("tenant", "a"), ("tier", "gold")):
+        entries, _ = scheduler.job_store.label_page(pair, None, 10, None)
+        assert entries == []
+
+
+async def test_a_job_that_ran_leaves_the_label_index(scheduler: Scheduler) -> None:
+    transaction_id = await _labelled(scheduler, {"tenant": "a"})
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(minutes=61))
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "succeeded"
+    assert scheduler.job_store.label_page(("tenant", "a"), None, 10, None)[0] == []
+    assert (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"] == []
