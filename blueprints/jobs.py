@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.durable_functions as df
@@ -22,6 +23,7 @@ from scheduling.job_store import (
     DueEntry,
     DueRange,
     LabelEntry,
+    StoredJob,
     TableJobStore,
     UnreadableRow,
     label_row_verdict,
@@ -129,14 +131,9 @@ async def read_live(
     deps = dependencies.current()
     settings = deps.settings()
     store = deps.job_store(settings)
-    try:
-        entries, token = await asyncio.to_thread(store.due_page, scope, limit, token)
-        stored = await bounded(
-            asyncio.to_thread(read_job, store, e.transaction_id) for e in entries
-        )
-    except Exception:
-        log.exception("reading the job listing failed")
-        raise backend_unavailable("answer the job listing") from None
+    entries, stored, token = await index_page_jobs(
+        store, lambda: store.due_page(scope, limit, token)
+    )
     records: list[JobRecord | UnreadableRow] = []
     now = deps.clock()
     holds = key_check(deps, settings)
@@ -154,6 +151,31 @@ async def read_live(
     return records, token, len(entries)
 
 
+class IndexRow(Protocol):
+    @property
+    def transaction_id(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=IndexRow)
+JobFound = StoredJob | UnreadableRow | None
+
+
+async def index_page_jobs(
+    store: TableJobStore, page: Callable[[], tuple[list[Row], ContinuationToken | None]]
+) -> tuple[list[Row], list[JobFound], ContinuationToken | None]:
+    """One page of an index's rows, the record each points to (read a few at a time), and
+    where the next page starts; a 503 when the store does not answer."""
+    try:
+        entries, token = await asyncio.to_thread(page)
+        stored = await bounded(
+            asyncio.to_thread(read_job, store, entry.transaction_id) for entry in entries
+        )
+    except Exception:
+        log.exception("reading a page of jobs failed")
+        raise backend_unavailable("answer the job listing") from None
+    return entries, stored, token
+
+
 async def _read_labelled(
     scope: DueRange, state: str | None, limit: int, token: ContinuationToken | None
 ) -> tuple[list[JobRecord | UnreadableRow], ContinuationToken | None, int]:
@@ -163,16 +185,9 @@ async def _read_labelled(
     deps = dependencies.current()
     settings = deps.settings()
     store = deps.job_store(settings)
-    try:
-        entries, token = await asyncio.to_thread(
-            store.label_page, scope.labels[0], scope.prompt_type, limit, token
-        )
-        stored = await bounded(
-            asyncio.to_thread(read_job, store, e.transaction_id) for e in entries
-        )
-    except Exception:
-        log.exception("reading the job listing by label failed")
-        raise backend_unavailable("answer the job listing") from None
+    entries, stored, token = await index_page_jobs(
+        store, lambda: store.label_page(scope.labels[0], scope.prompt_type, limit, token)
+    )
     records: list[JobRecord | UnreadableRow] = []
     now = deps.clock()
     holds = key_check(deps, settings)
