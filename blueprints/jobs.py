@@ -36,7 +36,7 @@ from scheduling.job_views import (
     status_view,
     unreadable_view,
 )
-from scheduling.labels import MAX_LABELS, InvalidLabelFilter, has_labels, parse_label_filter
+from scheduling.labels import MAX_LABELS, InvalidLabelFilter, parse_label_filter
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -83,12 +83,7 @@ async def live_page(request: func.HttpRequest) -> LivePage:
         raise invalid_query(f"state must be one of {', '.join(sorted(LIVE_STATES))}")
     scope = job_range(request)
     scope_key = cursor_scope(scope, state)
-    token = None
-    if cursor := request.params.get("cursor"):
-        try:
-            token = decode_cursor(cursor, scope_key)
-        except InvalidCursor as error:
-            raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
+    token = cursor_token(request, scope_key)
     records, token, _ = await read_live(scope, state, limit, token)
     return LivePage(records, encode_cursor(token, scope_key) if token else None)
 
@@ -198,20 +193,14 @@ async def _read_labelled(
         verdict = label_row_verdict(entry, record, now)
         if verdict == "drop":
             await _drop_stale_label(store, entry)
-        elif verdict == "list" and record is not None and in_range(record, scope, state):
+        elif (
+            verdict == "list"
+            and record is not None
+            and state in (None, record.state)
+            and scope.covers(record)
+        ):
             records.append(shown(record, holds))
     return records, token, len(entries)
-
-
-def in_range(record: JobRecord, scope: DueRange, state: str | None) -> bool:
-    """Whether a live job is one a filtered listing (or bulk cancel) asks for."""
-    return (
-        state in (None, record.state)
-        and scope.prompt_type in (None, record.prompt_type)
-        and (scope.due_from is None or record.exec_at >= scope.due_from)
-        and (scope.due_to is None or record.exec_at <= scope.due_to)
-        and has_labels(record.labels, list(scope.labels))
-    )
 
 
 async def _drop_stale_label(store: TableJobStore, entry: LabelEntry) -> None:
@@ -229,6 +218,17 @@ def lists_unreadable(entry: DueEntry, row: UnreadableRow) -> bool:
     if row.generation is not None and row.generation != entry.generation:
         return False
     return row.exec_at is None or row.exec_at == entry.exec_at
+
+
+def cursor_token(request: func.HttpRequest, scope_key: str) -> ContinuationToken | None:
+    """Where the request's `cursor` says to go on, if it belongs to this listing; else 400."""
+    cursor = request.params.get("cursor")
+    if not cursor:
+        return None
+    try:
+        return decode_cursor(cursor, scope_key)
+    except InvalidCursor as error:
+        raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
 
 
 def cursor_scope(scope: DueRange, state: str | None) -> str:

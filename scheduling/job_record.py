@@ -53,7 +53,7 @@ class JobRecord(BaseModel):
     request_fingerprint: str | None = None
     # What cancelled the job: its log entry says so. "ended": a resume found no run left in
     # the schedule of a job that had never run.
-    cancelled_by: Literal["delete", "wipe", "ended"] | None = None
+    cancelled_by: Literal["delete", "wipe", "filter", "ended"] | None = None
     # A recurring job: its schedule, and its runs so far. `exec_at` is the next run's time.
     recurrence: Recurrence | None = None
     runs: int = 0
@@ -282,7 +282,7 @@ CancelVerdict = Literal["cancelled", "firing", "already-cancelled", "ended"]
 
 
 def cancel(
-    record: JobRecord, now: datetime, by: Literal["delete", "wipe"] = "delete"
+    record: JobRecord, now: datetime, by: Literal["delete", "wipe", "filter"] = "delete"
 ) -> tuple[CancelVerdict, JobRecord | None]:
     """A delete of a job: cancelled (write the returned record) unless an attempt is running."""
     if record.state in CANCELLABLE_STATES:

@@ -162,6 +162,19 @@ class DueRange:
     # Every pair must be on the job (several: all of them); sorted, so one filter, one form.
     labels: tuple[tuple[str, str], ...] = ()
 
+    def covers(self, record: JobRecord) -> bool:
+        """Whether the job is one this range names (its record's word, not its index row's)."""
+        return (
+            self.prompt_type in (None, record.prompt_type)
+            and (self.due_from is None or record.exec_at >= self.due_from)
+            and (self.due_to is None or record.exec_at <= self.due_to)
+            and all(record.labels.get(key) == value for key, value in self.labels)
+        )
+
+    @property
+    def filtered(self) -> bool:
+        return self != DueRange()
+
 
 @dataclass(frozen=True)
 class LabelEntry:

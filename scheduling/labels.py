@@ -87,8 +87,3 @@ def _is_key(key: str) -> bool:
 
 def _is_value(value: str) -> bool:
     return 0 < len(value) <= MAX_LABEL_VALUE and all(char in _VALUE for char in value)
-
-
-def has_labels(labels: dict[str, str], wanted: list[tuple[str, str]]) -> bool:
-    """Whether a job's labels hold every wanted pair (several filters: all of them)."""
-    return all(labels.get(key) == value for key, value in wanted)

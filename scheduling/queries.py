@@ -48,6 +48,26 @@ class JobListQuery(_Query):
     )
 
 
+class CancelQuery(_Query):
+    """DELETE /api/schedule: the live jobs a filter names; at least one filter is required."""
+
+    label: list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None = Field(
+        default=None,
+        max_length=MAX_LABELS,
+        description="`key=value`: only jobs with this label; repeated, only jobs with all of them",
+    )
+    prompt_type: str | None = None
+    due_from: UtcDatetime | None = Field(
+        default=None, alias="from", description="only jobs due at or after this time"
+    )
+    due_to: UtcDatetime | None = Field(
+        default=None, alias="to", description="only jobs due at or before this time"
+    )
+    cursor: str | None = Field(
+        default=None, description="the `next_cursor` of the previous call with this filter"
+    )
+
+
 class FailedListQuery(_Query):
     """GET /api/failed: failed jobs in failure-time order."""
 

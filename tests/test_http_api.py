@@ -441,7 +441,7 @@ async def test_wipe_removes_every_job_and_counts(scheduler: Scheduler) -> None:
         )
     scheduler.host.run()
 
-    reply = await scheduler.api.delete("/api/schedule")
+    reply = await scheduler.api.post("/api/wipe")
     assert reply.status == 200
     assert reply.json() == {"cancelled": 5, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.run()
