@@ -2,7 +2,7 @@
 
 Each item is a job's create body with, optionally, its own `idempotency_key` (what the
 `Idempotency-Key` header is to a single create). Items are checked and accepted one by one;
-only a body that is not a list of 1 to MAX_BATCH_JOBS items is refused as a whole.
+only a body that is not a list of 1 to MAX_BATCH_JOBS objects is refused as a whole.
 """
 
 import json
@@ -47,6 +47,14 @@ def batch_items(document: Any, max_item_bytes: int) -> list[BatchItem]:
                 )
             ],
         )
+    if not_objects := [index for index, job in enumerate(jobs) if not isinstance(job, dict)]:
+        raise validation_problem(
+            "every job of a batch is an object (a job request)",
+            [
+                FieldError(loc=["jobs", index], msg="a job request is an object", type="dict_type")
+                for index in not_objects[:10]
+            ],
+        )
     seen: dict[str, int] = {}
     items = []
     for index, job in enumerate(jobs):
@@ -54,9 +62,7 @@ def batch_items(document: Any, max_item_bytes: int) -> list[BatchItem]:
     return items
 
 
-def _item(job: Any, index: int, seen: dict[str, int], max_item_bytes: int) -> BatchItem:
-    if not isinstance(job, dict):
-        return BatchItem(job, refused=_invalid([], "a job request is an object", "dict_type"))
+def _item(job: dict[str, Any], index: int, seen: dict[str, int], max_item_bytes: int) -> BatchItem:
     if len(json.dumps(job, separators=(",", ":"))) > max_item_bytes:
         return BatchItem(
             job,

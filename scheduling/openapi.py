@@ -689,10 +689,13 @@ def _component_schemas() -> dict[str, Any]:
                 "type": "array",
                 "minItems": 1,
                 "maxItems": MAX_BATCH_JOBS,
+                # Any object: each is checked on its own, and one that is not valid is a
+                # failed result in the answer, not a refusal of the batch.
                 "items": {
-                    "oneOf": [
-                        {"$ref": _REF.format(model=_batch_item_name(name))} for name in PROMPT_TYPES
-                    ]
+                    "type": "object",
+                    "description": "a job: one of "
+                    + ", ".join(f"`{_batch_item_name(name)}`" for name in PROMPT_TYPES)
+                    + " (the body of POST /api/schedule, and its own `idempotency_key`)",
                 },
             }
         },

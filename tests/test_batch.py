@@ -44,7 +44,7 @@ async def test_each_job_is_checked_on_its_own_and_answered_in_request_order(
             job(0, labels={"tenant": "acme"}),
             job(1, labels={"Tenant": "acme"}),
             {**job(2), "prompt_type": "sms.send"},
-            "not a job",
+            {},
             job(4, idempotency_key="k-4"),
             job(5, idempotency_key="k-4"),
             {**job(6), "exec_at": format_utc(START)},
@@ -71,6 +71,7 @@ async def test_each_job_is_checked_on_its_own_and_answered_in_request_order(
     assert ["labels", "Tenant", "[key]"] in [error["loc"] for error in problems[1]["errors"]]
     assert [error["loc"] for error in problems[2]["errors"]] == [["prompt_type"]]
     assert problems[3]["status"] == 422
+    assert ["prompt_type"] in [error["loc"] for error in problems[3]["errors"]]
     assert [error["loc"] for error in problems[5]["errors"]] == [["idempotency_key"]]
     assert "job 4" in problems[5]["errors"][0]["msg"]
     assert [error["type"] for error in problems[6]["errors"]] == ["min_lead"]
@@ -125,6 +126,7 @@ async def test_a_batch_sent_again_after_a_lost_answer_creates_no_duplicate(
         ({"jobs": []}, 422),
         ({"jobs": job()}, 422),
         ({"jobs": [job()], "more": 1}, 422),
+        ({"jobs": [job(), "not a job"]}, 422),
         ({"jobs": [job()] * (MAX_BATCH_JOBS + 1)}, 422),
     ],
 )
@@ -174,4 +176,5 @@ async def test_the_index_rows_of_a_batch_are_written_together(azurite: AzuriteSe
         f"POST $batch of 100 [{', '.join([f'PUT {jobs}labels entity'] * 100)}] -> 202": 2,
         f"POST $batch of 50 [{', '.join([f'PUT {jobs}labels entity'] * 50)}] -> 202": 1,
     }
+    # A record is a partition of its own: one insert each.
     assert Counter(requests)[f"POST {jobs} entity -> 201"] == 250
