@@ -87,7 +87,7 @@ async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> bool:
 async def _store_and_start(
     client: df.DurableOrchestrationClient, store: TableJobStore, job: PreparedJob, indexed: bool
 ) -> Step:
-    return await _as_step(store_and_start(client, store, job, indexed=indexed))
+    return await _as_step(store_and_start(client, store, job, indexed=indexed, log_accepted=False))
 
 
 async def _as_step(work: Awaitable[PreparedJob | AcceptedRecord]) -> Step:

@@ -24,7 +24,7 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, bounded, purge
-from blueprints.job_logs import record_lifecycle
+from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import cursor_scope, cursor_token, query_time
 from blueprints.unreadable import key_check, read_job, shown
 from scheduling.job_log import LogKind
@@ -240,8 +240,7 @@ async def _remove(
     }.get(kind, "removed")
     try:
         # The record is the only other trace of the job: its log says where it went first.
-        entry_of_removal = lifecycle_entry(record.transaction_id, kind, now, message)
-        await record_lifecycle(entry_of_removal, required=True)
+        await record_removal(record, lifecycle_entry(record.transaction_id, kind, now, message))
     except ProblemError:
         return "kept"
     try:

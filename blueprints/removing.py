@@ -19,7 +19,7 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
-from blueprints.job_logs import record_lifecycle
+from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
@@ -101,9 +101,9 @@ async def _delete_once(
             await record_lifecycle(entry)
     else:
         # The record is the only other trace of the job: its log says where it went first.
-        await record_lifecycle(
+        await record_removal(
+            record,
             lifecycle_entry(transaction_id, "deleted", now, "record deleted through the API"),
-            required=True,
         )
         await asyncio.to_thread(store.delete, stored)
         # A failed job leaves the failed list with its record.

@@ -178,3 +178,20 @@ async def test_the_index_rows_of_a_batch_are_written_together(azurite: AzuriteSe
     }
     # A record is a partition of its own: one insert each.
     assert Counter(requests)[f"POST {jobs} entity -> 201"] == 250
+
+
+async def test_a_batched_job_keeps_its_accepted_entry_after_its_record_is_deleted(
+    scheduler: Scheduler,
+) -> None:
+    """A batch leaves the accepted entry to be derived from the record; the record's delete
+    writes it first, so the log still says it after the record is gone."""
+    outcome = await send(scheduler, [job(0)])
+    transaction_id = outcome["results"][0]["job"]["transaction_id"]
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(hours=1, minutes=1))
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    log = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
+    kinds = [entry["kind"] for entry in log["entries"]]
+    assert kinds[0] == "accepted"
+    assert kinds[-1] == "deleted"
+    assert scheduler.job_store.get(transaction_id) is None
