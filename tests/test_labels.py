@@ -208,3 +208,23 @@ async def test_a_job_that_ran_leaves_the_label_index(scheduler: Scheduler) -> No
     assert status["state"] == "succeeded"
     assert scheduler.job_store.label_page(("tenant", "a"), None, 10, None)[0] == []
     assert (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"] == []
+
+
+async def test_a_replayed_job_is_found_by_its_labels_again(scheduler: Scheduler) -> None:
+    body = {
+        "exec_at": format_utc(START + timedelta(minutes=5)),
+        "prompt_type": "http.call",
+        "payload": {"url": "http://127.0.0.1:9/hook"},  # nothing listens: it fails
+        "labels": {"tenant": "a"},
+    }
+    reply = await scheduler.api.post("/api/schedule", body)
+    transaction_id = reply.json()["transaction_id"]
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(minutes=6))
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "failed"
+    assert (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"] == []
+
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    listed = (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [transaction_id]
