@@ -33,7 +33,6 @@ from scheduling.responses import BatchItemResult, BatchOutcome
 
 log = logging.getLogger(__name__)
 _INTERNAL = "this job failed unexpectedly (the app's logs say why)"
-_INTERNAL = "this job failed; nothing was scheduled for it (the app's logs say why)"
 Step = PreparedJob | AcceptedRecord | Problem
 
 
@@ -60,7 +59,7 @@ async def create_batch(
         existed=sum(1 for result in results if result.result == "existed"),
         failed=sum(1 for result in results if result.result == "failed"),
     )
-    return json_response(outcome.model_dump(mode="json", exclude_none=True))
+    return json_response(outcome.model_dump(mode="json"))
 
 
 async def _prepare(

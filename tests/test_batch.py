@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scheduling.batch import MAX_BATCH_BYTES, MAX_BATCH_JOBS
+from scheduling.responses import BatchOutcome
 from scheduling.timing import format_utc
 from tests.support.local_servers import AzuriteService
 from tests.support.scheduler import START, Scheduler, running_scheduler
@@ -66,7 +67,7 @@ async def test_each_job_is_checked_on_its_own_and_answered_in_request_order(
         "created",
     ]
     assert (outcome["created"], outcome["existed"], outcome["failed"]) == (3, 0, 6)
-    problems = {result["index"]: result["problem"] for result in results if "problem" in result}
+    problems = {result["index"]: result["problem"] for result in results if result["problem"]}
     assert problems[1]["status"] == 422
     assert ["labels", "Tenant", "[key]"] in [error["loc"] for error in problems[1]["errors"]]
     assert [error["loc"] for error in problems[2]["errors"]] == [["prompt_type"]]
@@ -77,7 +78,8 @@ async def test_each_job_is_checked_on_its_own_and_answered_in_request_order(
     assert [error["type"] for error in problems[6]["errors"]] == ["min_lead"]
     assert problems[7]["status"] == 400
 
-    created = [result["job"]["transaction_id"] for result in results if "job" in result]
+    created = [result["job"]["transaction_id"] for result in results if result["job"]]
+    assert all(result["job"] is None for result in results if result["problem"])
     assert sorted(scheduler.orchestrations_started()) == sorted(created)
     listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
     assert sorted(job["transaction_id"] for job in listed) == sorted(created)
@@ -195,3 +197,18 @@ async def test_a_batched_job_keeps_its_accepted_entry_after_its_record_is_delete
     assert kinds[0] == "accepted"
     assert kinds[-1] == "deleted"
     assert scheduler.job_store.get(transaction_id) is None
+
+
+async def test_a_resent_job_that_was_cancelled_since_says_so(scheduler: Scheduler) -> None:
+    """The first answer again, as a single create's replay: the job as it is now (cancelled,
+    no next fire time), in the documented shape."""
+    jobs = [job(0, idempotency_key="resend-cancelled")]
+    first = await send(scheduler, jobs)
+    transaction_id = first["results"][0]["job"]["transaction_id"]
+    assert (await scheduler.api.delete(f"/api/schedule/{transaction_id}")).status == 200
+    again = BatchOutcome.model_validate(await send(scheduler, jobs))
+    (result,) = again.results
+    assert result.result == "existed"
+    assert result.job is not None
+    assert (result.job.state, result.job.next_fire_at) == ("cancelled", None)
+    assert len(scheduler.orchestrations_started()) == 1
