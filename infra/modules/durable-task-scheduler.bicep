@@ -35,8 +35,8 @@ param userPrincipalId string = ''
 ])
 param userPrincipalType string = 'User'
 
-// Durable Task Data Contributor, from Microsoft's "Azure built-in roles" reference
-// (Integration): all data operations on schedulers and task hubs. The Durable Functions
+// Durable Task Data Contributor: all data operations on schedulers and task hubs (the id as
+// Microsoft's Bicep guidance for the scheduler gives it; see docs/deploy.md). The Durable Functions
 // extension both starts and runs orchestrations, so it needs the contributor role rather than
 // Durable Task Worker (which cannot start or query instances).
 var durableTaskDataContributor = '0ad04412-c4d5-4796-b79c-f76d14c8d402'
