@@ -62,7 +62,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -258,52 +258,62 @@ class StepRecorder:
         )
 
 
-def segment(name: str, what: str, wire: TableRequestLog, recorder: StepRecorder) -> Segment:
-    events, durable = recorder.work()
-    return Segment(
-        name=name,
-        what=what,
-        app_table_requests=[r.describe() for r in wire.requests()],
-        events={EventType(kind).name: count for kind, count in sorted(events.items())},
-        durable=durable,
-        storage_queue=durable.storage_queue_operations(),
-        storage_table=durable.storage_table_operations(),
-        scheduler_actions=durable.scheduler_actions(events),
-    )
+@dataclass
+class Counting:
+    """The app on a fresh development host, its Table requests through the counting proxy and
+    its orchestrator steps recorded; `start()` begins a segment, `segment()` ends it."""
+
+    scheduler: Scheduler
+    wire: TableRequestLog
+    recorder: StepRecorder
+
+    def start(self) -> None:
+        self.wire.clear()
+        self.recorder.clear()
+
+    def segment(self, name: str, what: str) -> Segment:
+        events, durable = self.recorder.work()
+        return Segment(
+            name=name,
+            what=what,
+            app_table_requests=[r.describe() for r in self.wire.requests()],
+            events={EventType(kind).name: count for kind, count in sorted(events.items())},
+            durable=durable,
+            storage_queue=durable.storage_queue_operations(),
+            storage_table=durable.storage_table_operations(),
+            scheduler_actions=durable.scheduler_actions(events),
+        )
+
+    async def http_call(self, url: str, **options: Any) -> datetime:
+        """An accepted http.call job to `url`, due in five minutes; when it is due."""
+        at = self.scheduler.now() + timedelta(minutes=5)
+        await self.scheduler.accepted("http.call", {"url": url}, at=at, **options)
+        return at
 
 
 @contextmanager
-def counted_scheduler(azurite: AzuriteService) -> Iterator[tuple[Scheduler, TableRequestLog]]:
+def counting(azurite: AzuriteService) -> Iterator[Counting]:
     with TableRequestLog(azurite) as wire:
         through = AzuriteService(wire.table_endpoint, wire.connection_string)
         with running_scheduler(through) as scheduler:
-            yield scheduler, wire
-
-
-def start_counting(wire: TableRequestLog, recorder: StepRecorder) -> None:
-    wire.clear()
-    recorder.clear()
+            recorder = StepRecorder(scheduler.host)
+            with recorder.recording():
+                yield Counting(scheduler, wire, recorder)
 
 
 async def one_shot(azurite: AzuriteService, target: HTTPServer) -> list[Segment]:
     target.expect_request("/ok").respond_with_data("ok")
-    with counted_scheduler(azurite) as (scheduler, wire):
-        recorder = StepRecorder(scheduler.host)
-        with recorder.recording():
-            # A first job makes the tables and fires: what every later job finds done.
-            warm_up = scheduler.now() + timedelta(minutes=5)
-            await scheduler.accepted("http.call", {"url": target.url_for("/ok")}, at=warm_up)
-            scheduler.host.advance_to(warm_up)
-            at = scheduler.now() + timedelta(minutes=5)
-            start_counting(wire, recorder)
-            await scheduler.accepted("http.call", {"url": target.url_for("/ok")}, at=at)
-            scheduler.host.advance(1)  # the orchestration starts and sets its timer
-            created = segment(
-                "create", "POST /api/schedule, accepted; the orchestration starts", wire, recorder
-            )
-            start_counting(wire, recorder)
-            scheduler.host.advance_to(at)
-            fired = segment("fire", "the timer fires, one attempt succeeds", wire, recorder)
+    with counting(azurite) as count:
+        host = count.scheduler.host
+        # A first job makes the tables and fires: what every later job finds done.
+        host.advance_to(await count.http_call(target.url_for("/ok")))
+        count.start()
+        at = await count.http_call(target.url_for("/ok"))
+        host.advance(1)  # the orchestration starts and sets its timer
+        created = count.segment("create", "POST /api/schedule, accepted; the orchestration starts")
+        count.start()
+        host.advance_to(at)
+        fired = count.segment("fire", "the timer fires, one attempt succeeds")
     if len(target.log) != 2:
         raise RuntimeError(f"expected the two jobs' calls at the target, saw {len(target.log)}")
     return [created, fired]
@@ -311,25 +321,15 @@ async def one_shot(azurite: AzuriteService, target: HTTPServer) -> list[Segment]
 
 async def flow_controlled(azurite: AzuriteService, target: HTTPServer) -> Segment:
     target.expect_request("/flow").respond_with_data("ok")
-    with counted_scheduler(azurite) as (scheduler, wire):
-        recorder = StepRecorder(scheduler.host)
-        with recorder.recording():
-            at = scheduler.now() + timedelta(minutes=5)
-            await scheduler.accepted(
-                "http.call",
-                {"url": target.url_for("/flow")},
-                at=at,
-                flow_control={"max_parallel": 1},
-            )
-            scheduler.host.advance(1)  # started, waiting for its time
-            start_counting(wire, recorder)
-            scheduler.host.advance_to(at)
-            return segment(
-                "fire, flow-controlled",
-                "as fire, with flow_control.max_parallel (a slot taken and given back)",
-                wire,
-                recorder,
-            )
+    with counting(azurite) as count:
+        at = await count.http_call(target.url_for("/flow"), flow_control={"max_parallel": 1})
+        count.scheduler.host.advance(1)  # started, waiting for its time
+        count.start()
+        count.scheduler.host.advance_to(at)
+        return count.segment(
+            "fire, flow-controlled",
+            "as fire, with flow_control.max_parallel (a slot taken and given back)",
+        )
 
 
 async def retried(azurite: AzuriteService, target: HTTPServer) -> Segment:
@@ -337,48 +337,37 @@ async def retried(azurite: AzuriteService, target: HTTPServer) -> Segment:
     target.expect_request("/flaky").respond_with_handler(
         lambda _request: Response("", status=next(answers))
     )
-    with counted_scheduler(azurite) as (scheduler, wire):
-        recorder = StepRecorder(scheduler.host)
-        with recorder.recording():
-            at = scheduler.now() + timedelta(minutes=5)
-            await scheduler.accepted(
-                "http.call",
-                {"url": target.url_for("/flaky")},
-                at=at,
-                retry={"max_attempts": 2, "initial_delay_seconds": 60},
-            )
-            scheduler.host.advance_to(at)  # the first attempt: 503, a retry is due
-            start_counting(wire, recorder)
-            scheduler.host.advance(3600)
-            return segment("retry", "a 503, then the retry's attempt succeeds", wire, recorder)
+    with counting(azurite) as count:
+        at = await count.http_call(
+            target.url_for("/flaky"), retry={"max_attempts": 2, "initial_delay_seconds": 60}
+        )
+        count.scheduler.host.advance_to(at)  # the first attempt: 503, a retry is due
+        count.start()
+        count.scheduler.host.advance(3600)
+        return count.segment("retry", "a 503, then the retry's attempt succeeds")
 
 
 async def recurring_run(azurite: AzuriteService, target: HTTPServer) -> Segment:
     target.expect_request("/tick").respond_with_data("ok")
-    with counted_scheduler(azurite) as (scheduler, wire):
-        recorder = StepRecorder(scheduler.host)
-        with recorder.recording():
-            reply = await scheduler.api.post(
-                "/api/schedule",
-                {
-                    "cron": "0 * * * *",
-                    "timezone": "UTC",
-                    "prompt_type": "http.call",
-                    "payload": {"url": target.url_for("/tick")},
-                },
-            )
-            if reply.status != 202:
-                raise RuntimeError(f"the recurring job was refused: {reply.json()}")
-            first = scheduler.now().replace(minute=0, second=0, microsecond=0)
-            scheduler.host.advance_to(first + timedelta(hours=1, minutes=1))  # run 1 done
-            start_counting(wire, recorder)
-            scheduler.host.advance_to(first + timedelta(hours=2, minutes=1))  # run 2 done
-            return segment(
-                "recurring run",
-                "one run of an hourly job, from the end of the run before",
-                wire,
-                recorder,
-            )
+    with counting(azurite) as count:
+        reply = await count.scheduler.api.post(
+            "/api/schedule",
+            {
+                "cron": "0 * * * *",
+                "timezone": "UTC",
+                "prompt_type": "http.call",
+                "payload": {"url": target.url_for("/tick")},
+            },
+        )
+        if reply.status != 202:
+            raise RuntimeError(f"the recurring job was refused: {reply.json()}")
+        first = count.scheduler.now().replace(minute=0, second=0, microsecond=0)
+        count.scheduler.host.advance_to(first + timedelta(hours=1, minutes=1))  # run 1 done
+        count.start()
+        count.scheduler.host.advance_to(first + timedelta(hours=2, minutes=1))  # run 2 done
+        return count.segment(
+            "recurring run", "one run of an hourly job, from the end of the run before"
+        )
 
 
 async def measure(azurite: AzuriteService) -> list[Segment]:
