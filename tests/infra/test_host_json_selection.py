@@ -120,7 +120,49 @@ def test_azure_yaml_runs_the_selection_around_packaging() -> None:
     for block, action in ((prepackage, "select"), (after, "restore")):
         runs = [line.strip() for line in block.splitlines() if line.strip().startswith("run:")]
         assert len(runs) == 2, block  # posix and windows
-        assert all(run.endswith(f"scripts/select_host_json.py {action}") for run in runs)
+        assert all(f"scripts/select_host_json.py {action}" in run for run in runs)
     for ignore in (".funcignore", ".gitignore"):
         lines = (REPO_ROOT / ignore).read_text(encoding="utf-8").splitlines()
         assert KEPT in lines, ignore
+
+
+def posix_hook(name: str) -> str:
+    """The `run:` line azd runs in sh for the api service's hook `name`."""
+    text = (REPO_ROOT / "azure.yaml").read_text(encoding="utf-8")
+    block = text.split(f"      {name}:\n        posix:\n", 1)[1]
+    run = next(line for line in block.splitlines() if line.strip().startswith("run:"))
+    return run.strip().removeprefix("run:").strip()
+
+
+def run_hook(app: Path, name: str, environment: dict[str, str]) -> tuple[int, str]:
+    """The hook as azd runs it: sh in the service's folder, the environment's values exported;
+    its exit code and what it wrote on stderr."""
+    completed = subprocess.run(
+        ["/bin/sh", "-c", posix_hook(name)],
+        cwd=app,
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return completed.returncode, completed.stderr
+
+
+def test_the_posix_hooks_switch_and_restore_as_azd_runs_them(app: Path) -> None:
+    (app / "scripts").mkdir()
+    (app / "scripts" / SCRIPT.name).write_bytes(SCRIPT.read_bytes())
+    assert run_hook(app, "prepackage", {"DURABLE_BACKEND": "dts"})[0] == 0
+    packaged = json.loads((app / "host.json").read_text(encoding="utf-8"))
+    assert durable(packaged)["storageProvider"]["type"] == "azureManaged"
+    assert run_hook(app, "postpackage", {"DURABLE_BACKEND": "dts"})[0] == 0
+    assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
+
+
+def test_the_default_backend_runs_no_python_at_all(app: Path) -> None:
+    """With DURABLE_BACKEND unset or `storage`, the hooks do not run the script (it is not even
+    in this folder: running it would fail), so the deploying machine needs no Python."""
+    for environment in ({}, {"DURABLE_BACKEND": "storage"}):
+        for hook in ("prepackage", "postpackage"):
+            assert run_hook(app, hook, environment) == (0, "")
+            assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
