@@ -964,6 +964,12 @@ def durable_backend_problems(project: Project) -> list[str]:
         problems.append("durable-task-scheduler.bicep: grant the app identity the role once")
     if ids and render(dts_module.params.get("appPrincipalId")) != ids["principalId"]:
         problems.append(f"{dts_module}: appPrincipalId must be the app identity")
+    # DURABLE_TASK_SCHEDULER_SKU reaches the scheduler's sku.
+    if (
+        render(dts_module.params.get("skuName")) != "durableTaskSchedulerSku"
+        or render(scheduler.properties.get("sku")) != "{name: skuName}"
+    ):
+        problems.append("the scheduler's sku must be main's durableTaskSchedulerSku")
     return problems
 
 
@@ -1315,6 +1321,13 @@ MUTATIONS = [
         "Authentication=ManagedIdentity",
         DTS_CONNECTION_SETTING,
         id="dts-connection-without-the-identity",
+    ),
+    pytest.param(
+        "main.bicep",
+        "skuName: durableTaskSchedulerSku",
+        "skuName: 'Dedicated'",
+        "durableTaskSchedulerSku",
+        id="dts-sku-setting-ignored",
     ),
     pytest.param(
         "modules/durable-task-scheduler.bicep",
