@@ -233,6 +233,7 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 // The key's address (no version), for running the app locally against this vault.
 output SEALING_KEY_VAULT_KEY_URL string = keyVault.outputs.keyUri
-// Which backend this environment runs on, and the scheduler's address (empty on Azure Storage).
-output DURABLE_BACKEND string = durableBackend
+// Which backend the infrastructure was provisioned for (the package hook refuses to deploy a
+// host.json for another one), and the scheduler's address (empty on Azure Storage).
+output DURABLE_BACKEND_PROVISIONED string = durableBackend
 output DURABLE_TASK_SCHEDULER_ENDPOINT string = useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''

@@ -5,7 +5,10 @@
 
 `select` reads DURABLE_BACKEND (azd passes the environment's values to hooks): for `storage`
 (or unset) it does nothing; for `dts` it keeps host.json aside and writes one that runs Durable
-Functions on the Durable Task Scheduler. `restore` puts the kept file back, byte for byte, so
+Functions on the Durable Task Scheduler. It refuses, changing nothing, when the infrastructure
+was provisioned for the other backend (DURABLE_BACKEND_PROVISIONED, an output of main.bicep):
+after `azd env set DURABLE_BACKEND ...`, `azd deploy` alone would ship a host.json for resources
+and app settings that do not exist yet. `restore` puts the kept file back, byte for byte, so
 the working tree, the local host and its tests never see the `dts` file. A `select` that finds
 a file kept by a package step that failed before `restore` puts it back first.
 
@@ -68,9 +71,14 @@ def restore(root: Path) -> bool:
     return True
 
 
-def select(root: Path, backend: str) -> None:
+def select(root: Path, backend: str, provisioned: str | None = None) -> None:
     if backend not in BACKENDS:
         raise SystemExit(f"DURABLE_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if provisioned and provisioned != backend:
+        raise SystemExit(
+            f"DURABLE_BACKEND is {backend} but the infrastructure was provisioned for "
+            f"{provisioned}: run `azd up` (or `azd provision`, then `azd deploy`)"
+        )
     restore(root)
     if backend == "storage":
         return
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         restore(args.root)
         return 0
     backend = os.environ.get("DURABLE_BACKEND") or "storage"
-    select(args.root, backend)
+    select(args.root, backend, os.environ.get("DURABLE_BACKEND_PROVISIONED"))
     print(f"host.json for DURABLE_BACKEND={backend}", file=sys.stderr)
     return 0
 

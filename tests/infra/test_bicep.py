@@ -1176,7 +1176,11 @@ def test_parameters_file_feeds_main_from_the_azd_environment(project: Project) -
     assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
     assert values["requestFingerprintKey"] == FINGERPRINT_PARAMETER
     assert values["webhookSigningSecrets"] == SIGNING_PARAMETER
-    # `azd env set DURABLE_BACKEND dts` switches the backend; unset, it stays Azure Storage.
+    # `azd env set DURABLE_BACKEND dts` switches the backend; unset, it stays Azure Storage. The
+    # package hook compares it with what was provisioned (an output under another name: azd
+    # would otherwise overwrite the setting with the last provisioned value).
+    assert render(project.main.outputs["DURABLE_BACKEND_PROVISIONED"]) == "durableBackend"
+    assert "DURABLE_BACKEND" not in project.main.outputs
     assert values["durableBackend"] == "${DURABLE_BACKEND=storage}"
     assert values["durableTaskSchedulerSku"] == "${DURABLE_TASK_SCHEDULER_SKU=Consumption}"
     declared = project.main.parameters

@@ -159,10 +159,36 @@ def test_the_posix_hooks_switch_and_restore_as_azd_runs_them(app: Path) -> None:
     assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
 
 
+def test_a_backend_the_infrastructure_was_not_provisioned_for_is_refused(app: Path) -> None:
+    """`azd env set DURABLE_BACKEND dts` then `azd deploy` without provisioning: no scheduler,
+    no settings yet. And the way back: storage asked for, dts still provisioned."""
+    (app / "scripts").mkdir()
+    (app / "scripts" / SCRIPT.name).write_bytes(SCRIPT.read_bytes())
+    for asked, provisioned in (("dts", "storage"), ("storage", "dts"), ("", "dts")):
+        code, stderr = run_hook(
+            app,
+            "prepackage",
+            {"DURABLE_BACKEND": asked, "DURABLE_BACKEND_PROVISIONED": provisioned},
+        )
+        assert code != 0, (asked, provisioned)
+        assert f"the infrastructure was provisioned for {provisioned}" in stderr
+        assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
+        assert not (app / KEPT).exists()
+    for same in ("dts", "storage"):
+        environment = {"DURABLE_BACKEND": same, "DURABLE_BACKEND_PROVISIONED": same}
+        assert run_hook(app, "prepackage", environment)[0] == 0
+        assert run_hook(app, "postpackage", environment)[0] == 0
+        assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
+
+
 def test_the_default_backend_runs_no_python_at_all(app: Path) -> None:
     """With DURABLE_BACKEND unset or `storage`, the hooks do not run the script (it is not even
     in this folder: running it would fail), so the deploying machine needs no Python."""
-    for environment in ({}, {"DURABLE_BACKEND": "storage"}):
+    for environment in (
+        {},
+        {"DURABLE_BACKEND": "storage"},
+        {"DURABLE_BACKEND": "storage", "DURABLE_BACKEND_PROVISIONED": "storage"},
+    ):
         for hook in ("prepackage", "postpackage"):
             assert run_hook(app, hook, environment) == (0, "")
             assert (app / "host.json").read_bytes() == HOST_JSON.read_bytes()
