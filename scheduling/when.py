@@ -1,4 +1,5 @@
-"""When a new job first fires: from exec_at, exec_local or cron, within the lead and horizon.
+"""When a new job first fires: from exec_at, exec_local, cron or delay, within the lead and
+horizon.
 
 Pure, so the same rules answer POST /api/schedule, PATCH and the preview; every refusal names
 the request field at fault.
@@ -11,7 +12,8 @@ from scheduling.models import ScheduleRequest
 from scheduling.recurrence import Recurrence, RecurrenceError, check_recurrence, local_exec_at
 from scheduling.timing import ExecAtError, check_schedule_window, format_utc
 
-WHEN_FIELDS = ("exec_at", "exec_local", "cron")
+# A delay last: combined with any other, it is the field a refusal names.
+WHEN_FIELDS = ("exec_at", "exec_local", "cron", "delay")
 # Fields that only a cron schedule (or, for the zone rules, an exec_local) takes.
 _CRON_ONLY = ("start_at", "end_at", "max_runs")
 
@@ -41,7 +43,8 @@ def first_run(
             given[1] if len(given) > 1 else "exec_at",
             "one_of",
             "give exactly one of exec_at (an instant), exec_local (a local wall time with "
-            "timezone) or cron (a recurring schedule with timezone)",
+            "timezone), cron (a recurring schedule with timezone) or delay (how long from now, "
+            "such as 10s or PT5M)",
         )
     if request.cron is None:
         for name in _CRON_ONLY:
@@ -49,6 +52,8 @@ def first_run(
                 raise ScheduleError(name, "cron_only", f"{name} applies to cron schedules only")
     if request.exec_at is not None and request.timezone is not None:
         raise ScheduleError("timezone", "exec_at_has_offset", "exec_at carries its own offset")
+    if request.delay is not None and request.timezone is not None:
+        raise ScheduleError("timezone", "delay_is_relative", "a delay counts from now, in no zone")
     earliest = now + timedelta(seconds=min_lead_seconds)
     try:
         if request.cron is not None:
@@ -82,6 +87,9 @@ def first_run(
             field = "exec_local"
         elif request.exec_at is not None:
             at, field = request.exec_at, "exec_at"
+        elif request.delay is not None:
+            _check_delay(request.delay, min_lead_seconds, max_horizon_days)
+            at, field = now + request.delay, "delay"
         else:  # not reached: exactly one of the three is set
             raise ScheduleError("exec_at", "one_of", "exec_at is missing")
     except RecurrenceError as error:
@@ -93,3 +101,19 @@ def first_run(
     except ExecAtError as error:
         raise ScheduleError(field, error.rule, str(error).replace("exec_at", field)) from None
     return FirstRun(at=at, recurrence=None)
+
+
+def _check_delay(delay: timedelta, min_lead_seconds: int, max_horizon_days: int) -> None:
+    """The window's rules said in a delay's own terms (the instant is checked after it)."""
+    if delay < timedelta(seconds=min_lead_seconds):
+        raise ScheduleError(
+            "delay",
+            "min_lead",
+            f"delay must be at least {min_lead_seconds} s (MIN_LEAD_SECONDS on this app)",
+        )
+    if delay > timedelta(days=max_horizon_days):
+        raise ScheduleError(
+            "delay",
+            "max_horizon",
+            f"delay must be at most {max_horizon_days} days (MAX_HORIZON_DAYS on this app)",
+        )
