@@ -13,7 +13,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -51,7 +50,7 @@ from scheduling.problems import (
     problem,
     validation_problem,
 )
-from scheduling.timing import format_utc
+from scheduling.timing import earliest_run, format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
 
 MAX_SWAPS = 5
@@ -91,12 +90,9 @@ async def resume_job(
     generation = uuid.uuid4().hex
 
     def resumed(record: JobRecord) -> JobRecord:
-        verdict, changed = resume(
-            record,
-            dependencies.current().clock(),
-            generation,
-            timedelta(seconds=dependencies.current().settings().min_lead_seconds),
-        )
+        now = dependencies.current().clock()
+        lead = dependencies.current().settings().min_lead_seconds
+        verdict, changed = resume(record, now, generation, earliest_run(now, lead))
         if changed is None:
             raise _conflict(verdict, "resumed")
         return changed

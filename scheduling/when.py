@@ -9,10 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduling.models import ScheduleRequest
-from scheduling.recurrence import Recurrence, RecurrenceError, check_recurrence, local_exec_at
-from scheduling.timing import ExecAtError, check_schedule_window, format_utc
+from scheduling.recurrence import (
+    Recurrence,
+    RecurrenceError,
+    check_recurrence,
+    local_exec_at,
+    preview,
+)
+from scheduling.timing import ExecAtError, check_schedule_window, earliest_run, format_utc
 
 # A delay last: combined with any other, it is the field a refusal names.
+# fire_times() lists runs strictly after its start; a run at the earliest instant is allowed.
+_JUST_BEFORE = timedelta(microseconds=1)
 WHEN_FIELDS = ("exec_at", "exec_local", "cron", "delay")
 # Fields that only a cron schedule (or, for the zone rules, an exec_local) takes.
 _CRON_ONLY = ("start_at", "end_at", "max_runs")
@@ -54,7 +62,7 @@ def first_run(
         raise ScheduleError("timezone", "exec_at_has_offset", "exec_at carries its own offset")
     if request.delay is not None and request.timezone is not None:
         raise ScheduleError("timezone", "delay_is_relative", "a delay counts from now, in no zone")
-    earliest = now + timedelta(seconds=min_lead_seconds)
+    earliest = earliest_run(now, min_lead_seconds)
     try:
         if request.cron is not None:
             recurrence = Recurrence(
@@ -67,7 +75,7 @@ def first_run(
                 max_runs=request.max_runs,
             )
             # The first run is at least the lead away: sooner ones are not this job's.
-            at = check_recurrence(recurrence, earliest - timedelta(microseconds=1))
+            at = check_recurrence(recurrence, earliest - _JUST_BEFORE)
             if at > now + timedelta(days=max_horizon_days):
                 raise ScheduleError(
                     "cron",
@@ -101,6 +109,13 @@ def first_run(
     except ExecAtError as error:
         raise ScheduleError(field, error.rule, str(error).replace("exec_at", field)) from None
     return FirstRun(at=at, recurrence=None)
+
+
+def first_runs(
+    schedule: Recurrence, now: datetime, *, min_lead_seconds: int, count: int
+) -> list[datetime]:
+    """The first `count` runs a create of `schedule` at `now` would get (the preview)."""
+    return preview(schedule, earliest_run(now, min_lead_seconds) - _JUST_BEFORE, count)
 
 
 def _check_delay(delay: timedelta, min_lead_seconds: int, max_horizon_days: int) -> None:
