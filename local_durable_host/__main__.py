@@ -65,11 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         help="each activity waits this long in the queue before it starts, as on Azure Storage "
         "under load (env LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS; default 0)",
     )
-    options = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log at DEBUG, the Azure SDK's line per storage request included "
+        "(as SCHEDULER_LOG_LEVEL=DEBUG; default INFO without them)",
     )
+    options = parser.parse_args(argv)
     _load_settings(options.settings)
+    from blueprints.telemetry import log_level, quiet_sdk_requests
+
+    level = logging.DEBUG if options.verbose else log_level(os.environ)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_sdk_requests(level)
     try:
         tuning = host_tuning(options, os.environ)
     except ValueError as error:
