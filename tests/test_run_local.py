@@ -1,10 +1,12 @@
 """scripts/run-local.sh, run as a developer runs it, in a copy of the checkout: the keys it
 makes, and the storage it lets the app use.
 
-The copy (a temporary folder) holds the script and links to the app's code, the venv and
-node_modules, with an empty requirements.txt (the venv has them all: pip has nothing to
-fetch) and a package-lock.json older than node_modules (no `npm ci`). SCHEDULER_HOST=local:
-the local durable host, on free ports, with Azurite on free ports."""
+The copy (a temporary folder) holds the script and links to the app's code, the venv's
+contents (in a folder of the copy's own, where the script keeps its stamp) and node_modules,
+with an empty requirements.txt (the venv has them all: pip has nothing to fetch) and a
+package-lock.json older than node_modules (no `npm ci`). SCHEDULER_HOST=local (or auto, with
+an npm that fails to install Core Tools): the local durable host, on free ports, with Azurite
+on free ports."""
 
 import contextlib
 import json
@@ -41,7 +43,11 @@ def checkout_copy(root: Path) -> Path:
     shutil.copy(REPO / "scripts" / "run-local.sh", root / "scripts" / "run-local.sh")
     for name in LINKED:
         (root / name).symlink_to(REPO / name)
-    (root / ".venv").symlink_to((REPO / ".venv").resolve())
+    venv = root / ".venv"
+    venv.mkdir()
+    for entry in (REPO / ".venv").resolve().iterdir():
+        if not entry.name.startswith(".run-local"):
+            (venv / entry.name).symlink_to(entry)
     (root / "node_modules").symlink_to((REPO / "node_modules").resolve())
     shutil.copy(REPO / "local.settings.example.json", root / "local.settings.example.json")
     (root / "requirements.txt").write_text("")
@@ -88,14 +94,18 @@ class RunLocal:
 
 
 @contextlib.contextmanager
-def run_local(root: Path, ports: dict[str, int]) -> Iterator[RunLocal]:
+def run_local(
+    root: Path, ports: dict[str, int], host: str = "local", path_prefix: Path | None = None
+) -> Iterator[RunLocal]:
     environment = {
         name: value
         for name, value in os.environ.items()
         if name not in ("AzureWebJobsStorage", "VIRTUAL_ENV") and not name.startswith("LOCAL_HOST_")
     }
     environment.update({name: str(port) for name, port in ports.items()})
-    environment.update(SCHEDULER_HOST="local", PYTHON=str(root / ".venv" / "bin" / "python"))
+    environment.update(SCHEDULER_HOST=host, PYTHON=str(root / ".venv" / "bin" / "python"))
+    if path_prefix is not None:
+        environment["PATH"] = f"{path_prefix}{os.pathsep}{environment['PATH']}"
     process = subprocess.Popen(
         [BASH, str(root / "scripts" / "run-local.sh")],
         cwd=root,
@@ -170,6 +180,16 @@ def test_the_local_host_runs_with_keys_of_its_own_never_the_published_ones(
         assert function_key in script.text()
         assert master_key in script.text()
         assert "in local.settings.json" in script.text()
+        # ... and the rest a developer needs: the address, where the secret that signs
+        # deliveries is (never the secret), the minimum lead, the state folder, retention.
+        assert f"http://127.0.0.1:{ports['FUNC_PORT']}/api/" in script.text()
+        assert "webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json" in (
+            script.text()
+        )
+        assert settings["WEBHOOK_SIGNING_SECRETS"] not in script.text()
+        assert "minimum lead: 1 s" in script.text()
+        assert "state: .local-host/" in script.text()
+        assert "purged 72 h after they finish" in script.text()
         assert stat.S_IMODE((root / "local.settings.json").stat().st_mode) == 0o600
         base = f"http://127.0.0.1:{ports['FUNC_PORT']}/api/healthz/details"
         with httpx.Client(trust_env=False, timeout=30) as client:
@@ -245,3 +265,44 @@ def test_when_azurite_is_killed_under_it_the_app_is_stopped_and_says_why(
         assert "stopping the app" in script.text()
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", ports["FUNC_PORT"])) != 0
+
+
+FAILING_CORE_TOOLS_INSTALL = """#!/bin/sh
+# npm as it ends when Core Tools' installer cannot download the host: the reason, then the
+# installer's own error handler failing on it.
+[ "$1" = install ] || exit 0
+echo "attempting to GET https://cdn.example/Azure.Functions.Cli.linux-x64.zip"
+echo "Error: getaddrinfo ENOTFOUND cdn.example"
+echo "/tools/node_modules/azure-functions-core-tools/lib/install.js:58"
+echo "TypeError: chalk.red is not a function"
+echo "    at ClientRequest.<anonymous> (install.js:58:25)"
+echo "npm error code 1"
+exit 1
+"""
+
+
+def test_a_restart_with_nothing_changed_runs_no_pip_and_a_failed_install_says_why(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    fake_npm = tmp_path / "bin"
+    fake_npm.mkdir()
+    (fake_npm / "npm").write_text(FAILING_CORE_TOOLS_INSTALL)
+    (fake_npm / "npm").chmod(0o755)
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        first = script.text()
+    assert "installing runtime dependencies" in first
+    # The reason is shown, not only the installer's TypeError that hid it.
+    assert "reason: Error: getaddrinfo ENOTFOUND cdn.example" in first, first
+    assert "chalk" not in first
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        second = script.text()
+    assert "installing runtime dependencies" not in second, second
+    assert "could not be installed here before" in second
+    # requirements.txt changed: pip runs again.
+    (root / "requirements.txt").write_text("# a new pin\n")
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        assert "installing runtime dependencies" in script.text()
