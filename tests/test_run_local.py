@@ -184,3 +184,34 @@ def test_a_restart_with_nothing_changed_runs_no_pip_and_a_failed_install_says_wh
     with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
         assert script.until(BANNER_END), script.text()
         assert "installing runtime dependencies" in script.text()
+
+
+FAKE_CORE_TOOLS = """#!/bin/sh
+# Core Tools v4 as far as run-local.sh can tell: its version, and a `start` that runs.
+case "$1" in
+    --version) echo 4.0.7030 ;;
+    start) echo "fake func start $*"; exec sleep 120 ;;
+esac
+"""
+
+
+def test_on_core_tools_the_script_says_where_the_secret_and_the_state_are(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "func").write_text(FAKE_CORE_TOOLS)
+    (tools / "func").chmod(0o755)
+    ports = free_ports()
+    with run_local(root, ports, host="func", path_prefix=tools) as script:
+        assert script.until("fake func start"), script.text()
+        text = script.text()
+    assert f"starting func on http://localhost:{ports['FUNC_PORT']}/api/" in text
+    assert "webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json" in text
+    assert "state: Azurite's data in .azurite/" in text
+    secret = json.loads((root / "local.settings.json").read_text())["Values"][
+        "WEBHOOK_SIGNING_SECRETS"
+    ]
+    assert secret.startswith("whsec_")
+    assert secret not in text
