@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from scheduling.cron import normalised_cron
+from scheduling.delays import Delay
 from scheduling.retry import RetryPolicy
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
@@ -144,7 +145,7 @@ class FlowControlRequest(BaseModel):
 
 
 class ScheduleRequest(BaseModel):
-    """The body of `POST /api/schedule`: one of exec_at, exec_local or cron says when.
+    """The body of `POST /api/schedule`: one of exec_at, exec_local, cron or delay says when.
 
     Which combinations make sense is checked with the schedule itself (accepting.py), so a
     422 can name the field at fault; the payload is checked against its prompt type.
@@ -167,6 +168,8 @@ class ScheduleRequest(BaseModel):
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
     cron: CronExpression | None = None
+    # Resolved against the server's clock when the job is accepted; only the instant is kept.
+    delay: Delay | None = None
     timezone: str | None = None
     dst_gap: DstGap = "shift"
     dst_fold: DstFold = "first"
@@ -188,6 +191,7 @@ class ScheduleChange(BaseModel):
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
     cron: CronExpression | None = None
+    delay: Delay | None = None
     timezone: str | None = None
     dst_gap: DstGap | None = None
     dst_fold: DstFold | None = None
