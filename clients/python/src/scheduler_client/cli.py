@@ -823,6 +823,31 @@ _state_change(
 _state_change("replay", "replay_job", "replayed", "Run a failed job again, now, as a new run.")
 
 
+@main.command()
+def key() -> None:
+    """Print the function key the other commands send, for a curl of your own:
+
+    \b
+    export SCHEDULER_KEY=$(scheduler key)
+    curl -H "x-functions-key: $SCHEDULER_KEY" ...
+
+    It is --key, else SCHEDULER_KEY, else (for an app on this machine) the local host's key
+    in the nearest local.settings.json. Exit code 1 when there is none.
+    """
+    try:
+        found = connection(options().url, options().key)
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    if not found.key:
+        click.echo(
+            f"error: no key: give --key, set {KEY_ENV}, or run where scripts/run-local.sh "
+            "wrote local.settings.json",
+            err=True,
+        )
+        _exit(ExitCode.FAILED)
+    click.echo(found.key)
+
+
 # --- receiving -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,10 @@ from pydantic import BaseModel, Field
 from scheduler_client.client import OPERATIONS
 from scheduler_client.models import ANSWER_MODELS, REQUEST_MODELS, RetryPolicy
 
-from tests.cli.conftest import CliHost
+from tests.support.cli import CliHost
+
+# Fixtures: the app as run-local.sh configures it, and `scheduler receive` running.
+from tests.support.cli import cli_host as cli_host
 
 pytestmark = pytest.mark.live
 

@@ -5,12 +5,17 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.cli.conftest import CliHost, Ran, Running, run_cli, start_cli, wait_until_listening
+from tests.support.cli import CliHost, Ran, Running, run_cli, start_cli, wait_until_listening
+
+# Fixtures: the app as run-local.sh configures it, and `scheduler receive` running.
+from tests.support.cli import cli_host as cli_host
+from tests.support.cli import receiving as receiving
 from tests.support.local_servers import free_port
 
 pytestmark = pytest.mark.live
@@ -231,3 +236,25 @@ def test_exit_codes_a_script_can_tell_apart(cli_host: CliHost) -> None:
         run_cli(["schedule", "--in", "5m", "--at", "2030-01-01T00:00:00Z", "--log", "x"], env).code
         == 2
     )
+
+
+def test_on_this_machine_the_key_and_secret_come_from_local_settings_json(
+    cli_host: CliHost, tmp_path: Path
+) -> None:
+    """In the checkout (or a folder below it) run-local.sh's keys need no configuring."""
+    bare = {
+        name: value
+        for name, value in cli_host.environment().items()
+        if name not in ("SCHEDULER_KEY", "SCHEDULER_WEBHOOK_SECRET")
+    }
+    below = cli_host.settings_dir / "some" / "folder"
+    below.mkdir(parents=True, exist_ok=True)
+    assert ok(run_cli(["key"], bare, cwd=below)).stdout == f"{cli_host.function_key}\n"
+    assert ok(run_cli(["list", "--json"], bare, cwd=below)).json()["jobs"] is not None
+
+    elsewhere = run_cli(["list"], bare, cwd=tmp_path)
+    assert elsewhere.code == 4  # no key found: the app's 401
+    assert run_cli(["key"], bare, cwd=tmp_path).code == 1
+    no_secret = run_cli(["receive", "--port", "0"], bare, cwd=tmp_path)
+    assert no_secret.code == 2
+    assert "no signing secret" in no_secret.stderr

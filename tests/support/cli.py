@@ -1,13 +1,7 @@
 """The `scheduler` command as a user runs it: a process of its own, configured by the
 environment, against the app on the local durable host over HTTP, with `scheduler receive`
-as the target of the jobs it schedules.
+as the target of the jobs it schedules (fixtures for tests/live/test_cli*.py)."""
 
-The host here has the settings of a developer's local.settings.json that matter to the
-command line: a minimum lead of 1 s (as local.settings.example.json has it, so `--in 2s`
-is accepted) and a webhook signing secret (so every call is signed and `receive` verifies).
-"""
-
-import base64
 import json
 import os
 import queue
@@ -24,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.live.local_host_process import LocalHostProcess
-from tests.support.local_servers import AzuriteService, free_port
+from tests.live.conftest import DeveloperApp
+from tests.support.local_servers import free_port
 
 # The command `-e ./clients/python` (requirements-dev.txt) installed beside this interpreter.
 SCHEDULER = str(Path(sys.executable).parent / "scheduler")
@@ -38,12 +32,11 @@ FIRE_TIMEOUT_SECONDS = 30.0
 class CliHost:
     """The app under test, and the environment a user of `scheduler` would have for it."""
 
-    process: LocalHostProcess
+    base_url: str
+    function_key: str
     webhook_secret: str
-
-    @property
-    def base_url(self) -> str:
-        return self.process.base_url
+    # The folder of its local.settings.json, as the root of a developer's checkout.
+    settings_dir: Path
 
     def environment(self, **extra: str) -> dict[str, str]:
         """This process's environment without any scheduler setting of the developer's,
@@ -56,31 +49,20 @@ class CliHost:
         return {
             **kept,
             "SCHEDULER_URL": self.base_url,
-            "SCHEDULER_KEY": self.process.function_key,
+            "SCHEDULER_KEY": self.function_key,
             "SCHEDULER_WEBHOOK_SECRET": self.webhook_secret,
             **extra,
         }
 
 
-def new_webhook_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
-
-
 @pytest.fixture(scope="module")
-def cli_host(
-    azurite: AzuriteService, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CliHost]:
-    secret = new_webhook_secret()
-    host = LocalHostProcess(
-        azurite,
-        tmp_path_factory.mktemp("cli-host"),
-        settings={"MIN_LEAD_SECONDS": "1", "WEBHOOK_SIGNING_SECRETS": secret},
+def cli_host(developer_app: DeveloperApp) -> CliHost:
+    """The app as scripts/run-local.sh configures it (a minimum lead of 1 s, so `--in 2s` is
+    taken; a webhook signing secret, so every call is signed and `receive` verifies)."""
+    app = developer_app.app
+    return CliHost(
+        app.base_url, app.function_key, developer_app.webhook_secret, developer_app.workdir
     )
-    host.start()
-    try:
-        yield CliHost(host, secret)
-    finally:
-        host.stop()
 
 
 @dataclass(frozen=True)
