@@ -2,6 +2,7 @@
 environment, against the app on the local durable host over HTTP, with `scheduler receive`
 as the target of the jobs it schedules (fixtures for tests/live/test_cli*.py)."""
 
+import contextlib
 import json
 import os
 import queue
@@ -130,26 +131,35 @@ class Running:
         return self.process.wait(timeout)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+        """Ctrl-C to the process and whatever it started (its own session: only what the
+        test started); SIGKILL if that does not end it."""
+        for signal_number in (signal.SIGINT, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal_number)
             try:
                 self.process.wait(10)
+                return
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+                continue
 
 
-def start_cli(args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> Running:
+def start(argv: list[str], env: Mapping[str, str], cwd: Path | None = None) -> Running:
+    """`argv` in the background, in a session of its own, its output read as it comes."""
     process = subprocess.Popen(
-        [SCHEDULER, *args],
+        argv,
         env=dict(env),
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,
     )
     return Running(process)
+
+
+def start_cli(args: list[str], env: Mapping[str, str], cwd: Path | None = None) -> Running:
+    return start([SCHEDULER, *args], env, cwd)
 
 
 @pytest.fixture
