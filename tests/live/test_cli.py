@@ -2,7 +2,10 @@
 script would run it: exit codes and `--json` output (docs/cli.md documents both)."""
 
 import json
+import os
+import pty
 import re
+import subprocess
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +14,15 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.support.cli import CliHost, Ran, Running, run_cli, start_cli, wait_until_listening
+from tests.support.cli import (
+    SCHEDULER,
+    CliHost,
+    Ran,
+    Running,
+    run_cli,
+    start_cli,
+    wait_until_listening,
+)
 
 # Fixtures: the app as run-local.sh configures it, and `scheduler receive` running.
 from tests.support.cli import cli_host as cli_host
@@ -258,3 +269,35 @@ def test_on_this_machine_the_key_and_secret_come_from_local_settings_json(
     no_secret = run_cli(["receive", "--port", "0"], bare, cwd=tmp_path)
     assert no_secret.code == 2
     assert "no signing secret" in no_secret.stderr
+
+
+def test_progress_is_shown_on_a_terminal_only(cli_host: CliHost) -> None:
+    """`logs --follow` on a terminal shows a spinner while it waits (off one it does not:
+    test_status_logs_follow_and_list_of_a_log_append_job)."""
+    job = schedule(cli_host, "--in", "3s", "--log", "on a terminal")
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [SCHEDULER, "logs", str(job["transaction_id"]), "--follow", "--interval", "0.5"],
+            env=cli_host.environment(TERM="xterm-256color", COLUMNS="120"),
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+        )
+    finally:
+        os.close(terminal)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert process.wait(30) == 0
+    text = shown.decode(errors="replace")
+    assert "on a terminal" in text
+    assert f"following {job['transaction_id']}" in text
+    assert TERMINAL_CONTROL.search(text)

@@ -6,7 +6,7 @@ from scheduler_client.models import Problem
 
 
 class ExitCode(IntEnum):
-    """The `scheduler` command's exit codes (clients/python/README.md lists them)."""
+    """The `scheduler` command's exit codes (docs/cli.md lists them)."""
 
     OK = 0
     # Anything else: the receiver could not listen, an interrupted follow, a bug.
