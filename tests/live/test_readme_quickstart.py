@@ -25,7 +25,7 @@ import pytest
 from tests.support.cli import Running, start, wait_until_listening
 from tests.support.doc_blocks import code_blocks
 from tests.support.local_servers import free_port
-from tests.test_run_local import BANNER_END, BASH, checkout_copy, free_ports, run_local
+from tests.support.run_local_script import BANNER_END, BASH, checkout_copy, free_ports, run_local
 
 pytestmark = pytest.mark.live
 
