@@ -243,6 +243,9 @@ def test_exit_codes_a_script_can_tell_apart(cli_host: CliHost) -> None:
     assert "cannot connect" in nobody.stderr
 
     assert run_cli(["status", "not-an-id"], env).code == 2
+    bad_secret = run_cli(["receive", "--port", "0", "--secret", "whsec_not*base64"], env)
+    assert bad_secret.code == 2
+    assert "not*base64" not in bad_secret.stdout + bad_secret.stderr
     assert (
         run_cli(["schedule", "--in", "5m", "--at", "2030-01-01T00:00:00Z", "--log", "x"], env).code
         == 2

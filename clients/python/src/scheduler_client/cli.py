@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -72,7 +73,7 @@ Configuration (a flag wins over the environment):
 When the URL is on this machine (127.0.0.1, ::1, localhost) and no key is given, the
 function key the local host made for this machine is read from the nearest
 local.settings.json in this directory or one above it (scripts/run-local.sh writes it).
-The key is never printed.
+The key is printed only by `scheduler key`.
 
 \b
 Exit codes:
@@ -127,8 +128,6 @@ json_flag = click.option(
 
 
 def _transaction_id(_: click.Context, __: click.Parameter, value: str) -> str:
-    import re
-
     lowered = value.strip().lower()
     if not re.fullmatch(TRANSACTION_ID_PATTERN, lowered):
         raise click.BadParameter("a job's id is the transaction id schedule printed (a UUID)")
