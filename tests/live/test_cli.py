@@ -207,6 +207,12 @@ def test_a_failed_job_is_listed_by_failed_and_replay_runs_it_again(cli_host: Cli
     replayed = ok(run_cli(["replay", job_id, "--json"], env)).json()
     assert replayed["transaction_id"] == job_id
     assert replayed["state"] in ("pending", "firing", "retrying", "failed")
+    # It ran again: a second outcome, after the replay, and the job is failed once more.
+    follow = ok(run_cli(["logs", job_id, "--follow", "--json", "--interval", "0.5"], env))
+    kinds = [json.loads(line)["kind"] for line in follow.stdout.splitlines()]
+    assert kinds.count("outcome") == 2, kinds
+    assert kinds.index("replayed") < len(kinds) - 1 - kinds[::-1].index("outcome"), kinds
+    assert ok(run_cli(["status", job_id, "--json"], env)).json()["state"] == "failed"
 
     # Replaying what is not failed is refused: the API's 409, exit code 4.
     live = schedule(cli_host, "--in", "1h", "--log", "later")
