@@ -14,6 +14,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     create_model,
+    field_validator,
 )
 
 from scheduling.cron import normalised_cron
@@ -93,6 +94,15 @@ FLOW_KEY = r"[A-Za-z0-9._:~\-\[\]]{1,128}"
 FLOW_KEY_PATTERN = f"^{FLOW_KEY}$"
 
 
+def canonical_flow_key(key: str) -> str:
+    """A flow key as it is compared: a destination's host name has no case, and an IPv6
+    address is the same with or without its brackets (a URL's host comes without them)."""
+    key = key.lower()
+    if key.startswith("[") and key.endswith("]"):
+        key = key[1:-1]
+    return key
+
+
 CallbackKind = Literal["on_success", "on_failure"]
 
 
@@ -127,6 +137,11 @@ class FlowControlRequest(BaseModel):
     key: str | None = Field(default=None, pattern=FLOW_KEY_PATTERN)
     max_parallel: int | None = Field(default=None, ge=1)
     rate_per_second: float | None = Field(default=None, gt=0)
+
+    @field_validator("key")
+    @classmethod
+    def _compared_form(cls, key: str | None) -> str | None:
+        return None if key is None else canonical_flow_key(key)
 
 
 class ScheduleRequest(BaseModel):

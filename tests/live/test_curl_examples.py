@@ -1,11 +1,11 @@
 """Every curl example of README.md and docs/, run as a reader runs them: each file's blocks in
 one shell session, in order (a block that sets FUNCTION_KEY serves the blocks after it), in the
 folder of the app's local.settings.json, against the app as scripts/run-local.sh runs it. Only
-the address (http://localhost:7071, the Azure app's URL), the example target
-(https://hooks.example.com, here a local receiver) and a key read with `az` are replaced, and
-$ID is set, as a reader pastes a transaction id: a failed job's where the block replays, a
-pending job's elsewhere. Every request must be answered 2xx: an example that sends no key, or
-the wrong one, fails.
+the address (http://localhost:7071, the Azure app's URL), the example targets
+(https://hooks.example.com, the receiver on port 8080: here a local receiver) and a key read
+with `az` are replaced, and $ID is set, as a reader pastes a transaction id: a failed job's
+where the block replays, a pending job's elsewhere. Every request must be answered 2xx: an
+example that sends no key, or the wrong one, fails.
 
 curl: the real one when installed, with its arguments unchanged; else (and always as a second
 run) tests/support/curl_shim.py sends the parsed arguments with httpx, so the examples are run
@@ -106,7 +106,9 @@ def substituted(text: str, base_url: str, receiver_url: str, function_key: str) 
     text = AZ_KEY.sub(lambda match: f"{match[1]}='{function_key}'", text)
     text = text.replace("$(azd env get-value FUNCTION_APP_URL)", base_url)
     text = re.sub(r"http://(localhost|127\.0\.0\.1):7071", base_url, text)
-    return text.replace("https://hooks.example.com", receiver_url)
+    for target in ("https://hooks.example.com", "http://127.0.0.1:8080"):
+        text = text.replace(target, receiver_url)
+    return text
 
 
 @pytest.mark.parametrize("curl", ["curl", "httpx"])
