@@ -7,8 +7,10 @@ import pty
 import re
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -310,3 +312,21 @@ def test_progress_is_shown_on_a_terminal_only(cli_host: CliHost) -> None:
     assert "on a terminal" in text
     assert f"following {job['transaction_id']}" in text
     assert TERMINAL_CONTROL.search(text)
+
+
+def test_schedule_at_an_instant_or_a_wall_time_in_a_zone(cli_host: CliHost) -> None:
+    env = cli_host.environment()
+    day = (datetime.now(UTC) + timedelta(days=30)).date()
+    paris = ZoneInfo("Europe/Paris")
+    nine_in_paris = datetime.combine(day, dt_time(9), paris)
+    expected = nine_in_paris.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    at_instant = schedule(cli_host, "--at", nine_in_paris.isoformat(), "--log", "an instant")
+    assert at_instant["exec_at"] == expected
+    wall_time = f"{day.isoformat()}T09:00:00"
+    at_wall = schedule(cli_host, "--at", wall_time, "--tz", "Europe/Paris", "--log", "09:00")
+    assert at_wall["exec_at"] == expected
+    for job in (at_instant, at_wall):
+        assert ok(run_cli(["cancel", str(job["transaction_id"])], env)).stdout.startswith(
+            f"cancelled {job['transaction_id']} (was pending)"
+        )
