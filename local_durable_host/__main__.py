@@ -196,8 +196,12 @@ def webhook_secret_note(settings: Path, environ: Mapping[str, str]) -> str:
             "none: deliveries are not signed (set WEBHOOK_SIGNING_SECRETS; "
             "scripts/run-local.sh makes one)"
         )
+    in_file = settings.exists() and bool(
+        json.loads(settings.read_text()).get("Values", {}).get("WEBHOOK_SIGNING_SECRETS")
+    )
+    where = f"in {settings}" if in_file else "from the environment"
     return (
-        f"WEBHOOK_SIGNING_SECRETS in {settings} (the receiver's SCHEDULER_WEBHOOK_SECRET; "
+        f"WEBHOOK_SIGNING_SECRETS {where} (the receiver's SCHEDULER_WEBHOOK_SECRET; "
         "docs/webhooks.md)"
     )
 

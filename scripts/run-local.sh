@@ -339,7 +339,10 @@ export PATH="$PWD/$VENV_BIN:$PATH"
 
 set -m
 if [ -n "$FUNC" ]; then
-    say "starting func on http://localhost:$FUNC_PORT (Ctrl-C stops func and Azurite)"
+    say "starting func on http://localhost:$FUNC_PORT/api/ (Ctrl-C stops func and Azurite)"
+    say "  keys: func start does not check them (the local durable host and Azure do)"
+    say "  webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json (docs/webhooks.md)"
+    say "  state: Azurite's data in $AZURITE_DIR/ (delete it to start empty)"
     "$FUNC" start --port "$FUNC_PORT" "$@" </dev/null &
 else
     say "starting the local durable host on http://127.0.0.1:$FUNC_PORT (Ctrl-C stops it and Azurite)"

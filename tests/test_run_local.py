@@ -145,6 +145,14 @@ def test_when_azurite_is_killed_under_it_the_app_is_stopped_and_says_why(
             assert probe.connect_ex(("127.0.0.1", ports["FUNC_PORT"])) != 0
 
 
+def command_folder(folder: Path, name: str, script: str) -> Path:
+    """A folder to put first on PATH, holding one executable `name` that runs `script`."""
+    folder.mkdir()
+    (folder / name).write_text(script)
+    (folder / name).chmod(0o755)
+    return folder
+
+
 FAILING_CORE_TOOLS_INSTALL = """#!/bin/sh
 # npm as it ends when Core Tools' installer cannot download the host: the reason, then the
 # installer's own error handler failing on it.
@@ -163,10 +171,7 @@ def test_a_restart_with_nothing_changed_runs_no_pip_and_a_failed_install_says_wh
     tmp_path: Path,
 ) -> None:
     root = checkout_copy(tmp_path / "clone")
-    fake_npm = tmp_path / "bin"
-    fake_npm.mkdir()
-    (fake_npm / "npm").write_text(FAILING_CORE_TOOLS_INSTALL)
-    (fake_npm / "npm").chmod(0o755)
+    fake_npm = command_folder(tmp_path / "bin", "npm", FAILING_CORE_TOOLS_INSTALL)
     with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
         assert script.until(BANNER_END), script.text()
         first = script.text()
@@ -184,3 +189,31 @@ def test_a_restart_with_nothing_changed_runs_no_pip_and_a_failed_install_says_wh
     with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
         assert script.until(BANNER_END), script.text()
         assert "installing runtime dependencies" in script.text()
+
+
+FAKE_CORE_TOOLS = """#!/bin/sh
+# Core Tools v4 as far as run-local.sh can tell: its version, and a `start` that runs.
+case "$1" in
+    --version) echo 4.0.7030 ;;
+    start) echo "fake func start $*"; exec sleep 120 ;;
+esac
+"""
+
+
+def test_on_core_tools_the_script_says_where_the_secret_and_the_state_are(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    tools = command_folder(tmp_path / "bin", "func", FAKE_CORE_TOOLS)
+    ports = free_ports()
+    with run_local(root, ports, host="func", path_prefix=tools) as script:
+        assert script.until("fake func start"), script.text()
+        text = script.text()
+    assert f"starting func on http://localhost:{ports['FUNC_PORT']}/api/" in text
+    assert "webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json" in text
+    assert "state: Azurite's data in .azurite/" in text
+    secret = json.loads((root / "local.settings.json").read_text())["Values"][
+        "WEBHOOK_SIGNING_SECRETS"
+    ]
+    assert secret.startswith("whsec_")
+    assert secret not in text
