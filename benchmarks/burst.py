@@ -238,9 +238,19 @@ def burst_on_host(
         deadline = instant + args.timeout
 
         def no_live_job() -> bool:
-            listing = api.get("/api/schedule", params={"limit": 1})
-            listing.raise_for_status()
-            return not listing.json()["jobs"]
+            # A page may come back short (its rows were of jobs that just ended), even empty
+            # with a cursor: only the last page says nothing is live.
+            cursor = None
+            while True:
+                params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+                listing = api.get("/api/schedule", params=params)
+                listing.raise_for_status()
+                page = listing.json()
+                if page["jobs"]:
+                    return False
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return True
 
         # Every call arrived, or (a job failed without reaching the receiver: "exactly once"
         # then says so) every job has ended.

@@ -387,7 +387,7 @@ def _flow(
     except FlowLimitError as error:
         raise validation_problem(
             str(error),
-            [FieldError(loc=["flow_control", error.field], msg=str(error), type="above_bound")],
+            [FieldError(loc=["flow_control", error.field], msg=str(error), type=error.kind)],
         ) from None
 
 

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -52,12 +51,12 @@ from scheduling.problems import (
     problem,
     validation_problem,
 )
-from scheduling.timing import format_utc
+from scheduling.timing import earliest_run, format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
 
 MAX_SWAPS = 5
 log = logging.getLogger(__name__)
-_ONE_TIME_FIELDS = frozenset({"exec_at", "exec_local", "timezone", "dst_gap", "dst_fold"})
+_ONE_TIME_FIELDS = frozenset({"exec_at", "exec_local", "delay", "timezone", "dst_gap", "dst_fold"})
 _RECURRING_FIELDS = frozenset(
     {"cron", "timezone", "dst_gap", "dst_fold", "start_at", "end_at", "max_runs"}
 )
@@ -92,12 +91,9 @@ async def resume_job(
     generation = uuid.uuid4().hex
 
     def resumed(record: JobRecord) -> JobRecord:
-        verdict, changed = resume(
-            record,
-            dependencies.current().clock(),
-            generation,
-            timedelta(seconds=dependencies.current().settings().min_lead_seconds),
-        )
+        now = dependencies.current().clock()
+        lead = dependencies.current().settings().min_lead_seconds
+        verdict, changed = resume(record, now, generation, earliest_run(now, lead))
         if changed is None:
             raise _conflict(verdict, "resumed")
         return changed
@@ -247,14 +243,14 @@ def _validated_first_run(
         if "max_runs" in given and given["max_runs"] <= record.runs:
             raise _invalid("max_runs", f"max_runs must be more than the {record.runs} runs done")
     else:
-        when = {"exec_at", "exec_local"} & set(given)
+        when = {"exec_at", "exec_local", "delay"} & set(given)
         schedule = {
             key: value
             for key, value in given.items()
             if key in when or key in ("timezone", "dst_gap", "dst_fold")
         }
         if not when:
-            raise _invalid("exec_at", "give the new exec_at or exec_local")
+            raise _invalid("exec_at", "give the new exec_at, exec_local or delay")
     try:
         request = ScheduleRequest.model_validate(
             {**schedule, "prompt_type": record.prompt_type, "payload": {}}

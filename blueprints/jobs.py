@@ -46,9 +46,10 @@ from scheduling.paging import (
 )
 from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
 from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
-from scheduling.recurrence import Recurrence, RecurrenceError, preview
+from scheduling.recurrence import Recurrence, RecurrenceError
 from scheduling.responses import FireTimes
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
+from scheduling.when import first_runs
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +335,10 @@ def _iso(moment: Any) -> str | None:
 
 
 async def preview_schedule(request: func.HttpRequest) -> func.HttpResponse:
-    """The next `count` fire times of a cron schedule, creating nothing."""
+    """The first `count` fire times a create of this schedule would get now (the first at
+    least MIN_LEAD_SECONDS away, as for a create), creating nothing."""
     params = request.params
+    deps = dependencies.current()
     count = query_int(request, "count", DEFAULT_PREVIEW, 1, MAX_PREVIEW)
     try:
         recurrence = Recurrence.model_validate(
@@ -345,7 +348,9 @@ async def preview_schedule(request: func.HttpRequest) -> func.HttpResponse:
                 if params.get(name)
             }
         )
-        upcoming = preview(recurrence, dependencies.current().clock(), count)
+        upcoming = first_runs(
+            recurrence, deps.clock(), min_lead_seconds=deps.settings().min_lead_seconds, count=count
+        )
         if not upcoming:
             raise RecurrenceError("cron", "the schedule has no run in the future")
     except ValidationError as error:

@@ -15,6 +15,7 @@ The log records of a job carry its transaction id whatever the exporter (log_con
 import logging
 import os
 import threading
+from collections.abc import Mapping
 
 from scheduling.log_context import install as install_job_ids
 
@@ -34,9 +35,12 @@ _INSTRUMENTATIONS = (
 )
 # The Azure SDK logs every request it sends and every answer, headers and all, at INFO:
 # thousands of lines a minute on a busy app (in the host's log stream, and billed in
-# Application Insights), ordinary 404s among them that read like errors, and CPU on every
-# store call. Its warnings and errors still come through.
+# Application Insights), ordinary 404s among them (a table's existence check) that read like
+# errors, and CPU on every store call. Its warnings and errors still come through; with
+# SCHEDULER_LOG_LEVEL=DEBUG, every line does.
 SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+LOG_LEVEL_SETTING = "SCHEDULER_LOG_LEVEL"
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING}
 _lock = threading.Lock()
 _configured = threading.Event()
 log = logging.getLogger(__name__)
@@ -49,13 +53,24 @@ def configure_once() -> None:
         if _configured.is_set():
             return
         _configured.set()
-        logging.getLogger(SDK_REQUEST_LOGGER).setLevel(logging.WARNING)
+        quiet_sdk_requests(log_level(os.environ))
         install_job_ids()
         try:
             _configure()
         except Exception:
             # Telemetry must never take the API down with it.
             log.exception("telemetry could not be configured; the app runs without it")
+
+
+def log_level(environ: Mapping[str, str]) -> int:
+    """SCHEDULER_LOG_LEVEL: DEBUG, INFO (the default) or WARNING, in any case."""
+    return LOG_LEVELS.get(environ.get(LOG_LEVEL_SETTING, "").strip().upper(), logging.INFO)
+
+
+def quiet_sdk_requests(level: int) -> None:
+    """The SDK's line per storage request only when DEBUG was asked for."""
+    sdk_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+    logging.getLogger(SDK_REQUEST_LOGGER).setLevel(sdk_level)
 
 
 def _configure() -> None:

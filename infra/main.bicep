@@ -40,6 +40,28 @@ param requestFingerprintKey string
 @description('Standard Webhooks signing secrets, as azd passes them; see modules/key-vault.bicep.')
 param webhookSigningSecrets string
 
+// Where Durable Functions keeps orchestration state: the Functions storage account's queues and
+// tables (`storage`), or a Durable Task Scheduler (`dts`), set with `azd env set DURABLE_BACKEND dts`.
+// The `dts` variant also needs the host.json that azure.yaml's prepackage hook writes; see
+// docs/deploy.md.
+@description('Durable Functions backend: storage (Azure Storage queues and tables) or dts (Durable Task Scheduler).')
+@allowed([
+  'storage'
+  'dts'
+])
+param durableBackend string = 'storage'
+
+@description('Durable Task Scheduler billing model when durableBackend is dts: Consumption (per action) or Dedicated (per capacity unit).')
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+param durableTaskSchedulerSku string = 'Consumption'
+
+var useDurableTaskScheduler = durableBackend == 'dts'
+// The task hub's name, the same in both variants (host.json's hubName for Azure Storage).
+var durableTaskHubName = 'DurableScheduler'
+
 // A short, stable suffix so that names are globally unique but the same on every run.
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -147,6 +169,22 @@ module userRoles 'modules/rbac.bicep' = if (!empty(principalId)) {
   }
 }
 
+// Only in the `dts` variant: the scheduler, its task hub and the app's data role on it.
+module durableTaskScheduler 'modules/durable-task-scheduler.bicep' = if (useDurableTaskScheduler) {
+  name: 'durable-task-scheduler'
+  scope: rg
+  params: {
+    name: 'dts-${resourceToken}'
+    location: location
+    tags: tags
+    taskHubName: durableTaskHubName
+    skuName: durableTaskSchedulerSku
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -154,6 +192,7 @@ module functionApp 'modules/function-app.bicep' = {
   // already granted (the platform resolves the Key Vault reference at start).
   dependsOn: [
     appRoles
+    durableTaskScheduler
   ]
   params: {
     planName: 'plan-${resourceToken}'
@@ -170,6 +209,9 @@ module functionApp 'modules/function-app.bicep' = {
     sealingKeyUrl: keyVault.outputs.keyUri
     fingerprintSecretUri: keyVault.outputs.fingerprintSecretUri
     signingSecretUri: keyVault.outputs.signingSecretUri
+    durableBackend: durableBackend
+    durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
+    durableTaskHubName: durableTaskHubName
   }
 }
 
@@ -191,3 +233,7 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 // The key's address (no version), for running the app locally against this vault.
 output SEALING_KEY_VAULT_KEY_URL string = keyVault.outputs.keyUri
+// Which backend the infrastructure was provisioned for (the package hook refuses to deploy a
+// host.json for another one), and the scheduler's address (empty on Azure Storage).
+output DURABLE_BACKEND_PROVISIONED string = durableBackend
+output DURABLE_TASK_SCHEDULER_ENDPOINT string = useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''

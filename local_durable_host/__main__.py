@@ -31,6 +31,8 @@ BANNER = """\
     API:   {base_url}/api/   (header x-functions-key, or ?code=)
     keys:  function key {function_key}   master (admin) key {master_key}
            {where}
+    webhook signing secret: {webhook_secret}
+    minimum lead: {min_lead} (MIN_LEAD_SECONDS; 60 s by default in Azure)
     state: {state_dir}/ (kept across restarts; delete it to start empty)
     retention: finished orchestrations are purged {retention_hours:g} h after they finish
                (--retention-hours, LOCAL_HOST_RETENTION_HOURS); running ones never
@@ -65,11 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         help="each activity waits this long in the queue before it starts, as on Azure Storage "
         "under load (env LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS; default 0)",
     )
-    options = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log at DEBUG, the Azure SDK's line per storage request included "
+        "(as SCHEDULER_LOG_LEVEL=DEBUG; default INFO without them)",
     )
+    options = parser.parse_args(argv)
     _load_settings(options.settings)
+    from blueprints.telemetry import log_level, quiet_sdk_requests
+
+    level = logging.DEBUG if options.verbose else log_level(os.environ)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_sdk_requests(level)
     try:
         tuning = host_tuning(options, os.environ)
     except ValueError as error:
@@ -116,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 function_key=keys.function_key,
                 master_key=keys.master_key,
                 where=where,
+                webhook_secret=webhook_secret_note(options.settings, os.environ),
+                min_lead=f"{os.environ.get('MIN_LEAD_SECONDS', '').strip() or '60'} s",
                 state_dir=options.state_dir,
                 retention_hours=tuning.retention / timedelta(hours=1),
                 activity_workers=tuning.activity_workers,
@@ -174,6 +186,23 @@ def host_tuning(options: argparse.Namespace, environ: Mapping[str, str]) -> Host
         retention=timedelta(hours=hours),
         activity_workers=workers,
         activity_start_delay=timedelta(seconds=delay),
+    )
+
+
+def webhook_secret_note(settings: Path, environ: Mapping[str, str]) -> str:
+    """Where the secret that signs deliveries is (never the secret itself), or that none is."""
+    if not environ.get("WEBHOOK_SIGNING_SECRETS", "").strip():
+        return (
+            "none: deliveries are not signed (set WEBHOOK_SIGNING_SECRETS; "
+            "scripts/run-local.sh makes one)"
+        )
+    in_file = settings.exists() and bool(
+        json.loads(settings.read_text()).get("Values", {}).get("WEBHOOK_SIGNING_SECRETS")
+    )
+    where = f"in {settings}" if in_file else "from the environment"
+    return (
+        f"WEBHOOK_SIGNING_SECRETS {where} (the receiver's SCHEDULER_WEBHOOK_SECRET; "
+        "docs/webhooks.md)"
     )
 
 

@@ -16,6 +16,7 @@ arrives gets an HTTP answer, never a dropped connection.
 """
 
 import asyncio
+import contextlib
 import hmac
 import inspect
 import io
@@ -191,6 +192,10 @@ class AppServer:
         self._server.server_close()
         self._thread.join(timeout=5)
         if self._loop_thread is not None:
+            # The Durable SDK's one HTTP session lives on this loop, and the SDK has no
+            # shutdown hook: closed here, or asyncio reports an "Unclosed client session".
+            with contextlib.suppress(Exception):
+                self.run_async(_close_durable_session())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(timeout=5)
 
@@ -283,6 +288,12 @@ class _Server(ThreadingHTTPServer):
     # Connections beyond the listen backlog (5 by default) wait for the client's SYN
     # retries, seconds each: a burst of clients (a test's, a browser's) would see stalls.
     request_queue_size = 128
+
+
+async def _close_durable_session() -> None:
+    from azure.durable_functions.models.utils.http_utils import _close_session
+
+    await _close_session()
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -47,9 +47,10 @@ class FlowLimits(BaseModel):
 class FlowLimitError(ValueError):
     """A job asked for more than the settings allow; `field` names the request field."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, kind: str = "above_bound") -> None:
         super().__init__(message)
         self.field = field
+        self.kind = kind
 
 
 def flow_for(
@@ -61,8 +62,22 @@ def flow_for(
     to a destination that FLOW_LIMITS names goes through that key; with
     FLOW_CONTROL_BY_DEFAULT on, every job with a destination does. Its limits are its own,
     else the key's in FLOW_LIMITS, else the defaults; a job may not ask for more than the
-    bounds, nor for more than FLOW_LIMITS gives its key.
+    bounds, nor for more than FLOW_LIMITS gives its key, nor name another key than its
+    destination's when FLOW_LIMITS names that destination (the operator's limits protect it
+    from every job).
     """
+    if (
+        requested is not None
+        and requested.key is not None
+        and destination_key in settings.flow_limits
+        and requested.key != destination_key
+    ):
+        raise FlowLimitError(
+            "key",
+            f"{destination_key} has flow limits set by the operator (FLOW_LIMITS), so its jobs "
+            "go through its own key: leave flow_control.key out",
+            kind="operator_limited",
+        )
     if requested is None:
         if destination_key is None:
             return None

@@ -49,6 +49,11 @@ def fingerprint_key(setting: str) -> bytes:
 def request_fingerprint(job_fields: dict[str, Any], key: bytes) -> str:
     """A keyed digest of what was asked for (normalised), to tell a retry from a conflicting
     reuse. Keyed, so that whoever reads the stored digest cannot test guesses of a secret
-    header offline."""
+    header offline.
+
+    What was asked for, not what it resolved to: a `delay` is in it as the duration (in its
+    one written form), so a retry of it later is the same request and gets the first
+    answer's instant, while an `exec_at` naming that instant is another request.
+    """
     canonical = json.dumps(job_fields, sort_keys=True, separators=(",", ":"))
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()

@@ -396,12 +396,11 @@ ResumeVerdict = Literal["resumed", "not-paused", "ended"]
 
 
 def resume(
-    record: JobRecord, now: datetime, generation: str, lead: timedelta
+    record: JobRecord, now: datetime, generation: str, earliest: datetime
 ) -> tuple[ResumeVerdict, JobRecord | None]:
-    """A paused job, pending again at its next run at least `lead` after now (missed runs are
+    """A paused job, pending again at its first run at or after `earliest` (missed runs are
     not made up), under a new generation: whatever the old orchestration still does is void.
-    The lead (MIN_LEAD_SECONDS, as for a create) lets the record's swap land before the new
-    orchestration can come due.
+    `earliest` is a create's (scheduling/timing.py's earliest_run: MIN_LEAD_SECONDS from now).
 
     "ended": its schedule has no run left (`end_at` passed while it was paused): it ends now,
     as a schedule that runs out does, in its last run's state (a failed one is a dead letter,
@@ -410,7 +409,7 @@ def resume(
     """
     if record.state != "paused" or record.recurrence is None:
         return "not-paused", None
-    following = next_fire_at(record.recurrence, now + lead - timedelta(microseconds=1), record.runs)
+    following = next_fire_at(record.recurrence, earliest - timedelta(microseconds=1), record.runs)
     if following is None:
         return "ended", ended_schedule(record, now)
     return "resumed", record.model_copy(

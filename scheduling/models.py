@@ -14,9 +14,11 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     create_model,
+    field_validator,
 )
 
 from scheduling.cron import normalised_cron
+from scheduling.delays import Delay
 from scheduling.labels import Labels
 from scheduling.retry import RetryPolicy
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
@@ -93,6 +95,15 @@ FLOW_KEY = r"[A-Za-z0-9._:~\-\[\]]{1,128}"
 FLOW_KEY_PATTERN = f"^{FLOW_KEY}$"
 
 
+def canonical_flow_key(key: str) -> str:
+    """A flow key as it is compared: a destination's host name has no case, and an IPv6
+    address is the same with or without its brackets (a URL's host comes without them)."""
+    key = key.lower()
+    if key.startswith("[") and key.endswith("]"):
+        key = key[1:-1]
+    return key
+
+
 CallbackKind = Literal["on_success", "on_failure"]
 
 
@@ -128,9 +139,14 @@ class FlowControlRequest(BaseModel):
     max_parallel: int | None = Field(default=None, ge=1)
     rate_per_second: float | None = Field(default=None, gt=0)
 
+    @field_validator("key")
+    @classmethod
+    def _compared_form(cls, key: str | None) -> str | None:
+        return None if key is None else canonical_flow_key(key)
+
 
 class ScheduleRequest(BaseModel):
-    """The body of `POST /api/schedule`: one of exec_at, exec_local or cron says when.
+    """The body of `POST /api/schedule`: one of exec_at, exec_local, cron or delay says when.
 
     Which combinations make sense is checked with the schedule itself (accepting.py), so a
     422 can name the field at fault; the payload is checked against its prompt type.
@@ -153,6 +169,8 @@ class ScheduleRequest(BaseModel):
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
     cron: CronExpression | None = None
+    # Resolved against the server's clock when the job is accepted; only the instant is kept.
+    delay: Delay | None = None
     timezone: str | None = None
     dst_gap: DstGap = "shift"
     dst_fold: DstFold = "first"
@@ -176,6 +194,7 @@ class ScheduleChange(BaseModel):
     exec_at: UtcDatetime | None = None
     exec_local: WallTime | None = None
     cron: CronExpression | None = None
+    delay: Delay | None = None
     timezone: str | None = None
     dst_gap: DstGap | None = None
     dst_fold: DstFold | None = None

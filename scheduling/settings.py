@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from scheduling.egress.addresses import IPNetwork, never_reachable_reason
 from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
-from scheduling.models import FLOW_KEY
+from scheduling.models import FLOW_KEY, canonical_flow_key
 from scheduling.webhook_signing import parse_secrets
 
 
@@ -68,8 +68,9 @@ _MAX_FLOW_LIMITS_ENTRIES = 1000
 
 def parse_flow_limits(text: str) -> dict[str, KeyLimits]:
     """FLOW_LIMITS: `key=max_parallel/rate_per_second` entries separated by commas, e.g.
-    `api.example.com=5/20,hooks.example.com=10/0.5`; empty for none. Anything else (an
-    empty entry, a repeated key, a zero) is refused, naming the entry."""
+    `api.example.com=5/20,hooks.example.com=10/0.5`; empty for none. Keys are compared
+    without case (as host names are). Anything else (an empty entry, a repeated key, a
+    zero) is refused, naming the entry."""
     if not text.strip():
         return {}
     entries = text.split(",")
@@ -83,7 +84,8 @@ def parse_flow_limits(text: str) -> dict[str, KeyLimits]:
                 f"FLOW_LIMITS: entry {position} ({entry.strip()[:200]!r}) is not "
                 "key=max_parallel/rate_per_second, e.g. api.example.com=5/20"
             )
-        key, parallel, rate = match["key"], int(match["parallel"]), float(match["rate"])
+        key = canonical_flow_key(match["key"])
+        parallel, rate = int(match["parallel"]), float(match["rate"])
         if key in limits:
             raise ValueError(f"FLOW_LIMITS: {key!r} is listed twice")
         if parallel < 1 or rate <= 0:

@@ -65,11 +65,22 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= _MAX_EXEC_AT_LENGTH else value[:_MAX_EXEC_AT_LENGTH] + "…")
 
 
+def earliest_run(now: datetime, min_lead_seconds: int) -> datetime:
+    """The soonest a run the API accepts or picks may be: MIN_LEAD_SECONDS after now.
+
+    One rule for every way of saying when (exec_at, exec_local, delay, cron), for a PATCH, a
+    resume and the preview's first listed run, so that what a preview lists first is what a
+    create at the same moment gets. (A recurring job's later runs follow its schedule: the
+    lead is for the API's answer, which must not name a run the app may not get to in time.)
+    """
+    return now + timedelta(seconds=min_lead_seconds)
+
+
 def check_schedule_window(
     exec_at: datetime, now: datetime, *, min_lead_seconds: int, max_horizon_days: int
 ) -> None:
     """Refuse a time that is too soon to be reliable or too far away to be accepted."""
-    earliest = now + timedelta(seconds=min_lead_seconds)
+    earliest = earliest_run(now, min_lead_seconds)
     if exec_at < earliest:
         raise ExecAtError(
             "min_lead",

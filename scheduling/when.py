@@ -1,4 +1,5 @@
-"""When a new job first fires: from exec_at, exec_local or cron, within the lead and horizon.
+"""When a new job first fires: from exec_at, exec_local, cron or delay, within the lead and
+horizon.
 
 Pure, so the same rules answer POST /api/schedule, PATCH and the preview; every refusal names
 the request field at fault.
@@ -8,10 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduling.models import ScheduleRequest
-from scheduling.recurrence import Recurrence, RecurrenceError, check_recurrence, local_exec_at
-from scheduling.timing import ExecAtError, check_schedule_window, format_utc
+from scheduling.recurrence import (
+    Recurrence,
+    RecurrenceError,
+    check_recurrence,
+    local_exec_at,
+    preview,
+)
+from scheduling.timing import ExecAtError, check_schedule_window, earliest_run, format_utc
 
-WHEN_FIELDS = ("exec_at", "exec_local", "cron")
+# A delay last: combined with any other, it is the field a refusal names.
+# fire_times() lists runs strictly after its start; a run at the earliest instant is allowed.
+_JUST_BEFORE = timedelta(microseconds=1)
+WHEN_FIELDS = ("exec_at", "exec_local", "cron", "delay")
 # Fields that only a cron schedule (or, for the zone rules, an exec_local) takes.
 _CRON_ONLY = ("start_at", "end_at", "max_runs")
 
@@ -41,7 +51,8 @@ def first_run(
             given[1] if len(given) > 1 else "exec_at",
             "one_of",
             "give exactly one of exec_at (an instant), exec_local (a local wall time with "
-            "timezone) or cron (a recurring schedule with timezone)",
+            "timezone), cron (a recurring schedule with timezone) or delay (how long from now, "
+            "such as 10s or PT5M)",
         )
     if request.cron is None:
         for name in _CRON_ONLY:
@@ -49,7 +60,9 @@ def first_run(
                 raise ScheduleError(name, "cron_only", f"{name} applies to cron schedules only")
     if request.exec_at is not None and request.timezone is not None:
         raise ScheduleError("timezone", "exec_at_has_offset", "exec_at carries its own offset")
-    earliest = now + timedelta(seconds=min_lead_seconds)
+    if request.delay is not None and request.timezone is not None:
+        raise ScheduleError("timezone", "delay_is_relative", "a delay counts from now, in no zone")
+    earliest = earliest_run(now, min_lead_seconds)
     try:
         if request.cron is not None:
             recurrence = Recurrence(
@@ -62,7 +75,7 @@ def first_run(
                 max_runs=request.max_runs,
             )
             # The first run is at least the lead away: sooner ones are not this job's.
-            at = check_recurrence(recurrence, earliest - timedelta(microseconds=1))
+            at = check_recurrence(recurrence, earliest - _JUST_BEFORE)
             if at > now + timedelta(days=max_horizon_days):
                 raise ScheduleError(
                     "cron",
@@ -82,6 +95,9 @@ def first_run(
             field = "exec_local"
         elif request.exec_at is not None:
             at, field = request.exec_at, "exec_at"
+        elif request.delay is not None:
+            _check_delay(request.delay, min_lead_seconds, max_horizon_days)
+            at, field = now + request.delay, "delay"
         else:  # not reached: exactly one of the three is set
             raise ScheduleError("exec_at", "one_of", "exec_at is missing")
     except RecurrenceError as error:
@@ -93,3 +109,26 @@ def first_run(
     except ExecAtError as error:
         raise ScheduleError(field, error.rule, str(error).replace("exec_at", field)) from None
     return FirstRun(at=at, recurrence=None)
+
+
+def first_runs(
+    schedule: Recurrence, now: datetime, *, min_lead_seconds: int, count: int
+) -> list[datetime]:
+    """The first `count` runs a create of `schedule` at `now` would get (the preview)."""
+    return preview(schedule, earliest_run(now, min_lead_seconds) - _JUST_BEFORE, count)
+
+
+def _check_delay(delay: timedelta, min_lead_seconds: int, max_horizon_days: int) -> None:
+    """The window's rules said in a delay's own terms (the instant is checked after it)."""
+    if delay < timedelta(seconds=min_lead_seconds):
+        raise ScheduleError(
+            "delay",
+            "min_lead",
+            f"delay must be at least {min_lead_seconds} s (MIN_LEAD_SECONDS on this app)",
+        )
+    if delay > timedelta(days=max_horizon_days):
+        raise ScheduleError(
+            "delay",
+            "max_horizon",
+            f"delay must be at most {max_horizon_days} days (MAX_HORIZON_DAYS on this app)",
+        )

@@ -8,7 +8,8 @@
 # What it does, in order (see docs/local-development.md):
 #   1. checks, before starting anything: Python 3.11 or 3.12, Node + npm, and that the Azurite
 #      and app ports are free;
-#   2. creates or updates .venv with the runtime dependencies (requirements.txt), runs `npm ci`
+#   2. creates or updates .venv with the runtime dependencies (requirements.txt, only when it
+#      changed since the last install: .venv/.run-local-requirements), runs `npm ci`
 #      when node_modules is missing or older than package-lock.json, writes
 #      local.settings.json from local.settings.example.json when it is missing, and makes this
 #      machine's own keys in it (sealing, fingerprints, webhook signing, the local host's);
@@ -107,8 +108,14 @@ if [ ! -x "$VENV_BIN/python" ]; then
     say "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
 fi
-say "installing runtime dependencies (requirements.txt) into $VENV"
-"$VENV_BIN/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# pip only when requirements.txt changed since it last installed it: a start with nothing new
+# to install costs no pip run (seconds of resolving against the index).
+REQUIREMENTS_STAMP="$VENV/.run-local-requirements"
+if ! cmp -s requirements.txt "$REQUIREMENTS_STAMP"; then
+    say "installing runtime dependencies (requirements.txt) into $VENV"
+    "$VENV_BIN/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    cp requirements.txt "$REQUIREMENTS_STAMP"
+fi
 
 if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     say "installing Azurite (npm ci)"
@@ -198,6 +205,8 @@ if [ "$SCHEDULER_HOST" != local ]; then
             sleep 0.5
             waited=$((waited + 1))
         done
+        timed_out=""
+        kill -0 "$install_pid" 2>/dev/null && timed_out=yes
         kill "$install_pid" 2>/dev/null || true
         install_status=0
         wait "$install_pid" || install_status=$?
@@ -206,6 +215,16 @@ if [ "$SCHEDULER_HOST" != local ]; then
             rm -f "$CORE_TOOLS_DIR/unavailable"
         else
             echo "warning: Core Tools could not be installed (its log: $CORE_TOOLS_DIR/install.log)." >&2
+            if [ -n "$timed_out" ]; then
+                echo "  It did not finish within CORE_TOOLS_INSTALL_TIMEOUT=${CORE_TOOLS_INSTALL_TIMEOUT}s." >&2
+            else
+                # The installer's own error handler fails (TypeError: chalk.red is not a
+                # function) and that ends its log, hiding the reason it was about to print:
+                # the lines before it say why (a download refused, a name not resolved...).
+                awk '/chalk|TypeError/ { exit } { print }' "$CORE_TOOLS_DIR/install.log" 2>/dev/null |
+                    grep -v -e '^[[:space:]]*at ' -e '^npm ERR!' -e '^npm error' -e '^[[:space:]]*$' |
+                    tail -n 3 | sed 's/^/  reason: /' >&2 || true
+            fi
             rm -rf "$CORE_TOOLS_DIR/node_modules"
             date -u >"$CORE_TOOLS_DIR/unavailable"
         fi
@@ -320,7 +339,10 @@ export PATH="$PWD/$VENV_BIN:$PATH"
 
 set -m
 if [ -n "$FUNC" ]; then
-    say "starting func on http://localhost:$FUNC_PORT (Ctrl-C stops func and Azurite)"
+    say "starting func on http://localhost:$FUNC_PORT/api/ (Ctrl-C stops func and Azurite)"
+    say "  keys: func start does not check them (the local durable host and Azure do)"
+    say "  webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json (docs/webhooks.md)"
+    say "  state: Azurite's data in $AZURITE_DIR/ (delete it to start empty)"
     "$FUNC" start --port "$FUNC_PORT" "$@" </dev/null &
 else
     say "starting the local durable host on http://127.0.0.1:$FUNC_PORT (Ctrl-C stops it and Azurite)"

@@ -333,6 +333,14 @@ async def test_flow_control_is_only_where_a_job_or_the_settings_ask_for_it(
         )
         assert above.status == 422, above.body
         assert above.json()["errors"][0]["loc"] == ["flow_control", "max_parallel"]
+        # Nor step around them under a key of its own.
+        around = await scheduler.api.post(
+            "/api/schedule", job_body("http://127.0.0.2:9/a", at, key="team-b")
+        )
+        assert around.status == 422, around.body
+        assert [(error["loc"], error["type"]) for error in around.json()["errors"]] == [
+            (["flow_control", "key"], "operator_limited")
+        ]
 
         scheduler.host.advance_to(at + timedelta(seconds=1))
         operations = scheduler.host.entity_operations

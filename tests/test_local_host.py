@@ -20,7 +20,7 @@ import azure.functions as func
 import httpx
 import pytest
 
-from local_durable_host.__main__ import HostTuning, host_tuning
+from local_durable_host.__main__ import HostTuning, host_tuning, webhook_secret_note
 from local_durable_host.app_server import AppServer, Keys, http_functions
 from local_durable_host.engine import DurableHost
 from local_durable_host.local_host import LocalHost, StateInUse
@@ -455,3 +455,16 @@ def test_timer_functions_run_once_per_occurrence_of_their_ncrontab_schedule() ->
         assert timers.next_due() == datetime(2026, 11, 29, 3, 18, 0, tzinfo=UTC)
     finally:
         server.close()
+
+
+def test_the_banner_says_where_the_webhook_secret_is_never_the_secret(tmp_path: Path) -> None:
+    secret = "whsec_" + "A" * 44
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": {"WEBHOOK_SIGNING_SECRETS": secret}}))
+    in_file = webhook_secret_note(settings, {"WEBHOOK_SIGNING_SECRETS": secret})
+    assert in_file.startswith(f"WEBHOOK_SIGNING_SECRETS in {settings} ")
+    settings.write_text(json.dumps({"Values": {}}))
+    from_environment = webhook_secret_note(settings, {"WEBHOOK_SIGNING_SECRETS": secret})
+    assert from_environment.startswith("WEBHOOK_SIGNING_SECRETS from the environment ")
+    assert webhook_secret_note(settings, {}).startswith("none: deliveries are not signed")
+    assert all(secret not in note for note in (in_file, from_environment))

@@ -1,151 +1,39 @@
 """scripts/run-local.sh, run as a developer runs it, in a copy of the checkout: the keys it
 makes, and the storage it lets the app use.
 
-The copy (a temporary folder) holds the script and links to the app's code, the venv and
-node_modules, with an empty requirements.txt (the venv has them all: pip has nothing to
-fetch) and a package-lock.json older than node_modules (no `npm ci`). SCHEDULER_HOST=local:
-the local durable host, on free ports, with Azurite on free ports."""
+The copy (a temporary folder) holds the script and links to the app's code, the venv's
+contents (in a folder of the copy's own, where the script keeps its stamp) and node_modules,
+with an empty requirements.txt (the venv has them all: pip has nothing to fetch) and a
+package-lock.json older than node_modules (no `npm ci`). SCHEDULER_HOST=local (or auto, with
+an npm that fails to install Core Tools): the local durable host, on free ports, with Azurite
+on free ports."""
 
 import contextlib
 import json
 import os
-import queue
-import shutil
 import signal
 import socket
 import stat
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.local_servers import free_port
+from tests.support.run_local_script import (
+    BANNER_END,
+    REPO,
+    checkout_copy,
+    free_ports,
+    run_local,
+    session_members,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-LINKED = ("function_app.py", "host.json", "blueprints", "scheduling", "local_durable_host")
 PUBLISHED = {
     "LOCAL_HOST_FUNCTION_KEY": "local-function-key",
     "LOCAL_HOST_MASTER_KEY": "local-master-key",
 }
-BANNER_END = "Stop with Ctrl-C."
-BASH = shutil.which("bash") or "/bin/bash"
-
-
-def checkout_copy(root: Path) -> Path:
-    (root / "scripts").mkdir(parents=True)
-    shutil.copy(REPO / "scripts" / "run-local.sh", root / "scripts" / "run-local.sh")
-    for name in LINKED:
-        (root / name).symlink_to(REPO / name)
-    (root / ".venv").symlink_to((REPO / ".venv").resolve())
-    (root / "node_modules").symlink_to((REPO / "node_modules").resolve())
-    shutil.copy(REPO / "local.settings.example.json", root / "local.settings.example.json")
-    (root / "requirements.txt").write_text("")
-    lock = root / "package-lock.json"
-    shutil.copy(REPO / "package-lock.json", lock)
-    os.utime(lock, (0, 0))  # older than node_modules: no `npm ci`
-    return root
-
-
-@dataclass
-class RunLocal:
-    """The script running in its own session; its output, line by line."""
-
-    process: subprocess.Popen[str]
-    lines: "queue.Queue[str | None]" = field(default_factory=queue.Queue)
-    output: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def until(self, text: str, timeout: float = 90.0) -> bool:
-        """Read output until a line contains `text` (True) or the script ends (False)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                break
-            if line is None:
-                return False
-            self.output.append(line)
-            if text in line:
-                return True
-        pytest.fail(f"no line with {text!r} within {timeout} s:\n" + "\n".join(self.output))
-
-    def text(self) -> str:
-        return "\n".join(self.output)
-
-
-@contextlib.contextmanager
-def run_local(root: Path, ports: dict[str, int]) -> Iterator[RunLocal]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("AzureWebJobsStorage", "VIRTUAL_ENV") and not name.startswith("LOCAL_HOST_")
-    }
-    environment.update({name: str(port) for name, port in ports.items()})
-    environment.update(SCHEDULER_HOST="local", PYTHON=str(root / ".venv" / "bin" / "python"))
-    process = subprocess.Popen(
-        [BASH, str(root / "scripts" / "run-local.sh")],
-        cwd=root,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    running = RunLocal(process)
-    try:
-        yield running
-    finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    """TERM to the script (it stops the host and Azurite); then anything of its session left."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(60)
-    for pid in session_members(process.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if process.poll() is None:
-        process.kill()
-    process.wait(10)
-
-
-def session_members(session: int) -> list[int]:
-    """The processes of the session the script leads: only what the test started."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[3]) == session:
-                    members.append(int(entry.name))
-    return members
-
-
-def free_ports() -> dict[str, int]:
-    return {
-        "AZURITE_BLOB_PORT": free_port(),
-        "AZURITE_QUEUE_PORT": free_port(),
-        "AZURITE_TABLE_PORT": free_port(),
-        "FUNC_PORT": free_port(),
-    }
 
 
 def test_the_local_host_runs_with_keys_of_its_own_never_the_published_ones(
@@ -170,6 +58,16 @@ def test_the_local_host_runs_with_keys_of_its_own_never_the_published_ones(
         assert function_key in script.text()
         assert master_key in script.text()
         assert "in local.settings.json" in script.text()
+        # ... and the rest a developer needs: the address, where the secret that signs
+        # deliveries is (never the secret), the minimum lead, the state folder, retention.
+        assert f"http://127.0.0.1:{ports['FUNC_PORT']}/api/" in script.text()
+        assert "webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json" in (
+            script.text()
+        )
+        assert settings["WEBHOOK_SIGNING_SECRETS"] not in script.text()
+        assert "minimum lead: 1 s" in script.text()
+        assert "state: .local-host/" in script.text()
+        assert "purged 72 h after they finish" in script.text()
         assert stat.S_IMODE((root / "local.settings.json").stat().st_mode) == 0o600
         base = f"http://127.0.0.1:{ports['FUNC_PORT']}/api/healthz/details"
         with httpx.Client(trust_env=False, timeout=30) as client:
@@ -245,3 +143,77 @@ def test_when_azurite_is_killed_under_it_the_app_is_stopped_and_says_why(
         assert "stopping the app" in script.text()
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", ports["FUNC_PORT"])) != 0
+
+
+def command_folder(folder: Path, name: str, script: str) -> Path:
+    """A folder to put first on PATH, holding one executable `name` that runs `script`."""
+    folder.mkdir()
+    (folder / name).write_text(script)
+    (folder / name).chmod(0o755)
+    return folder
+
+
+FAILING_CORE_TOOLS_INSTALL = """#!/bin/sh
+# npm as it ends when Core Tools' installer cannot download the host: the reason, then the
+# installer's own error handler failing on it.
+[ "$1" = install ] || exit 0
+echo "attempting to GET https://cdn.example/Azure.Functions.Cli.linux-x64.zip"
+echo "Error: getaddrinfo ENOTFOUND cdn.example"
+echo "/tools/node_modules/azure-functions-core-tools/lib/install.js:58"
+echo "TypeError: chalk.red is not a function"
+echo "    at ClientRequest.<anonymous> (install.js:58:25)"
+echo "npm error code 1"
+exit 1
+"""
+
+
+def test_a_restart_with_nothing_changed_runs_no_pip_and_a_failed_install_says_why(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    fake_npm = command_folder(tmp_path / "bin", "npm", FAILING_CORE_TOOLS_INSTALL)
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        first = script.text()
+    assert "installing runtime dependencies" in first
+    # The reason is shown, not only the installer's TypeError that hid it.
+    assert "reason: Error: getaddrinfo ENOTFOUND cdn.example" in first, first
+    assert "chalk" not in first
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        second = script.text()
+    assert "installing runtime dependencies" not in second, second
+    assert "could not be installed here before" in second
+    # requirements.txt changed: pip runs again.
+    (root / "requirements.txt").write_text("# a new pin\n")
+    with run_local(root, free_ports(), host="auto", path_prefix=fake_npm) as script:
+        assert script.until(BANNER_END), script.text()
+        assert "installing runtime dependencies" in script.text()
+
+
+FAKE_CORE_TOOLS = """#!/bin/sh
+# Core Tools v4 as far as run-local.sh can tell: its version, and a `start` that runs.
+case "$1" in
+    --version) echo 4.0.7030 ;;
+    start) echo "fake func start $*"; exec sleep 120 ;;
+esac
+"""
+
+
+def test_on_core_tools_the_script_says_where_the_secret_and_the_state_are(
+    tmp_path: Path,
+) -> None:
+    root = checkout_copy(tmp_path / "clone")
+    tools = command_folder(tmp_path / "bin", "func", FAKE_CORE_TOOLS)
+    ports = free_ports()
+    with run_local(root, ports, host="func", path_prefix=tools) as script:
+        assert script.until("fake func start"), script.text()
+        text = script.text()
+    assert f"starting func on http://localhost:{ports['FUNC_PORT']}/api/" in text
+    assert "webhook signing secret: WEBHOOK_SIGNING_SECRETS in local.settings.json" in text
+    assert "state: Azurite's data in .azurite/" in text
+    secret = json.loads((root / "local.settings.json").read_text())["Values"][
+        "WEBHOOK_SIGNING_SECRETS"
+    ]
+    assert secret.startswith("whsec_")
+    assert secret not in text

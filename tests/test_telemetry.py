@@ -16,7 +16,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pytest_httpserver import HTTPServer
 
-from blueprints.telemetry import SDK_REQUEST_LOGGER
+from blueprints.telemetry import (
+    LOG_LEVEL_SETTING,
+    SDK_REQUEST_LOGGER,
+    log_level,
+    quiet_sdk_requests,
+)
 from scheduling.metrics import METER_NAME
 from tests.support.poison import POISONS
 from tests.support.scheduler import Scheduler
@@ -185,3 +190,32 @@ async def test_an_unreadable_job_is_counted_and_its_log_line_names_it(
     assert count("scheduler.jobs.unreadable", reason=reason) == before + 2
     named = [r for r in caplog.records if f"job {job} is unreadable: " in r.getMessage()]
     assert len(named) == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "level"),
+    [
+        ("", logging.INFO),
+        ("debug", logging.DEBUG),
+        (" WARNING ", logging.WARNING),
+        ("loud", logging.INFO),
+    ],
+)
+def test_scheduler_log_level_names_the_level(setting: str, level: int) -> None:
+    assert log_level({LOG_LEVEL_SETTING: setting}) == level
+
+
+def test_scheduler_log_level_debug_lets_the_sdk_request_lines_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sdk = logging.getLogger(SDK_REQUEST_LOGGER)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            quiet_sdk_requests(logging.INFO)
+            sdk.info("Request URL: quiet")
+            quiet_sdk_requests(logging.DEBUG)
+            sdk.info("Request URL: asked for")
+    finally:
+        quiet_sdk_requests(logging.INFO)
+    messages = [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER]
+    assert messages == ["Request URL: asked for"]

@@ -24,6 +24,19 @@ param fingerprintSecretUri string
 @description('URI of the webhook signing secrets in Key Vault, without a version.')
 param signingSecretUri string
 
+@description('Durable Functions backend: storage or dts (Durable Task Scheduler).')
+@allowed([
+  'storage'
+  'dts'
+])
+param durableBackend string = 'storage'
+
+@description('The scheduler\'s endpoint when durableBackend is dts; empty otherwise.')
+param durableTaskSchedulerEndpoint string = ''
+
+@description('The task hub the app uses when durableBackend is dts.')
+param durableTaskHubName string = ''
+
 @description('Upper bound on instances the plan scales out to; caps the bill under load.')
 @minValue(1)
 @maxValue(1000)
@@ -47,6 +60,115 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
+
+var useDurableTaskScheduler = durableBackend == 'dts'
+
+// What the Durable Task Scheduler backend reads: host.json (written for `dts` by the prepackage
+// hook, scripts/select_host_json.py) names these two settings. The connection string carries no
+// secret: the extension gets an Entra token as the user-assigned identity named by ClientID.
+var durableTaskSchedulerSettings = [
+  {
+    name: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+    value: 'Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identity.properties.clientId}'
+  }
+  {
+    name: 'TASKHUB_NAME'
+    value: durableTaskHubName
+  }
+]
+
+var sharedAppSettings = [
+  // Host storage by identity: the host and Durable Functions (blobs, queues,
+  // tables) build clients from these URIs with the user-assigned identity.
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storage.properties.primaryEndpoints.blob
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storage.properties.primaryEndpoints.queue
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storage.properties.primaryEndpoints.table
+  }
+  // The connection string only says where to send telemetry (it is not a
+  // credential once local auth is off); the authentication string makes the
+  // host get an Entra token as the user-assigned identity.
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: applicationInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  }
+  // DefaultAzureCredential in the app (Cosmos DB job log) picks this identity.
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  // The job log. No COSMOS_KEY: the app authenticates with Entra ID.
+  {
+    name: 'COSMOS_ENDPOINT'
+    value: cosmosEndpoint
+  }
+  {
+    name: 'COSMOS_DATABASE'
+    value: cosmosDatabaseName
+  }
+  {
+    name: 'COSMOS_CONTAINER'
+    value: cosmosContainerName
+  }
+  // The scheduler's own settings, at the defaults of scheduling/settings.py;
+  // change them here or in the portal.
+  {
+    name: 'MIN_LEAD_SECONDS'
+    value: '60'
+  }
+  {
+    name: 'MAX_HORIZON_DAYS'
+    value: '366'
+  }
+  {
+    name: 'JOB_TABLE'
+    value: 'jobs'
+  }
+  // Payloads are sealed under this Key Vault key (no version: new payloads use its
+  // current version, each payload records the version that wrapped it).
+  {
+    name: 'SEALING_KEY_VAULT_KEY_URL'
+    value: sealingKeyUrl
+  }
+  // A Key Vault reference, not the key: the platform reads the secret as the identity
+  // above (keyVaultReferenceIdentity) and the app sees the value.
+  {
+    name: 'REQUEST_FINGERPRINT_KEY'
+    value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'
+  }
+  // Every http.call and callback is signed with these (Standard Webhooks).
+  {
+    name: 'WEBHOOK_SIGNING_SECRETS'
+    value: '@Microsoft.KeyVault(SecretUri=${signingSecretUri})'
+  }
+  {
+    name: 'HTTP_CALL_ALLOWED_NETWORKS'
+    value: ''
+  }
+  {
+    name: 'HTTP_CALL_ALLOWED_HOSTS'
+    value: ''
+  }
+]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy is not offered in every Flex Consumption region and needs zone-redundant host storage; this template keeps to settings that deploy in any Flex region.
@@ -93,98 +215,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.3'
       http20Enabled: true
       ftpsState: 'Disabled'
-      appSettings: [
-        // Host storage by identity: the host and Durable Functions (blobs, queues,
-        // tables) build clients from these URIs with the user-assigned identity.
-        {
-          name: 'AzureWebJobsStorage__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AzureWebJobsStorage__clientId'
-          value: identity.properties.clientId
-        }
-        {
-          name: 'AzureWebJobsStorage__blobServiceUri'
-          value: storage.properties.primaryEndpoints.blob
-        }
-        {
-          name: 'AzureWebJobsStorage__queueServiceUri'
-          value: storage.properties.primaryEndpoints.queue
-        }
-        {
-          name: 'AzureWebJobsStorage__tableServiceUri'
-          value: storage.properties.primaryEndpoints.table
-        }
-        // The connection string only says where to send telemetry (it is not a
-        // credential once local auth is off); the authentication string makes the
-        // host get an Entra token as the user-assigned identity.
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: applicationInsights.properties.ConnectionString
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-        }
-        // DefaultAzureCredential in the app (Cosmos DB job log) picks this identity.
-        {
-          name: 'AZURE_CLIENT_ID'
-          value: identity.properties.clientId
-        }
-        // The job log. No COSMOS_KEY: the app authenticates with Entra ID.
-        {
-          name: 'COSMOS_ENDPOINT'
-          value: cosmosEndpoint
-        }
-        {
-          name: 'COSMOS_DATABASE'
-          value: cosmosDatabaseName
-        }
-        {
-          name: 'COSMOS_CONTAINER'
-          value: cosmosContainerName
-        }
-        // The scheduler's own settings, at the defaults of scheduling/settings.py;
-        // change them here or in the portal.
-        {
-          name: 'MIN_LEAD_SECONDS'
-          value: '60'
-        }
-        {
-          name: 'MAX_HORIZON_DAYS'
-          value: '366'
-        }
-        {
-          name: 'JOB_TABLE'
-          value: 'jobs'
-        }
-        // Payloads are sealed under this Key Vault key (no version: new payloads use its
-        // current version, each payload records the version that wrapped it).
-        {
-          name: 'SEALING_KEY_VAULT_KEY_URL'
-          value: sealingKeyUrl
-        }
-        // A Key Vault reference, not the key: the platform reads the secret as the identity
-        // above (keyVaultReferenceIdentity) and the app sees the value.
-        {
-          name: 'REQUEST_FINGERPRINT_KEY'
-          value: '@Microsoft.KeyVault(SecretUri=${fingerprintSecretUri})'
-        }
-        // Every http.call and callback is signed with these (Standard Webhooks).
-        {
-          name: 'WEBHOOK_SIGNING_SECRETS'
-          value: '@Microsoft.KeyVault(SecretUri=${signingSecretUri})'
-        }
-        {
-          name: 'HTTP_CALL_ALLOWED_NETWORKS'
-          value: ''
-        }
-        {
-          name: 'HTTP_CALL_ALLOWED_HOSTS'
-          value: ''
-        }
-      ]
+      appSettings: concat(sharedAppSettings, useDurableTaskScheduler ? durableTaskSchedulerSettings : [])
     }
     // Flex Consumption takes the runtime, scale and package location from here,
     // not from FUNCTIONS_WORKER_RUNTIME / WEBSITE_RUN_FROM_PACKAGE app settings.

@@ -82,8 +82,9 @@ def _within(deadline: float | None, work: Callable[[], _T]) -> _T:
             f"no name lookup could start before the deadline: {MAX_CONCURRENT_LOOKUPS} are "
             "still waiting for the resolver"
         )
-    remaining = _remaining(deadline, None, httpcore.ConnectTimeout)
     try:
+        # The deadline may pass while the slot is being given: the slot goes back then too.
+        remaining = _remaining(deadline, None, httpcore.ConnectTimeout)
         pending = _lookups().submit(work)
     except BaseException:
         _lookup_slots.release()

@@ -67,6 +67,55 @@ def _render_operator(operator: dict[str, Any]) -> str:
     return f"{kind}({', '.join(render(v) for v in operands.values())})"
 
 
+def evaluate(file: BicepFile, node: Node, values: Mapping[str, Any]) -> Node:
+    """`node` as one deployment of `file` sees it: a parameter takes its value from `values`
+    (else its default), a variable its own value, and `==`, `!`, `empty()`, `?:` and `concat()`
+    are worked out. What cannot be worked out (a resource property, say) comes back as written.
+
+    This is the small part of a Bicep compiler that tells the deployment's variants apart
+    (`durableBackend`): which modules are deployed and which app settings are set.
+    """
+    if isinstance(node, str):
+        if node in values:
+            return values[node]
+        parameter = file.parameters.get(node)
+        if parameter is not None and "default" in parameter:
+            return evaluate(file, parameter["default"], values)
+        if node in file.variables:
+            return evaluate(file, file.variables[node], values)
+        return node
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"operator"}:
+        kind = node["operator"]["type"]
+        operands = node["operator"].get("operands", {})
+        if kind == "equals":
+            left = evaluate(file, operands["operand_1"], values)
+            right = evaluate(file, operands["operand_2"], values)
+            return left == right
+        if kind == "not":
+            value = evaluate(file, operands["bool_value"], values)
+            return (not value) if isinstance(value, bool) else node
+        if kind == "conditional":
+            condition = evaluate(file, operands["condition"], values)
+            if isinstance(condition, bool):
+                chosen = operands["true_value"] if condition else operands["false_value"]
+                return evaluate(file, chosen, values)
+        return node
+    if set(node) == {"function"}:
+        function = node["function"]
+        arguments = [
+            evaluate(file, v, values)
+            for v in function.get("parameters", {}).values()
+            if v is not None
+        ]
+        if function["type"] == "concat" and all(isinstance(a, list) for a in arguments):
+            return [item for argument in arguments for item in argument]
+        if function["type"] == "empty" and len(arguments) == 1:
+            return arguments[0] in ("", [], {})
+    return node
+
+
 def unquote(key: str) -> str:
     """Object keys that needed quotes in Bicep ('azd-env-name') keep them in pycep's output."""
     if len(key) >= 2 and key[0] == key[-1] == "'":
@@ -196,6 +245,12 @@ class BicepFile:
             f"{self.name}: expected one {type_}, found {[r.symbol for r in found]}"
         )
         return found[0]
+
+    def deployed(self, condition: Node, values: Mapping[str, Any]) -> bool:
+        """Whether a resource or module with this `if (...)` is deployed (True when unknown)."""
+        if condition is None:
+            return True
+        return evaluate(self, condition, values) is not False
 
     def modules(self) -> list[Module]:
         found = []

@@ -38,6 +38,7 @@ from .bicep_model import (
     Project,
     Resource,
     bicep_paths,
+    evaluate,
     load_project,
     parse,
     render,
@@ -54,6 +55,8 @@ KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 # Cosmos DB's own data-plane role "Cosmos DB Built-in Data Contributor".
 COSMOS_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
+# Durable Task Data Contributor (Integration): all data operations on a Durable Task Scheduler.
+DURABLE_TASK_DATA_CONTRIBUTOR = "0ad04412-c4d5-4796-b79c-f76d14c8d402"
 
 STORAGE_ACCOUNTS = "Microsoft.Storage/storageAccounts"
 APP_INSIGHTS = "Microsoft.Insights/components"
@@ -70,6 +73,18 @@ KEY_VAULTS = "Microsoft.KeyVault/vaults"
 KEY_VAULT_KEYS = "Microsoft.KeyVault/vaults/keys"
 KEY_VAULT_SECRETS = "Microsoft.KeyVault/vaults/secrets"
 PUBLISHING_CREDENTIALS = "Microsoft.Web/sites/basicPublishingCredentialsPolicies"
+DURABLE_TASK_SCHEDULERS = "Microsoft.DurableTask/schedulers"
+DURABLE_TASK_HUBS = "Microsoft.DurableTask/schedulers/taskHubs"
+# The latest non-preview API version in Microsoft's template reference for both types.
+DURABLE_TASK_API_VERSION = "2026-02-01"
+
+# The two deployments main.bicep describes: `azd env set DURABLE_BACKEND storage|dts`.
+BACKENDS = ("storage", "dts")
+# The app settings the Durable Task Scheduler backend reads (host.json for `dts` names them),
+# set only in the `dts` variant.
+DTS_CONNECTION_SETTING = "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"
+DTS_TASK_HUB_SETTING = "TASKHUB_NAME"
+DTS_APP_SETTINGS = (DTS_CONNECTION_SETTING, DTS_TASK_HUB_SETTING)
 
 # The Key Vault secret the app reads as REQUEST_FINGERPRINT_KEY and azd reads back on each run.
 FINGERPRINT_SECRET_NAME = "request-fingerprint-key"
@@ -201,9 +216,19 @@ def module_output(project: Project, relative: str, output: str, problems: list[s
     return "<missing>" if module is None else f"{module.symbol}.outputs.{output}"
 
 
-def app_settings(site_file: BicepFile, problems: list[str]) -> dict[str, Any]:
+def app_settings(
+    site_file: BicepFile, problems: list[str], backend: str = "storage"
+) -> dict[str, Any]:
+    """The site's app settings in the deployment with DURABLE_BACKEND=`backend`."""
     site = site_file.only_resource(SITES)
-    raw = site.properties.get("siteConfig", {}).get("appSettings", [])
+    raw = evaluate(
+        site_file,
+        site.properties.get("siteConfig", {}).get("appSettings", []),
+        {"durableBackend": backend},
+    )
+    if not isinstance(raw, list):
+        problems.append(f"function-app.bicep: appSettings is not a list: {render(raw)}")
+        return {}
     settings: dict[str, Any] = {}
     for entry in raw:
         if not isinstance(entry, dict) or set(entry) != {"name", "value"}:
@@ -832,6 +857,122 @@ def function_app_problems(project: Project) -> list[str]:
     return problems
 
 
+def durable_backend_problems(project: Project) -> list[str]:
+    """DURABLE_BACKEND picks one of two deployments. `storage` (the default) has no Durable Task
+    Scheduler resource, role or setting; `dts` adds the scheduler and its task hub, grants the
+    app identity Durable Task Data Contributor on the scheduler, and sets the two app settings
+    the extension reads; everything else is the same in both."""
+    problems: list[str] = []
+    main = project.main
+    declared = main.parameters.get("durableBackend", {})
+    allowed = [d.get("argument") for d in declared.get("decorators", []) if d["type"] == "allowed"]
+    if allowed != [list(BACKENDS)] or declared.get("default") != "storage":
+        problems.append("main.bicep: durableBackend must allow storage and dts, default storage")
+    dts_file = project.file("modules/durable-task-scheduler.bicep")
+    dts_modules = project.modules_of("modules/durable-task-scheduler.bicep")
+    if len(dts_modules) != 1:
+        return [*problems, "main.bicep must deploy durable-task-scheduler.bicep once"]
+    dts_module = dts_modules[0]
+    site_module = single_module(project, "modules/function-app.bicep", problems)
+    ids = identity_expressions(project, problems)
+    site_file = project.file("modules/function-app.bicep")
+    identities = site_file.resources(USER_ASSIGNED_IDENTITIES, existing=True)
+    client_id = f"{identities[0].symbol}.properties.clientId" if identities else "<identity>"
+
+    for backend in BACKENDS:
+        values = {"durableBackend": backend}
+        wants_dts = backend == "dts"
+        where = f"DURABLE_BACKEND={backend}"
+        # Which files holding Durable Task resources this deployment runs.
+        for module in main.modules():
+            holds_dts = any(
+                r.type.lower().startswith("microsoft.durabletask/")
+                for r in project.module_file(module).resources()
+            )
+            if holds_dts and main.deployed(module.condition, values) != wants_dts:
+                problems.append(f"{where}: {module} deployed = {not wants_dts}")
+        if main.resources("Microsoft.DurableTask/schedulers") or any(
+            r.type.lower().startswith("microsoft.durabletask/") for r in site_file.resources()
+        ):
+            problems.append("Durable Task resources belong in durable-task-scheduler.bicep only")
+        settings = app_settings(site_file, problems, backend)
+        present = [name for name in DTS_APP_SETTINGS if name in settings]
+        if present != (list(DTS_APP_SETTINGS) if wants_dts else []):
+            problems.append(f"{where}: the Durable Task Scheduler settings set are {present}")
+        if site_module is None:
+            continue
+        passed = {k: evaluate(main, v, values) for k, v in site_module.params.items()}
+        if render(site_module.params.get("durableBackend")) != "durableBackend":
+            problems.append(f"{site_module}: durableBackend must be main's durableBackend")
+        endpoint = render(passed.get("durableTaskSchedulerEndpoint"))
+        wanted = f"{dts_module.symbol}.outputs.endpoint" if wants_dts else ""
+        if endpoint != wanted:
+            problems.append(
+                f"{where}: the app's scheduler endpoint is {endpoint!r}, not {wanted!r}"
+            )
+        if not wants_dts:
+            continue
+        connection = render(settings.get(DTS_CONNECTION_SETTING))
+        expected = (
+            "Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity;"
+            f"ClientID=${{{client_id}}}"
+        )
+        if connection != expected:
+            problems.append(f"{where}: {DTS_CONNECTION_SETTING} is {connection}, not {expected}")
+        hub = evaluate(main, site_module.params.get("durableTaskHubName"), values)
+        if render(settings.get(DTS_TASK_HUB_SETTING)) != "durableTaskHubName" or hub != evaluate(
+            main, dts_module.params.get("taskHubName"), values
+        ):
+            problems.append(f"{where}: {DTS_TASK_HUB_SETTING} must name the task hub created")
+
+    # The scheduler module itself: what it creates and whom it lets in.
+    schedulers = dts_file.resources(DURABLE_TASK_SCHEDULERS, existing=False)
+    hubs = dts_file.resources(DURABLE_TASK_HUBS, existing=False)
+    if len(schedulers) != 1 or len(hubs) != 1:
+        return [*problems, "durable-task-scheduler.bicep: expected one scheduler, one task hub"]
+    scheduler, hub = schedulers[0], hubs[0]
+    for resource in (scheduler, hub):
+        if resource.api_version != DURABLE_TASK_API_VERSION:
+            problems.append(f"{resource}: API version {resource.api_version}")
+    if render(hub.body.get("parent")) != scheduler.symbol or render(hub.body.get("name")) != (
+        "taskHubName"
+    ):
+        problems.append(f"{hub}: must be the scheduler's hub named by taskHubName")
+    if not scheduler.properties.get("ipAllowlist"):
+        problems.append(f"{scheduler}: an empty ipAllowlist refuses every caller")
+    if render(dts_file.outputs.get("endpoint")) != f"{scheduler.symbol}.properties.endpoint":
+        problems.append("durable-task-scheduler.bicep: output endpoint must be the scheduler's")
+    if render(dts_file.outputs.get("taskHubName")) != f"{hub.symbol}.name":
+        problems.append("durable-task-scheduler.bicep: output taskHubName must be the hub's name")
+    app_grants = []
+    for grant in dts_file.resources(ROLE_ASSIGNMENTS, existing=False):
+        role = expr(dts_file, grant.properties.get("roleDefinitionId"))
+        if role != (
+            "subscription_resource_id(Microsoft.Authorization/roleDefinitions, "
+            f"{DURABLE_TASK_DATA_CONTRIBUTOR})"
+        ):
+            problems.append(f"{grant}: role {role}, not Durable Task Data Contributor")
+        if render(grant.body.get("scope")) != scheduler.symbol:
+            problems.append(f"{grant}: must be scoped to the scheduler")
+        if render(grant.properties.get("principalId")) == "appPrincipalId":
+            app_grants.append(grant)
+            if grant.condition is not None or grant.properties.get("principalType") != (
+                "ServicePrincipal"
+            ):
+                problems.append(f"{grant}: the app identity's grant must be unconditional")
+    if len(app_grants) != 1:
+        problems.append("durable-task-scheduler.bicep: grant the app identity the role once")
+    if ids and render(dts_module.params.get("appPrincipalId")) != ids["principalId"]:
+        problems.append(f"{dts_module}: appPrincipalId must be the app identity")
+    # DURABLE_TASK_SCHEDULER_SKU reaches the scheduler's sku.
+    if (
+        render(dts_module.params.get("skuName")) != "durableTaskSchedulerSku"
+        or render(scheduler.properties.get("sku")) != "{name: skuName}"
+    ):
+        problems.append("the scheduler's sku must be main's durableTaskSchedulerSku")
+    return problems
+
+
 def secret_problems(project: Project) -> list[str]:
     """No key, SAS or key-based connection string is built, read, passed or output anywhere."""
     problems: list[str] = []
@@ -960,6 +1101,7 @@ CHECKS: dict[str, Callable[[Project], list[str]]] = {
     "key_vault": key_vault_problems,
     "rbac": rbac_problems,
     "function_app": function_app_problems,
+    "durable_backend": durable_backend_problems,
     "secrets": secret_problems,
     "wiring": wiring_problems,
 }
@@ -983,6 +1125,7 @@ def test_infra_has_the_expected_files() -> None:
         "modules/rbac.bicep",
         "modules/function-app.bicep",
         "modules/key-vault.bicep",
+        "modules/durable-task-scheduler.bicep",
     } <= names
 
 
@@ -1033,6 +1176,13 @@ def test_parameters_file_feeds_main_from_the_azd_environment(project: Project) -
     assert values["principalId"] == "${AZURE_PRINCIPAL_ID}"
     assert values["requestFingerprintKey"] == FINGERPRINT_PARAMETER
     assert values["webhookSigningSecrets"] == SIGNING_PARAMETER
+    # `azd env set DURABLE_BACKEND dts` switches the backend; unset, it stays Azure Storage. The
+    # package hook compares it with what was provisioned (an output under another name: azd
+    # would otherwise overwrite the setting with the last provisioned value).
+    assert render(project.main.outputs["DURABLE_BACKEND_PROVISIONED"]) == "durableBackend"
+    assert "DURABLE_BACKEND" not in project.main.outputs
+    assert values["durableBackend"] == "${DURABLE_BACKEND=storage}"
+    assert values["durableTaskSchedulerSku"] == "${DURABLE_TASK_SCHEDULER_SKU=Consumption}"
     declared = project.main.parameters
     assert set(values) <= set(declared), "main.parameters.json sets parameters main.bicep lacks"
     required = {name for name, p in declared.items() if p.get("default") is None}
@@ -1132,6 +1282,72 @@ def test_ci_workflow_runs_the_test_command() -> None:
 
 # Each edit reintroduces a regression the checks exist for; the check must notice it.
 MUTATIONS = [
+    # The Durable Task Scheduler variant.
+    pytest.param(
+        "main.bicep",
+        "if (useDurableTaskScheduler) {",
+        "{",
+        "DURABLE_BACKEND=storage",
+        id="dts-scheduler-in-the-storage-variant",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "useDurableTaskScheduler ? durableTaskSchedulerSettings : []",
+        "durableTaskSchedulerSettings",
+        "DURABLE_BACKEND=storage: the Durable Task Scheduler settings",
+        id="dts-settings-in-the-storage-variant",
+    ),
+    pytest.param(
+        "main.bicep",
+        "var useDurableTaskScheduler = durableBackend == 'dts'",
+        "var useDurableTaskScheduler = durableBackend == 'DTS'",
+        "DURABLE_BACKEND=dts",
+        id="dts-variant-never-deployed",
+    ),
+    pytest.param(
+        "modules/durable-task-scheduler.bicep",
+        "var durableTaskDataContributor = '0ad04412-c4d5-4796-b79c-f76d14c8d402'",
+        # Durable Task Worker: cannot start or query orchestrations.
+        "var durableTaskDataContributor = '80d0d6b0-f522-40a4-8886-a5a11720c375'",
+        "Durable Task Data Contributor",
+        id="dts-worker-role-only",
+    ),
+    pytest.param(
+        "main.bicep",
+        "appPrincipalId: identity.outputs.principalId",
+        "appPrincipalId: principalId",
+        "appPrincipalId must be the app identity",
+        id="dts-role-for-someone-else",
+    ),
+    pytest.param(
+        "modules/function-app.bicep",
+        "Authentication=ManagedIdentity;ClientID=${identity.properties.clientId}",
+        "Authentication=ManagedIdentity",
+        DTS_CONNECTION_SETTING,
+        id="dts-connection-without-the-identity",
+    ),
+    pytest.param(
+        "main.bicep",
+        "skuName: durableTaskSchedulerSku",
+        "skuName: 'Dedicated'",
+        "durableTaskSchedulerSku",
+        id="dts-sku-setting-ignored",
+    ),
+    pytest.param(
+        "modules/durable-task-scheduler.bicep",
+        "    ipAllowlist: [\n      '0.0.0.0/0'\n    ]",
+        "    ipAllowlist: []",
+        "ipAllowlist",
+        id="dts-allowlist-refuses-everyone",
+    ),
+    pytest.param(
+        "main.bicep",
+        "durableTaskSchedulerEndpoint: useDurableTaskScheduler ? "
+        "durableTaskScheduler.outputs.endpoint : ''",
+        "durableTaskSchedulerEndpoint: ''",
+        "scheduler endpoint",
+        id="dts-endpoint-not-passed",
+    ),
     pytest.param(
         "modules/storage.bicep",
         "allowSharedKeyAccess: false",
@@ -1220,8 +1436,8 @@ MUTATIONS = [
     ),
     pytest.param(
         "modules/function-app.bicep",
-        "name: 'MIN_LEAD_SECONDS'\n          value: '60'",
-        "name: 'MIN_LEAD_SECONDS'\n          value: '30'",
+        "name: 'MIN_LEAD_SECONDS'\n    value: '60'",
+        "name: 'MIN_LEAD_SECONDS'\n    value: '30'",
         "MIN_LEAD_SECONDS",
         id="scheduler-setting-not-default",
     ),
@@ -1242,8 +1458,7 @@ MUTATIONS = [
     pytest.param(
         "modules/function-app.bicep",
         "name: 'JOB_TABLE'",
-        "name: 'REGISTRY_SHARDS'\n          value: '16'\n        }\n"
-        "        {\n          name: 'JOB_TABLE'",
+        "name: 'REGISTRY_SHARDS'\n    value: '16'\n  }\n  {\n    name: 'JOB_TABLE'",
         "REGISTRY_SHARDS",
         id="sharded-registry-setting-back",
     ),

@@ -14,6 +14,9 @@ SCHEDULER_LIVE_MAX_LATENESS_SECONDS bounds how late a job may fire. The suite on
 to loopback addresses: a base URL that is not on this machine fails every live test.
 """
 
+import base64
+import contextlib
+import json
 import os
 import re
 import threading
@@ -21,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -101,6 +105,49 @@ def live_app(request: pytest.FixtureRequest) -> Iterator[LiveApp]:
         host.stop()
 
 
+@dataclass(frozen=True)
+class DeveloperApp:
+    """The app as scripts/run-local.sh runs it on a developer's machine: the settings of
+    local.settings.example.json (MIN_LEAD_SECONDS 1 among them), keys and a webhook signing
+    secret of its own, and the folder its local.settings.json is in."""
+
+    app: LiveApp
+    webhook_secret: str
+    workdir: Path
+
+
+EXAMPLE_SETTINGS = Path(__file__).resolve().parents[2] / "local.settings.example.json"
+# What each run makes or the suite sets itself (storage, its own table, keys).
+OWN_SETTINGS = (
+    "AzureWebJobsStorage",
+    "JOB_TABLE",
+    "LOCAL_HOST_FUNCTION_KEY",
+    "LOCAL_HOST_MASTER_KEY",
+)
+
+
+@pytest.fixture(scope="session")
+def developer_app(request: pytest.FixtureRequest) -> Iterator[DeveloperApp]:
+    if os.environ.get(BASE_URL_ENV, "").strip():
+        pytest.skip(f"needs the local durable host with the example settings ({BASE_URL_ENV} set)")
+    example = json.loads(EXAMPLE_SETTINGS.read_text())["Values"]
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    settings = {
+        name: value for name, value in example.items() if value and name not in OWN_SETTINGS
+    }
+    settings["WEBHOOK_SIGNING_SECRETS"] = secret
+    azurite: AzuriteService = request.getfixturevalue("azurite")
+    workdir = request.getfixturevalue("tmp_path_factory").mktemp("developer-host")
+    host = LocalHostProcess(azurite, workdir, settings)
+    host.start()
+    try:
+        yield DeveloperApp(
+            LiveApp(host.base_url, host.function_key, host.master_key, host), secret, workdir
+        )
+    finally:
+        host.stop()
+
+
 @pytest.fixture(scope="session")
 def live_base_url(live_app: LiveApp) -> str:
     return live_app.base_url
@@ -175,9 +222,9 @@ class Receiver:
         return Response("received", status=200, content_type="text/plain")
 
 
-@pytest.fixture(scope="module")
-def receiver(live_base_url: str) -> Iterator[Receiver]:
-    """The target of the live jobs' http.call; it answers 200 to any path and method."""
+@contextlib.contextmanager
+def serving_receiver() -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 that answers 200 to any path and method, stopped afterwards."""
     server = HTTPServer(host="127.0.0.1", port=0)
     receiver = Receiver(server)
     server.expect_request(re.compile(r"/.*")).respond_with_handler(receiver.record)
@@ -188,3 +235,10 @@ def receiver(live_base_url: str) -> Iterator[Receiver]:
         server.clear()
         if server.is_running():
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver(live_base_url: str) -> Iterator[Receiver]:
+    """The target of the live jobs' http.call."""
+    with serving_receiver() as receiver:
+        yield receiver

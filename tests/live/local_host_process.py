@@ -95,5 +95,10 @@ class LocalHostProcess:
         if self._server is not None:
             self._server.stop()
 
+    def exit_status(self) -> int | None:
+        """The host's exit status once it ended (negative: killed by that signal)."""
+        assert self._server is not None
+        return self._server.process.poll()
+
     def output_tail(self) -> str:
         return self._server.output_tail() if self._server else ""

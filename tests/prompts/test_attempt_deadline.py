@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
-from scheduling.egress import EgressPolicy, IPAddress, pinned_client
+from scheduling.egress import EgressPolicy, IPAddress, pinned_client, transport
 from scheduling.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
 from scheduling.prompts import FiringContext, PayloadRules, parse_payload
 from scheduling.prompts.http_call import HttpCallOutcome, run_http_call
@@ -366,3 +366,41 @@ def test_a_target_given_by_address_needs_no_lookup(httpserver: HTTPServer) -> No
             assert all(not future.result()[0].ok for future in stuck)
     finally:
         release.set()
+
+
+class SlotsGivenAtTheDeadline:
+    """The lookup slots, each handed out only as its attempt's deadline passes (the thread
+    that asked for it was not scheduled again until then)."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self.slots = slots
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        given = self.slots.acquire(timeout=timeout)
+        time.sleep((timeout or 0) + 0.01)
+        return given
+
+    def release(self) -> None:
+        self.slots.release()
+
+
+def test_a_lookup_slot_given_as_the_deadline_passes_goes_back(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = f"http://quick-dns.test:{httpserver.port}/hook"
+
+    def quick_resolver(host: str, port: int) -> list[IPAddress]:
+        return [ip_address("127.0.0.1")]
+
+    slots = transport._lookup_slots
+    with monkeypatch.context() as late:
+        late.setattr(transport, "_lookup_slots", SlotsGivenAtTheDeadline(slots))
+        for _ in range(MAX_CONCURRENT_LOOKUPS + 1):
+            outcome, _ = fire({"url": url, "timeout_seconds": 0.05}, quick_resolver)
+            assert outcome.retryable
+            assert not outcome.ok
+
+    # Every slot came back: later attempts still look names up.
+    outcome, _ = fire({"url": url, "timeout_seconds": 2}, quick_resolver)
+    assert outcome.ok, outcome.error

@@ -241,6 +241,20 @@ def settings(**values: object) -> SchedulerSettings:
             {"flow_limits": "api.example.com=5/20"},
             ("api.example.com", 5, 20.0),
         ),
+        # Keys compare without case, and an IPv6 destination with or without brackets.
+        (
+            None,
+            "api.example.com",
+            {"flow_limits": "API.Example.com=5/20"},
+            ("api.example.com", 5, 20.0),
+        ),
+        (None, "::1", {"flow_limits": "[::1]=2/1"}, ("::1", 2, 1.0)),
+        (
+            {"key": "API.example.com"},
+            None,
+            {"flow_limits": "api.example.com=5/20"},
+            ("api.example.com", 5, 20.0),
+        ),
         # The default switched on: every destination's key, with the defaults.
         (
             None,
@@ -281,16 +295,33 @@ def test_a_job_may_not_ask_for_more_than_the_bounds_or_its_keys_limits(
     assert refused.value.field == field
 
 
+def test_a_job_cannot_leave_its_destinations_operator_limits_by_naming_its_own_key() -> None:
+    limited = settings(flow_limits="api.example.com=5/20")
+    for own_key in ("tenant-7", "api.example.com.", "other.example.com"):
+        with pytest.raises(FlowLimitError) as refused:
+            flow_for(FlowControlRequest(key=own_key), "api.example.com", limited)
+        assert refused.value.field == "key"
+    # Naming the destination's own key, in any case, is what it gets anyway.
+    flow = flow_for(FlowControlRequest(key="API.example.com"), "api.example.com", limited)
+    assert flow is not None
+    assert (flow.key, flow.max_parallel) == ("api.example.com", 5)
+    # A destination without operator limits may still be grouped under a job's own key.
+    grouped = flow_for(FlowControlRequest(key="tenant-7"), "free.example.com", limited)
+    assert grouped is not None
+    assert grouped.key == "tenant-7"
+
+
 def test_flow_limits_are_read_strictly() -> None:
     assert parse_flow_limits(" a.example.com=5/20 , [::1]=1/0.5 ") == {
         "a.example.com": KeyLimits(max_parallel=5, rate_per_second=20.0),
-        "[::1]": KeyLimits(max_parallel=1, rate_per_second=0.5),
+        "::1": KeyLimits(max_parallel=1, rate_per_second=0.5),
     }
     assert parse_flow_limits("") == {}
     for wrong in (
         "a=5",
         "a=5/20,",
         "a=5/20,a=1/1",
+        "a=5/20,A=1/1",
         "a=0/1",
         "a=1/0",
         "a b=1/1",

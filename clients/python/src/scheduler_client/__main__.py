@@ -1,0 +1,3 @@
+from scheduler_client.cli import main
+
+main()
