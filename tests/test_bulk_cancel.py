@@ -5,11 +5,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from blueprints import removing
 from scheduling.timing import format_utc
+from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 from tests.test_http_api import assert_problem
+from tests.test_lifecycle import call_route
 
 
 def job(
@@ -151,3 +155,37 @@ async def test_a_cursor_of_one_filter_is_refused_by_another(
     assert (first["cancelled"], first["complete"]) == (100, False)
     other = await scheduler.api.delete(f"/api/schedule?label=a=c&cursor={first['next_cursor']}")
     assert_problem(other, 400)
+
+
+async def test_a_filtered_delete_during_a_running_attempt_reports_it_and_a_second_stops_it(
+    scheduler: Scheduler, httpserver: HTTPServer
+) -> None:
+    """A real attempt in flight (its target calls the filtered delete while it answers): the
+    delete's swap loses to the claim, the job is reported as firing and finishes its attempt;
+    once it waits to retry, the same delete cancels it and no retry starts."""
+    deletes: list[Reply] = []
+
+    def delete_meanwhile(request: Request) -> Response:
+        if not deletes:
+            deletes.append(call_route(scheduler, "DELETE", "/api/schedule?label=tenant=a"))
+        return Response("", status=503)
+
+    httpserver.expect_request("/down").respond_with_handler(delete_meanwhile)
+    body = {
+        **job(5, {"tenant": "a"}, prompt_type="http.call"),
+        "payload": {"url": httpserver.url_for("/down")},
+        "retry": {"max_attempts": 5, "initial_delay_seconds": 60},
+    }
+    (transaction_id,) = await created(scheduler, [body])
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(minutes=5))
+
+    first = deletes[0].json()
+    assert (first["cancelled"], first["firing"], first["complete"]) == (0, [transaction_id], True)
+    assert await states(scheduler, [transaction_id]) == {"retrying"}
+    assert (await cancel_all(scheduler, "label=tenant=a"))[:2] == (1, [])
+    scheduler.host.advance_to(START + timedelta(hours=2))
+    assert len(httpserver.log) == 1  # the attempt that ran; none of the four retries
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    assert (stored.record.state, stored.record.attempts) == ("cancelled", 1)
