@@ -9,7 +9,7 @@ tables, and times the app's own code paths:
 - create: `store.create` + `store.index` of a new record (what POST /api/schedule does to
   the store); sealing is timed on its own (CPU only, local keys);
 - claim: the activity's claim (`scheduling.attempts._claim`: get, `claim`, replace);
-- cancel: the removal a wipe does (`blueprints.removing._wipe_one`: get, `cancel`, replace,
+- cancel: the removal a wipe does (`blueprints.removing._cancel_one`: get, `cancel`, replace,
   unindex), the same compare-and-swap as a delete;
 - first page / deep page: GET /api/schedule?limit=50 through the real route, from the start
   and from a cursor 90 % of the way into the listing;
@@ -20,7 +20,7 @@ requests it sent and the CPU time it cost this process and the Azurite process.
 docs/benchmarks.md describes the method and what the figures do and do not say.
 
 A few of the app's private functions are used on purpose (`_row` and `_due_row`, the rows
-the store writes; `_claim`; `_wipe_one`): the benchmark loads and times exactly what the app
+the store writes; `_claim`; `_cancel_one`): the benchmark loads and times exactly what the app
 runs, and breaks when that changes.
 """
 
@@ -59,7 +59,7 @@ from benchmarks.measuring import percentile, process_cpu_seconds
 from blueprints import dependencies
 from blueprints.instances import bounded
 from blueprints.jobs import cursor_scope
-from blueprints.removing import _wipe_one
+from blueprints.removing import _cancel_one
 from function_app import app
 from local_durable_host.engine import DurableHost
 from scheduling.attempts import _claim
@@ -67,6 +67,7 @@ from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.job_store import (
     FAILED_SUFFIX,
     INDEX_SUFFIX,
+    LABEL_SUFFIX,
     DueRange,
     StoredJob,
     TableJobStore,
@@ -182,11 +183,11 @@ def open_counted_store(service: AzuriteService, counter: RequestCounter) -> Tabl
             raw_request_hook=counter,
             **CLIENT_OPTIONS,
         )
-        for name in (TABLE, TABLE + INDEX_SUFFIX, TABLE + FAILED_SUFFIX)
+        for name in (TABLE, TABLE + INDEX_SUFFIX, TABLE + FAILED_SUFFIX, TABLE + LABEL_SUFFIX)
     ]
     for client in clients:
         client.create_table()
-    return TableJobStore(clients[0], clients[1], clients[2])
+    return TableJobStore(clients[0], clients[1], clients[2], clients[3])
 
 
 # -- the jobs ----------------------------------------------------------------------------
@@ -553,7 +554,7 @@ def time_operations(
 
     def cancel_one(n: int) -> None:
         position = cancels[n]
-        removal = _wipe_one(store, jobs.ids[position])
+        removal = _cancel_one(store, jobs.ids[position], "wipe", DueRange())
         if not isinstance(removal, JobRecord) or removal.state != "cancelled":
             raise RuntimeError(f"cancel of job {position}: {removal}")
 

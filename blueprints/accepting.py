@@ -5,6 +5,7 @@ import hmac
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import azure.durable_functions as df
@@ -25,7 +26,12 @@ from scheduling.idempotency import (
     transaction_id_for,
 )
 from scheduling.job_log.lifecycle import accepted_entry
-from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
+from scheduling.job_record import (
+    LIVE_STATES,
+    JobRecord,
+    callbacks_sealing_context,
+    sealing_context,
+)
 from scheduling.job_store import (
     JobExists,
     StaleRecord,
@@ -66,12 +72,38 @@ async def create_job(
 ) -> func.HttpResponse:
     deps = dependencies.current()
     settings = deps.settings()
-    schedule, fields, payload = _validated_job_fields(
-        read_json_body(request, settings.max_request_bytes), settings
-    )
-    flow = _flow(schedule, payload, settings)
+    body = read_json_body(request, settings.max_request_bytes)
     store = deps.job_store(settings)
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    ready = await prepare_job(client, store, body, request.headers.get(IDEMPOTENCY_HEADER))
+    if isinstance(ready, PreparedJob):
+        ready = await store_and_start(client, store, ready)
+    return _accepted(request, ready.record, replayed=ready.replayed)
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A job checked and sealed, not yet stored."""
+
+    record: JobRecord
+    fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class AcceptedRecord:
+    """A job accepted now, or (`replayed`) by an earlier request with the same key."""
+
+    record: JobRecord
+    replayed: bool = False
+
+
+async def prepare_job(
+    client: df.DurableOrchestrationClient, store: TableJobStore, body: Any, key: str | None
+) -> PreparedJob | AcceptedRecord:
+    """Check what the body asks for and seal it; with a key seen before, the earlier job
+    (started if its create died before starting it). A problem (ProblemError) otherwise."""
+    settings = dependencies.current().settings()
+    schedule, fields, payload = _validated_job_fields(body, settings)
+    flow = _flow(schedule, payload, settings)
     if key is None:
         transaction_id, fingerprint = str(uuid.uuid4()), None
     else:
@@ -81,24 +113,46 @@ async def create_job(
         if earlier is not None:
             # Before the time-window check: a retry that arrives after exec_at came too
             # close still gets the first answer.
-            return await _replay(client, store, request, earlier, fingerprint)
+            return await _replay(client, store, earlier, fingerprint)
     first = _first_run(schedule, settings)
 
     name_job(transaction_id)
     record = await _sealed_record(
         transaction_id, fields, payload, schedule.callbacks, first, fingerprint, settings, flow
     )
+    return PreparedJob(record, fingerprint)
+
+
+async def store_and_start(
+    client: df.DurableOrchestrationClient,
+    store: TableJobStore,
+    prepared: PreparedJob,
+    *,
+    indexed: bool = False,
+    log_accepted: bool = True,
+) -> AcceptedRecord:
+    """Store the job and start its orchestration. `indexed`: its index rows are written
+    already (a batch writes them together); without `log_accepted`, its `accepted` log
+    entry is left to be derived from its record (on every read of its log, and written
+    before the record goes): one write fewer per job of a batch. A problem (ProblemError)
+    when nothing was scheduled; accepted when the job may run (repair_stalled_jobs starts
+    a stalled one)."""
+    record = prepared.record
+    transaction_id = record.transaction_id
     try:
-        # The index first: it must list every live job (a wipe finds jobs through it); a row
-        # whose record never comes is dropped by a later reader.
-        await asyncio.to_thread(store.index, record)
+        if not indexed:
+            # The index first: it must list every live job (a wipe finds jobs through it);
+            # a row whose record never comes is dropped by a later reader.
+            await asyncio.to_thread(store.index, record)
+            if record.labels:
+                await asyncio.to_thread(store.index_labels, [record])
         stored = await asyncio.to_thread(store.create, record)
     except JobExists:
         earlier = await _read(store, transaction_id)  # a concurrent request with the key won
         if earlier is None:
             raise backend_unavailable("settle a concurrent request with this key; retry") from None
         await asyncio.to_thread(_restore_index, store, earlier.record, record)
-        return await _replay(client, store, request, earlier, fingerprint)
+        return await _replay(client, store, earlier, prepared.fingerprint)
     except Exception:
         log.exception("storing %s failed", transaction_id)
         raise backend_unavailable("store the job; nothing was scheduled") from None
@@ -107,10 +161,11 @@ async def create_job(
     except Exception:
         log.exception("starting %s failed", transaction_id)
         if await orchestration_runs(client, record) or not await _withdraw(store, stored):
-            return _accepted(request, record)
-    await record_lifecycle(accepted_entry(record))
+            return AcceptedRecord(record)
+    if log_accepted:
+        await record_lifecycle(accepted_entry(record))
     job_metrics().accepted.add(1, job_attributes(record.prompt_type, record.destination))
-    return _accepted(request, record)
+    return AcceptedRecord(record)
 
 
 async def _ensure_started(
@@ -147,6 +202,11 @@ def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -
             standing.exec_at, standing.transaction_id
         ):
             store.unindex(ours.transaction_id, ours.exec_at)
+        if standing.state in LIVE_STATES:
+            store.index_labels([standing])
+        theirs = standing.labels if standing.state in LIVE_STATES else {}
+        ours_only = {k: v for k, v in ours.labels.items() if theirs.get(k) != v}
+        store.unindex_labels(ours.transaction_id, ours_only)
     except Exception:
         log.warning("could not restore the index row of %s", standing.transaction_id, exc_info=True)
 
@@ -224,6 +284,7 @@ async def _sealed_record(
             else {kind: redact_url(url) for kind, url in callbacks.urls().items()}
         ),
         sealed_callbacks=sealed_callbacks,
+        labels=fields.get("labels") or {},
     )
 
 
@@ -249,6 +310,7 @@ async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
         ) from None
     try:
         await asyncio.to_thread(store.unindex, record.transaction_id, record.exec_at)
+        await asyncio.to_thread(store.unindex_labels, record.transaction_id, record.labels)
     except Exception:
         log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
     raise backend_unavailable("start the job; nothing was scheduled")
@@ -355,11 +417,10 @@ def _idempotent_id(key: str) -> str:
 async def _replay(
     client: df.DurableOrchestrationClient,
     store: TableJobStore,
-    request: func.HttpRequest,
     stored: StoredJob,
     fingerprint: str | None,
-) -> func.HttpResponse:
-    """The first request's answer again, or 409 when the key was used for something else."""
+) -> AcceptedRecord:
+    """The first request's job again, or 409 when the key was used for something else."""
     earlier = stored.record
     if earlier.request_fingerprint is None or not hmac.compare_digest(
         earlier.request_fingerprint, fingerprint or ""
@@ -371,23 +432,27 @@ async def _replay(
             "this Idempotency-Key was already used for a different request",
         )
     await _ensure_started(client, store, stored)
-    return _accepted(request, earlier, replayed=True)
+    return AcceptedRecord(earlier, replayed=True)
 
 
 def _accepted(
     request: func.HttpRequest, record: JobRecord, *, replayed: bool = False
 ) -> func.HttpResponse:
     """202: the job's id, when it (next) fires, and where to read it."""
-    status_url = f"{origin_of(request)}/api/schedule/{record.transaction_id}/status"
-    headers = {"Location": status_url}
+    accepted = accepted_job(origin_of(request), record)
+    headers = {"Location": accepted.status_url}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    accepted = AcceptedJob(
+    return json_response(accepted.model_dump(mode="json"), status=202, headers=headers)
+
+
+def accepted_job(origin: str, record: JobRecord) -> AcceptedJob:
+    """The job's id, when it (next) fires, and where to read it."""
+    return AcceptedJob(
         transaction_id=record.transaction_id,
         state=record.state,
         exec_at=record.exec_at,
         # None once the job has ended or was deleted: a replay says so.
         next_fire_at=next_fire_at(record),
-        status_url=status_url,
+        status_url=f"{origin}/api/schedule/{record.transaction_id}/status",
     )
-    return json_response(accepted.model_dump(mode="json"), status=202, headers=headers)

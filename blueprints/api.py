@@ -35,16 +35,28 @@ async def list_jobs(
     return await jobs.list_jobs(client, req)
 
 
-# Every job at once: the admin (master) key, not a function key.
-@bp.route(route="schedule", methods=["DELETE"], auth_level=func.AuthLevel.ADMIN)
+# The jobs a filter names (a label, a prompt type, a due time range); a filter is required.
+# Every job at once is the admin key's: POST /api/wipe.
+@bp.route(route="schedule", methods=["DELETE"], auth_level=FUNCTION)
 @bp.durable_client_input(client_name="client")
 @problem_responses
-async def wipe_jobs(
+async def cancel_jobs(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     from blueprints import removing
 
-    return await removing.wipe_jobs(client, req)
+    return await removing.cancel_jobs(client, req)
+
+
+@bp.route(route="schedule/batch", methods=["POST"], auth_level=FUNCTION)
+@bp.durable_client_input(client_name="client")
+@problem_responses
+async def create_batch(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    from blueprints import batch
+
+    return await batch.create_batch(client, req)
 
 
 @bp.route(route="schedule/{transaction_id}/status", methods=["GET"], auth_level=FUNCTION)

@@ -38,6 +38,7 @@ from scheduling.job_store import (
     UnreadableRow,
     due_keys,
     forget_failure_quietly,
+    unindex_labels_quietly,
     unindex_quietly,
 )
 from scheduling.job_views import status_view
@@ -301,6 +302,9 @@ async def _swap(
             moved = _row_key(after) != _row_key(stored.record)
             old_row = await asyncio.to_thread(store.row_etag, stored.record)
             new_row = await asyncio.to_thread(store.index, after) if live else None
+            if live and stored.record.state not in LIVE_STATES and after.labels:
+                # Live again (a replay): findable by its labels before the record says so.
+                await asyncio.to_thread(store.index_labels, [after])
             failure_row = (
                 await asyncio.to_thread(store.index_failure, after)
                 if after.failed_at is not None and after.failed_at != stored.record.failed_at
@@ -315,6 +319,8 @@ async def _swap(
                 raise
             if (moved or not live) and old_row is not None:
                 await asyncio.to_thread(unindex_quietly, store, stored.record, old_row)
+            if not live:
+                await asyncio.to_thread(unindex_labels_quietly, store, after)
             if client is not None and after.state == "pending":
                 await _start_or_say(client, after, stored.record)
             return stored.record, after

@@ -24,8 +24,8 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, bounded, purge
-from blueprints.job_logs import record_lifecycle
-from blueprints.jobs import cursor_scope, query_time
+from blueprints.job_logs import record_lifecycle, record_removal
+from blueprints.jobs import cursor_scope, cursor_token, query_time
 from blueprints.unreadable import key_check, read_job, shown
 from scheduling.job_log import LogKind
 from scheduling.job_log.lifecycle import lifecycle_entry
@@ -44,11 +44,9 @@ from scheduling.job_views import failed_view, unreadable_view
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
-    InvalidCursor,
-    decode_cursor,
     encode_cursor,
 )
-from scheduling.problems import ProblemError, problem
+from scheduling.problems import ProblemError
 from scheduling.responses import ClearOutcome
 
 # One clear (or sweep) request does at most this much; `complete: false` says to call again.
@@ -76,12 +74,7 @@ async def list_failed(
         prompt_type=request.params.get("prompt_type") or None,
     )
     scope_key = "failed" + cursor_scope(scope, None)
-    token = None
-    if cursor := request.params.get("cursor"):
-        try:
-            token = decode_cursor(cursor, scope_key)
-        except InvalidCursor as error:
-            raise problem(400, "invalid-cursor", "Invalid cursor", str(error)) from None
+    token = cursor_token(request, scope_key)
     try:
         entries, token = await asyncio.to_thread(store.failure_page, scope, limit, token)
         stored = await bounded(
@@ -247,8 +240,7 @@ async def _remove(
     }.get(kind, "removed")
     try:
         # The record is the only other trace of the job: its log says where it went first.
-        entry_of_removal = lifecycle_entry(record.transaction_id, kind, now, message)
-        await record_lifecycle(entry_of_removal, required=True)
+        await record_removal(record, lifecycle_entry(record.transaction_id, kind, now, message))
     except ProblemError:
         return "kept"
     try:

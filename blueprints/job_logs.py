@@ -19,6 +19,7 @@ from scheduling.job_log import JobLogEntry
 from scheduling.job_log.entries import decode_cursor, encode_cursor
 from scheduling.job_log.lifecycle import derived_entries, with_derived
 from scheduling.job_log.resilient import append_with_retry
+from scheduling.job_record import JobRecord
 from scheduling.job_store import StoredJob
 from scheduling.paging import InvalidCursor
 from scheduling.problems import not_found, problem
@@ -95,3 +96,12 @@ async def record_lifecycle(entry: JobLogEntry, *, required: bool = False) -> Non
     log.warning("job log entry %s of %s not stored: %s", entry.kind, entry.transaction_id, error)
     if required:
         raise backend_unavailable(f"record the {entry.kind} entry in the job log; try again")
+
+
+async def record_removal(record: JobRecord, removal: JobLogEntry) -> None:
+    """Before a job's record goes, its log says what the record said (the entries derived
+    from it, which the log may lack: a batch leaves a job's `accepted` entry to be derived,
+    a write may have failed) and where it went: the record is their only other trace. Each
+    is required (a 503 keeps the record); each is idempotent (a deterministic id)."""
+    for entry in (*derived_entries(record), removal):
+        await record_lifecycle(entry, required=True)

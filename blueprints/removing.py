@@ -9,6 +9,8 @@ acknowledged delete never fires, and a running attempt is never cut off without 
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 import azure.durable_functions as df
@@ -17,11 +19,13 @@ import azure.functions as func
 from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
-from blueprints.job_logs import record_lifecycle
+from blueprints.job_logs import record_lifecycle, record_removal
+from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
 from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
 from scheduling.job_store import (
+    ContinuationToken,
     DueRange,
     StaleRecord,
     TableJobStore,
@@ -30,8 +34,9 @@ from scheduling.job_store import (
     unindex_quietly,
 )
 from scheduling.metrics import job_attributes, job_metrics
+from scheduling.paging import encode_cursor
 from scheduling.problems import ProblemError, not_found, problem
-from scheduling.responses import DeletedJob, WipeOutcome
+from scheduling.responses import CancelOutcome, DeletedJob, WipeOutcome
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
 MAX_SWAPS = 5
@@ -40,6 +45,8 @@ WIPE_PAGE_SIZE = 100
 WIPE_MAX_JOBS = 2000
 WIPE_MAX_SECONDS = 20.0
 WIPE_STOP_SECONDS = 10.0
+# A filtered delete looks at most at this many index rows per request.
+CANCEL_MAX_JOBS = 1000
 log = logging.getLogger(__name__)
 
 
@@ -94,9 +101,9 @@ async def _delete_once(
             await record_lifecycle(entry)
     else:
         # The record is the only other trace of the job: its log says where it went first.
-        await record_lifecycle(
+        await record_removal(
+            record,
             lifecycle_entry(transaction_id, "deleted", now, "record deleted through the API"),
-            required=True,
         )
         await asyncio.to_thread(store.delete, stored)
         # A failed job leaves the failed list with its record.
@@ -143,6 +150,20 @@ def _unindex_quietly(store: TableJobStore, row: UnreadableRow) -> None:
 
 
 WipeResult = JobRecord | Literal["firing", "skipped", "unreadable"]
+PageReader = Callable[
+    [ContinuationToken | None], tuple[Sequence[IndexRow], ContinuationToken | None]
+]
+
+
+@dataclass
+class Sweep:
+    """What a bounded pass over an index did, and where the next one starts."""
+
+    cancelled: list[JobRecord] = field(default_factory=list)
+    firing: list[str] = field(default_factory=list)
+    unreadable: int = 0
+    complete: bool = False
+    token: ContinuationToken | None = None
 
 
 async def wipe_jobs(
@@ -152,61 +173,125 @@ async def wipe_jobs(
 
     One request does a bounded amount of work: `complete: false` says there may be more.
     """
-    deps = dependencies.current()
-    store = deps.job_store(deps.settings())
-    started = time.monotonic()
-    cancelled: list[JobRecord] = []
-    firing = 0
-    unreadable = 0
-    seen = 0
-    token = None
-    complete = False
-    try:
-        while True:
-            entries, token = await asyncio.to_thread(
-                store.due_page, DueRange(), WIPE_PAGE_SIZE, token
-            )
-            results = await bounded(
-                asyncio.to_thread(_wipe_one, store, entry.transaction_id) for entry in entries
-            )
-            cancelled += [result for result in results if isinstance(result, JobRecord)]
-            firing += sum(1 for result in results if result == "firing")
-            unreadable += sum(1 for result in results if result == "unreadable")
-            seen += len(entries)
-            if token is None:
-                complete = True
-                break
-            if seen >= WIPE_MAX_JOBS or time.monotonic() - started > WIPE_MAX_SECONDS:
-                break
-    except Exception:
-        log.exception("wiping failed after %d cancellations", len(cancelled))
-    # Stopping the orchestrations is a courtesy (each ends by itself at its time, finding its
-    # job cancelled), so it gets only what is left of the budget; the `wiped` log entries
-    # are made from the records when the log is read.
-    left = max(WIPE_MAX_SECONDS + WIPE_STOP_SECONDS - (time.monotonic() - started), 0.1)
-    try:
-        await asyncio.wait_for(
-            bounded(stop_quietly(client, record.instance_id) for record in cancelled), left
-        )
-    except TimeoutError:
-        log.info("the wipe left some orchestrations to end by themselves")
+    store = dependencies.current().job_store(dependencies.current().settings())
+    sweep = await _sweep(
+        client,
+        lambda token: store.due_page(DueRange(), WIPE_PAGE_SIZE, token),
+        lambda transaction_id: _cancel_one(store, transaction_id, "wipe", DueRange()),
+        None,
+    )
     outcome = WipeOutcome(
-        cancelled=len(cancelled), firing=firing, unreadable=unreadable, complete=complete
+        cancelled=len(sweep.cancelled),
+        firing=len(sweep.firing),
+        unreadable=sweep.unreadable,
+        complete=sweep.complete,
     )
     return json_response(outcome.model_dump(mode="json"))
 
 
-def _wipe_one(store: TableJobStore, transaction_id: str) -> WipeResult:
-    """Cancel the job if it is live: its cancelled record, "firing", "skipped" (ended), or
-    "unreadable" (left as it is: its record cannot be written over; DELETE removes it)."""
+async def cancel_jobs(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest
+) -> func.HttpResponse:
+    """Cancel the live jobs a filter names (labels, prompt type, due time range), each by
+    the same swap as a delete, a bounded number per request: `complete: false` and a cursor
+    to go on. A job whose attempt is running is reported, not cancelled."""
+    from blueprints.jobs import cursor_scope, cursor_token, invalid_query, job_range
+
+    scope = job_range(request)
+    if not scope.filtered:
+        raise invalid_query(
+            "give a filter (label, prompt_type, from, to): to cancel every live job, "
+            "POST /api/wipe with the admin key"
+        )
+    scope_key = "cancel" + cursor_scope(scope, None)
+    token = cursor_token(request, scope_key)
+    store = dependencies.current().job_store(dependencies.current().settings())
+
+    def page(
+        token: ContinuationToken | None,
+    ) -> tuple[Sequence[IndexRow], ContinuationToken | None]:
+        if scope.labels:
+            return store.label_page(scope.labels[0], scope.prompt_type, WIPE_PAGE_SIZE, token)
+        return store.due_page(scope, WIPE_PAGE_SIZE, token)
+
+    sweep = await _sweep(
+        client,
+        page,
+        lambda transaction_id: _cancel_one(store, transaction_id, "filter", scope),
+        token,
+        max_jobs=CANCEL_MAX_JOBS,
+    )
+    outcome = CancelOutcome(
+        cancelled=len(sweep.cancelled),
+        firing=sweep.firing,
+        unreadable=sweep.unreadable,
+        complete=sweep.complete,
+        next_cursor=encode_cursor(sweep.token, scope_key) if sweep.token else None,
+    )
+    return json_response(outcome.model_dump(mode="json"))
+
+
+async def _sweep(
+    client: df.DurableOrchestrationClient,
+    read_page: PageReader,
+    cancel_one: Callable[[str], WipeResult],
+    token: ContinuationToken | None,
+    *,
+    max_jobs: int = WIPE_MAX_JOBS,
+) -> Sweep:
+    """Cancel the jobs of an index's pages from `token` until the end, `max_jobs` rows or
+    WIPE_MAX_SECONDS; then stop their orchestrations within what is left of the budget."""
+    started = time.monotonic()
+    sweep = Sweep(token=token)
+    seen = 0
+    try:
+        while True:
+            entries, sweep.token = await asyncio.to_thread(read_page, sweep.token)
+            results = await bounded(
+                asyncio.to_thread(cancel_one, entry.transaction_id) for entry in entries
+            )
+            for entry, result in zip(entries, results, strict=True):
+                if isinstance(result, JobRecord):
+                    sweep.cancelled.append(result)
+                elif result == "firing":
+                    sweep.firing.append(entry.transaction_id)
+                elif result == "unreadable":
+                    sweep.unreadable += 1
+            seen += len(entries)
+            if sweep.token is None:
+                sweep.complete = True
+                break
+            if seen >= max_jobs or time.monotonic() - started > WIPE_MAX_SECONDS:
+                break
+    except Exception:
+        log.exception("cancelling failed after %d cancellations", len(sweep.cancelled))
+    # Stopping the orchestrations is a courtesy (each ends by itself at its time, finding its
+    # job cancelled), so it gets only what is left of the budget; the log entries of the
+    # cancellations are made from the records when the log is read.
+    left = max(WIPE_MAX_SECONDS + WIPE_STOP_SECONDS - (time.monotonic() - started), 0.1)
+    try:
+        await asyncio.wait_for(
+            bounded(stop_quietly(client, record.instance_id) for record in sweep.cancelled), left
+        )
+    except TimeoutError:
+        log.info("a bulk cancel left some orchestrations to end by themselves")
+    return sweep
+
+
+def _cancel_one(
+    store: TableJobStore, transaction_id: str, by: Literal["wipe", "filter"], scope: DueRange
+) -> WipeResult:
+    """Cancel the job if it is live and `scope` covers it: its cancelled record, "firing",
+    "skipped" (ended, or not covered), or "unreadable" (left as it is: its record cannot be
+    written over; DELETE removes it)."""
     now = dependencies.current().clock()
     for _ in range(MAX_SWAPS):
         stored = read_job(store, transaction_id)
         if isinstance(stored, UnreadableRow):
             return "unreadable"
-        if stored is None:
+        if stored is None or not scope.covers(stored.record):
             return "skipped"
-        verdict, cancelled = cancel(stored.record, now, by="wipe")
+        verdict, cancelled = cancel(stored.record, now, by=by)
         if verdict == "firing":
             return "firing"
         if cancelled is None:

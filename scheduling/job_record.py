@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary, one_line, with_finished, with_started
 from scheduling.flow_control import FlowLimits
+from scheduling.labels import Labels
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
@@ -52,7 +53,7 @@ class JobRecord(BaseModel):
     request_fingerprint: str | None = None
     # What cancelled the job: its log entry says so. "ended": a resume found no run left in
     # the schedule of a job that had never run.
-    cancelled_by: Literal["delete", "wipe", "ended"] | None = None
+    cancelled_by: Literal["delete", "wipe", "filter", "ended"] | None = None
     # A recurring job: its schedule, and its runs so far. `exec_at` is the next run's time.
     recurrence: Recurrence | None = None
     runs: int = 0
@@ -68,6 +69,8 @@ class JobRecord(BaseModel):
     # Outcome callbacks: their URLs redacted (what may be shown), and sealed (what is sent).
     callbacks: dict[CallbackKind, str] | None = None
     sealed_callbacks: SealedPayload | None = None
+    # Set at creation, never changed (the label index keys the job by them); in clear.
+    labels: Labels = Field(default_factory=dict)
 
     def sealing_context(self) -> bytes:
         """What the payload's ciphertext is bound to: it cannot be moved to another job, nor
@@ -279,7 +282,7 @@ CancelVerdict = Literal["cancelled", "firing", "already-cancelled", "ended"]
 
 
 def cancel(
-    record: JobRecord, now: datetime, by: Literal["delete", "wipe"] = "delete"
+    record: JobRecord, now: datetime, by: Literal["delete", "wipe", "filter"] = "delete"
 ) -> tuple[CancelVerdict, JobRecord | None]:
     """A delete of a job: cancelled (write the returned record) unless an attempt is running."""
     if record.state in CANCELLABLE_STATES:

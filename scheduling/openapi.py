@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, MAX_BATCH_JOBS
 from scheduling.dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
 from scheduling.idempotency import IDEMPOTENCY_KEY
 from scheduling.job_log.entries import JobLogPage
@@ -23,6 +24,7 @@ from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from scheduling.problems import Problem
 from scheduling.prompts import PROMPT_TYPES
 from scheduling.queries import (
+    CancelQuery,
     DashboardFailedQuery,
     DashboardForm,
     DashboardJobsQuery,
@@ -36,6 +38,8 @@ from scheduling.queries import (
 )
 from scheduling.responses import (
     AcceptedJob,
+    BatchOutcome,
+    CancelOutcome,
     ClearOutcome,
     DeletedJob,
     FailedPage,
@@ -96,7 +100,7 @@ class Operation:
     tag: str
     answers: Mapping[int, Answer]
     problems: tuple[int, ...] = _ALWAYS
-    body: Literal["schedule", "change", "form"] | None = None
+    body: Literal["schedule", "change", "form", "batch"] | None = None
     query: type[BaseModel] | None = None
     # Request headers: name -> (description, JSON schema).
     headers: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
@@ -165,14 +169,26 @@ API_OPERATIONS: tuple[Operation, ...] = (
         query=JobListQuery,
     ),
     Operation(
-        "wipe_jobs",
+        "cancel_jobs",
         "DELETE",
         "/api/schedule",
-        "Cancel every live job (bounded work per call)",
-        "admin",
-        "admin",
-        {200: Answer("what this call cancelled", WipeOutcome)},
-        (500, 503),
+        "Cancel the live jobs a filter names (bounded work per call, a cursor to go on)",
+        "function",
+        "jobs",
+        {200: Answer("what this call cancelled, and the firing jobs it left alone", CancelOutcome)},
+        (400, 500, 503),
+        query=CancelQuery,
+    ),
+    Operation(
+        "create_batch",
+        "POST",
+        "/api/schedule/batch",
+        f"Schedule up to {MAX_BATCH_JOBS} jobs, each accepted or refused on its own",
+        "function",
+        "jobs",
+        {200: Answer("one result per job, in request order", BatchOutcome)},
+        (400, 413, 415, 422, 500),
+        body="batch",
     ),
     Operation(
         "preview_schedule",
@@ -620,6 +636,7 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
         ScheduleChange,
         *(prompt.payload_model for prompt in PROMPT_TYPES.values()),
         JobListQuery,
+        CancelQuery,
         FailedListQuery,
         JobLogQuery,
         JobStatusQuery,
@@ -649,7 +666,45 @@ def _component_schemas() -> dict[str, Any]:
         variant["properties"]["prompt_type"] = {"const": name}
         variant["properties"]["payload"] = {"$ref": _REF.format(model=_name(prompt.payload_model))}
         schemas[_variant_name(name)] = variant
+        # A job of a batch: the same body, and its own idempotency key.
+        item = copy.deepcopy(variant)
+        item["title"] = f"BatchItem ({name})"
+        item["properties"][ITEM_KEY] = {
+            "type": "string",
+            "pattern": f"^{IDEMPOTENCY_KEY.pattern}$",
+            "description": "what the Idempotency-Key header is to a single create: the same "
+            "key and job always mean the same job, so a batch sent again creates no duplicate",
+        }
+        schemas[_batch_item_name(name)] = item
+    schemas["BatchRequest"] = {
+        "title": "BatchRequest",
+        "type": "object",
+        "description": f"Up to {MAX_BATCH_JOBS} jobs and {MAX_BATCH_BYTES} bytes; each job as "
+        "the body of POST /api/schedule (at most MAX_REQUEST_BYTES), checked and accepted on "
+        "its own",
+        "required": ["jobs"],
+        "additionalProperties": False,
+        "properties": {
+            "jobs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_BATCH_JOBS,
+                # Any object: each is checked on its own, and one that is not valid is a
+                # failed result in the answer, not a refusal of the batch.
+                "items": {
+                    "type": "object",
+                    "description": "a job: one of "
+                    + ", ".join(f"`{_batch_item_name(name)}`" for name in PROMPT_TYPES)
+                    + " (the body of POST /api/schedule, and its own `idempotency_key`)",
+                },
+            }
+        },
+    }
     return schemas
+
+
+def _batch_item_name(prompt_type: str) -> str:
+    return "BatchItem_" + re.sub(r"[^A-Za-z0-9]", "_", prompt_type)
 
 
 def _name(model: type[BaseModel]) -> str:
@@ -689,6 +744,8 @@ def _body(operation: Operation) -> dict[str, Any]:
         return {"schema": {"$ref": _REF.format(model=_name(DashboardForm))}}
     if operation.body == "change":
         return {"schema": {"$ref": _REF.format(model=_name(ScheduleChange))}}
+    if operation.body == "batch":
+        return {"schema": {"$ref": _REF.format(model="BatchRequest")}}
     return {
         "schema": {
             "oneOf": [{"$ref": _REF.format(model=_variant_name(name))} for name in PROMPT_TYPES]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from scheduling.job_record import JobState
 from scheduling.job_views import JobStatus, ListedJob, UnreadableJob
 from scheduling.models import UtcDatetime
+from scheduling.problems import Problem
 
 
 class _Answer(BaseModel):
@@ -28,6 +29,33 @@ class AcceptedJob(_Answer):
         description="when the job next fires; null once it has ended or while it is paused"
     )
     status_url: str
+
+
+class BatchItemResult(_Answer):
+    """What became of one job of a batch, at its place in the request."""
+
+    index: int = Field(ge=0, description="the job's place in the request's `jobs`, from 0")
+    result: Literal["created", "existed", "failed"] = Field(
+        description="created now; existed: accepted before under its `idempotency_key` (a "
+        "retried batch); failed: nothing was scheduled for it, `problem` says why"
+    )
+    job: AcceptedJob | None = Field(
+        default=None, description="created or existed: what a single create answers"
+    )
+    problem: Problem | None = Field(
+        default=None,
+        description="failed: the problem a single create of this job would answer (its "
+        "`errors` name fields of the job itself)",
+    )
+
+
+class BatchOutcome(_Answer):
+    """What a batch did: one result per job, in request order, and their counts."""
+
+    results: list[BatchItemResult]
+    created: int = Field(ge=0)
+    existed: int = Field(ge=0)
+    failed: int = Field(ge=0)
 
 
 class JobPage(_Answer):
@@ -79,6 +107,25 @@ class WipeOutcome(_Answer):
         "such; DELETE it by its id)",
     )
     complete: bool
+
+
+class CancelOutcome(_Answer):
+    """What one filtered delete did; `complete: false`: send it again with `next_cursor`."""
+
+    cancelled: int = Field(ge=0)
+    firing: list[str] = Field(
+        description="the transaction ids of matching jobs left alone because an attempt was "
+        "running (a firing job is never cut off): delete each once it has its outcome"
+    )
+    unreadable: int = Field(
+        ge=0,
+        description="index rows of this filter's jobs whose record cannot be read, left alone "
+        "(DELETE each by its id)",
+    )
+    complete: bool = Field(description="true: every matching job was looked at")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` (with the same filter) to go on; null when complete"
+    )
 
 
 class FireTimes(_Answer):

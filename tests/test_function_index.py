@@ -15,7 +15,8 @@ HTTP_ROUTES = {
     # function name: (route, methods, auth level)
     "create_job": ("schedule", ["POST"], "FUNCTION"),
     "list_jobs": ("schedule", ["GET"], "FUNCTION"),
-    "wipe_jobs": ("schedule", ["DELETE"], "ADMIN"),
+    "cancel_jobs": ("schedule", ["DELETE"], "FUNCTION"),
+    "create_batch": ("schedule/batch", ["POST"], "FUNCTION"),
     "job_status": ("schedule/{transaction_id}/status", ["GET"], "FUNCTION"),
     "job_log": ("schedule/{transaction_id}/logs", ["GET"], "FUNCTION"),
     "delete_job": ("schedule/{transaction_id}", ["DELETE"], "FUNCTION"),

@@ -6,7 +6,7 @@ request, an HTML page for the dashboard).
 
 The families are the review's (create, status and logs, listing, PATCH, pause and resume,
 delete and wipe, replay) and the ones it did not cover: the failed list and its clear, the
-cron preview and the dashboard's pages and forms. Each family gets
+cron preview, the dashboard's pages and forms, and the batch create. Each family gets
 HOSTILE_REQUESTS_PER_FAMILY requests (Hypothesis: generated, and shrunk to the smallest
 failing request); a deep run: SCHEDULER_HOSTILE_REQUESTS=10000 (docs/api-reference.md).
 """
@@ -205,6 +205,8 @@ def create_bodies(draw: st.DrawFn) -> Any:
                     "flow_control",
                     "dst_gap",
                     "max_runs",
+                    "labels",
+                    "idempotency_key",
                     "extra",
                 ]
             )
@@ -257,6 +259,7 @@ content_types = st.one_of(
     ),
 )
 QUERY_NAMES = [
+    "label",
     "limit",
     "cursor",
     "state",
@@ -313,6 +316,13 @@ def _api(draw: st.DrawFn, method: str, path: str, body: bytes = b"") -> HostileR
 
 def create(draw: st.DrawFn, site: Site) -> HostileRequest:
     return _api(draw, "POST", "/api/schedule", draw(raw_bodies))
+
+
+def batch(draw: st.DrawFn, site: Site) -> HostileRequest:
+    """A batch: a list of create bodies (valid, altered, anything), or any body at all."""
+    jobs = st.lists(create_bodies(), min_size=0, max_size=6).map(lambda j: {"jobs": j})
+    body = draw(st.one_of(jobs.map(encoded), json_values.map(encoded), raw_bodies))
+    return _api(draw, "POST", "/api/schedule/batch", body)
 
 
 def status_and_logs(draw: st.DrawFn, site: Site) -> HostileRequest:
@@ -418,6 +428,7 @@ def dashboard(draw: st.DrawFn, site: Site) -> HostileRequest:
 
 FAMILIES: dict[str, Family] = {
     "create": create,
+    "batch": batch,
     "status and logs": status_and_logs,
     "listing": listing,
     "PATCH": patch,

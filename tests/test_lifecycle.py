@@ -177,7 +177,7 @@ async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) 
     ]
     scheduler.host.run()
 
-    wiped = await scheduler.api.delete("/api/schedule")
+    wiped = await scheduler.api.post("/api/wipe")
     assert wiped.json() == {"cancelled": 50, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.advance(3600 * 2)
 
@@ -187,7 +187,7 @@ async def test_wipe_of_fifty_jobs(scheduler: Scheduler, httpserver: HTTPServer) 
         assert (await status_of(scheduler, transaction_id))["state"] == "cancelled"
         logs = (await scheduler.api.get(f"/api/schedule/{transaction_id}/logs")).json()
         assert [entry["kind"] for entry in logs["entries"]] == ["accepted", "wiped"]
-    again = await scheduler.api.delete("/api/schedule")
+    again = await scheduler.api.post("/api/wipe")
     assert again.json() == {"cancelled": 0, "firing": 0, "unreadable": 0, "complete": True}
 
 
@@ -371,7 +371,7 @@ async def test_a_wipe_that_meets_a_firing_attempt_lets_it_finish_and_a_second_wi
 
     def wipe_meanwhile(request: Request) -> Response:
         if not wipes:
-            wipes.append(call_route(scheduler, "DELETE", "/api/schedule"))
+            wipes.append(call_route(scheduler, "POST", "/api/wipe"))
         return Response("", status=503)
 
     httpserver.expect_request("/down").respond_with_handler(wipe_meanwhile)
@@ -386,7 +386,7 @@ async def test_a_wipe_that_meets_a_firing_attempt_lets_it_finish_and_a_second_wi
 
     assert wipes[0].json() == {"cancelled": 0, "firing": 1, "unreadable": 0, "complete": True}
     assert (await status_of(scheduler, transaction_id))["state"] == "retrying"
-    again = await scheduler.api.delete("/api/schedule")
+    again = await scheduler.api.post("/api/wipe")
     assert again.json() == {"cancelled": 1, "firing": 0, "unreadable": 0, "complete": True}
     scheduler.host.advance_to(exec_at + timedelta(hours=2))
 

@@ -116,7 +116,7 @@ async def test_lifecycle_entries_missed_in_an_outage_are_in_the_log_after_it(
         deleted = await scheduler.accepted("log.append", {"message": "m"})
         wiped = await scheduler.accepted("log.append", {"message": "m"})
         assert (await scheduler.api.delete(f"/api/schedule/{deleted}")).status == 200
-        assert (await scheduler.api.delete("/api/schedule")).json()["cancelled"] == 1
+        assert (await scheduler.api.post("/api/wipe")).json()["cancelled"] == 1
     assert await log_kinds(scheduler, deleted) == ["accepted", "cancelled"]
     assert await log_kinds(scheduler, wiped) == ["accepted", "wiped"]
     # Written later, or derived: never twice.

@@ -88,7 +88,7 @@ async def test_a_wipe_racing_creates_loses_no_job(
         scheduler.schedule("http.call", {"url": httpserver.url_for("/hook")}, at=exec_at)
         for _ in range(10)
     ]
-    wipe, *created = await asyncio.gather(scheduler.api.delete("/api/schedule"), *creates)
+    wipe, *created = await asyncio.gather(scheduler.api.post("/api/wipe"), *creates)
 
     assert all(reply.status == 202 for reply in created)
     racing = [reply.json()["transaction_id"] for reply in created]

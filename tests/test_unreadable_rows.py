@@ -186,7 +186,7 @@ async def test_the_failed_list_shows_it_and_its_clear_removes_it(
 async def test_a_wipe_goes_past_it_and_says_it_left_it(scheduler: Scheduler, kind: str) -> None:
     job = await poisoned_job(scheduler, kind)
     other = await scheduler.accepted("log.append", {"message": "m"})
-    reply = await scheduler.api.request("DELETE", "/api/schedule")
+    reply = await scheduler.api.request("POST", "/api/wipe")
     assert reply.status == 200, reply.body
     expected_cancelled = 2 if kind == "removed-key" else 1
     unreadable = 0 if kind == "removed-key" else 1

@@ -47,6 +47,13 @@ def cancelled_entry(record: JobRecord) -> JobLogEntry | None:
         return lifecycle_entry(
             record.transaction_id, "wiped", record.updated_at, "cancelled by a wipe of all jobs"
         )
+    if record.cancelled_by == "filter":
+        return lifecycle_entry(
+            record.transaction_id,
+            "cancelled",
+            record.updated_at,
+            "cancelled with others by a filtered delete (DELETE /api/schedule?…)",
+        )
     if record.cancelled_by == "ended":
         return lifecycle_entry(
             record.transaction_id,

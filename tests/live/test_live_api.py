@@ -591,7 +591,7 @@ def test_wipe_cancels_every_pending_job(admin_api: httpx.Client, api: httpx.Clie
         LISTING_SETTLE_SECONDS,
     )
 
-    response = admin_api.delete("/api/schedule")
+    response = admin_api.post("/api/wipe")
     assert response.status_code == 200, response.text
     counts = response.json()
     assert counts["cancelled"] >= 2, counts

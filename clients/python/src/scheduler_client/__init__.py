@@ -12,7 +12,10 @@ from scheduler_client.errors import (
 )
 from scheduler_client.models import (
     AcceptedJob,
+    BatchItem,
+    BatchOutcome,
     Callbacks,
+    CancelOutcome,
     DeletedJob,
     FailedPage,
     FireTimes,
@@ -34,7 +37,10 @@ __all__ = [
     "OPERATIONS",
     "AcceptedJob",
     "ApiError",
+    "BatchItem",
+    "BatchOutcome",
     "Callbacks",
+    "CancelOutcome",
     "DeletedJob",
     "ExitCode",
     "FailedPage",

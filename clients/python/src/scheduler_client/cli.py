@@ -30,7 +30,11 @@ from scheduler_client.models import (
     ENDED_STATES,
     TRANSACTION_ID_PATTERN,
     AcceptedJob,
+    BatchOutcome,
+    BatchRequest,
     Callbacks,
+    CancelOutcome,
+    CancelQuery,
     DeletedJob,
     FailedListQuery,
     FailedPage,
@@ -250,6 +254,17 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
     return headers
 
 
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    """--label KEY=VALUE options as a job's labels (the API checks their form)."""
+    labels: dict[str, str] = {}
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not equals:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
+        labels[key] = text
+    return labels
+
+
 def _fields(values: tuple[str, ...]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for value in values:
@@ -391,6 +406,13 @@ def _target(methods: dict[str, str | None], request: tuple[str, str] | None) -> 
     help="At most this many attempt starts per second.",
 )
 @click.option("--idempotency-key", metavar="KEY", help="Send again safely: one key, one job.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A label to find and cancel the job by (repeatable; shown in clear: no secrets).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the job's id.")
 @api_command
 def schedule(
@@ -426,6 +448,7 @@ def schedule(
     max_parallel: int | None,
     rate_per_second: float | None,
     idempotency_key: str | None,
+    labels: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Schedule a job: call a URL, or append to the job log, at a time or on a schedule.
@@ -508,6 +531,8 @@ def schedule(
     }
     if flow:
         fields_given["flow_control"] = FlowControlRequest(**flow)
+    if labels:
+        fields_given["labels"] = _labels(labels)
     job = ScheduleRequest(
         prompt_type=prompt_type,
         payload=payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
@@ -576,15 +601,26 @@ def with_page_options(command: Callable[P, R]) -> Callable[P, R]:
     return command
 
 
+label_option = click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only jobs with this label (repeatable: with all of them).",
+)
+
+
 @main.command(name="list")
 @click.option(
     "--state", type=click.Choice(["pending", "firing", "retrying", "paused"]), help="Only these."
 )
+@label_option
 @with_page_options
 @json_flag
 @api_command
 def list_jobs(
     state: str | None,
+    labels: tuple[str, ...],
     prompt_type: str | None,
     due_from: str | None,
     due_to: str | None,
@@ -597,7 +633,7 @@ def list_jobs(
     def query(size: int, after: str | None) -> BaseModel:
         return JobListQuery.model_validate(
             {"limit": size, "state": state, "prompt_type": prompt_type, "from": due_from,
-             "to": due_to, "cursor": after}
+             "to": due_to, "label": list(labels) or None, "cursor": after}
         )  # fmt: skip
 
     with options().client() as client:
@@ -796,6 +832,90 @@ def cancel(transaction_id: str) -> None:
         _, raw = client.send("delete_job", transaction_id=transaction_id)
     answer = parse_answer(DeletedJob, raw)
     emit(raw, lambda: click.echo(render.deleted(answer)))
+
+
+@main.command(name="cancel-many")
+@label_option
+@click.option("--type", "prompt_type", metavar="TYPE", help="Only jobs of this prompt type.")
+@click.option("--from", "due_from", metavar="TIME", help="Only jobs due at or after TIME.")
+@click.option("--to", "due_to", metavar="TIME", help="Only jobs due at or before TIME.")
+@json_flag
+@api_command
+def cancel_many(
+    labels: tuple[str, ...], prompt_type: str | None, due_from: str | None, due_to: str | None
+) -> None:
+    """Cancel every live job a filter names (at least one filter), call after call until the
+    API says it has looked at them all; a job whose attempt is running is listed, not
+    cancelled.
+
+    \b
+    scheduler cancel-many --label tenant=acme
+    """
+    if not (labels or prompt_type or due_from or due_to):
+        raise click.UsageError(
+            "give --label, --type, --from or --to (every job at once is the admin's wipe)"
+        )
+    cancelled, firing, unreadable, cursor = 0, [], 0, None
+    with options().client() as client:
+        while True:
+            query = CancelQuery.model_validate(
+                {"label": list(labels) or None, "prompt_type": prompt_type, "from": due_from,
+                 "to": due_to, "cursor": cursor}
+            )  # fmt: skip
+            _, raw = client.send("cancel_jobs", query=query)
+            answer = parse_answer(CancelOutcome, raw)
+            cancelled += answer.cancelled
+            firing += answer.firing
+            unreadable += answer.unreadable
+            cursor = answer.next_cursor
+            if answer.complete or cursor is None:
+                break
+    total = {"cancelled": cancelled, "firing": firing, "unreadable": unreadable}
+    emit(
+        total,
+        lambda: click.echo(
+            f"cancelled {cancelled}"
+            + (f"; firing, left alone: {' '.join(firing)}" if firing else "")
+            + (f"; unreadable, left alone: {unreadable}" if unreadable else "")
+        ),
+    )
+
+
+@main.command()
+@click.argument("source", metavar="FILE")
+@json_flag
+@api_command
+def batch(source: str) -> None:
+    """Schedule up to 1,000 jobs from FILE (- for standard input): {"jobs": [...]} or a list,
+    each job a create body with, optionally, its own idempotency_key. One line per job, in
+    order: its id, or why it failed.
+
+    \b
+    scheduler batch jobs.json
+    """
+    text = _text_or_file(f"@{source}", "FILE") or ""
+    document = _json_value(text, "FILE")
+    jobs = document.get("jobs") if isinstance(document, dict) else document
+    try:
+        request = BatchRequest.model_validate({"jobs": jobs})
+    except ValidationError as error:
+        raise click.BadParameter(_validation_message(error), param_hint="FILE") from None
+    with options().client() as client:
+        _, raw = client.send("create_batch", body=request)
+    answer = parse_answer(BatchOutcome, raw)
+
+    def human() -> None:
+        for result in answer.results:
+            if result.job is not None:
+                click.echo(f"{result.index}: {result.result} {result.job.transaction_id}")
+            elif result.problem is not None:
+                click.echo(f"{result.index}: failed: {result.problem.detail}")
+        click.echo(
+            f"created {answer.created}, existed {answer.existed}, failed {answer.failed}",
+            err=True,
+        )
+
+    emit(raw, human)
 
 
 def _state_change(name: str, operation_id: str, done: str, summary: str) -> None:

@@ -25,6 +25,11 @@ from scheduler_client.config import is_loopback
 from scheduler_client.errors import UnexpectedAnswer, Unreachable, api_error
 from scheduler_client.models import (
     AcceptedJob,
+    BatchItem,
+    BatchOutcome,
+    BatchRequest,
+    CancelOutcome,
+    CancelQuery,
     DeletedJob,
     FailedListQuery,
     FailedPage,
@@ -86,6 +91,10 @@ OPERATIONS: Mapping[str, Operation] = {
         Operation("resume_job", "POST", f"{_JOB}/resume", 200, JobStatus),
         Operation("replay_job", "POST", f"{_JOB}/replay", 202, JobStatus),
         Operation("list_failed", "GET", "/api/failed", 200, FailedPage, query=FailedListQuery),
+        Operation(
+            "create_batch", "POST", "/api/schedule/batch", 200, BatchOutcome, body=BatchRequest
+        ),
+        Operation("cancel_jobs", "DELETE", "/api/schedule", 200, CancelOutcome, query=CancelQuery),
     )
 }
 
@@ -200,6 +209,14 @@ class SchedulerClient:
         """GET /api/schedule/preview: the next fire times of a cron schedule."""
         return self._parsed("preview_schedule", FireTimes, query=PreviewQuery(cron=cron, **query))
 
+    def schedule_batch(self, jobs: list[BatchItem]) -> BatchOutcome:
+        """POST /api/schedule/batch: up to 1,000 jobs, one result each, in order."""
+        return self._parsed("create_batch", BatchOutcome, body=BatchRequest(jobs=jobs))
+
+    def cancel_matching(self, **query: Any) -> CancelOutcome:
+        """DELETE /api/schedule?label=…: one bounded call; `next_cursor` to go on."""
+        return self._parsed("cancel_jobs", CancelOutcome, query=CancelQuery.model_validate(query))
+
     # --- the routes, answers as sent -----------------------------------------------------
 
     def send(
@@ -260,10 +277,12 @@ def parse_answer(model: type[Model], answer: Any) -> Model:
         ) from None
 
 
-def _query_params(query: BaseModel) -> dict[str, str]:
-    params: dict[str, str] = {}
+def _query_params(query: BaseModel) -> dict[str, str | list[str]]:
+    params: dict[str, str | list[str]] = {}
     for name, value in query.model_dump(by_alias=True, exclude_none=True).items():
-        if isinstance(value, bool):
+        if isinstance(value, list):  # a repeated parameter (label=…&label=…)
+            params[name] = [str(item) for item in value]
+        elif isinstance(value, bool):
             params[name] = "true" if value else "false"
         elif isinstance(value, datetime):
             params[name] = value.isoformat()

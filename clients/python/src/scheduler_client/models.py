@@ -13,7 +13,15 @@ answers; requests forbid them, so a misspelt field is caught before it is sent.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # An instant with an offset, written RFC 3339 both ways.
 UtcDatetime = Annotated[AwareDatetime, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -51,6 +59,20 @@ DELAY_PATTERN = (
     r"|P(?:([0-9]{1,9})D)?(?:T(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?)$"
 )
 FLOW_KEY_PATTERN = r"^[A-Za-z0-9._:~\-\[\]]{1,128}$"
+# Labels: up to 10 key=value pairs; keys as Kubernetes label keys, values of a safe charset.
+LABEL_KEY_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^[A-Za-z0-9._:-]{1,63}$"
+LABEL_FILTER_PATTERN = f"{LABEL_KEY_PATTERN[:-1]}={LABEL_VALUE_PATTERN[1:]}"
+Labels = Annotated[
+    dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL_KEY_PATTERN)],
+        Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN)],
+    ],
+    Field(max_length=10),
+]
+LabelFilters = Annotated[
+    list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None, Field(max_length=10)
+]
 TRANSACTION_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -120,6 +142,8 @@ class ScheduleRequest(_Request):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     callbacks: Callbacks | None = None
     flow_control: FlowControlRequest | None = None
+    # Shown in clear in status and listing: never a secret.
+    labels: Labels | None = None
 
 
 class JobListQuery(_Request):
@@ -128,6 +152,8 @@ class JobListQuery(_Request):
     due_from: UtcDatetime | None = Field(default=None, alias="from")
     due_to: UtcDatetime | None = Field(default=None, alias="to")
     prompt_type: str | None = None
+    # `key=value`, all of them: a labelled listing comes in transaction id order.
+    label: LabelFilters = None
     cursor: str | None = None
 
 
@@ -136,6 +162,28 @@ class FailedListQuery(_Request):
     due_from: UtcDatetime | None = Field(default=None, alias="from")
     due_to: UtcDatetime | None = Field(default=None, alias="to")
     prompt_type: str | None = None
+    cursor: str | None = None
+
+
+class BatchItem(ScheduleRequest):
+    """One job of POST /api/schedule/batch: a create body, and its own idempotency key."""
+
+    idempotency_key: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,255}$")
+
+
+class BatchRequest(_Request):
+    """The body of POST /api/schedule/batch: 1 to 1,000 jobs, each accepted on its own."""
+
+    jobs: list[BatchItem] = Field(min_length=1, max_length=1000)
+
+
+class CancelQuery(_Request):
+    """DELETE /api/schedule: the live jobs a filter names (at least one filter)."""
+
+    label: LabelFilters = None
+    prompt_type: str | None = None
+    due_from: UtcDatetime | None = Field(default=None, alias="from")
+    due_to: UtcDatetime | None = Field(default=None, alias="to")
     cursor: str | None = None
 
 
@@ -211,6 +259,7 @@ class ListedJob(_Answer):
     exec_at: UtcDatetime
     attempts: int = 0
     next_attempt_at: UtcDatetime | None = None
+    labels: Labels = Field(default_factory=dict)
     next_fire_at: UtcDatetime | None
     last_attempt: AttemptSummary | None
 
@@ -237,6 +286,7 @@ class JobStatus(_Answer):
     failed_at: UtcDatetime | None = None
     replayed_at: UtcDatetime | None = None
     callbacks: dict[Literal["on_success", "on_failure"], str] | None = None
+    labels: Labels = Field(default_factory=dict)
     next_fire_at: UtcDatetime | None
     orchestration: dict[str, Any] | None = None
     waiting: SlotWait | None = None
@@ -308,6 +358,28 @@ class Problem(_Answer):
     errors: list[FieldError] = Field(default_factory=list)
 
 
+class BatchItemResult(_Answer):
+    index: int = Field(ge=0)
+    result: Literal["created", "existed", "failed"]
+    job: AcceptedJob | None = None
+    problem: Problem | None = None
+
+
+class BatchOutcome(_Answer):
+    results: list[BatchItemResult]
+    created: int = Field(ge=0)
+    existed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+
+
+class CancelOutcome(_Answer):
+    cancelled: int = Field(ge=0)
+    firing: list[str]
+    unreadable: int = Field(ge=0)
+    complete: bool
+    next_cursor: str | None
+
+
 # What tests/live/test_cli_contract.py compares with the app's OpenAPI components, in the
 # mode the app documents each in (requests as validated, answers as serialised).
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
@@ -318,6 +390,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     HttpCallPayload,
     LogAppendPayload,
     JobListQuery,
+    CancelQuery,
     FailedListQuery,
     JobStatusQuery,
     JobLogQuery,
@@ -325,6 +398,9 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
 )
 ANSWER_MODELS: tuple[type[BaseModel], ...] = (
     AcceptedJob,
+    BatchItemResult,
+    BatchOutcome,
+    CancelOutcome,
     AttemptSummary,
     DeletedJob,
     FailedPage,

@@ -1,0 +1,112 @@
+"""Many jobs in one request: each checked and accepted on its own, stored together.
+
+Each job goes the way of a single create (blueprints/accepting.py): checked and sealed, its
+index rows written before its record, its record inserted if absent, its orchestration
+started, or taken back and reported. What a batch shares: the index rows of all its jobs
+are written together (one entity group transaction per due minute, and per label, of up to
+100 rows), and the records and starts run a few at a time. A job is never half-created: it
+is accepted with its orchestration started (or, if the start failed and could not be taken
+back, found and started by repair_stalled_jobs), or a problem in the answer.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from blueprints import dependencies
+from blueprints.accepting import (
+    AcceptedRecord,
+    PreparedJob,
+    accepted_job,
+    prepare_job,
+    store_and_start,
+)
+from blueprints.http_io import json_response, origin_of, read_json_body
+from blueprints.instances import backend_unavailable, bounded
+from scheduling.batch import MAX_BATCH_BYTES, BatchItem, batch_items
+from scheduling.job_store import TableJobStore
+from scheduling.problems import Problem, ProblemError, problem
+from scheduling.responses import BatchItemResult, BatchOutcome
+
+log = logging.getLogger(__name__)
+_INTERNAL = "this job failed unexpectedly (the app's logs say why)"
+Step = PreparedJob | AcceptedRecord | Problem
+
+
+async def create_batch(
+    client: df.DurableOrchestrationClient, request: func.HttpRequest
+) -> func.HttpResponse:
+    """200 with one result per job, in request order; a problem only for the batch as a
+    whole (not JSON, larger than MAX_BATCH_BYTES, not a list of 1 to MAX_BATCH_JOBS)."""
+    deps = dependencies.current()
+    settings = deps.settings()
+    items = batch_items(read_json_body(request, MAX_BATCH_BYTES), settings.max_request_bytes)
+    store = deps.job_store(settings)
+    steps: list[Step] = await bounded(_prepare(client, store, item) for item in items)
+    fresh = [step for step in steps if isinstance(step, PreparedJob)]
+    if fresh:
+        indexed = await _index(store, fresh)
+        done = iter(await bounded(_store_and_start(client, store, job, indexed) for job in fresh))
+        steps = [next(done) if isinstance(step, PreparedJob) else step for step in steps]
+    origin = origin_of(request)
+    results = [_result(index, step, origin) for index, step in enumerate(steps)]
+    outcome = BatchOutcome(
+        results=results,
+        created=sum(1 for result in results if result.result == "created"),
+        existed=sum(1 for result in results if result.result == "existed"),
+        failed=sum(1 for result in results if result.result == "failed"),
+    )
+    return json_response(outcome.model_dump(mode="json"))
+
+
+async def _prepare(
+    client: df.DurableOrchestrationClient, store: TableJobStore, item: BatchItem
+) -> Step:
+    if item.refused is not None:
+        return item.refused.problem
+    return await _as_step(prepare_job(client, store, item.body, item.idempotency_key))
+
+
+async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> bool:
+    """Write the jobs' due and label rows together; False when the store did not take them
+    (each job then writes its own, as a single create does)."""
+    records = [job.record for job in jobs]
+    try:
+        await asyncio.to_thread(store.index_many, records)
+        await asyncio.to_thread(store.index_labels, records)
+    except Exception:
+        log.warning("indexing a batch of %d jobs together failed", len(jobs), exc_info=True)
+        return False
+    return True
+
+
+async def _store_and_start(
+    client: df.DurableOrchestrationClient, store: TableJobStore, job: PreparedJob, indexed: bool
+) -> Step:
+    return await _as_step(store_and_start(client, store, job, indexed=indexed, log_accepted=False))
+
+
+async def _as_step(work: Awaitable[PreparedJob | AcceptedRecord]) -> Step:
+    """The step's value, or the problem a single create would have answered."""
+    try:
+        return await work
+    except ProblemError as error:
+        return error.problem
+    except Exception:
+        log.exception("a job of a batch failed")
+        return problem(500, "internal", "Internal error", _INTERNAL).problem
+
+
+def _result(index: int, step: Step, origin: str) -> BatchItemResult:
+    if isinstance(step, Problem):
+        return BatchItemResult(index=index, result="failed", problem=step)
+    if isinstance(step, PreparedJob):  # every prepared job was stored (or failed) above
+        raise backend_unavailable("finish the batch")
+    return BatchItemResult(
+        index=index,
+        result="existed" if step.replayed else "created",
+        job=accepted_job(origin, step.record),
+    )

@@ -1,0 +1,85 @@
+"""Many jobs at once on the running app: a batch creates 1,000 labelled jobs and 100 others,
+a filtered delete cancels the labelled ones, and only the 100 reach the receiver."""
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.counting_receiver import CountingReceiver
+
+pytestmark = pytest.mark.live
+# MIN_LEAD_SECONDS is 60 on the app under test; creating 1,100 jobs and cancelling 1,000 take
+# up to half a minute on a loaded machine.
+LEAD = timedelta(seconds=100)
+LABELLED = 1000
+OTHERS = 100
+# After the last of the others has arrived: time for any cancelled job that would still fire.
+QUIET_SECONDS = 5.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[CountingReceiver]:
+    with CountingReceiver(hold_seconds=0) as counting:
+        yield counting
+
+
+def created(api: httpx.Client, jobs: list[dict[str, Any]]) -> list[str]:
+    reply = api.post("/api/schedule/batch", json={"jobs": jobs}, timeout=120)
+    assert reply.status_code == 200, reply.text
+    outcome = reply.json()
+    assert (outcome["created"], outcome["failed"]) == (len(jobs), 0), outcome
+    return [result["job"]["transaction_id"] for result in outcome["results"]]
+
+
+def test_a_thousand_labelled_jobs_cancelled_by_label_never_fire(
+    api: httpx.Client, receiver: CountingReceiver, max_lateness: float
+) -> None:
+    exec_at = datetime.now(UTC) + LEAD
+    run = uuid.uuid4().hex[:16]
+
+    def job(number: int, labels: dict[str, str] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "exec_at": exec_at.isoformat(),
+            "prompt_type": "http.call",
+            "payload": {"method": "POST", "url": receiver.url, "json": {"n": number}},
+            "flow_control": {"max_parallel": 100, "rate_per_second": 500},
+        }
+        if labels:
+            body["labels"] = labels
+        return body
+
+    labelled = created(api, [job(n, {"suite": "live-bulk", "run": run}) for n in range(LABELLED)])
+    others = created(api, [job(n, {"run": f"{run}-kept"}) for n in range(OTHERS)])
+
+    cancelled, firing, cursor = 0, [], None
+    for _ in range(LABELLED):  # bounded: each call cancels some, or says it is complete
+        params: dict[str, Any] = {"label": [f"run={run}", "suite=live-bulk"]}
+        if cursor:
+            params["cursor"] = cursor
+        reply = api.delete("/api/schedule", params=params, timeout=120)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        cancelled += body["cancelled"]
+        firing += body["firing"]
+        cursor = body["next_cursor"]
+        if body["complete"]:
+            break
+    assert datetime.now(UTC) < exec_at, "creating and cancelling took longer than the lead"
+    assert (cancelled, firing) == (LABELLED, [])
+    listed = api.get("/api/schedule", params={"label": f"run={run}"}).json()["jobs"]
+    assert listed == []
+
+    deadline = time.monotonic() + LEAD.total_seconds() + max_lateness + 30
+    while time.monotonic() < deadline and len(receiver.calls) < OTHERS:
+        time.sleep(0.5)
+    time.sleep(QUIET_SECONDS)
+    # Each of the others once; none of the cancelled, ever.
+    assert receiver.calls == dict.fromkeys(others, 1)
+    for transaction_id in labelled[:: LABELLED // 20]:
+        status = api.get(f"/api/schedule/{transaction_id}/status").json()
+        assert (status["state"], status["attempts"]) == ("cancelled", 0)
