@@ -215,6 +215,7 @@ async def _sealed_record(
         updated_at=now,
         retry=fields["retry"],
         destination=destination_of(payload),
+        label=fields.get("label"),
         flow=flow,
         request_fingerprint=fingerprint,
         sealed_payload=sealed,
