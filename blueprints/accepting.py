@@ -215,7 +215,6 @@ async def _sealed_record(
         updated_at=now,
         retry=fields["retry"],
         destination=destination_of(payload),
-        label=fields.get("label"),
         flow=flow,
         request_fingerprint=fingerprint,
         sealed_payload=sealed,

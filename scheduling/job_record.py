@@ -45,10 +45,6 @@ class JobRecord(BaseModel):
     fired_at: UtcDatetime | None = None
     # What may be shown of the payload in clear (e.g. "POST https://hooks.example.com").
     destination: str | None = None
-    # The caller's own short name for the job, in clear (the caller was told so).
-    label: str | None = Field(
-        default=None, description="the name the job was given when it was created, if any"
-    )
     # The flow key and limits its attempts go through (in clear: the orchestrator needs
     # them without unsealing anything); None: no flow control (a log.append).
     flow: FlowLimits | None = None

@@ -619,7 +619,6 @@ def _row(record: JobRecord) -> dict[str, Any]:
             for name in _JSON_FIELDS
         },
         "destination": record.destination or "",
-        "label": record.label or "",
         "request_fingerprint": record.request_fingerprint or "",
         "cancelled_by": record.cancelled_by or "",
     }
@@ -653,7 +652,6 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
                 for name in _JSON_FIELDS
             },
             "destination": entity.get("destination") or None,
-            "label": entity.get("label") or None,
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,
             "last_outcome": json.loads(outcome) if outcome else None,

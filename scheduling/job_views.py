@@ -13,11 +13,9 @@ from scheduling.models import UtcDatetime, fields_of
 from scheduling.redaction import redact_url
 from scheduling.timing import format_utc
 
-# In clear and safe to show: ids, schedule, state, the caller's label, and the payload's
-# method and origin.
+# In clear and safe to show: ids, schedule, state, and the payload's method and origin.
 _LISTED = (
     "transaction_id",
-    "label",
     "state",
     "prompt_type",
     "exec_at",

@@ -1,7 +1,6 @@
 """The request that creates a job, and the one way every time is read and written."""
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -93,39 +92,6 @@ FLOW_KEY = r"[A-Za-z0-9._:~\-\[\]]{1,128}"
 FLOW_KEY_PATTERN = f"^{FLOW_KEY}$"
 
 
-# A job's label is shown in clear: in its status, the listing and the dashboard.
-MAX_LABEL_LENGTH = 100
-
-
-def _one_line_label(value: str) -> str:
-    """The label without surrounding spaces; refused when empty or when it holds a character
-    that is not shown as itself (controls, line breaks, bidi overrides, zero-width marks)."""
-    label = value.strip()
-    if not label:
-        raise ValueError("must not be blank")
-    for character in label:
-        category = unicodedata.category(character)
-        if category[0] == "C" or category in ("Zl", "Zp"):
-            raise ValueError(
-                f"must be one line of visible text; U+{ord(character):04X} is not shown as itself"
-            )
-    return label
-
-
-JobLabel = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=MAX_LABEL_LENGTH,
-        description="your short name for the job, shown in clear (status, listing, "
-        "dashboard): never put a secret in it. One line, at most 100 characters, no control "
-        "or format characters",
-        examples=["nightly invoice run"],
-    ),
-    AfterValidator(_one_line_label),
-]
-
-
 CallbackKind = Literal["on_success", "on_failure"]
 
 
@@ -197,7 +163,6 @@ class ScheduleRequest(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     callbacks: Callbacks | None = None
     flow_control: FlowControlRequest | None = None
-    label: JobLabel | None = None
 
 
 class ScheduleChange(BaseModel):

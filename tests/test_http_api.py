@@ -172,46 +172,6 @@ async def test_exec_at_offsets_are_normalised(scheduler: Scheduler) -> None:
             "less_than_equal",
         ),
         (["not", "an", "object"], [], "model_type"),
-        (
-            {
-                "exec_at": "2026-12-01T10:00:00Z",
-                "prompt_type": "log.append",
-                "payload": {"message": "m"},
-                "label": "x" * 101,
-            },
-            ["label"],
-            "string_too_long",
-        ),
-        (
-            {
-                "exec_at": "2026-12-01T10:00:00Z",
-                "prompt_type": "log.append",
-                "payload": {"message": "m"},
-                "label": "invoice\u202eexe.pdf",
-            },
-            ["label"],
-            "value_error",
-        ),
-        (
-            {
-                "exec_at": "2026-12-01T10:00:00Z",
-                "prompt_type": "log.append",
-                "payload": {"message": "m"},
-                "label": "two\nlines",
-            },
-            ["label"],
-            "value_error",
-        ),
-        (
-            {
-                "exec_at": "2026-12-01T10:00:00Z",
-                "prompt_type": "log.append",
-                "payload": {"message": "m"},
-                "label": "   ",
-            },
-            ["label"],
-            "value_error",
-        ),
     ],
     ids=[
         "naive-exec-at",
@@ -226,10 +186,6 @@ async def test_exec_at_offsets_are_normalised(scheduler: Scheduler) -> None:
         "extra-field",
         "too-many-attempts",
         "array-body",
-        "label-too-long",
-        "label-bidi-override",
-        "label-two-lines",
-        "label-blank",
     ],
 )
 async def test_invalid_jobs_are_422_and_create_nothing(
@@ -309,7 +265,6 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
     assert reply.status == 200
     assert reply.json() == {
         "transaction_id": transaction_id,
-        "label": None,
         "state": "pending",
         "prompt_type": "http.call",
         "exec_at": "2026-12-01T08:10:00Z",
@@ -332,24 +287,6 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "callbacks": None,
         "next_fire_at": "2026-12-01T08:10:00Z",
     }
-
-
-async def test_a_label_is_kept_trimmed_and_shown_in_the_status_and_the_listing(
-    scheduler: Scheduler,
-) -> None:
-    body = {
-        "exec_at": "2026-12-01T10:00:00Z",
-        "prompt_type": "http.call",
-        "payload": HOOK,
-        "label": "  nightly invoices · März ",
-    }
-    reply = await scheduler.api.post("/api/schedule", body)
-    assert reply.status == 202, reply.json()
-    transaction_id = reply.json()["transaction_id"]
-    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
-    assert status["label"] == "nightly invoices · März"
-    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
-    assert [job["label"] for job in listed] == ["nightly invoices · März"]
 
 
 async def test_status_with_history_shows_the_orchestration(scheduler: Scheduler) -> None:
@@ -432,7 +369,6 @@ async def test_list_is_sorted_enriched_and_paged(scheduler: Scheduler) -> None:
     # A row of the listing is short: no payload, no outcome, only the last attempt (none yet).
     assert page["jobs"][0] == {
         "transaction_id": ids[1],
-        "label": None,
         "state": "pending",
         "prompt_type": "log.append",
         "exec_at": "2026-12-01T08:10:00Z",
