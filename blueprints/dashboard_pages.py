@@ -226,11 +226,17 @@ async def charts(
         if row.fired_at is not None and row.fired_at > since
     ]
     late = drawing.lateness_histogram(fired)
+    minutes = drawing.fitted_minutes(fired, now)
+    per_minute = None
+    if minutes is not None:
+        per_minute = drawing.per_minute_chart(drawing.fired_per_minute(fired, now, minutes), now)
     return render(
         "charts.html",
         csrf=_csrf(request),
         notice=None,
-        per_minute=drawing.per_minute_chart(drawing.fired_per_minute(fired, now), now),
+        per_minute=per_minute,
+        window_hours=(minutes or 0) // 60,
+        window_start=drawing.first_minute(now, minutes or 1),
         lateness=drawing.lateness_chart(late),
         lateness_labels=drawing.lateness_labels(),
         percentiles=drawing.percentiles(fired),
