@@ -51,8 +51,11 @@ def environment() -> "Environment":
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from scheduling.dashboard.timeline import entry_fields, format_ms
+
     env.filters["utc"] = format_time
     env.filters["ms"] = format_ms
+    env.globals["entry_fields"] = entry_fields
     env.tests["unreadable"] = _is_unreadable
     return env
 
@@ -70,12 +73,6 @@ def format_time(moment: datetime | str | None) -> str:
 
     parsed = parse_time(moment)
     return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
-
-
-def format_ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value / 1000:.2f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
 
 
 def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
