@@ -99,6 +99,7 @@ async def pending(
         filters=filters,
         next_url=next_url,
         first_page=not request.params.get("cursor"),
+        now=dependencies.current().clock(),
         active="jobs",
     )
 
@@ -140,6 +141,7 @@ async def recurring(
         notice=_notice(request),
         jobs=found,
         next_url=next_url,
+        now=dependencies.current().clock(),
         active="recurring",
     )
 
@@ -173,6 +175,7 @@ async def timeline(
         attempts=attempts_of(job) if isinstance(job, JobRecord) else [],
         entries=entries,
         more_entries=more is not None,
+        now=deps.clock(),
         active="",
     )
 

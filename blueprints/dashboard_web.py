@@ -51,11 +51,14 @@ def environment() -> "Environment":
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from scheduling.dashboard.jobs import format_duration, overdue
     from scheduling.dashboard.timeline import entry_fields, format_ms
 
     env.filters["utc"] = format_time
     env.filters["ms"] = format_ms
+    env.filters["duration"] = format_duration
     env.globals["entry_fields"] = entry_fields
+    env.globals["overdue"] = overdue
     env.tests["unreadable"] = _is_unreadable
     return env
 

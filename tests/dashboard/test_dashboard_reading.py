@@ -1,12 +1,87 @@
-"""What the dashboard tells a reader, in a real headless Chromium: outcomes as fields, and
-charts drawn over the window the data needs."""
+"""What the dashboard tells a reader about a job, in a real headless Chromium: its runs and
+attempts, whether it is overdue, its outcomes as fields, and charts drawn over the window
+the data needs."""
 
 from datetime import timedelta
 
 from playwright.async_api import Page
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
+from scheduling.dashboard.jobs import OVERDUE_AFTER
 from tests.support.dashboard_site import DashboardSite
+
+
+async def test_a_recurring_job_shows_its_runs_and_the_attempts_of_its_current_run(
+    dashboard_site: DashboardSite, page: Page, httpserver: HTTPServer
+) -> None:
+    # Its first run fails once (503) and succeeds on the retry; the later runs succeed.
+    answers = iter([503])
+
+    def answer(_request: Request) -> Response:
+        return Response(status=next(answers, 200))
+
+    httpserver.expect_request("/tick").respond_with_handler(answer)
+    scheduler = dashboard_site.scheduler
+    job = await dashboard_site.create(
+        "http.call",
+        {"url": httpserver.url_for("/tick")},
+        cron="* * * * *",
+        timezone="UTC",
+        retry={"max_attempts": 3, "initial_delay_seconds": 5},
+    )
+    scheduler.host.advance(4 * 60 + 30)
+    status = await dashboard_site.status(job)
+    assert status["runs"] >= 3  # a recurring job that has run many times...
+    assert status["attempts"] == 0  # ...with no attempt yet of its next run
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/recurring")
+    row = page.locator(f'#recurring-jobs tr[data-job="{job}"]')
+    assert await row.locator("td.runs").inner_text() == str(status["runs"])
+    assert await row.locator("td.attempts").inner_text() == "0 of 3"
+    assert "succeeded" in await row.locator("td.last-run").inner_text()
+    assert "after 1 attempt" in await row.locator("td.last-run").inner_text()
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs")
+    row = page.locator(f'#pending-jobs tr[data-job="{job}"]')
+    assert await row.locator("td.runs").inner_text() == str(status["runs"])
+    assert await row.locator("td.attempts").inner_text() == "0 of 3"
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{job}")
+    assert (await page.locator("#job-runs").inner_text()).startswith(f"{status['runs']} runs")
+    assert await page.locator("#job-attempts").inner_text() == "0 in this run of at most 3"
+    # Every attempt of every run is in its attempts table: the first run's two among them.
+    assert await page.locator("#attempts tbody tr").count() == status["runs"] + 1
+
+
+async def test_a_job_waiting_past_its_time_by_more_than_a_minute_is_flagged_overdue(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    scheduler = dashboard_site.scheduler
+    due = scheduler.now() + timedelta(minutes=5)
+    stuck = await dashboard_site.create("log.append", {"message": "a"}, at=due)
+    just_due = await dashboard_site.create(
+        "log.append", {"message": "b"}, at=due + timedelta(minutes=2)
+    )
+    later = await dashboard_site.create("log.append", {"message": "c"}, at=due + timedelta(hours=1))
+    # The clock moves on and nothing runs: a host that is down, or far behind.
+    scheduler.host.set_clock(due + timedelta(minutes=2, seconds=30))
+
+    await page.reload()
+    flag = page.locator(f'#pending-jobs tr[data-job="{stuck}"] .overdue')
+    assert await flag.inner_text() == "overdue by 2 min 30 s"
+    # 30 s past its time is within what a healthy host takes; an hour ahead is not due.
+    assert timedelta(seconds=30) < OVERDUE_AFTER
+    for calm in (just_due, later):
+        assert await page.locator(f'#pending-jobs tr[data-job="{calm}"] .overdue').count() == 0
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{stuck}")
+    assert await page.locator("#job-due .overdue").inner_text() == "overdue by 2 min 30 s"
+
+    scheduler.host.run()  # the host catches up: the job fires, and is no longer flagged
+    await page.reload()
+    assert await page.locator("#job-state").inner_text() == "succeeded"
+    assert await page.locator(".overdue").count() == 0
 
 
 async def test_an_outcome_is_shown_as_named_fields_not_as_json(
