@@ -67,6 +67,7 @@ from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.job_store import (
     FAILED_SUFFIX,
     INDEX_SUFFIX,
+    LABEL_SUFFIX,
     DueRange,
     StoredJob,
     TableJobStore,
@@ -182,11 +183,11 @@ def open_counted_store(service: AzuriteService, counter: RequestCounter) -> Tabl
             raw_request_hook=counter,
             **CLIENT_OPTIONS,
         )
-        for name in (TABLE, TABLE + INDEX_SUFFIX, TABLE + FAILED_SUFFIX)
+        for name in (TABLE, TABLE + INDEX_SUFFIX, TABLE + FAILED_SUFFIX, TABLE + LABEL_SUFFIX)
     ]
     for client in clients:
         client.create_table()
-    return TableJobStore(clients[0], clients[1], clients[2])
+    return TableJobStore(clients[0], clients[1], clients[2], clients[3])
 
 
 # -- the jobs ----------------------------------------------------------------------------

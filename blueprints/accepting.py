@@ -25,7 +25,12 @@ from scheduling.idempotency import (
     transaction_id_for,
 )
 from scheduling.job_log.lifecycle import accepted_entry
-from scheduling.job_record import JobRecord, callbacks_sealing_context, sealing_context
+from scheduling.job_record import (
+    LIVE_STATES,
+    JobRecord,
+    callbacks_sealing_context,
+    sealing_context,
+)
 from scheduling.job_store import (
     JobExists,
     StaleRecord,
@@ -92,6 +97,8 @@ async def create_job(
         # The index first: it must list every live job (a wipe finds jobs through it); a row
         # whose record never comes is dropped by a later reader.
         await asyncio.to_thread(store.index, record)
+        if record.labels:
+            await asyncio.to_thread(store.index_labels, [record])
         stored = await asyncio.to_thread(store.create, record)
     except JobExists:
         earlier = await _read(store, transaction_id)  # a concurrent request with the key won
@@ -147,6 +154,11 @@ def _restore_index(store: TableJobStore, standing: JobRecord, ours: JobRecord) -
             standing.exec_at, standing.transaction_id
         ):
             store.unindex(ours.transaction_id, ours.exec_at)
+        if standing.state in LIVE_STATES:
+            store.index_labels([standing])
+        theirs = standing.labels if standing.state in LIVE_STATES else {}
+        ours_only = {k: v for k, v in ours.labels.items() if theirs.get(k) != v}
+        store.unindex_labels(ours.transaction_id, ours_only)
     except Exception:
         log.warning("could not restore the index row of %s", standing.transaction_id, exc_info=True)
 
@@ -224,6 +236,7 @@ async def _sealed_record(
             else {kind: redact_url(url) for kind, url in callbacks.urls().items()}
         ),
         sealed_callbacks=sealed_callbacks,
+        labels=fields.get("labels") or {},
     )
 
 
@@ -249,6 +262,7 @@ async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
         ) from None
     try:
         await asyncio.to_thread(store.unindex, record.transaction_id, record.exec_at)
+        await asyncio.to_thread(store.unindex_labels, record.transaction_id, record.labels)
     except Exception:
         log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
     raise backend_unavailable("start the job; nothing was scheduled")

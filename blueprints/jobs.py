@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -20,8 +21,10 @@ from scheduling.job_store import (
     ContinuationToken,
     DueEntry,
     DueRange,
+    LabelEntry,
     TableJobStore,
     UnreadableRow,
+    label_row_verdict,
     row_verdict,
 )
 from scheduling.job_views import (
@@ -31,6 +34,7 @@ from scheduling.job_views import (
     status_view,
     unreadable_view,
 )
+from scheduling.labels import MAX_LABELS, InvalidLabelFilter, has_labels, parse_label_filter
 from scheduling.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -75,11 +79,7 @@ async def live_page(request: func.HttpRequest) -> LivePage:
     state = request.params.get("state") or None
     if state is not None and state not in LIVE_STATES:
         raise invalid_query(f"state must be one of {', '.join(sorted(LIVE_STATES))}")
-    scope = DueRange(
-        due_from=query_time(request, "from"),
-        due_to=query_time(request, "to"),
-        prompt_type=request.params.get("prompt_type") or None,
-    )
+    scope = job_range(request)
     scope_key = cursor_scope(scope, state)
     token = None
     if cursor := request.params.get("cursor"):
@@ -91,12 +91,41 @@ async def live_page(request: func.HttpRequest) -> LivePage:
     return LivePage(records, encode_cursor(token, scope_key) if token else None)
 
 
+def job_range(request: func.HttpRequest) -> DueRange:
+    """The jobs a listing or a bulk cancel covers: `from`, `to`, `prompt_type`, `label`."""
+    return DueRange(
+        due_from=query_time(request, "from"),
+        due_to=query_time(request, "to"),
+        prompt_type=request.params.get("prompt_type") or None,
+        labels=label_filters(request),
+    )
+
+
+def label_filters(request: func.HttpRequest) -> tuple[tuple[str, str], ...]:
+    """Every `label=key=value` of the query (repeated: all of them must match), sorted.
+
+    Read from the URL: a mapping of parameters keeps one value per name."""
+    query = urlsplit(request.url).query
+    # `?label=` is the parameter left out, as for every query parameter (http_io's readers).
+    given = [value for name, value in parse_qsl(query) if name == "label" and value]
+    if not given and request.params.get("label"):
+        given = [request.params["label"]]
+    if len(given) > MAX_LABELS:
+        raise invalid_query(f"at most {MAX_LABELS} label filters")
+    try:
+        return tuple(sorted({parse_label_filter(value) for value in given}))
+    except InvalidLabelFilter as error:
+        raise invalid_query(str(error)) from None
+
+
 async def read_live(
     scope: DueRange, state: str | None, limit: int, token: ContinuationToken | None
 ) -> tuple[list[JobRecord | UnreadableRow], ContinuationToken | None, int]:
     """The live jobs of one page of the due index (up to `limit` rows from `token`), where the
     next page starts, and how many rows were read. A job that cannot be read is listed as
-    what could be read of it."""
+    what could be read of it. With labels, a page of the first label's index instead."""
+    if scope.labels:
+        return await _read_labelled(scope, state, limit, token)
     deps = dependencies.current()
     settings = deps.settings()
     store = deps.job_store(settings)
@@ -125,6 +154,58 @@ async def read_live(
     return records, token, len(entries)
 
 
+async def _read_labelled(
+    scope: DueRange, state: str | None, limit: int, token: ContinuationToken | None
+) -> tuple[list[JobRecord | UnreadableRow], ContinuationToken | None, int]:
+    """The live jobs of one page of the label index (the first label's rows, in id order)
+    that have every label, state, prompt type and due time asked for. A job whose record
+    cannot be read is left out: nothing says it has the labels."""
+    deps = dependencies.current()
+    settings = deps.settings()
+    store = deps.job_store(settings)
+    try:
+        entries, token = await asyncio.to_thread(
+            store.label_page, scope.labels[0], scope.prompt_type, limit, token
+        )
+        stored = await bounded(
+            asyncio.to_thread(read_job, store, e.transaction_id) for e in entries
+        )
+    except Exception:
+        log.exception("reading the job listing by label failed")
+        raise backend_unavailable("answer the job listing") from None
+    records: list[JobRecord | UnreadableRow] = []
+    now = deps.clock()
+    holds = key_check(deps, settings)
+    for entry, found in zip(entries, stored, strict=True):
+        if isinstance(found, UnreadableRow):
+            continue
+        record = found.record if found is not None else None
+        verdict = label_row_verdict(entry, record, now)
+        if verdict == "drop":
+            await _drop_stale_label(store, entry)
+        elif verdict == "list" and record is not None and in_range(record, scope, state):
+            records.append(shown(record, holds))
+    return records, token, len(entries)
+
+
+def in_range(record: JobRecord, scope: DueRange, state: str | None) -> bool:
+    """Whether a live job is one a filtered listing (or bulk cancel) asks for."""
+    return (
+        state in (None, record.state)
+        and scope.prompt_type in (None, record.prompt_type)
+        and (scope.due_from is None or record.exec_at >= scope.due_from)
+        and (scope.due_to is None or record.exec_at <= scope.due_to)
+        and has_labels(record.labels, list(scope.labels))
+    )
+
+
+async def _drop_stale_label(store: TableJobStore, entry: LabelEntry) -> None:
+    try:
+        await asyncio.to_thread(store.drop_label_entry, entry)
+    except Exception:
+        log.warning("could not drop a stale label row of %s", entry.transaction_id, exc_info=True)
+
+
 def lists_unreadable(entry: DueEntry, row: UnreadableRow) -> bool:
     """Whether an index row stands for the unreadable job it points to: unless what could be
     read says the row is of another time or generation, or the job has ended."""
@@ -137,7 +218,9 @@ def lists_unreadable(entry: DueEntry, row: UnreadableRow) -> bool:
 
 def cursor_scope(scope: DueRange, state: str | None) -> str:
     """The listing a cursor belongs to: a cursor of one listing is refused by another."""
-    return repr((scope.due_from, scope.due_to, scope.prompt_type, state))
+    listing = (scope.due_from, scope.due_to, scope.prompt_type, state)
+    # Labelled listings page through another index: their cursors are of another kind.
+    return repr((*listing, scope.labels) if scope.labels else listing)
 
 
 async def _drop_stale(store: TableJobStore, entry: DueEntry) -> None:

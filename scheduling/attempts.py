@@ -28,6 +28,7 @@ from scheduling.job_store import (
     TableJobStore,
     UnreadableRecord,
     forget_failure_quietly,
+    unindex_labels_quietly,
     unindex_quietly,
 )
 from scheduling.log_context import about_job
@@ -118,6 +119,8 @@ def _run_attempt(
         # Without reading its ETag first: no writer ever indexes a run that has come due
         # again (docs/job-store.md), so the row at this run's time is this run's.
         unindex_quietly(store, record)
+    if finished.state not in LIVE_STATES:
+        unindex_labels_quietly(store, finished)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context, finished.skipped_runs - record.skipped_runs)
     return report_of(finished)

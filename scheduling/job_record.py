@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary, one_line, with_finished, with_started
 from scheduling.flow_control import FlowLimits
+from scheduling.labels import Labels
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.recurrence import Recurrence, next_fire_at, upcoming_run
 from scheduling.retry import RetryPolicy
@@ -68,6 +69,8 @@ class JobRecord(BaseModel):
     # Outcome callbacks: their URLs redacted (what may be shown), and sealed (what is sent).
     callbacks: dict[CallbackKind, str] | None = None
     sealed_callbacks: SealedPayload | None = None
+    # Set at creation, never changed (the label index keys the job by them); in clear.
+    labels: Labels = Field(default_factory=dict)
 
     def sealing_context(self) -> bytes:
         """What the payload's ciphertext is bound to: it cannot be moved to another job, nor

@@ -14,6 +14,12 @@ Two tables (see docs/job-store.md for the reasoning):
   the service's own continuation token; jobs due in different minutes land in different
   partitions. The index only points: a row whose job has ended or was replaced is skipped
   by the reader (and dropped), so the record stays the one source of truth.
+- `{JOB_TABLE}labels`: one row per label of a live job, PartitionKey = the pair
+  (`key=value`), RowKey = the transaction id. Every job with a label is one key range, so a
+  listing or a bulk cancel by label reads only that label's jobs, in id order, resumed by
+  the service's token; a job's labels never change, so its rows are written once (at
+  creation, before the record, like its due row) and never move with its due time; they go
+  when the job ends, and a reader drops any it finds of an ended job, as for the due index.
 """
 
 import contextlib
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
 
 INDEX_SUFFIX = "due"
 FAILED_SUFFIX = "failed"
+LABEL_SUFFIX = "labels"
+# An entity group transaction takes at most 100 operations, all in one partition.
+TRANSACTION_ROWS = 100
 # Filled with the job's fields on the way in and out; a fixed-width UTC stamp sorts as text.
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 _PLAIN_FIELDS = (
@@ -150,6 +159,19 @@ class DueRange:
     due_from: datetime | None = None
     due_to: datetime | None = None
     prompt_type: str | None = None
+    # Every pair must be on the job (several: all of them); sorted, so one filter, one form.
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """A label-index row: a job believed live with the label `pair`; `etag` and `written_at`
+    as for a DueEntry."""
+
+    transaction_id: str
+    pair: tuple[str, str]
+    etag: str = ""
+    written_at: datetime | None = None
 
 
 ContinuationToken = dict[str, str]
@@ -161,6 +183,11 @@ def stamp(moment: datetime) -> str:
 
 def _parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, _STAMP).replace(tzinfo=UTC)
+
+
+def label_partition(key: str, value: str) -> str:
+    """The label index's partition of one pair: `key=value` (a key holds no `=`)."""
+    return f"{key}={value}"
 
 
 def due_keys(exec_at: datetime, transaction_id: str) -> tuple[str, str]:
@@ -176,11 +203,13 @@ class TableJobStore:
         records: "TableClient",
         due_index: "TableClient",
         failed_index: "TableClient",
+        label_index: "TableClient",
         credential: "TokenCredential | None" = None,
     ) -> None:
         self._records = records
         self._due = due_index
         self._failed = failed_index
+        self._labels = label_index
         self._credential = credential
 
     @classmethod
@@ -189,7 +218,8 @@ class TableJobStore:
         records, credential = open_table(endpoint, table_name)
         due_index, _ = open_table(endpoint, table_name + INDEX_SUFFIX)
         failed_index, _ = open_table(endpoint, table_name + FAILED_SUFFIX)
-        return cls(records, due_index, failed_index, credential)
+        label_index, _ = open_table(endpoint, table_name + LABEL_SUFFIX)
+        return cls(records, due_index, failed_index, label_index, credential)
 
     @property
     def table_name(self) -> str:
@@ -307,6 +337,17 @@ class TableJobStore:
         """Make the job findable by its due time (idempotent); the row's new ETag."""
         return self.index_row(_due_row(record))
 
+    def index_many(self, records: Sequence[JobRecord]) -> None:
+        """Make many jobs findable by their due time: one entity group transaction per due
+        minute and up to 100 jobs (a batch of jobs due at one time costs a few requests)."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            row = _due_row(record)
+            rows.setdefault(row["PartitionKey"], []).append(row)
+        for partition_rows in rows.values():
+            for start in range(0, len(partition_rows), TRANSACTION_ROWS):
+                _upsert_rows(self._due, partition_rows[start : start + TRANSACTION_ROWS])
+
     def index_row(self, entity: dict[str, Any]) -> str:
         from azure.data.tables import UpdateMode
 
@@ -346,6 +387,57 @@ class TableJobStore:
                 generation=str(row["generation"]),
                 exec_at=_parse_stamp(str(row["exec_at"])),
                 prompt_type=str(row["prompt_type"]),
+                etag=str(row.metadata.get("etag") or ""),
+                written_at=row.metadata.get("timestamp"),
+            )
+            for row in rows
+        ]
+        return entries, token
+
+    # -- the label index -----------------------------------------------------------------
+
+    def index_labels(self, records: Sequence[JobRecord]) -> None:
+        """Make the jobs findable by each of their labels (idempotent): one entity group
+        transaction per label and up to 100 jobs, as all rows of a label share a partition."""
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            for key, value in record.labels.items():
+                partition = label_partition(key, value)
+                rows.setdefault(partition, []).append(_label_row(partition, record))
+        for partition_rows in rows.values():
+            for start in range(0, len(partition_rows), TRANSACTION_ROWS):
+                chunk = partition_rows[start : start + TRANSACTION_ROWS]
+                _upsert_rows(self._labels, chunk)
+
+    def unindex_labels(self, transaction_id: str, labels: Mapping[str, str]) -> None:
+        """Drop the job's rows of `labels` (an ended job's, or a create taken back)."""
+        for key, value in labels.items():
+            _delete_row(self._labels, (label_partition(key, value), transaction_id), None)
+
+    def drop_label_entry(self, entry: LabelEntry) -> None:
+        """Drop a label row if it is still the version read (else it was written again)."""
+        keys = (label_partition(*entry.pair), entry.transaction_id)
+        _delete_row(self._labels, keys, entry.etag or None)
+
+    def label_page(
+        self,
+        pair: tuple[str, str],
+        prompt_type: str | None,
+        limit: int,
+        continuation: ContinuationToken | None,
+    ) -> tuple[list[LabelEntry], ContinuationToken | None]:
+        """Up to `limit` rows of one label's jobs in id order from `continuation`, and where
+        the next page starts (None at the end). One service request over one partition."""
+        query = "PartitionKey eq @pair"
+        parameters = {"pair": label_partition(*pair)}
+        if prompt_type is not None:
+            query += " and prompt_type eq @prompt_type"
+            parameters["prompt_type"] = prompt_type
+        rows, token = _query_page(self._labels, query, parameters, limit, continuation)
+        entries = [
+            LabelEntry(
+                transaction_id=str(row["RowKey"]),
+                pair=pair,
                 etag=str(row.metadata.get("etag") or ""),
                 written_at=row.metadata.get("timestamp"),
             )
@@ -445,6 +537,7 @@ class TableJobStore:
         self._records.close()
         self._due.close()
         self._failed.close()
+        self._labels.close()
         if self._credential is not None and hasattr(self._credential, "close"):
             self._credential.close()
 
@@ -474,12 +567,39 @@ def row_verdict(entry: DueEntry, record: JobRecord | None, now: datetime) -> Row
 
 
 def unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
-    """Drop a job's row (with `etag`, only that version), logging rather than raising: a
-    leftover row is skipped by every reader, and dropped once its job has ended."""
+    """Drop a job's row (with `etag`, only that version), and an ended job's label rows,
+    logging rather than raising: a leftover row is skipped by every reader, and dropped once
+    its job has ended."""
     try:
         store.unindex(record.transaction_id, record.exec_at, etag)
     except Exception:
         log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
+    if record.state not in LIVE_STATES:
+        unindex_labels_quietly(store, record)
+
+
+def unindex_labels_quietly(store: TableJobStore, ended: JobRecord) -> None:
+    """Drop an ended job's label rows, logging rather than raising: a reader of the label
+    drops a row it finds of an ended job."""
+    if not ended.labels:
+        return
+    try:
+        store.unindex_labels(ended.transaction_id, ended.labels)
+    except Exception:
+        log.warning("could not drop a label row of %s", ended.transaction_id, exc_info=True)
+
+
+def label_row_verdict(entry: LabelEntry, record: JobRecord | None, now: datetime) -> RowVerdict:
+    """What a reader does with a label row, given the job's record: as `row_verdict`, and a
+    row whose label the record does not have is dropped (a create under a reused key that
+    was refused, or another incarnation of the id)."""
+    if record is None:
+        old = entry.written_at is not None and now - entry.written_at > ORPHAN_ROW_AGE
+        return "drop" if old else "skip"
+    key, value = entry.pair
+    if record.state not in LIVE_STATES or record.labels.get(key) != value:
+        return "drop"
+    return "list"
 
 
 FailedVerdict = Literal["list", "expire", "skip", "drop"]
@@ -545,9 +665,20 @@ def _index_page(
     client: "TableClient", scope: DueRange, limit: int, continuation: ContinuationToken | None
 ) -> tuple[list[Any], ContinuationToken | None]:
     """One page of a time index's rows in key (time) order, and the service's next token."""
+    query, parameters = _due_filter(scope)
+    return _query_page(client, query, parameters, limit, continuation)
+
+
+def _query_page(
+    client: "TableClient",
+    query: str,
+    parameters: dict[str, Any],
+    limit: int,
+    continuation: ContinuationToken | None,
+) -> tuple[list[Any], ContinuationToken | None]:
+    """One page of a query's rows in key order, and the service's next token."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    query, parameters = _due_filter(scope)
     # The SDK's token is the service's next (PartitionKey, RowKey), typed as a str.
     pages: Any = client.query_entities(
         query, parameters=parameters, results_per_page=limit
@@ -579,6 +710,31 @@ def _on_table(client: "TableClient", write: Callable[[], T]) -> T:
         return write()
 
 
+def _upsert_rows(client: "TableClient", rows: list[dict[str, Any]]) -> None:
+    """Write rows of one partition (at most 100): one point write, or one transaction."""
+    from azure.data.tables import UpdateMode
+
+    if len(rows) == 1:  # a point write costs the service less than a batch of one
+        _on_table(client, lambda: client.upsert_entity(rows[0], mode=UpdateMode.REPLACE))
+        return
+    _in_transaction(client, [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows])
+
+
+def _in_transaction(client: "TableClient", operations: list[Any]) -> None:
+    """One entity group transaction, making the table first on a fresh account."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.data.tables import TableTransactionError
+
+    try:
+        client.submit_transaction(operations)
+    except TableTransactionError as error:
+        if error.status_code != 404:  # no table yet: nothing was ever written to it
+            raise
+        with contextlib.suppress(ResourceExistsError):
+            client.create_table()
+        client.submit_transaction(operations)
+
+
 def _due_filter(scope: DueRange) -> tuple[str, dict[str, Any]]:
     clauses = ["PartitionKey ge @from_partition"]
     parameters: dict[str, Any] = {"from_partition": ""}
@@ -608,6 +764,14 @@ def _due_row(record: JobRecord) -> dict[str, Any]:
     }
 
 
+def _label_row(partition: str, record: JobRecord) -> dict[str, Any]:
+    return {
+        "PartitionKey": partition,
+        "RowKey": record.transaction_id,
+        "prompt_type": record.prompt_type,
+    }
+
+
 def _row(record: JobRecord) -> dict[str, Any]:
     data = record.model_dump(mode="json")
     entity: dict[str, Any] = {
@@ -621,6 +785,8 @@ def _row(record: JobRecord) -> dict[str, Any]:
         "destination": record.destination or "",
         "request_fingerprint": record.request_fingerprint or "",
         "cancelled_by": record.cancelled_by or "",
+        # In clear, like the other schedule fields: labels are not secret (scheduling/labels.py).
+        "labels": json.dumps(record.labels, separators=(",", ":")) if record.labels else "",
     }
     for name in _TIME_FIELDS:
         moment = getattr(record, name)
@@ -654,6 +820,7 @@ def _record(entity: Mapping[str, Any]) -> JobRecord:
             "destination": entity.get("destination") or None,
             "request_fingerprint": entity.get("request_fingerprint") or None,
             "cancelled_by": entity.get("cancelled_by") or None,
+            "labels": json.loads(entity["labels"]) if entity.get("labels") else {},
             "last_outcome": json.loads(outcome) if outcome else None,
             "attempt_history": json.loads(history) if history else [],
             "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
@@ -700,6 +867,8 @@ def _why_unreadable(entity: Mapping[str, Any], error: Exception) -> str:
     for name in _JSON_FIELDS:
         if entity.get(name) and not _is_json(entity[name]):
             return f"its {name} is not valid JSON (altered, or cut short)"
+    if entity.get("labels") and not _is_json(entity["labels"]):
+        return "its labels are not valid JSON (altered, or cut short)"
     for name in ("last_outcome", "attempt_history"):
         stored = get_text(entity, name)
         if stored and not _is_json(stored):

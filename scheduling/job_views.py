@@ -21,6 +21,7 @@ _LISTED = (
     "exec_at",
     "attempts",
     "next_attempt_at",
+    "labels",
 )
 _STATUS = (
     *_LISTED,

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from scheduling.cron import normalised_cron
+from scheduling.labels import Labels
 from scheduling.retry import RetryPolicy
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 
@@ -163,6 +164,8 @@ class ScheduleRequest(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     callbacks: Callbacks | None = None
     flow_control: FlowControlRequest | None = None
+    # None when not given: a request without labels fingerprints as it did before labels.
+    labels: Labels | None = None
 
 
 class ScheduleChange(BaseModel):

@@ -4,11 +4,12 @@ The handlers read each parameter with http_io's capped readers, using the consta
 OpenAPI document describes the parameters from these models, so both say the same.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.job_log.entries import MAX_READ_LIMIT
+from scheduling.labels import LABEL_FILTER_PATTERN, MAX_LABELS
 from scheduling.models import UtcDatetime, fields_of
 from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from scheduling.recurrence import Recurrence
@@ -35,6 +36,13 @@ class JobListQuery(_Query):
         default=None, alias="to", description="only jobs due before this time"
     )
     prompt_type: str | None = None
+    label: list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None = Field(
+        default=None,
+        max_length=MAX_LABELS,
+        description="`key=value`: only jobs with this label; repeated, only jobs with all of "
+        "them. With labels the jobs come in transaction id order (the label index's), not "
+        "exec_at order",
+    )
     cursor: str | None = Field(
         default=None, description="the `next_cursor` of the previous page of this listing"
     )

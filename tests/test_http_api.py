@@ -285,6 +285,7 @@ async def test_status_of_a_pending_job(scheduler: Scheduler) -> None:
         "failed_at": None,
         "replayed_at": None,
         "callbacks": None,
+        "labels": {},
         "next_fire_at": "2026-12-01T08:10:00Z",
     }
 
@@ -375,6 +376,7 @@ async def test_list_is_sorted_enriched_and_paged(scheduler: Scheduler) -> None:
         "next_fire_at": "2026-12-01T08:10:00Z",
         "attempts": 0,
         "next_attempt_at": None,
+        "labels": {},
         "last_attempt": None,
     }
 
