@@ -82,7 +82,8 @@ async def pending(
     page = await live_page(request)
     state = request.params.get("state") or ""
     prompt_type = request.params.get("prompt_type") or ""
-    filters = {"state": state, "prompt_type": prompt_type}
+    label = request.params.get("label") or ""  # one key=value, checked by live_page
+    filters = {"state": state, "prompt_type": prompt_type, "label": label}
     next_url = None
     if page.next_cursor:
         # The same filters and page size (both already checked by live_page) on the next page.
@@ -260,6 +261,7 @@ class FailedRow:
     """A failed job as the failed page shows it (from the failed list's job views)."""
 
     transaction_id: str
+    labels: dict[str, str]
     prompt_type: str | None
     failed_at: datetime | None
     destination: str | None
@@ -284,6 +286,7 @@ async def failed(
     rows = [
         FailedRow(
             transaction_id=view["transaction_id"],
+            labels=view.get("labels") or {},
             prompt_type=view.get("prompt_type"),
             failed_at=parse_time(view.get("failed_at")),
             destination=view.get("destination"),

@@ -52,6 +52,7 @@ def environment() -> "Environment":
         lstrip_blocks=True,
     )
     from scheduling.dashboard.jobs import format_duration, overdue
+    from scheduling.dashboard.naming import job_name
     from scheduling.dashboard.timeline import entry_fields, format_ms
 
     env.filters["utc"] = format_time
@@ -59,6 +60,9 @@ def environment() -> "Environment":
     env.filters["duration"] = format_duration
     env.globals["entry_fields"] = entry_fields
     env.globals["overdue"] = overdue
+    env.globals["name_of"] = lambda job: job_name(
+        job.transaction_id, job.prompt_type, job.destination, job.labels
+    )
     env.tests["unreadable"] = _is_unreadable
     return env
 

@@ -81,7 +81,7 @@ async def test_the_filters_narrow_the_table_to_a_prompt_type(
 
     await page.select_option('select[name="prompt_type"]', "http.call")
     await page.click('form.filters button[type="submit"]')
-    await page.wait_for_url("**/api/dashboard/jobs?state=&prompt_type=http.call")
+    await page.wait_for_url("**/api/dashboard/jobs?state=&prompt_type=http.call&label=")
     shown = page.locator("#pending-jobs tbody tr[data-job]")
     assert [await shown.nth(i).get_attribute("data-job") for i in range(await shown.count())] == [
         call_job

@@ -1,6 +1,6 @@
-"""What the dashboard tells a reader about a job, in a real headless Chromium: its runs and
-attempts, whether it is overdue, its outcomes as fields, and charts drawn over the window
-the data needs."""
+"""What the dashboard tells a reader about a job, in a real headless Chromium: its labels,
+its runs and attempts, whether it is overdue, its outcomes as fields, and charts drawn over
+the window the data needs."""
 
 from datetime import timedelta
 
@@ -10,6 +10,63 @@ from werkzeug import Request, Response
 
 from scheduling.dashboard.jobs import OVERDUE_AFTER
 from tests.support.dashboard_site import DashboardSite
+
+
+async def test_a_job_is_named_by_its_labels_beside_its_id_and_never_by_its_payload(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    labelled = await dashboard_site.create(
+        "http.call",
+        {"url": "http://127.0.0.1:9/invoices/run?token=s3cret"},
+        labels={"tenant": "acme", "campaign": "spring-25"},
+    )
+    # A Slack-style webhook URL: its path is the credential.
+    webhook = await dashboard_site.create(
+        "http.call", {"url": "http://127.0.0.1:9/services/T0001/B0002/XXXXsecret"}
+    )
+    note = await dashboard_site.create("log.append", {"message": "the sealed message"})
+    await page.reload()
+
+    link = page.locator(f'#pending-jobs tr[data-job="{labelled}"] a.job')
+    assert await link.locator(".chip").all_inner_texts() == ["campaign=spring-25", "tenant=acme"]
+    assert await link.locator("code.id").inner_text() == labelled[:8] + "…"
+    assert await link.locator("code.id").get_attribute("title") == labelled
+    assert await link.locator(".kind").count() == 0
+    # Without labels: the short id and the kind, an http.call's host (its destination's).
+    unlabelled = page.locator(f'#pending-jobs tr[data-job="{webhook}"] a.job')
+    assert await unlabelled.locator(".chip").count() == 0
+    assert await unlabelled.locator("code.id").inner_text() == webhook[:8] + "…"
+    assert await unlabelled.locator(".kind").inner_text() == "http.call · 127.0.0.1:9"
+    logged = page.locator(f'#pending-jobs tr[data-job="{note}"] a.job')
+    assert await logged.locator(".kind").inner_text() == "log.append"
+    listing = await page.content()
+    for sealed in ("the sealed message", "/invoices", "s3cret", "/services", "T0001", "XXXX"):
+        assert sealed not in listing
+
+    # The label filter lists the live jobs with that label only.
+    await page.fill("form.filters input[name=label]", "tenant=acme")
+    await page.click("form.filters button")
+    assert await page.locator("#pending-jobs tbody tr[data-job]").count() == 1
+    assert await page.locator("form.filters input[name=label]").input_value() == "tenant=acme"
+    # A filter that is no key=value is a 400 page saying so (read with the page's session,
+    # not shown: the page fixture fails on any console error, a 400 among them).
+    reply = await page.request.get(f"{dashboard_site.base_url}/api/dashboard/jobs?label=tenant")
+    assert reply.status == 400
+    assert "label must be key=value" in await reply.text()
+
+    await link.click()
+    await page.wait_for_url(f"**/api/dashboard/jobs/{labelled}")
+    assert await page.locator("h1 code").inner_text() == labelled
+    chips = page.locator("#job-labels .chip")
+    assert await chips.all_inner_texts() == ["campaign=spring-25", "tenant=acme"]
+    assert await page.title() == (
+        f"Job {labelled[:8]}… campaign=spring-25 tenant=acme · Durable Scheduler"
+    )
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{webhook}")
+    assert await page.locator("#job-labels").inner_text() == "none"
+    title = f"Job {webhook[:8]}… http.call · 127.0.0.1:9 · Durable Scheduler"
+    assert await page.title() == title
+    assert "/services" not in await page.content()
 
 
 async def test_a_recurring_job_shows_its_runs_and_the_attempts_of_its_current_run(
@@ -29,6 +86,7 @@ async def test_a_recurring_job_shows_its_runs_and_the_attempts_of_its_current_ru
         cron="* * * * *",
         timezone="UTC",
         retry={"max_attempts": 3, "initial_delay_seconds": 5},
+        labels={"cadence": "minutely"},
     )
     scheduler.host.advance(4 * 60 + 30)
     status = await dashboard_site.status(job)
@@ -37,6 +95,7 @@ async def test_a_recurring_job_shows_its_runs_and_the_attempts_of_its_current_ru
 
     await page.goto(f"{dashboard_site.base_url}/api/dashboard/recurring")
     row = page.locator(f'#recurring-jobs tr[data-job="{job}"]')
+    assert await row.locator("a.job .chip").all_inner_texts() == ["cadence=minutely"]
     assert await row.locator("td.runs").inner_text() == str(status["runs"])
     assert await row.locator("td.attempts").inner_text() == "0 of 3"
     assert "succeeded" in await row.locator("td.last-run").inner_text()
@@ -91,9 +150,15 @@ async def test_an_outcome_is_shown_as_named_fields_not_as_json(
         "busy", status=503, headers={"Retry-After": "120"}
     )
     scheduler = dashboard_site.scheduler
-    job = await dashboard_site.create("http.call", {"url": httpserver.url_for("/hook")})
+    job = await dashboard_site.create(
+        "http.call", {"url": httpserver.url_for("/hook")}, labels={"tenant": "acme"}
+    )
     scheduler.host.advance(11 * 60)
     assert (await dashboard_site.status(job))["state"] == "failed"
+
+    await page.goto(f"{dashboard_site.base_url}/api/dashboard/failed")
+    row = page.locator(f'#failed-jobs tr[data-job="{job}"]')
+    assert await row.locator("a.job .chip").all_inner_texts() == ["tenant=acme"]
 
     await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{job}")
     outcome = page.locator("#timeline li.kind-outcome")
