@@ -76,20 +76,26 @@ def _notice(request: func.HttpRequest) -> str | None:
 async def pending(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    from blueprints.jobs import live_page
+    from blueprints.jobs import label_filters, live_page
     from scheduling.prompts import PROMPT_TYPES
 
     page = await live_page(request)
     state = request.params.get("state") or ""
     prompt_type = request.params.get("prompt_type") or ""
-    label = request.params.get("label") or ""  # one key=value, checked by live_page
-    filters = {"state": state, "prompt_type": prompt_type, "label": label}
+    # The form has one label field; a URL may repeat `label` (all must match), as the API's.
+    labels = [f"{key}={value}" for key, value in label_filters(request)]
+    filters = {"state": state, "prompt_type": prompt_type, "labels": labels}
     next_url = None
     if page.next_cursor:
-        # The same filters and page size (both already checked by live_page) on the next page.
+        # The same filters and page size (all already checked by live_page) on the next page.
         limit = request.params.get("limit") or ""
-        kept = {name: value for name, value in {**filters, "limit": limit}.items() if value}
-        next_url = f"{BASE}/jobs?" + urlencode({**kept, "cursor": page.next_cursor})
+        kept = [
+            (name, value)
+            for name, value in (("state", state), ("prompt_type", prompt_type), ("limit", limit))
+            if value
+        ]
+        kept += [("label", label) for label in labels]
+        next_url = f"{BASE}/jobs?" + urlencode([*kept, ("cursor", page.next_cursor)])
     return render(
         "pending.html",
         csrf=_csrf(request),

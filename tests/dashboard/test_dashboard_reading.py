@@ -206,3 +206,33 @@ async def test_the_charts_say_so_when_nothing_fired_and_fit_their_window_to_what
     assert await bars.count() == 2
     assert await bars.first.get_attribute("width") == "16.0"  # 960 px over 60 minutes
     assert (await page.locator("#window-start").inner_text()).startswith("1 h ago (")
+
+
+async def test_the_label_filter_pages_and_takes_several_labels(
+    dashboard_site: DashboardSite, page: Page
+) -> None:
+    acme = [
+        await dashboard_site.create(
+            "log.append", {"message": "m"}, labels={"tenant": "acme", "n": str(n)}
+        )
+        for n in range(3)
+    ]
+    await dashboard_site.create("log.append", {"message": "m"}, labels={"tenant": "other"})
+    await dashboard_site.create("log.append", {"message": "m"})
+
+    base = f"{dashboard_site.base_url}/api/dashboard/jobs"
+    await page.goto(f"{base}?label=tenant%3Dacme&limit=2")
+    rows = page.locator("#pending-jobs tbody tr[data-job]")
+    first = [await rows.nth(i).get_attribute("data-job") for i in range(await rows.count())]
+    assert "id order" in await page.locator("p.hint").first.inner_text()
+    await page.click("a[rel=next]")
+    second = [await rows.nth(i).get_attribute("data-job") for i in range(await rows.count())]
+    # The next page keeps the filter: the three acme jobs, in id order, and no other.
+    assert first + second == sorted(acme)
+
+    await page.goto(f"{base}?label=tenant%3Dacme&label=n%3D1")
+    assert await rows.count() == 1
+    assert await rows.first.get_attribute("data-job") == acme[1]
+    assert await page.locator("form.filters input[name=label]").evaluate_all(
+        "inputs => inputs.map(input => input.value)"
+    ) == ["n=1", "tenant=acme"]
