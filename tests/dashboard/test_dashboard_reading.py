@@ -94,6 +94,8 @@ async def test_a_recurring_job_shows_its_runs_and_the_attempts_of_its_current_ru
     assert status["attempts"] == 0  # ...with no attempt yet of its next run
 
     await page.goto(f"{dashboard_site.base_url}/api/dashboard/recurring")
+    headers = await page.locator("#recurring-jobs th").all_inner_texts()
+    assert headers[4:6] == ["Runs", "Attempts (this run)"]
     row = page.locator(f'#recurring-jobs tr[data-job="{job}"]')
     assert await row.locator("a.job .chip").all_inner_texts() == ["cadence=minutely"]
     assert await row.locator("td.runs").inner_text() == str(status["runs"])
