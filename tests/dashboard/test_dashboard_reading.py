@@ -193,6 +193,7 @@ async def test_the_charts_say_so_when_nothing_fired_and_fit_their_window_to_what
         "No attempt fired in the last 24 hours" in await page.locator("#no-attempts").inner_text()
     )
     assert await page.locator("svg.chart").count() == 0  # no empty axis
+    assert "no lateness to show yet" in await page.locator("#lateness-summary").inner_text()
 
     scheduler = dashboard_site.scheduler
     for minutes in (5, 25):
@@ -208,6 +209,7 @@ async def test_the_charts_say_so_when_nothing_fired_and_fit_their_window_to_what
     assert await bars.count() == 2
     assert await bars.first.get_attribute("width") == "16.0"  # 960 px over 60 minutes
     assert (await page.locator("#window-start").inner_text()).startswith("1 h ago (")
+    assert await page.locator("#lateness rect").count() > 0
 
 
 async def test_the_label_filter_pages_and_takes_several_labels(
