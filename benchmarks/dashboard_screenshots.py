@@ -5,9 +5,10 @@
 Runs the whole app as the tests do (Azurite in memory, the durable host on a virtual clock,
 the app over loopback HTTP), makes a day of jobs through the API (one-time jobs firing a
 little late, recurring jobs, a target that answers 200 and a port where nothing listens, so
-some jobs fail), walks the clock through that day, and has headless Chromium sign in and
-photograph each page as docs/dashboard-<page>.png. Nothing leaves this machine: the Python
-side runs under the tests' loopback guard, Chromium under the tests' flags and routing.
+some jobs fail; some labelled, one left overdue), walks the clock through that day, and has
+headless Chromium sign in and photograph each page as docs/dashboard-<page>.png. Nothing
+leaves this machine: the Python side runs under the tests' loopback guard, Chromium under
+the tests' flags and routing.
 """
 
 import argparse
@@ -76,12 +77,13 @@ async def _make_a_day(scheduler: Scheduler, http: httpx.AsyncClient, target: str
                 "timezone": zone,
                 "prompt_type": "http.call",
                 "payload": {"url": f"{target}/cron"},
+                "labels": labels,
             },
         )
-        for cron, zone in (
-            ("*/30 * * * *", "UTC"),
-            ("0 */4 * * *", "Europe/Berlin"),
-            ("0 9 * * 1-5", "Europe/Paris"),
+        for cron, zone, labels in (
+            ("*/30 * * * *", "UTC", {"task": "cache-warm-up"}),
+            ("0 */4 * * *", "Europe/Berlin", {"task": "stock-sync", "team": "inventory"}),
+            ("0 9 * * 1-5", "Europe/Paris", {"task": "stand-up-reminder"}),
         )
     ]
     fires = []
@@ -90,7 +92,7 @@ async def _make_a_day(scheduler: Scheduler, http: httpx.AsyncClient, target: str
         url = f"{target}/{'flaky' if i % 17 == 0 else 'hook'}"
         if i % 23 == 0:
             url = "http://127.0.0.1:9/nothing-listens"
-        body = {
+        body: dict[str, Any] = {
             "exec_at": format_utc(due),
             "prompt_type": "http.call" if i % 3 else "log.append",
             "payload": {"url": url, "json": {"n": i}}
@@ -98,6 +100,10 @@ async def _make_a_day(scheduler: Scheduler, http: httpx.AsyncClient, target: str
             else {"message": f"nightly report #{i}", "fields": {"rows": i * 7}},
             "retry": {"max_attempts": 2, "initial_delay_seconds": 5},
         }
+        if i % 4 == 1:
+            body["labels"] = (
+                {"report": "nightly"} if i % 3 == 0 else {"tenant": "acme", "flow": "orders"}
+            )
         fires.append((due, await _create(http, body)))
     timeline_job = fires[17][1]  # a flaky target: a failed first attempt, then a retry
     for due, _ in sorted(fires):
@@ -114,7 +120,17 @@ async def _make_a_day(scheduler: Scheduler, http: httpx.AsyncClient, target: str
 
 async def _make_pending(http: httpx.AsyncClient, scheduler: Scheduler, target: str) -> None:
     now = scheduler.now()
-    for i, minutes in enumerate((3, 7, 12, 30, 45, 90, 240, 600)):
+    # Due in 2 minutes; the clock then moves 5 minutes on with the host stopped: overdue.
+    await _create(
+        http,
+        {
+            "exec_at": format_utc(now + timedelta(minutes=2)),
+            "prompt_type": "http.call",
+            "payload": {"method": "POST", "url": f"{target}/orders/late"},
+            "labels": {"tenant": "acme", "event": "order-confirmation"},
+        },
+    )
+    for i, minutes in enumerate((8, 12, 20, 30, 45, 90, 240, 600)):
         await _create(
             http,
             {
@@ -123,9 +139,13 @@ async def _make_pending(http: httpx.AsyncClient, scheduler: Scheduler, target: s
                 "payload": {"method": "POST", "url": f"{target}/orders/{i}"}
                 if i % 2
                 else {"message": f"reminder {i}"},
+                **({"labels": {"tenant": f"shop-{i}", "event": "shipped"}} if i % 2 else {}),
             },
         )
-    for cron, zone in (("30 1 * * *", "Europe/London"), ("0 18 * * 5", "America/New_York")):
+    for cron, zone, labels in (
+        ("30 1 * * *", "Europe/London", {"digest": "daily"}),
+        ("0 18 * * 5", "America/New_York", None),
+    ):
         await _create(
             http,
             {
@@ -133,8 +153,10 @@ async def _make_pending(http: httpx.AsyncClient, scheduler: Scheduler, target: s
                 "timezone": zone,
                 "prompt_type": "http.call",
                 "payload": {"url": f"{target}/cron"},
+                **({"labels": labels} if labels else {}),
             },
         )
+    scheduler.host.set_clock(now + timedelta(minutes=5))
 
 
 async def _photograph(base_url: str, out: Path, timeline_job: str) -> list[Path]:

@@ -76,19 +76,26 @@ def _notice(request: func.HttpRequest) -> str | None:
 async def pending(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    from blueprints.jobs import live_page
+    from blueprints.jobs import label_filters, live_page
     from scheduling.prompts import PROMPT_TYPES
 
     page = await live_page(request)
     state = request.params.get("state") or ""
     prompt_type = request.params.get("prompt_type") or ""
-    filters = {"state": state, "prompt_type": prompt_type}
+    # The form has one label field; a URL may repeat `label` (all must match), as the API's.
+    labels = [f"{key}={value}" for key, value in label_filters(request)]
+    filters = {"state": state, "prompt_type": prompt_type, "labels": labels}
     next_url = None
     if page.next_cursor:
-        # The same filters and page size (both already checked by live_page) on the next page.
+        # The same filters and page size (all already checked by live_page) on the next page.
         limit = request.params.get("limit") or ""
-        kept = {name: value for name, value in {**filters, "limit": limit}.items() if value}
-        next_url = f"{BASE}/jobs?" + urlencode({**kept, "cursor": page.next_cursor})
+        kept = [
+            (name, value)
+            for name, value in (("state", state), ("prompt_type", prompt_type), ("limit", limit))
+            if value
+        ]
+        kept += [("label", label) for label in labels]
+        next_url = f"{BASE}/jobs?" + urlencode([*kept, ("cursor", page.next_cursor)])
     return render(
         "pending.html",
         csrf=_csrf(request),
@@ -99,6 +106,7 @@ async def pending(
         filters=filters,
         next_url=next_url,
         first_page=not request.params.get("cursor"),
+        now=dependencies.current().clock(),
         active="jobs",
     )
 
@@ -140,6 +148,7 @@ async def recurring(
         notice=_notice(request),
         jobs=found,
         next_url=next_url,
+        now=dependencies.current().clock(),
         active="recurring",
     )
 
@@ -173,6 +182,7 @@ async def timeline(
         attempts=attempts_of(job) if isinstance(job, JobRecord) else [],
         entries=entries,
         more_entries=more is not None,
+        now=deps.clock(),
         active="",
     )
 
@@ -226,11 +236,17 @@ async def charts(
         if row.fired_at is not None and row.fired_at > since
     ]
     late = drawing.lateness_histogram(fired)
+    minutes = drawing.fitted_minutes(fired, now)
+    per_minute = None
+    if minutes is not None:
+        per_minute = drawing.per_minute_chart(drawing.fired_per_minute(fired, now, minutes), now)
     return render(
         "charts.html",
         csrf=_csrf(request),
         notice=None,
-        per_minute=drawing.per_minute_chart(drawing.fired_per_minute(fired, now), now),
+        per_minute=per_minute,
+        window_hours=(minutes or 0) // 60,
+        window_start=drawing.first_minute(now, minutes or 1),
         lateness=drawing.lateness_chart(late),
         lateness_labels=drawing.lateness_labels(),
         percentiles=drawing.percentiles(fired),
@@ -251,6 +267,7 @@ class FailedRow:
     """A failed job as the failed page shows it (from the failed list's job views)."""
 
     transaction_id: str
+    labels: dict[str, str]
     prompt_type: str | None
     failed_at: datetime | None
     destination: str | None
@@ -275,6 +292,7 @@ async def failed(
     rows = [
         FailedRow(
             transaction_id=view["transaction_id"],
+            labels=view.get("labels") or {},
             prompt_type=view.get("prompt_type"),
             failed_at=parse_time(view.get("failed_at")),
             destination=view.get("destination"),

@@ -51,8 +51,18 @@ def environment() -> "Environment":
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from scheduling.dashboard.jobs import format_duration, overdue
+    from scheduling.dashboard.naming import job_name
+    from scheduling.dashboard.timeline import entry_fields, format_ms
+
     env.filters["utc"] = format_time
     env.filters["ms"] = format_ms
+    env.filters["duration"] = format_duration
+    env.globals["entry_fields"] = entry_fields
+    env.globals["overdue"] = overdue
+    env.globals["name_of"] = lambda job: job_name(
+        job.transaction_id, job.prompt_type, job.destination, job.labels
+    )
     env.tests["unreadable"] = _is_unreadable
     return env
 
@@ -70,12 +80,6 @@ def format_time(moment: datetime | str | None) -> str:
 
     parsed = parse_time(moment)
     return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
-
-
-def format_ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value / 1000:.2f} s" if abs(value) >= 1000 else f"{value:.0f} ms"
 
 
 def html(body: str, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 DAY_MINUTES = 24 * 60
+# The per-minute chart spans the shortest of these that holds the oldest attempt of the day:
+# a few minutes of traffic on a new install fill an hour, not a sliver at the end of a day.
+WINDOW_HOURS = (1, 2, 3, 6, 12, 24)
 # Upper bounds (ms) of the lateness buckets; the last bucket is everything above.
 LATENESS_BOUNDS_MS = (100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
 _QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
@@ -44,13 +47,35 @@ class BarChart:
     height: int = HEIGHT
 
 
-def fired_per_minute(attempts: Iterable[FiredAttempt], now: datetime) -> list[int]:
-    """Attempts fired in each minute of the last day, oldest minute first."""
-    start = _minute(now) - timedelta(minutes=DAY_MINUTES - 1)
-    counts = [0] * DAY_MINUTES
+def fitted_minutes(attempts: Iterable[FiredAttempt], now: datetime) -> int | None:
+    """How many minutes (ending with now's) the per-minute chart spans: the shortest of
+    WINDOW_HOURS that holds the oldest attempt fired in the last day; None when none fired
+    in it (the page says so instead of drawing an empty axis)."""
+    this_minute = _minute(now)
+    oldest = -1
+    for attempt in attempts:
+        age = int((this_minute - _minute(attempt.fired_at)).total_seconds() // 60)
+        if age < DAY_MINUTES:
+            oldest = max(oldest, age)
+    if oldest < 0:
+        return None
+    return next(hours * 60 for hours in WINDOW_HOURS if oldest < hours * 60)
+
+
+def first_minute(now: datetime, minutes: int) -> datetime:
+    """The first minute of a window of `minutes` that ends with now's."""
+    return _minute(now) - timedelta(minutes=minutes - 1)
+
+
+def fired_per_minute(
+    attempts: Iterable[FiredAttempt], now: datetime, minutes: int = DAY_MINUTES
+) -> list[int]:
+    """Attempts fired in each of the last `minutes` minutes (now's included), oldest first."""
+    start = first_minute(now, minutes)
+    counts = [0] * minutes
     for attempt in attempts:
         index = int((attempt.fired_at - start).total_seconds() // 60)
-        if 0 <= index < DAY_MINUTES:
+        if 0 <= index < minutes:
             counts[index] += 1
     return counts
 
@@ -86,7 +111,7 @@ def lateness_labels() -> list[str]:
 
 
 def per_minute_chart(counts: Sequence[int], now: datetime) -> BarChart:
-    start = _minute(now) - timedelta(minutes=len(counts) - 1)
+    start = first_minute(now, len(counts))
     labels = [
         f"{(start + timedelta(minutes=i)).strftime('%Y-%m-%d %H:%M')} UTC: {count} fired"
         for i, count in enumerate(counts)

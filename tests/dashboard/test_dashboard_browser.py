@@ -1,33 +1,13 @@
 """The dashboard end to end: the app over real HTTP, a real headless Chromium clicking it."""
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from playwright.async_api import Browser, Locator, Page
 from playwright.async_api import Error as PlaywrightError
 
-from tests.support.browser import OffMachineRequests, fenced_context
 from tests.support.dashboard_site import DashboardSite
 from tests.support.poison import POISONS
-
-
-@pytest.fixture
-async def page(chromium: Browser, dashboard_site: DashboardSite) -> AsyncIterator[Page]:
-    """A signed-in page; the test fails if the page tried to leave loopback or the console
-    reported an error (a CSP violation is one)."""
-    off_machine = OffMachineRequests()
-    context = await fenced_context(chromium, off_machine)
-    errors: list[str] = []
-    page = await context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(dashboard_site.sign_in_url)
-    assert page.url == f"{dashboard_site.base_url}/api/dashboard/jobs"  # the key left the URL
-    yield page
-    await context.close()
-    assert off_machine.urls == []
-    assert errors == []
 
 
 async def test_a_job_created_through_the_api_is_listed_and_the_delete_button_cancels_it(
@@ -101,7 +81,7 @@ async def test_the_filters_narrow_the_table_to_a_prompt_type(
 
     await page.select_option('select[name="prompt_type"]', "http.call")
     await page.click('form.filters button[type="submit"]')
-    await page.wait_for_url("**/api/dashboard/jobs?state=&prompt_type=http.call")
+    await page.wait_for_url("**/api/dashboard/jobs?state=&prompt_type=http.call&label=")
     shown = page.locator("#pending-jobs tbody tr[data-job]")
     assert [await shown.nth(i).get_attribute("data-job") for i in range(await shown.count())] == [
         call_job
@@ -143,7 +123,7 @@ async def test_what_a_job_logged_is_shown_as_text_never_as_markup(
     scheduler.host.advance(11 * 60)
     await page.goto(f"{dashboard_site.base_url}/api/dashboard/jobs/{job}")
     assert hostile in await page.locator("#timeline").inner_text()
-    assert await page.locator("#timeline img, #timeline script, #timeline b").count() == 0
+    assert await page.locator("main img, main script, main b").count() == 0
     assert await page.title() != "owned"
 
 

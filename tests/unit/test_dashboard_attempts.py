@@ -1,34 +1,17 @@
 """The attempts a job's page shows: its attempt history, or, for a record written before
 attempts were kept, what the record's own fields say of its last attempt."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from scheduling.attempt_history import AttemptSummary
 from scheduling.dashboard.attempts import attempt_row, attempts_of
 from scheduling.job_record import JobRecord
-from scheduling.sealing import SealedPayload
-
-DUE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-SEALED = SealedPayload(
-    alg="A256GCM", key_id="local:k", wrapped_key="d2s=", nonce="bm9uY2U=", ciphertext="Y3Q="
-)
+from tests.support.job_records import DUE, job_record
 
 
 def record(**changes: Any) -> JobRecord:
-    base = JobRecord(
-        transaction_id="3f0c2a57-8d4e-4c1b-9a6f-0b1c2d3e4f50",
-        generation="g1",
-        state="succeeded",
-        prompt_type="log.append",
-        exec_at=DUE,
-        accepted_at=DUE - timedelta(hours=1),
-        updated_at=DUE,
-        sealed_payload=SEALED,
-    )
-    return base.model_copy(update=changes)
+    return job_record(**{"state": "succeeded", "updated_at": DUE, **changes})
 
 
 def test_each_attempt_of_the_history_with_its_lateness() -> None:

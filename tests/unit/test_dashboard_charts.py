@@ -7,6 +7,8 @@ from scheduling.dashboard.charts import (
     HEIGHT,
     FiredAttempt,
     fired_per_minute,
+    first_minute,
+    fitted_minutes,
     lateness_chart,
     lateness_histogram,
     lateness_labels,
@@ -67,3 +69,30 @@ def test_percentiles_by_nearest_rank() -> None:
     values = [fired(0, float(ms)) for ms in range(1, 101)]
     assert percentiles(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert percentiles([fired(0)]) == {}
+
+
+def test_the_window_is_the_shortest_that_holds_the_oldest_attempt_of_the_day() -> None:
+    assert fitted_minutes([], NOW) is None
+    assert fitted_minutes([fired(DAY_MINUTES + 1)], NOW) is None  # older than a day
+    assert fitted_minutes([fired(0)], NOW) == 60
+    assert fitted_minutes([fired(0), fired(59)], NOW) == 60
+    assert fitted_minutes([fired(0), fired(60)], NOW) == 120
+    assert fitted_minutes([fired(150)], NOW) == 180
+    assert fitted_minutes([fired(5 * 60)], NOW) == 6 * 60
+    assert fitted_minutes([fired(13 * 60), fired(DAY_MINUTES + 30)], NOW) == DAY_MINUTES
+    assert fitted_minutes([fired(DAY_MINUTES - 0.6)], NOW) == DAY_MINUTES
+
+
+def test_a_fitted_window_counts_its_minutes_and_starts_where_its_labels_say() -> None:
+    attempts = [fired(0), fired(20), fired(20.2), fired(59.4), fired(61)]
+    minutes = fitted_minutes(attempts, NOW)
+    assert minutes == 120
+    counts = fired_per_minute(attempts, NOW, minutes)
+    assert len(counts) == 120
+    assert (counts[-1], counts[-21], counts[-60], counts[-62]) == (1, 2, 1, 1)
+    assert sum(counts) == 5
+    chart = per_minute_chart(counts, NOW)
+    start = first_minute(NOW, minutes)
+    assert start == datetime(2026, 12, 1, 6, 1, tzinfo=UTC)
+    assert chart.bars[0].label.startswith("2026-12-01 06:01 UTC")
+    assert chart.bars[0].width == 8.0  # 960 px over 120 minutes
