@@ -31,6 +31,7 @@ from scheduling.job_store import (
     TableJobStore,
     UnreadableRow,
     forget_failure_quietly,
+    unindex_labels_quietly,
     unindex_quietly,
 )
 from scheduling.metrics import job_attributes, job_metrics
@@ -95,6 +96,7 @@ async def _delete_once(
         await asyncio.to_thread(store.replace, stored, cancelled)
         _count_cancelled(cancelled)
         await asyncio.to_thread(unindex_quietly, store, cancelled)
+        await asyncio.to_thread(unindex_labels_quietly, store, cancelled)
         await stop_quietly(client, cancelled.instance_id)
         entry = cancelled_entry(cancelled)
         if entry is not None:
@@ -302,6 +304,7 @@ def _cancel_one(
             continue
         _count_cancelled(cancelled)
         unindex_quietly(store, cancelled)
+        unindex_labels_quietly(store, cancelled)
         return cancelled
     return "skipped"
 
