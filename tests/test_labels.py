@@ -271,3 +271,19 @@ async def test_a_job_replayed_as_its_failed_attempt_ends_keeps_its_label_rows(
     assert [job["transaction_id"] for job in listed] == [transaction_id]
     cancelled = (await scheduler.api.delete("/api/schedule?label=tenant=a")).json()
     assert cancelled["cancelled"] == 1, cancelled
+
+
+async def test_a_replay_over_a_leftover_due_row_keeps_the_label_rows(scheduler: Scheduler) -> None:
+    """The failed job's due row outlived it (its drop failed once): the replay drops that
+    row, and only that row; the replayed job is still found by its label."""
+    transaction_id = await _failing_labelled_job(scheduler)
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(minutes=6))
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    assert stored.record.state == "failed"
+    scheduler.job_store.index(stored.record)  # the row a failed drop left behind
+
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    listed = (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [transaction_id]
