@@ -18,6 +18,7 @@ import azure.functions as func
 
 from blueprints import dependencies
 from blueprints.accepting import (
+    IDEMPOTENCY_HEADER,
     AcceptedRecord,
     PreparedJob,
     accepted_job,
@@ -26,7 +27,7 @@ from blueprints.accepting import (
 )
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, bounded
-from scheduling.batch import MAX_BATCH_BYTES, BatchItem, batch_items
+from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, BatchItem, batch_items
 from scheduling.job_store import TableJobStore
 from scheduling.problems import Problem, ProblemError, problem
 from scheduling.responses import BatchItemResult, BatchOutcome
@@ -41,6 +42,15 @@ async def create_batch(
 ) -> func.HttpResponse:
     """200 with one result per job, in request order; a problem only for the batch as a
     whole (not JSON, larger than MAX_BATCH_BYTES, not a list of 1 to MAX_BATCH_JOBS)."""
+    if request.headers.get(IDEMPOTENCY_HEADER) is not None:
+        # Ignored, it would let a client believe a batch sent again is safe.
+        raise problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            f"a batch takes a key per job ({ITEM_KEY} in each job), not an "
+            f"{IDEMPOTENCY_HEADER} header: send the batch without it",
+        )
     deps = dependencies.current()
     settings = deps.settings()
     items = batch_items(read_json_body(request, MAX_BATCH_BYTES), settings.max_request_bytes)

@@ -36,9 +36,10 @@ from scheduling.job_store import (
     StaleRecord,
     TableJobStore,
     UnreadableRow,
+    drop_label_rows_quietly,
     due_keys,
     forget_failure_quietly,
-    unindex_labels_quietly,
+    label_rows_quietly,
     unindex_quietly,
 )
 from scheduling.job_views import status_view
@@ -305,6 +306,7 @@ async def _swap(
             if live and stored.record.state not in LIVE_STATES and after.labels:
                 # Live again (a replay): findable by its labels before the record says so.
                 await asyncio.to_thread(store.index_labels, [after])
+            label_rows = await asyncio.to_thread(label_rows_quietly, store, after)
             failure_row = (
                 await asyncio.to_thread(store.index_failure, after)
                 if after.failed_at is not None and after.failed_at != stored.record.failed_at
@@ -319,8 +321,7 @@ async def _swap(
                 raise
             if (moved or not live) and old_row is not None:
                 await asyncio.to_thread(unindex_quietly, store, stored.record, old_row)
-            if not live:
-                await asyncio.to_thread(unindex_labels_quietly, store, after)
+            await asyncio.to_thread(drop_label_rows_quietly, store, label_rows)
             if client is not None and after.state == "pending":
                 await _start_or_say(client, after, stored.record)
             return stored.record, after

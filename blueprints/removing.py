@@ -31,6 +31,7 @@ from scheduling.job_store import (
     TableJobStore,
     UnreadableRow,
     forget_failure_quietly,
+    unindex_labels_quietly,
     unindex_quietly,
 )
 from scheduling.metrics import job_attributes, job_metrics
@@ -95,6 +96,7 @@ async def _delete_once(
         await asyncio.to_thread(store.replace, stored, cancelled)
         _count_cancelled(cancelled)
         await asyncio.to_thread(unindex_quietly, store, cancelled)
+        await asyncio.to_thread(unindex_labels_quietly, store, cancelled)
         await stop_quietly(client, cancelled.instance_id)
         entry = cancelled_entry(cancelled)
         if entry is not None:
@@ -221,6 +223,10 @@ async def cancel_jobs(
         token,
         max_jobs=CANCEL_MAX_JOBS,
     )
+    if not sweep.complete and sweep.token is None:
+        # It failed on the first page of a listing that had no cursor: there is none to go
+        # on from. The same request starts again (jobs it cancelled are skipped then).
+        raise backend_unavailable("decide every job of the filter's first page; send it again")
     outcome = CancelOutcome(
         cancelled=len(sweep.cancelled),
         firing=sweep.firing,
@@ -244,12 +250,17 @@ async def _sweep(
     started = time.monotonic()
     sweep = Sweep(token=token)
     seen = 0
+
+    async def decided(transaction_id: str) -> WipeResult | Exception:
+        try:
+            return await asyncio.to_thread(cancel_one, transaction_id)
+        except Exception as error:
+            return error
+
     try:
         while True:
-            entries, sweep.token = await asyncio.to_thread(read_page, sweep.token)
-            results = await bounded(
-                asyncio.to_thread(cancel_one, entry.transaction_id) for entry in entries
-            )
+            entries, following = await asyncio.to_thread(read_page, sweep.token)
+            results = await bounded(decided(entry.transaction_id) for entry in entries)
             for entry, result in zip(entries, results, strict=True):
                 if isinstance(result, JobRecord):
                     sweep.cancelled.append(result)
@@ -257,6 +268,11 @@ async def _sweep(
                     sweep.firing.append(entry.transaction_id)
                 elif result == "unreadable":
                     sweep.unreadable += 1
+            if failed := next((r for r in results if isinstance(r, Exception)), None):
+                # The cursor stays at this page: the next call decides its jobs again (one
+                # cancelled already is skipped then), none of them is passed over.
+                raise failed
+            sweep.token = following
             seen += len(entries)
             if sweep.token is None:
                 sweep.complete = True
@@ -302,6 +318,7 @@ def _cancel_one(
             continue
         _count_cancelled(cancelled)
         unindex_quietly(store, cancelled)
+        unindex_labels_quietly(store, cancelled)
         return cancelled
     return "skipped"
 

@@ -39,6 +39,10 @@ _INSTRUMENTATIONS = (
 # errors, and CPU on every store call. Its warnings and errors still come through; with
 # SCHEDULER_LOG_LEVEL=DEBUG, every line does.
 SDK_REQUEST_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+# urllib3 (under the SDK's transport) logs each raw request line at DEBUG, query and all (and
+# a retried one's URL): a storage SAS's `sig` in clear, where the SDK's own line shows it
+# REDACTED. Never below INFO.
+RAW_REQUEST_LOGGER = "urllib3"
 LOG_LEVEL_SETTING = "SCHEDULER_LOG_LEVEL"
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING}
 _lock = threading.Lock()
@@ -71,6 +75,9 @@ def quiet_sdk_requests(level: int) -> None:
     """The SDK's line per storage request only when DEBUG was asked for."""
     sdk_level = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
     logging.getLogger(SDK_REQUEST_LOGGER).setLevel(sdk_level)
+    raw = logging.getLogger(RAW_REQUEST_LOGGER)
+    if raw.level < logging.INFO:  # its own level: whatever the root is set to later
+        raw.setLevel(logging.INFO)
 
 
 def _configure() -> None:

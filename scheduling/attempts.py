@@ -27,8 +27,9 @@ from scheduling.job_store import (
     StoredJob,
     TableJobStore,
     UnreadableRecord,
+    drop_label_rows_quietly,
     forget_failure_quietly,
-    unindex_labels_quietly,
+    label_rows_quietly,
     unindex_quietly,
 )
 from scheduling.log_context import about_job
@@ -104,6 +105,7 @@ def _run_attempt(
     if moved:
         # The next run's row before the record names it: the index lists every live job.
         _keep_indexed(store, finished)
+    label_rows = label_rows_quietly(store, finished)
     try:
         _record_outcome(store, claimed, finished, along, sleep)
     except StaleRecord:
@@ -119,8 +121,7 @@ def _run_attempt(
         # Without reading its ETag first: no writer ever indexes a run that has come due
         # again (docs/job-store.md), so the row at this run's time is this run's.
         unindex_quietly(store, record)
-    if finished.state not in LIVE_STATES:
-        unindex_labels_quietly(store, finished)
+    drop_label_rows_quietly(store, label_rows)
     if finished.skipped_runs > record.skipped_runs:
         _log_skipped(context, finished.skipped_runs - record.skipped_runs)
     return report_of(finished)

@@ -427,6 +427,20 @@ class TableJobStore:
         for key, value in labels.items():
             _delete_row(self._labels, (label_partition(key, value), transaction_id), None)
 
+    def label_entries(self, transaction_id: str, labels: Mapping[str, str]) -> list[LabelEntry]:
+        """The job's rows of `labels` there are, with their ETags: one point read each."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        entries = []
+        for pair in labels.items():
+            try:
+                row = self._labels.get_entity(label_partition(*pair), transaction_id)
+            except ResourceNotFoundError:  # no such row, or no table yet
+                continue
+            etag = str(row.metadata.get("etag") or "")
+            entries.append(LabelEntry(transaction_id=transaction_id, pair=pair, etag=etag))
+        return entries
+
     def drop_label_entry(self, entry: LabelEntry) -> None:
         """Drop a label row if it is still the version read (else it was written again)."""
         keys = (label_partition(*entry.pair), entry.transaction_id)
@@ -580,26 +594,46 @@ def row_verdict(entry: DueEntry, record: JobRecord | None, now: datetime) -> Row
 
 
 def unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
-    """Drop a job's row (with `etag`, only that version), and an ended job's label rows,
-    logging rather than raising: a leftover row is skipped by every reader, and dropped once
-    its job has ended."""
+    """Drop a job's row (with `etag`, only that version), logging rather than raising: a
+    leftover row is skipped by every reader, and dropped once its job has ended."""
     try:
         store.unindex(record.transaction_id, record.exec_at, etag)
     except Exception:
         log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
-    if record.state not in LIVE_STATES:
-        unindex_labels_quietly(store, record)
 
 
 def unindex_labels_quietly(store: TableJobStore, ended: JobRecord) -> None:
-    """Drop an ended job's label rows, logging rather than raising: a reader of the label
-    drops a row it finds of an ended job."""
+    """Drop the label rows of a job that can never be live again (cancelled, deleted),
+    logging rather than raising: a reader of the label drops a row it finds of an ended job.
+    A job that may be replayed drops them by ETag (label_rows_quietly)."""
     if not ended.labels:
         return
     try:
         store.unindex_labels(ended.transaction_id, ended.labels)
     except Exception:
         log.warning("could not drop a label row of %s", ended.transaction_id, exc_info=True)
+
+
+def label_rows_quietly(store: TableJobStore, ending: JobRecord) -> list[LabelEntry]:
+    """The label rows of a job about to end, read before the write that ends it: a replay
+    right after that write writes them again (new ETags), and a drop by these ETags leaves
+    the replayed job's rows. Nothing when they cannot be read: readers drop them later."""
+    if not ending.labels or ending.state in LIVE_STATES:
+        return []
+    try:
+        return store.label_entries(ending.transaction_id, ending.labels)
+    except Exception:
+        log.warning("could not read the label rows of %s", ending.transaction_id, exc_info=True)
+        return []
+
+
+def drop_label_rows_quietly(store: TableJobStore, rows: Sequence[LabelEntry]) -> None:
+    """Drop the label rows read by label_rows_quietly, each only if not written since."""
+    for row in rows:
+        try:
+            store.drop_label_entry(row)
+        except Exception:
+            log.warning("could not drop a label row of %s", row.transaction_id, exc_info=True)
 
 
 def label_row_verdict(entry: LabelEntry, record: JobRecord | None, now: datetime) -> RowVerdict:

@@ -212,3 +212,20 @@ async def test_a_resent_job_that_was_cancelled_since_says_so(scheduler: Schedule
     assert result.job is not None
     assert (result.job.state, result.job.next_fire_at) == ("cancelled", None)
     assert len(scheduler.orchestrations_started()) == 1
+
+
+async def test_an_idempotency_key_header_on_a_batch_is_refused_not_ignored(
+    scheduler: Scheduler,
+) -> None:
+    # A client that sends Idempotency-Key with every POST must not believe a batch sent
+    # again is safe: the key is per job (`idempotency_key`), and a header would be ignored.
+    reply = await scheduler.api.request(
+        "POST",
+        "/api/schedule/batch",
+        json_body={"jobs": [job(0)]},
+        headers={"Idempotency-Key": "batch-1"},
+    )
+    problem = assert_problem(reply, 400)
+    assert "idempotency_key" in problem["detail"]
+    assert scheduler.orchestrations_started() == []
+    assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []

@@ -189,3 +189,54 @@ async def test_a_filtered_delete_during_a_running_attempt_reports_it_and_a_secon
     stored = scheduler.job_store.get(transaction_id)
     assert stored is not None
     assert (stored.record.state, stored.record.attempts) == ("cancelled", 1)
+
+
+class ReplaceFailsOnce:
+    """The job store, whose `nth` replace (1-based) fails as in a storage blip."""
+
+    def __init__(self, store: Any, nth: int) -> None:
+        self._store, self._left = store, nth
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def replace(self, *args: Any, **kwargs: Any) -> Any:
+        from azure.core.exceptions import ServiceRequestError
+
+        self._left -= 1
+        if self._left == 0:
+            raise ServiceRequestError("the store did not answer this once")
+        return self._store.replace(*args, **kwargs)
+
+
+# nth 1: the first page fails (a 503, whose other cancellation goes uncounted); 3 and 5: a
+# later page, which the answer's cursor starts at again.
+@pytest.mark.parametrize(("nth", "counted"), [(1, 5), (3, 6), (5, 6)])
+async def test_a_store_error_midway_never_skips_the_jobs_of_its_page(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, nth: int, counted: int
+) -> None:
+    """A store call that fails while a page is being cancelled: the answer never passes over
+    that page (its cursor starts at it again, or, with no page done yet, a 503 says to send
+    the request again), so a client that goes on until `complete` cancels every job, each
+    counted at most once."""
+    from blueprints import dependencies
+
+    monkeypatch.setattr(removing, "WIPE_PAGE_SIZE", 2)
+    ids = await created(scheduler, [job(60, {"tenant": "a"}) for _ in range(6)])
+    store = ReplaceFailsOnce(scheduler.job_store, nth)
+    cancelled, calls, cursor = 0, 0, ""
+    with dependencies.overridden(job_store=lambda _settings: store):
+        while calls < 5:
+            calls += 1
+            reply = await scheduler.api.delete(f"/api/schedule?label=tenant=a{cursor}")
+            if reply.status == 503:
+                continue  # nothing to go on from: the same request again
+            assert reply.status == 200, reply.body
+            body = reply.json()
+            cancelled += body["cancelled"]
+            if body["complete"]:
+                break
+            assert body["next_cursor"] is not None, body
+            cursor = f"&cursor={body['next_cursor']}"
+    assert await states(scheduler, ids) == {"cancelled"}
+    assert cancelled == counted

@@ -210,7 +210,8 @@ async def test_a_job_that_ran_leaves_the_label_index(scheduler: Scheduler) -> No
     assert (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"] == []
 
 
-async def test_a_replayed_job_is_found_by_its_labels_again(scheduler: Scheduler) -> None:
+async def _failing_labelled_job(scheduler: Scheduler) -> str:
+    """A job labelled tenant=a, due at START + 5 min, whose only attempt fails."""
     body = {
         "exec_at": format_utc(START + timedelta(minutes=5)),
         "prompt_type": "http.call",
@@ -218,12 +219,70 @@ async def test_a_replayed_job_is_found_by_its_labels_again(scheduler: Scheduler)
         "labels": {"tenant": "a"},
     }
     reply = await scheduler.api.post("/api/schedule", body)
-    transaction_id = reply.json()["transaction_id"]
+    assert reply.status == 202, reply.json()
+    transaction_id: str = reply.json()["transaction_id"]
+    return transaction_id
+
+
+async def test_a_replayed_job_is_found_by_its_labels_again(scheduler: Scheduler) -> None:
+    transaction_id = await _failing_labelled_job(scheduler)
     scheduler.host.run()
     scheduler.host.advance_to(START + timedelta(minutes=6))
     status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
     assert status["state"] == "failed"
     assert (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"] == []
+
+    assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
+    listed = (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [transaction_id]
+
+
+async def test_a_job_replayed_as_its_failed_attempt_ends_keeps_its_label_rows(
+    scheduler: Scheduler,
+) -> None:
+    """A replay that lands between the failed attempt's record write and its dropping of the
+    label rows: the replayed (live) job is still found, and cancelled, by its label."""
+    import asyncio
+
+    from blueprints import dependencies
+    from tests.support.interleaving import interleaved, on_loop
+
+    transaction_id = await _failing_labelled_job(scheduler)
+    loop = asyncio.get_running_loop()
+    answers = []
+
+    def replay_and_hold() -> None:
+        # The attempt has written `failed` and is about to drop the job's index rows. The
+        # replayed run is moved to later, so that it stays live (and does not fail again).
+        path = f"/api/schedule/{transaction_id}"
+        answers.append(on_loop(loop, scheduler.api.post(f"{path}/replay")).status)
+        later = {"exec_at": format_utc(START + timedelta(hours=2))}
+        answers.append(on_loop(loop, scheduler.api.request("PATCH", path, json_body=later)).status)
+
+    store = interleaved(scheduler.job_store, "unindex", replay_and_hold, when="before")
+    with dependencies.overridden(job_store=lambda _settings: store):
+        scheduler.host.run()
+        await asyncio.to_thread(scheduler.host.advance_to, START + timedelta(minutes=6))
+
+    assert answers == [202, 200], answers
+    status = (await scheduler.api.get(f"/api/schedule/{transaction_id}/status")).json()
+    assert status["state"] == "pending", status
+    listed = (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [transaction_id]
+    cancelled = (await scheduler.api.delete("/api/schedule?label=tenant=a")).json()
+    assert cancelled["cancelled"] == 1, cancelled
+
+
+async def test_a_replay_over_a_leftover_due_row_keeps_the_label_rows(scheduler: Scheduler) -> None:
+    """The failed job's due row outlived it (its drop failed once): the replay drops that
+    row, and only that row; the replayed job is still found by its label."""
+    transaction_id = await _failing_labelled_job(scheduler)
+    scheduler.host.run()
+    scheduler.host.advance_to(START + timedelta(minutes=6))
+    stored = scheduler.job_store.get(transaction_id)
+    assert stored is not None
+    assert stored.record.state == "failed"
+    scheduler.job_store.index(stored.record)  # the row a failed drop left behind
 
     assert (await scheduler.api.post(f"/api/schedule/{transaction_id}/replay")).status == 202
     listed = (await scheduler.api.get("/api/schedule?label=tenant=a")).json()["jobs"]

@@ -144,8 +144,12 @@ async def test_every_log_record_of_an_attempt_carries_the_job_id(
         scheduler.accepted("http.call", {"url": httpserver.url_for("/hook")}, at=exec_at)
     )
     caplog.clear()
-    with caplog.at_level(logging.DEBUG):
-        scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+    try:
+        with caplog.at_level(logging.DEBUG):
+            quiet_sdk_requests(logging.DEBUG)  # the SDK's line per storage request, too
+            scheduler.host.advance_to(exec_at + timedelta(seconds=1))
+    finally:
+        quiet_sdk_requests(logging.INFO)
 
     assert len(httpserver.log) == 1
     # The orchestrator does no I/O: every storage call logged here is the attempt's.
@@ -219,3 +223,37 @@ def test_scheduler_log_level_debug_lets_the_sdk_request_lines_through(
         quiet_sdk_requests(logging.INFO)
     messages = [r.getMessage() for r in caplog.records if r.name == SDK_REQUEST_LOGGER]
     assert messages == ["Request URL: asked for"]
+
+
+def test_scheduler_log_level_debug_never_prints_a_storage_sas_signature(
+    caplog: pytest.LogCaptureFixture, httpserver: HTTPServer
+) -> None:
+    # AzureWebJobsStorage may be a connection string with a SAS: its `sig` is the account's
+    # credential, sent in every request's query. At DEBUG the SDK's own request line shows
+    # it REDACTED; no other line may print it in clear (urllib3 logs each raw request line).
+    from azure.core.exceptions import HttpResponseError
+
+    from scheduling.table_storage import TableEndpoint, open_table
+
+    signature = "NotForLogs0123456789abcdefSIG%3D"
+    sas = f"sv=2022-11-02&ss=t&srt=sco&sp=rwdlacu&se=2030-01-01T00%3A00%3A00Z&sig={signature}"
+    connection = (
+        f"TableEndpoint={httpserver.url_for('/devstoreaccount1')};SharedAccessSignature={sas}"
+    )
+    client, _ = open_table(TableEndpoint(connection_string=connection), "jobs")
+    try:
+        with caplog.at_level(logging.DEBUG):
+            quiet_sdk_requests(logging.DEBUG)
+            with pytest.raises(
+                HttpResponseError
+            ):  # the server knows no table: only the log matters
+                client.get_entity("p", "r")
+    finally:
+        quiet_sdk_requests(logging.INFO)
+        client.close()
+    assert httpserver.log, "the request never reached the server"
+    assert caplog.records, "nothing was logged at DEBUG"
+    # The test server's own access log (werkzeug) is not the app's.
+    app_records = [r for r in caplog.records if not r.name.startswith("werkzeug")]
+    leaks = [(r.name, r.getMessage()) for r in app_records if "NotForLogs" in r.getMessage()]
+    assert leaks == []

@@ -91,3 +91,23 @@ def test_the_python_client_schedules_a_batch_and_cancels_it_by_label(cli_host: C
         assert len(listed.jobs) == 2
         cancelled = client.cancel_matching(label=[f"tenant={tenant}"])
         assert (cancelled.cancelled, cancelled.firing, cancelled.complete) == (2, [], True)
+
+
+def test_a_batch_with_a_failed_job_exits_non_zero(cli_host: CliHost, tmp_path: Path) -> None:
+    # `scheduler batch jobs.json && next-step` must not go on when a job was not scheduled.
+    good = {"delay": "1h", "prompt_type": "log.append", "payload": {"message": "kept"}}
+    bad = {
+        "exec_at": "2020-01-01T00:00:00Z",
+        "prompt_type": "log.append",
+        "payload": good["payload"],
+    }
+    source = tmp_path / "jobs.json"
+    source.write_text(json.dumps({"jobs": [good, bad]}))
+
+    ran = run_cli(["--json", "batch", str(source)], cli_host.environment())
+    assert ran.code == 4, (ran.code, ran.stdout, ran.stderr)
+    answer = ran.json()
+    assert (answer["created"], answer["failed"]) == (1, 1)
+    human = run_cli(["batch", str(source)], cli_host.environment())
+    assert human.code == 4, (human.code, human.stdout, human.stderr)
+    assert "1: failed" in human.stdout

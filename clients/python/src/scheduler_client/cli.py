@@ -25,7 +25,7 @@ from scheduler_client.config import (
     connection,
     webhook_secrets,
 )
-from scheduler_client.errors import ApiError, ExitCode, NotFound, SchedulerError
+from scheduler_client.errors import ApiError, ExitCode, NotFound, SchedulerError, api_error
 from scheduler_client.models import (
     ENDED_STATES,
     TRANSACTION_ID_PATTERN,
@@ -916,6 +916,10 @@ def batch(source: str) -> None:
         )
 
     emit(raw, human)
+    # A job not scheduled is a failure a script must see: the code of the worst problem.
+    statuses = [r.problem.status for r in answer.results if r.problem is not None]
+    if statuses:
+        _exit(api_error(max(statuses), None, b"").exit_code)
 
 
 def _state_change(name: str, operation_id: str, done: str, summary: str) -> None:
