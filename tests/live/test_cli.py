@@ -87,6 +87,21 @@ def test_receive_takes_text_and_empty_bodies_and_refuses_a_wrong_signature(
     assert (got["verified"], got["body_kind"], got["body"]) == (True, "text", "plain words")
     assert got["transaction_id"] == text_job["transaction_id"]
 
+    # A credential the job sends its target is named, never printed.
+    secret_job = schedule(
+        cli_host, "--in", "2s", "--post", f"{url}/secret",
+        "-H", "Authorization: Bearer s3cret-token", "-H", "X-Api-Key: k3y-value",
+    )  # fmt: skip
+    printed = receiver.next_line()
+    assert "s3cret-token" not in printed
+    assert "k3y-value" not in printed
+    got = json.loads(printed)
+    assert got["transaction_id"] == secret_job["transaction_id"]
+    headers = got["headers"]
+    assert isinstance(headers, dict)
+    assert headers["authorization"] == headers["x-api-key"] == "(hidden)"
+    assert headers["webhook-id"] == got["webhook_id"]
+
     empty_job = schedule(cli_host, "--in", "2s", "--post", f"{url}/empty")
     got = delivery(receiver)
     assert (got["verified"], got["body_kind"], got["body"]) == (True, "empty", None)

@@ -1042,6 +1042,29 @@ def receive(
         _exit(ExitCode.FAILED, 130)
 
 
+# Headers whose values `receive --json` shows; any other is named with its value hidden,
+# since a job may send a credential to its target (Authorization, an API key header).
+SHOWN_HEADERS = frozenset(
+    {
+        "accept",
+        "content-length",
+        "content-type",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+    }
+)
+HIDDEN = "(hidden)"
+
+
+def _shown_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name: value if name in SHOWN_HEADERS or name.startswith("x-scheduler-") else HIDDEN
+        for name, value in headers.items()
+    }
+
+
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
     return {
         "received_at": delivery.received_at.isoformat().replace("+00:00", "Z"),
@@ -1051,7 +1074,7 @@ def _delivery_json(delivery: Delivery) -> dict[str, Any]:
         "refusal": delivery.refusal,
         "webhook_id": delivery.webhook_id,
         "transaction_id": delivery.transaction_id,
-        "headers": delivery.headers,
+        "headers": _shown_headers(delivery.headers),
         "body_kind": delivery.body_kind(),
         "body": delivery.body_value(),
     }
