@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Generator
 from datetime import timedelta
@@ -209,3 +210,21 @@ def impatient(context: df.DurableOrchestrationContext) -> Generator[Any, Any, An
         return "answered"
     context.signal_entity(journal, "append", "gave up")
     return "gave up"
+
+
+@app.orchestration_trigger(context_name="context")
+def whereabouts(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Which process ran its activity, and whether that activity survived."""
+    job = _decoded(context.get_input())
+    try:
+        return (yield context.call_activity("process_id", job.get("exit", False)))
+    except Exception as error:
+        return f"failed: {error}"
+
+
+@app.activity_trigger(input_name="exit")
+def process_id(exit: bool) -> int:
+    """The id of the process running it; with `exit`, that process ends instead."""
+    if exit:
+        os._exit(3)
+    return os.getpid()
