@@ -39,7 +39,7 @@ BANNER = """\
                (--retention-hours, LOCAL_HOST_RETENTION_HOURS); running ones never
     activities: {activity_workers} at once (--activity-workers, LOCAL_HOST_ACTIVITY_WORKERS){delay},
                {where_activities} (--worker-processes, FUNCTIONS_WORKER_PROCESS_COUNT)
-    What differs from `func start` and Azure: one process, no scale-out; timers fire
+    What differs from `func start` and Azure: one host, no scale-out; timers fire
     within about 0.5 s of their time, not at the host's queue polling (up to 10-30 s late);
     no extension bundle: the Durable extension's behaviour is emulated as documented in
     docs/local-development.md; the Durable HTTP webhooks are not served.
