@@ -76,7 +76,7 @@ class WorkerProcesses:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=_serve,
-            args=(theirs, self._app_reference, self._threads, logging.getLogger().level),
+            args=(theirs, self._app_reference, self._threads, _logger_levels()),
             name="durable-worker",
             daemon=True,
         )
@@ -165,11 +165,23 @@ def _load_app(reference: str) -> Any:
     return getattr(importlib.import_module(module_name), attribute or "app")
 
 
-def _serve(connection: Connection, app_reference: str, threads: int, log_level: int) -> None:
+def _logger_levels() -> dict[str, int]:
+    """The root logger's level and every logger's own, as this process set them (e.g. the
+    Azure SDK's line per request off), for a worker to log as the host does."""
+    levels = {"": logging.getLogger().level}
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return levels
+
+
+def _serve(
+    connection: Connection, app_reference: str, threads: int, levels: dict[str, int]
+) -> None:
     """The worker process: import the app, then run each activity asked for on a thread."""
-    logging.basicConfig(
-        level=log_level, format="%(asctime)s %(levelname)s %(name)s (worker): %(message)s"
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s (worker): %(message)s")
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
     try:
         activities = discover(_load_app(app_reference)).activities
     except BaseException as error:

@@ -3,6 +3,7 @@ each runs in a process of its own, spread evenly, and a worker that dies fails o
 was running, as on the Functions host."""
 
 import json
+import logging
 import os
 import threading
 import time
@@ -90,3 +91,28 @@ def test_a_worker_that_exits_fails_its_activity_and_a_new_one_takes_its_place(
 def test_a_worker_count_beyond_the_hosts_limit_is_refused() -> None:
     with pytest.raises(ValueError, match="1 to 10"):
         WorkerProcesses("tests.support.toy_app", count=11, threads=1)
+
+
+def test_a_worker_logs_as_the_host_is_configured(tmp_path: Path) -> None:
+    quiet = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    saved = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        workers = WorkerProcesses("tests.support.toy_app", count=1, threads=1)
+    finally:
+        quiet.setLevel(saved)
+    try:
+        host = DurableHost(toy_app.app, None, activity_workers=1, worker_processes=workers)
+        with host:
+            stop = threading.Event()
+            serving = threading.Thread(target=host.serve, args=(stop,))
+            serving.start()
+            try:
+                start(host, "logger_levels", "l1", ["", quiet.name])
+                [levels] = finished(host, ["l1"])
+            finally:
+                stop.set()
+                serving.join(10)
+    finally:
+        workers.close()
+    assert levels == [logging.getLogger().level, logging.WARNING]

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import os
 import threading
 from collections.abc import Generator
@@ -228,3 +229,14 @@ def process_id(exit: bool) -> int:
     if exit:
         os._exit(3)
     return os.getpid()
+
+
+@app.orchestration_trigger(context_name="context")
+def logger_levels(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """The levels of the named loggers where its activity ran."""
+    return (yield context.call_activity("levels_here", _decoded(context.get_input())))
+
+
+@app.activity_trigger(input_name="names")
+def levels_here(names: list[str]) -> list[int]:
+    return [logging.getLogger(name or None).level for name in names]
