@@ -19,6 +19,7 @@ import importlib
 import itertools
 import logging
 import multiprocessing
+import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -179,6 +180,11 @@ def _serve(
     connection: Connection, app_reference: str, threads: int, levels: dict[str, int]
 ) -> None:
     """The worker process: import the app, then run each activity asked for on a thread."""
+    # A Ctrl-C (to the terminal's whole process group) or a TERM to the host's group is the
+    # host's to handle: it finishes what runs, then stops its workers. A host that is gone
+    # ends them all the same: their pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s (worker): %(message)s")
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
