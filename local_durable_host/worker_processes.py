@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 # (call id, activity name, input JSON, client binding JSON); None stops the worker.
 _Call = tuple[int, str, str | None, str]
-# (call id, result JSON, error message)
-_Answer = tuple[int, str | None, str | None]
 
 
 # What an activity whose worker process exited before answering ends with.
@@ -57,8 +55,12 @@ class WorkerProcesses:
         self._workers = [_Worker(self, number) for number in range(count)]
         self._next = itertools.cycle(range(count))
         self._pick = threading.Lock()
-        for worker in self._workers:
-            worker.wait_ready()
+        try:
+            for worker in self._workers:
+                worker.wait_ready()
+        except BaseException:
+            self.close()
+            raise
 
     def call_activity(
         self, name: str, input_json: str | None, client_binding: str
@@ -207,6 +209,7 @@ def _serve(
         else:
             outcome = call_activity(activity, input_json, client_binding)
         with send:
+            # (call id, result JSON, error message)
             connection.send((call_id, outcome.result_json, outcome.error_message))
 
     with ThreadPoolExecutor(threads, thread_name_prefix="worker-activity") as pool:

@@ -4,6 +4,7 @@ was running, as on the Functions host."""
 
 import json
 import logging
+import multiprocessing
 import os
 import threading
 import time
@@ -116,3 +117,9 @@ def test_a_worker_logs_as_the_host_is_configured(tmp_path: Path) -> None:
     finally:
         workers.close()
     assert levels == [logging.getLogger().level, logging.WARNING]
+
+
+def test_an_app_the_workers_cannot_import_stops_the_start_with_its_error() -> None:
+    with pytest.raises(RuntimeError, match=r"could not load the app.*no_such_app"):
+        WorkerProcesses("tests.support.no_such_app", count=2, threads=1)
+    assert multiprocessing.active_children() == []
