@@ -49,7 +49,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.measuring import load_average, percentile, process_cpu_seconds
+from benchmarks.measuring import load_average, percentile, process_tree_cpu_seconds
 from benchmarks.peer_scheduler import PEER_THREADS, PeerScheduler
 from scheduling.timing import format_utc
 from tests.live.local_host_process import LocalHostProcess
@@ -234,7 +234,7 @@ def burst_on_host(
         accepted = Accepted(ids, finished - started, finished)
         check_lead("A", accepted, instant, receiver)
         wait_until(instant)
-        cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before = {name: process_tree_cpu_seconds(pid) for name, pid in pids.items()}
         deadline = instant + args.timeout
 
         def no_live_job() -> bool:
@@ -267,7 +267,7 @@ def burst_on_host(
             outcome = status.get("last_outcome") or {}
             why = f"{status.get('state')}: {outcome.get('status_code')} {outcome.get('error')}"
             failures[f"never arrived, {why}"] = failures.get(f"never arrived, {why}", 0) + 1
-    cpu = {name: process_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: process_tree_cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     run = measured_run(round_number, "A", accepted, instant, receiver, done_at, load_before, cpu)
     run.failures = failures
     return run

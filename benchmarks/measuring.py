@@ -23,6 +23,21 @@ def process_cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and of every process it started that is still running (the local
+    host's worker processes), so far."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += process_cpu_seconds(current)
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                pending.extend(int(child) for child in children)
+    return total
+
+
 def load_average() -> float:
     """The machine's 1-minute load average: other work on the machine shows in the figures,
     and here."""

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
-from local_durable_host.local_host import ACTIVITY_WORKERS, RETENTION
+from local_durable_host.local_host import ACTIVITY_WORKERS, RETENTION, WORKER_PROCESSES
+from local_durable_host.worker_processes import MAX_WORKER_PROCESSES
 
 DEFAULT_RETENTION_HOURS = RETENTION / timedelta(hours=1)
 # Published in this repository's history: never accepted, whoever sends them.
@@ -36,8 +37,9 @@ BANNER = """\
     state: {state_dir}/ (kept across restarts; delete it to start empty)
     retention: finished orchestrations are purged {retention_hours:g} h after they finish
                (--retention-hours, LOCAL_HOST_RETENTION_HOURS); running ones never
-    activities: {activity_workers} at once (--activity-workers, LOCAL_HOST_ACTIVITY_WORKERS){delay}
-    What differs from `func start` and Azure: one process, no scale-out; timers fire
+    activities: {activity_workers} at once (--activity-workers, LOCAL_HOST_ACTIVITY_WORKERS){delay},
+               {where_activities} (--worker-processes, FUNCTIONS_WORKER_PROCESS_COUNT)
+    What differs from `func start` and Azure: one host, no scale-out; timers fire
     within about 0.5 s of their time, not at the host's queue polling (up to 10-30 s late);
     no extension bundle: the Durable extension's behaviour is emulated as documented in
     docs/local-development.md; the Durable HTTP webhooks are not served.
@@ -60,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="activities run at once (env LOCAL_HOST_ACTIVITY_WORKERS; "
         f"default {ACTIVITY_WORKERS})",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        help="Python worker processes that run the activities, as the Functions host starts "
+        "them; 0 runs them in the host's own process (env FUNCTIONS_WORKER_PROCESS_COUNT; "
+        f"default {WORKER_PROCESSES})",
     )
     parser.add_argument(
         "--activity-start-delay-seconds",
@@ -114,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             activity_workers=tuning.activity_workers,
             retention=tuning.retention,
             activity_start_delay=tuning.activity_start_delay,
+            worker_processes=tuning.worker_processes,
         )
-    except (StateInUse, OSError, ValueError) as error:
+    except (StateInUse, OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     with host:
@@ -132,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                 retention_hours=tuning.retention / timedelta(hours=1),
                 activity_workers=tuning.activity_workers,
                 delay=f"; each starts {delay:g} s after it is scheduled" if delay else "",
+                where_activities=(
+                    f"in {tuning.worker_processes} worker process(es)"
+                    if tuning.worker_processes
+                    else "in the host's own process"
+                ),
             ),
             flush=True,
         )
@@ -145,6 +160,7 @@ class HostTuning:
     retention: timedelta
     activity_workers: int
     activity_start_delay: timedelta
+    worker_processes: int
 
 
 _Number = TypeVar("_Number", int, float)
@@ -180,12 +196,18 @@ def host_tuning(options: argparse.Namespace, environ: Mapping[str, str]) -> Host
         raise ValueError(f"the retention must be more than 0 hours (got {hours:g})")
     if not 1 <= workers <= 256:
         raise ValueError(f"activity workers must be 1 to 256 (got {workers})")
+    processes = setting(
+        options.worker_processes, "FUNCTIONS_WORKER_PROCESS_COUNT", int, WORKER_PROCESSES
+    )
+    if not 0 <= processes <= MAX_WORKER_PROCESSES:
+        raise ValueError(f"worker processes must be 0 to {MAX_WORKER_PROCESSES} (got {processes})")
     if not 0 <= delay <= 86_400:
         raise ValueError(f"the activity start delay must be 0 to 86400 seconds (got {delay:g})")
     return HostTuning(
         retention=timedelta(hours=hours),
         activity_workers=workers,
         activity_start_delay=timedelta(seconds=delay),
+        worker_processes=processes,
     )
 
 

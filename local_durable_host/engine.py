@@ -9,9 +9,10 @@ Two clocks:
 - virtual (tests): work happens only inside `run()` / `advance*()` / `step()`, and
   activities run inline, so a test decides every interleaving;
 - wall (the local host, local_host.py): `serve()` processes messages as they come and fires
-  timers when their time comes; activities run on a thread pool; with a `state_path`, every
-  change is saved (store.py) before it is acknowledged, so a killed host resumes where it
-  stopped.
+  timers when their time comes; activities run on a thread pool (and, given
+  `worker_processes`, in Python worker processes, as on the Functions host); with a
+  `state_path`, every change is saved (store.py) before it is acknowledged, so a killed host
+  resumes where it stopped.
 
 The state is kept in SQLite (store.py; in memory without a `state_path`), written change by
 change; live instances are also held in memory, finished ones only in the store, read when
@@ -99,6 +100,7 @@ from local_durable_host.worker_calls import (
     call_orchestrator,
     discover,
 )
+from local_durable_host.worker_processes import WorkerProcesses
 
 # While busy, the engine's own steps are saved together at most this far apart.
 SAVE_INTERVAL_SECONDS = 0.2
@@ -150,6 +152,7 @@ class DurableHost:
         state_path: Path | None = None,
         retention: timedelta | None = None,
         activity_start_delay: timedelta = timedelta(0),
+        worker_processes: WorkerProcesses | None = None,
     ) -> None:
         """`start`: the virtual clock's first moment; None runs on the wall clock.
 
@@ -161,6 +164,9 @@ class DurableHost:
         are purged, now and then (purge_expired). `activity_start_delay`: each activity
         starts no earlier than this after it was scheduled, as when it waits in the work-item
         queue; settable later (the attribute of the same name), for activities scheduled then.
+        `worker_processes`: where activities run, as the Functions host runs them in its
+        language workers (worker_processes.py); None runs them in this process. Closed with
+        the host.
         """
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
@@ -178,6 +184,7 @@ class DurableHost:
         self.retention = retention
         self.activity_start_delay = activity_start_delay
         self._max_steps_per_run = max_steps_per_run
+        self._worker_processes = worker_processes
         self._functions = discover(app)
         # Guards all state: the HTTP thread reads and queues while tests drive the processing.
         self._lock = threading.RLock()
@@ -227,6 +234,8 @@ class DurableHost:
         self._http.close()
         if self._activity_pool is not None:
             self._activity_pool.shutdown(wait=True, cancel_futures=True)
+        if self._worker_processes is not None:
+            self._worker_processes.close()
         try:
             self._save_if_changed()
         finally:
@@ -645,6 +654,10 @@ class DurableHost:
             return ActivityOutcome(
                 error_message=f"The function '{work.function_name}' doesn't exist, is disabled, "
                 "or is not an activity function."
+            )
+        if self._worker_processes is not None:
+            return self._worker_processes.call_activity(
+                activity.durable_name, work.input_json, client_binding
             )
         return call_activity(activity, work.input_json, client_binding, self.run_async)
 

@@ -23,7 +23,7 @@ import pytest
 from local_durable_host.__main__ import HostTuning, host_tuning, webhook_secret_note
 from local_durable_host.app_server import AppServer, Keys, http_functions
 from local_durable_host.engine import DurableHost
-from local_durable_host.local_host import LocalHost, StateInUse
+from local_durable_host.local_host import WORKER_PROCESSES, LocalHost, StateInUse
 from local_durable_host.model import RuntimeStatus, UnknownFunctionError
 from local_durable_host.store import SCHEMA_VERSION, DurableStore, StateRefused, StoredState
 from local_durable_host.timer_triggers import TimerTriggers
@@ -387,21 +387,23 @@ def tuning(argv: list[str], environ: dict[str, str]) -> HostTuning:
         ("--retention-hours", float),
         ("--activity-workers", int),
         ("--activity-start-delay-seconds", float),
+        ("--worker-processes", int),
     ):
         parser.add_argument(flag, type=kind)
     return host_tuning(parser.parse_args(argv), environ)
 
 
 def test_host_settings_come_from_the_flag_else_the_environment_else_the_default() -> None:
-    assert tuning([], {}) == HostTuning(timedelta(hours=72), 32, timedelta(0))
+    assert tuning([], {}) == HostTuning(timedelta(hours=72), 32, timedelta(0), WORKER_PROCESSES)
     environ = {
         "LOCAL_HOST_RETENTION_HOURS": "0.5",
         "LOCAL_HOST_ACTIVITY_WORKERS": "24",
         "LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS": "2.5",
+        "FUNCTIONS_WORKER_PROCESS_COUNT": "3",
     }
-    assert tuning([], environ) == HostTuning(timedelta(minutes=30), 24, timedelta(seconds=2.5))
-    flags = ["--retention-hours", "1", "--activity-workers", "3"]
-    assert tuning(flags, environ) == HostTuning(timedelta(hours=1), 3, timedelta(seconds=2.5))
+    assert tuning([], environ) == HostTuning(timedelta(minutes=30), 24, timedelta(seconds=2.5), 3)
+    flags = ["--retention-hours", "1", "--activity-workers", "3", "--worker-processes", "0"]
+    assert tuning(flags, environ) == HostTuning(timedelta(hours=1), 3, timedelta(seconds=2.5), 0)
 
 
 @pytest.mark.parametrize(
@@ -412,6 +414,7 @@ def test_host_settings_come_from_the_flag_else_the_environment_else_the_default(
         ({"LOCAL_HOST_ACTIVITY_WORKERS": "0"}, "1 to 256"),
         ({"LOCAL_HOST_ACTIVITY_WORKERS": "2.5"}, "is not a number"),
         ({"LOCAL_HOST_ACTIVITY_START_DELAY_SECONDS": "-1"}, "0 to 86400"),
+        ({"FUNCTIONS_WORKER_PROCESS_COUNT": "11"}, "0 to 10"),
     ],
 )
 def test_a_host_setting_out_of_range_is_refused_by_name(

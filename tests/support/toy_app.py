@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import logging
+import os
 import threading
 from collections.abc import Generator
 from datetime import timedelta
@@ -209,3 +211,32 @@ def impatient(context: df.DurableOrchestrationContext) -> Generator[Any, Any, An
         return "answered"
     context.signal_entity(journal, "append", "gave up")
     return "gave up"
+
+
+@app.orchestration_trigger(context_name="context")
+def whereabouts(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Which process ran its activity, and whether that activity survived."""
+    job = _decoded(context.get_input())
+    try:
+        return (yield context.call_activity("process_id", job.get("exit", False)))
+    except Exception as error:
+        return f"failed: {error}"
+
+
+@app.activity_trigger(input_name="exit")
+def process_id(exit: bool) -> int:
+    """The id of the process running it; with `exit`, that process ends instead."""
+    if exit:
+        os._exit(3)
+    return os.getpid()
+
+
+@app.orchestration_trigger(context_name="context")
+def logger_levels(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """The levels of the named loggers where its activity ran."""
+    return (yield context.call_activity("levels_here", _decoded(context.get_input())))
+
+
+@app.activity_trigger(input_name="names")
+def levels_here(names: list[str]) -> list[int]:
+    return [logging.getLogger(name or None).level for name in names]

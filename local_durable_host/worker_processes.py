@@ -1,0 +1,220 @@
+"""Activities in Python worker processes beside the host, as the Functions host runs them.
+
+The Functions host never runs app code in its own process: it starts
+`FUNCTIONS_WORKER_PROCESS_COUNT` language worker processes (default 1, at most 10) and
+spreads invocations evenly among them (learn.microsoft.com/azure/azure-functions/
+functions-app-settings#functions_worker_process_count); each worker runs several invocations
+at once on its own threads (PYTHON_THREADPOOL_THREAD_COUNT). Here activities may do the same:
+each worker process imports the app, and the host sends it an activity's name, its input JSON
+and the durable client binding, and gets back the JSON result or the worker's error text, as
+over the host's gRPC channel. Orchestrators and entities stay in the host's process: they are
+short, deterministic, and ordered by the engine.
+
+Why bother: the Azure SDKs' CPU of a burst of attempts then runs on another core than the
+engine's, instead of contending for one interpreter lock with it.
+"""
+
+import contextlib
+import importlib
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from local_durable_host.worker_calls import ActivityOutcome, call_activity, discover
+
+# The Functions host's limit for FUNCTIONS_WORKER_PROCESS_COUNT.
+MAX_WORKER_PROCESSES = 10
+log = logging.getLogger(__name__)
+
+# (call id, activity name, input JSON, client binding JSON); None stops the worker.
+_Call = tuple[int, str, str | None, str]
+
+
+# What an activity whose worker process exited before answering ends with.
+EXITED = ActivityOutcome(error_message="WorkerProcessExited: the worker process exited")
+
+
+class WorkerProcesses:
+    """`count` worker processes, each importing `app_reference` ("module" or "module:attr",
+    attr `app` by default) and running up to `threads` activities at once."""
+
+    def __init__(self, app_reference: str, count: int, threads: int) -> None:
+        if not 1 <= count <= MAX_WORKER_PROCESSES:
+            raise ValueError(f"worker processes must be 1 to {MAX_WORKER_PROCESSES} (got {count})")
+        self._app_reference = app_reference
+        self._threads = threads
+        self._context = multiprocessing.get_context("spawn")
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._workers = [_Worker(self, number) for number in range(count)]
+        self._next = itertools.cycle(range(count))
+        self._pick = threading.Lock()
+        try:
+            for worker in self._workers:
+                worker.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def call_activity(
+        self, name: str, input_json: str | None, client_binding: str
+    ) -> ActivityOutcome:
+        """Run activity `name` in the next worker (round robin, as the host spreads them)."""
+        with self._pick:
+            worker = self._workers[next(self._next)]
+        return worker.call((next(self._ids), name, input_json, client_binding))
+
+    def close(self) -> None:
+        self._closing = True
+        for worker in self._workers:
+            worker.close()
+
+    def _spawn(self) -> tuple[BaseProcess, Connection]:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve,
+            args=(theirs, self._app_reference, self._threads, _logger_levels()),
+            name="durable-worker",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        return process, ours
+
+
+class _Worker:
+    def __init__(self, pool: WorkerProcesses, number: int) -> None:
+        self._pool = pool
+        self._number = number
+        self._send = threading.Lock()
+        self._pending: dict[int, Future[ActivityOutcome]] = {}
+        self._start()
+
+    def _start(self) -> None:
+        self._process, self._connection = self._pool._spawn()
+        self._ready: Future[None] = Future()
+        self._reader = threading.Thread(
+            target=self._read, name=f"durable-worker-{self._number}", daemon=True
+        )
+        self._reader.start()
+
+    def wait_ready(self) -> None:
+        self._ready.result()
+
+    def call(self, call: _Call) -> ActivityOutcome:
+        answer: Future[ActivityOutcome] = Future()
+        with self._send:
+            self._pending[call[0]] = answer
+            try:
+                self._connection.send(call)
+            except OSError:  # it just exited: _read fails what it held and replaces it
+                self._pending.pop(call[0], None)
+                return EXITED
+        return answer.result()
+
+    def _read(self) -> None:
+        connection = self._connection
+        try:
+            message = connection.recv()
+            if isinstance(message, BaseException):
+                self._ready.set_exception(message)
+                return
+            self._ready.set_result(None)
+            while True:
+                call_id, result_json, error_message = connection.recv()
+                with self._send:
+                    answer = self._pending.pop(call_id)
+                answer.set_result(ActivityOutcome(result_json, error_message))
+        except (EOFError, OSError):
+            pass
+        if not self._ready.done():
+            self._ready.set_exception(RuntimeError("a worker process exited as it started"))
+            return
+        # As the Functions host does when a language worker exits: what it was running fails,
+        # and a new worker takes its place.
+        with self._send:
+            lost, self._pending = self._pending, {}
+            for answer in lost.values():
+                answer.set_result(EXITED)
+            if self._pool._closing:
+                return
+            log.error(
+                "worker process %d exited; %d activities failed; starting another",
+                self._number,
+                len(lost),
+            )
+            self._process.join(5)
+            self._connection.close()
+            self._start()
+
+    def close(self) -> None:
+        with self._send, contextlib.suppress(OSError):
+            self._connection.send(None)
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        self._connection.close()
+
+
+def _load_app(reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module_name), attribute or "app")
+
+
+def _logger_levels() -> dict[str, int]:
+    """The root logger's level and every logger's own, as this process set them (e.g. the
+    Azure SDK's line per request off), for a worker to log as the host does."""
+    levels = {"": logging.getLogger().level}
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return levels
+
+
+def _serve(
+    connection: Connection, app_reference: str, threads: int, levels: dict[str, int]
+) -> None:
+    """The worker process: import the app, then run each activity asked for on a thread."""
+    # A Ctrl-C (to the terminal's whole process group) or a TERM to the host's group is the
+    # host's to handle: it finishes what runs, then stops its workers. A host that is gone
+    # ends them all the same: their pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s (worker): %(message)s")
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+    try:
+        activities = discover(_load_app(app_reference)).activities
+    except BaseException as error:
+        connection.send(RuntimeError(f"the worker could not load the app: {error!r}"))
+        return
+    connection.send("ready")
+    send = threading.Lock()
+
+    def run(call: _Call) -> None:
+        call_id, name, input_json, client_binding = call
+        activity = activities.get(name.lower())
+        if activity is None:
+            outcome = ActivityOutcome(
+                error_message=f"The function '{name}' doesn't exist, is disabled, or is not "
+                "an activity function."
+            )
+        else:
+            outcome = call_activity(activity, input_json, client_binding)
+        with send:
+            # (call id, result JSON, error message)
+            connection.send((call_id, outcome.result_json, outcome.error_message))
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="worker-activity") as pool:
+        try:
+            while (call := connection.recv()) is not None:
+                pool.submit(run, call)
+        except EOFError:  # the host is gone: nobody is left to answer
+            pool.shutdown(wait=False, cancel_futures=True)

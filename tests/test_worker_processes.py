@@ -1,0 +1,125 @@
+"""Activities in Python worker processes beside the local host (FUNCTIONS_WORKER_PROCESS_COUNT):
+each runs in a process of its own, spread evenly, and a worker that dies fails only what it
+was running, as on the Functions host."""
+
+import json
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from local_durable_host.engine import DurableHost
+from local_durable_host.model import RuntimeStatus
+from local_durable_host.worker_processes import WorkerProcesses
+from tests.support import toy_app
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[DurableHost]:
+    workers = WorkerProcesses("tests.support.toy_app", count=2, threads=4)
+    host = DurableHost(
+        toy_app.app,
+        None,
+        activity_workers=4,
+        state_path=tmp_path / "state",
+        worker_processes=workers,
+    )
+    stop = threading.Event()
+    serving = threading.Thread(target=host.serve, args=(stop,))
+    serving.start()
+    try:
+        yield host
+    finally:
+        stop.set()
+        serving.join(10)
+        host.close()
+
+
+def finished(engine: DurableHost, instance_ids: list[str]) -> list[object]:
+    def done() -> bool:
+        return all(
+            engine.instance(i).runtime_status is RuntimeStatus.COMPLETED for i in instance_ids
+        )
+
+    wait_until(done)
+    return [engine.instance(i).output for i in instance_ids]
+
+
+def wait_until(probe: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def start(engine: DurableHost, name: str, instance_id: str, job: object) -> str:
+    return engine.start_instance(name, instance_id, json.dumps(json.dumps(job)))
+
+
+def test_activities_run_in_the_worker_processes_spread_evenly(engine: DurableHost) -> None:
+    ids = [start(engine, "whereabouts", f"w{n}", {}) for n in range(6)]
+    processes = Counter(finished(engine, ids))
+    assert os.getpid() not in processes
+    assert sorted(processes.values()) == [3, 3]
+
+
+def test_an_async_activity_runs_in_a_worker_process(engine: DurableHost) -> None:
+    start(engine, "alarm", "a1", {"sleep": 0, "label": "hi"})
+    assert finished(engine, ["a1"]) == ["HI"]
+
+
+def test_a_worker_that_exits_fails_its_activity_and_a_new_one_takes_its_place(
+    engine: DurableHost,
+) -> None:
+    start(engine, "whereabouts", "dies", {"exit": True})
+    [outcome] = finished(engine, ["dies"])
+    assert isinstance(outcome, str)
+    assert outcome.startswith("failed: ")
+    assert "WorkerProcessExited" in outcome
+    ids = [start(engine, "whereabouts", f"after{n}", {}) for n in range(4)]
+    processes = Counter(finished(engine, ids))
+    assert os.getpid() not in processes
+    assert sorted(processes.values()) == [2, 2]
+    assert [call.name for call in engine.activity_calls].count("process_id") == 5
+
+
+def test_a_worker_count_beyond_the_hosts_limit_is_refused() -> None:
+    with pytest.raises(ValueError, match="1 to 10"):
+        WorkerProcesses("tests.support.toy_app", count=11, threads=1)
+
+
+def test_a_worker_logs_as_the_host_is_configured(tmp_path: Path) -> None:
+    quiet = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    saved = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        workers = WorkerProcesses("tests.support.toy_app", count=1, threads=1)
+    finally:
+        quiet.setLevel(saved)
+    try:
+        host = DurableHost(toy_app.app, None, activity_workers=1, worker_processes=workers)
+        with host:
+            stop = threading.Event()
+            serving = threading.Thread(target=host.serve, args=(stop,))
+            serving.start()
+            try:
+                start(host, "logger_levels", "l1", ["", quiet.name])
+                [levels] = finished(host, ["l1"])
+            finally:
+                stop.set()
+                serving.join(10)
+    finally:
+        workers.close()
+    assert levels == [logging.getLogger().level, logging.WARNING]
+
+
+def test_an_app_the_workers_cannot_import_stops_the_start_with_its_error() -> None:
+    with pytest.raises(RuntimeError, match=r"could not load the app.*no_such_app"):
+        WorkerProcesses("tests.support.no_such_app", count=2, threads=1)
+    assert multiprocessing.active_children() == []
