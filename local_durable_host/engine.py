@@ -88,6 +88,7 @@ from local_durable_host.work import (
     InstanceRecord,
     Mailbox,
     StartExecution,
+    Taken,
     Terminate,
     Work,
 )
@@ -170,10 +171,6 @@ class DurableHost:
         """
         if start is not None and start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
-        if state_path is not None and not activity_workers:
-            # A step holds the state while it runs; an inline activity calling the client
-            # would wait for itself.
-            raise ValueError("a state file needs activity workers")
         if activity_start_delay < timedelta(0):
             raise ValueError("activity_start_delay must not be negative")
         if retention is not None and retention <= timedelta(0):
@@ -188,8 +185,8 @@ class DurableHost:
         self._functions = discover(app)
         # Guards all state: the HTTP thread reads and queues while tests drive the processing.
         self._lock = threading.RLock()
-        # Held across a whole change (a step, a client request, an activity's result) and its
-        # save, so a saved state never holds half a step.
+        # Held across a whole change (a step taking its work, writing its outcome, a client
+        # request, an activity's result) and its save, so a saved state is never half of one.
         self._change_lock = threading.RLock()
         self._virtual_now = None if start is None else start.astimezone(UTC)
         self._store = DurableStore(state_path)
@@ -407,40 +404,49 @@ class DurableHost:
                     self._activity_returned.wait()
                     return True
                 return False  # idle: nothing to save
-        with self._change(save_now=False):
-            with self._lock:
-                now = self.now()
-                self._mailbox.release_due(now)
-                taken = self._mailbox.take()
-                sequence = None
-                if taken is not None:
-                    sequence, work = taken
-                else:
-                    timer = self._mailbox.take_due_timer(now)
-                    if timer is None:
-                        return False
-                    fired = events.timer_fired(now, timer_id=timer.timer_id, fire_at=timer.fire_at)
-                    work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
+        with self._change(save_now=False), self._lock:
+            now = self.now()
+            self._mailbox.release_due(now)
+            taken = self._mailbox.take()
+            sequence = None
+            if taken is not None:
+                sequence, work = taken
+                handled = Taken(messages=(sequence,))
+            else:
+                timer = self._mailbox.take_due_timer(now)
+                if timer is None:
+                    return False
+                fired = events.timer_fired(now, timer_id=timer.timer_id, fire_at=timer.fire_at)
+                work = DeliverEvent(timer.instance_id, timer.execution_id, fired)
+                handled = Taken(timer=timer.sequence)
+        try:
             if isinstance(work, ActivityWork):
                 assert sequence is not None
-                self._start_activity(sequence, work)
+                self._start_activity(sequence, work, handled)
             elif isinstance(work, EntityWork):
-                self._run_entity_batch(work)
+                assert sequence is not None
+                self._run_entity_batch(sequence, work)
             elif isinstance(work, Terminate):
-                self._terminate(work)
+                self._terminate(work, handled)
             else:
-                self._run_orchestrator(work)
-            return True
+                self._run_orchestrator(work, handled)
+        except BaseException:
+            # The work left the queue in memory, not in the store: memory no longer matches
+            # what a save would write, so nothing is saved from here on.
+            self._broken = True
+            raise
+        return True
 
     @contextmanager
     def _change(self, *, save_now: bool = True) -> Iterator[None]:
         """One change of the durable state, whole; with a state file, saved before a client
         request is answered (`save_now`), or soon after for the engine's own steps.
 
-        A step whose save is lost to a kill is done again after the restart, from a state
-        that never held half of it: an orchestrator replays, an activity runs again (at
-        least once, as on the real host). Without a state file nothing is held across the
-        change: app code runs unlocked, so tests can race a step against client requests.
+        App code never runs inside a change: a step takes its work in one change and writes
+        its outcome in another, and what it took stays in the store until then (work.Taken),
+        so a client request is not held up by an orchestrator's episode, and a step whose
+        outcome is lost to a kill is done again after the restart: an orchestrator replays,
+        an activity runs again (at least once, as on the real host).
         """
         if not self._durable:
             yield
@@ -528,10 +534,11 @@ class DurableHost:
 
     # -- the three kinds of function -------------------------------------------------------
 
-    def _run_orchestrator(self, message: StartExecution | DeliverEvent) -> None:
-        with self._lock:
+    def _run_orchestrator(self, message: StartExecution | DeliverEvent, handled: Taken) -> None:
+        with self._change(save_now=False), self._lock:
             instance = self._target_of(message)
             if instance is None:
+                self._mailbox.acknowledge(handled)
                 return
             new_event: HistoryEvent | None = None
             if isinstance(message, StartExecution):
@@ -550,12 +557,14 @@ class DurableHost:
                     "orchestrator function."
                 )
                 self._put(instance)
+                self._mailbox.acknowledge(handled)
                 return
         # App code runs outside the lock, so it may itself call the HTTP API.
         reply = call_orchestrator(orchestrator, context_json)
         if self.check_replay_determinism:
             self._check_same_reply(orchestrator, context_json, reply)
-        with self._lock:
+        with self._change(save_now=False), self._lock:
+            self._mailbox.acknowledge(handled)
             current = self._instances.get(message.instance_id)
             if current is None or current.execution_id != execution_id:
                 self._discard(f"reply of {message.instance_id!r}: purged or replaced meanwhile")
@@ -606,8 +615,9 @@ class DurableHost:
                 f"history:\n{reply.raw or reply.raised}\n{again.raw or again.raised}"
             )
 
-    def _terminate(self, message: Terminate) -> None:
-        with self._lock:
+    def _terminate(self, message: Terminate, handled: Taken) -> None:
+        with self._change(save_now=False), self._lock:
+            self._mailbox.acknowledge(handled)
             instance = self._instances.get(message.instance_id)
             if instance is None or instance.status in TERMINAL_STATUSES:
                 self._discard(f"{_describe(message)}: the instance is gone or finished")
@@ -616,11 +626,16 @@ class DurableHost:
             self._mailbox.drop_timers(instance.execution_id)
             self._put(instance)
 
-    def _start_activity(self, sequence: int, work: ActivityWork) -> None:
+    def _start_activity(self, sequence: int, work: ActivityWork, handled: Taken) -> None:
         if self._activity_pool is None:
-            self._record_activity(work, self._call_activity(work))
+            outcome = self._call_activity(work)
+            with self._change(save_now=False), self._lock:
+                self._mailbox.acknowledge(handled)
+                self._record_activity(work, outcome)
             return
-        with self._lock:
+        with self._change(save_now=False), self._lock:
+            # From message to running activity, which a restart queues again if it never ended.
+            self._mailbox.acknowledge(handled)
             self._in_flight[sequence] = work
             self._store.activity_started(sequence, work)
         self._activity_pool.submit(self._run_activity_on_pool, sequence, work)
@@ -692,9 +707,9 @@ class DurableHost:
                 )
             self._mailbox.send(DeliverEvent(work.instance_id, work.execution_id, event))
 
-    def _run_entity_batch(self, first: EntityWork) -> None:
-        with self._lock:
-            batch = self._mailbox.take_entity_batch(first)
+    def _run_entity_batch(self, first_seq: int, first: EntityWork) -> None:
+        with self._change(save_now=False), self._lock:
+            batch, handled = self._mailbox.take_entity_batch(first_seq, first)
             if not batch:
                 return  # each waits behind an earlier operation of its sender
             entity = self._require_entity(first.name)
@@ -720,10 +735,12 @@ class DurableHost:
             # aborts the batch (SessionAbortedException) and its messages come back later.
             if not failing:
                 log.exception("entity %s@%s failed; its batch comes back", first.name, first.key)
-            with self._lock:
+            with self._change(save_now=False), self._lock:
+                self._mailbox.acknowledge(handled)
                 self._deliver_again(batch, f"{type(error).__name__}: {error}")
             return
-        with self._lock:
+        with self._change(save_now=False), self._lock:
+            self._mailbox.acknowledge(handled)
             exists = bool(reply["entityExists"])
             self._set_entity(
                 EntityView(

@@ -366,6 +366,11 @@ def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
         # Headers and body are written separately: with Nagle's algorithm the body waits for
         # the client's delayed ACK of the headers, 40 ms per response on Linux.
         disable_nagle_algorithm = True
+        # Keep-alive, as the Functions host's web server does: the SDK client pools its
+        # connections, and a connection per request costs a connect and a thread each.
+        protocol_version = "HTTP/1.1"
+        # An idle kept-alive connection is closed after this long (the SDK's pool reconnects).
+        timeout = 120
 
         def do_GET(self) -> None:
             self._serve()

@@ -151,6 +151,21 @@ class MailboxLog(Protocol):
     def counter_moved(self, value: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Taken:
+    """Messages and a timer taken from the mailbox for one step, still in the store.
+
+    They leave the store with the step's outcome (`Mailbox.acknowledge`, in the same change),
+    so the engine can run the step's app code without holding the state: a commit made
+    meanwhile (a client's request) holds them as not yet handled, and a kill before the
+    outcome is written delivers them again, as a queue message whose work item was not
+    completed is delivered again on the real host.
+    """
+
+    messages: tuple[int, ...] = ()
+    timer: int | None = None
+
+
 # (entity name, key, calling instance): the order DTFx keeps between one sender and an entity.
 _SenderLane = tuple[str, str, str]
 
@@ -232,7 +247,8 @@ class Mailbox:
         self._log.message_queued(self._back, work, visible_at)
 
     def take(self) -> tuple[int, Work] | None:
-        """The message at the front and its sequence number, removed."""
+        """The message at the front and its sequence number, removed from the queue (in the
+        store until acknowledged)."""
         while self._order:
             seq = self._order.popleft()
             work = self._queued.pop(seq, None)
@@ -246,30 +262,36 @@ class Mailbox:
                     del self._by_entity[(work.name, work.key)]
             elif isinstance(work, StartExecution):
                 self._forget_start(work.instance_id)
-            self._log.messages_taken([seq])
             return seq, work
         return None
 
-    def take_entity_batch(self, first: EntityWork) -> list[EntityWork]:
+    def acknowledge(self, taken: Taken) -> None:
+        """What a step took is handled: it leaves the store with the step's outcome."""
+        if taken.messages:
+            self._log.messages_taken(list(taken.messages))
+        if taken.timer is not None:
+            self._log.timer_taken(taken.timer)
+
+    def take_entity_batch(
+        self, first_seq: int, first: EntityWork
+    ) -> tuple[list[EntityWork], Taken]:
         """`first` (already taken) and every queued operation for the same entity, in enqueue
-        order; an operation whose sender has an earlier one to this entity waiting to be
-        delivered again waits behind it instead (see `backed_off_until`)."""
+        order, with what to acknowledge once the batch is handled. An operation whose sender
+        has an earlier one to this entity waiting to be delivered again is queued again
+        behind it instead (see `backed_off_until`)."""
         seqs = self._by_entity.pop((first.name, first.key), deque())
-        candidates = [first]
-        for seq in seqs:
-            work = self._queued.pop(seq)
+        batch: list[EntityWork] = []
+        handled: list[int] = []
+        for seq, work in [(first_seq, first), *((seq, self._queued.pop(seq)) for seq in seqs)]:
             assert isinstance(work, EntityWork)
-            candidates.append(work)
-        if seqs:
-            self._log.messages_taken(list(seqs))
-        batch = []
-        for work in candidates:
             until = self.backed_off_until(work)
             if until is None:
                 batch.append(work)
+                handled.append(seq)
             else:
+                self._log.messages_taken([seq])
                 self.send_later(work, until)
-        return batch
+        return batch, Taken(messages=tuple(handled))
 
     def backed_off_until(self, work: EntityWork) -> datetime | None:
         """When its sender's earlier operations to the same entity are visible again, if any
@@ -320,7 +342,8 @@ class Mailbox:
         return timer if timer is not None and timer.fire_at <= now else None
 
     def take_due_timer(self, now: datetime) -> Timer | None:
-        """The earliest timer due at `now` (creation order breaks ties), removed."""
+        """The earliest timer due at `now` (creation order breaks ties), removed (in the store
+        until acknowledged)."""
         timer = self.due_timer(now)
         if timer is not None:
             heapq.heappop(self._timer_heap)
@@ -329,7 +352,6 @@ class Mailbox:
             execution.discard(timer.sequence)
             if not execution:
                 del self._timers_by_execution[timer.execution_id]
-            self._log.timer_taken(timer.sequence)
         return timer
 
     def timers(self) -> list[Timer]:

@@ -27,7 +27,7 @@ from local_durable_host.local_host import WORKER_PROCESSES, LocalHost, StateInUs
 from local_durable_host.model import RuntimeStatus, UnknownFunctionError
 from local_durable_host.store import SCHEMA_VERSION, DurableStore, StateRefused, StoredState
 from local_durable_host.timer_triggers import TimerTriggers
-from local_durable_host.work import EntityWork
+from local_durable_host.work import EntityWork, StartExecution
 from tests.support import toy_app
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -325,8 +325,8 @@ def test_a_step_that_fails_half_way_is_never_saved_not_even_by_a_later_request(
     state_path = tmp_path / "state"
     with DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path) as before:
         before.signal_entity("Journal", "k", "append", json.dumps(json.dumps("x")))
-    # The app no longer has the entity: taking its batch fails inside the host, after the
-    # step has begun writing (the operation is taken from the queue).
+    # The app no longer has the entity: its batch fails inside the host, after the operation
+    # left the engine's queue (not the store).
     engine = DurableHost(renamed, START, activity_workers=1, state_path=state_path)
     try:
         with pytest.raises(UnknownFunctionError):
@@ -373,9 +373,43 @@ def test_a_second_host_on_the_same_state_folder_stops_before_loading(tmp_path: P
         LocalHost(routes, tmp_path, KEYS, 0)
 
 
-def test_a_state_file_needs_activity_workers(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="activity workers"):
-        DurableHost(toy_app.app, None, state_path=tmp_path / "state")
+def test_a_client_is_answered_while_an_episode_runs_and_a_kill_then_loses_neither(
+    tmp_path: Path,
+) -> None:
+    """An orchestrator's own code runs outside the engine's state: a start sent meanwhile is
+    stored and answered at once, and the state a kill would leave holds that start and, still
+    queued, the message of the episode that had not finished."""
+    state_path = tmp_path / "state"
+    toy_app.held_gate.clear()
+    engine = DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path)
+    stepping = threading.Thread(target=engine.step)
+    try:
+        engine.start_instance("held", "h", json.dumps(json.dumps("out")))
+        stepping.start()
+        answered = threading.Thread(
+            target=engine.start_instance, args=("alarm", "a", json.dumps(json.dumps({})))
+        )
+        answered.start()
+        answered.join(10)
+        assert not answered.is_alive(), "the start waited for the episode"
+        assert stepping.is_alive(), "the episode was not held"
+
+        saved = stored(state_path)
+        assert sorted(record.instance_id for record in saved.instances) == ["a", "h"]
+        queued = [work for _, work, _ in saved.messages]
+        assert all(isinstance(work, StartExecution) for work in queued)
+        assert [work.instance_id for work in queued if isinstance(work, StartExecution)] == [
+            "h",
+            "a",
+        ]
+    finally:
+        toy_app.held_gate.set()
+        stepping.join(10)
+        engine.close()
+    with DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path) as after:
+        after.run()
+        assert after.instance("h").output == "out"
+        assert after.instance("h").runtime_status is RuntimeStatus.COMPLETED
 
 
 # --- the host's settings ------------------------------------------------------------------

@@ -19,6 +19,8 @@ JOURNAL = "Journal"
 flaky_attempts: dict[str, int] = {}
 # `gated` waits for this, so a test can hold an activity in flight.
 gate = threading.Event()
+# `held` waits for this in its own code, so a test can hold an orchestrator's episode.
+held_gate = threading.Event()
 # Calls of `coin_flip`; lets a test make an orchestrator nondeterministic on purpose.
 coin_flip_calls: list[int] = []
 
@@ -175,6 +177,14 @@ def journal(context: df.DurableEntityContext) -> None:
 def gated_call(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     """One activity that runs until the test opens `gate`."""
     return (yield context.call_activity("gated", "through"))
+
+
+@app.orchestration_trigger(context_name="context")
+def held(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Returns its input once the test opens `held_gate` (each episode waits for it)."""
+    held_gate.wait(30)
+    yield from ()  # a generator, as every orchestrator is
+    return context.get_input()
 
 
 @app.activity_trigger(input_name="text")
