@@ -13,6 +13,9 @@ from another site. (A route that takes JSON refuses any other body itself, with 
 problem, before it changes anything.) Each request has Kestrel's limits (the Functions
 host's web server): time for its headers, a minimum rate for its body, sizes; whatever
 arrives gets an HTTP answer, never a dropped connection.
+
+Whole at ~440 lines: the server and its request handler, which admits a request (route, key,
+site) before reading its body, in that order; the checks themselves are request_checks.py.
 """
 
 import asyncio
@@ -22,34 +25,29 @@ import inspect
 import io
 import json
 import logging
-import math
 import re
-import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BufferedIOBase
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
+from local_durable_host.request_checks import (
+    LOOPBACK_NAMES,
+    MAX_BODY_BYTES,
+    BodyRefused,
+    RequestTimedOut,
+    TimedSocketReader,
+    cross_site_refusal,
+    header,
+    is_loopback_host,
+    read_body,
+)
 from local_durable_host.worker_calls import DURABLE_CLIENT, index_functions
 
-# The host's default request size limit (maxRequestBodySize, 100 MB).
-MAX_BODY_BYTES = 100 * 1024 * 1024
-# A browser on this machine may be tricked into calling a loopback port under another name
-# (DNS rebinding): only these Host names are served.
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
-# A Host header: a name or a bracketed IPv6 address, then an optional port.
-_HOST_HEADER = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[^\[\]:]+)(?::[0-9]{1,5})?")
-_DIGITS = re.compile(r"[0-9]{1,20}")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-# Methods a page of another site may use freely; everything else changes something.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 log = logging.getLogger(__name__)
 # A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -216,11 +214,11 @@ class AppServer:
                 allowed_methods |= function.methods
                 continue
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
-            presented = _header(headers, "x-functions-key") or query.get("code")
+            presented = header(headers, "x-functions-key") or query.get("code")
             if not self._keys.allow(function.auth_level, presented):
                 return AppResponse(401, {}, b"")
             if (refusal := cross_site_refusal(method, headers)) is not None:
-                return refusal
+                return _plain(403, refusal)
             return Admitted(function, query, match)
         if allowed_methods:
             return AppResponse(405, {"Allow": ", ".join(sorted(allowed_methods))}, b"")
@@ -245,7 +243,7 @@ class AppServer:
         parts = urlsplit(target)
         # The URL the caller used, as the host gives it: its Host header (checked to be one
         # of ours), so that a page opened at http://localhost:7071 sees its own origin.
-        host = _header(headers, "host") or self.base_url.removeprefix("http://")
+        host = header(headers, "host") or self.base_url.removeprefix("http://")
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         request = func.HttpRequest(
             method=method,
@@ -300,132 +298,6 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-class BodyRefused(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def is_loopback_host(host_header: str | None, names: frozenset[str] = LOOPBACK_NAMES) -> bool:
-    """Whether a Host header names this machine (127.0.0.1, localhost or [::1], any port),
-    or another of `names`."""
-    found = _HOST_HEADER.fullmatch(host_header or "")
-    return found is not None and found["name"].lower() in names
-
-
-def cross_site_refusal(method: str, headers: dict[str, str]) -> "AppResponse | None":
-    """A 403 for a request that changes something and that a browser sent from a page of
-    another site (another origin: another port on this machine is one), else None.
-
-    Browsers say so on every such request: `Origin` on every POST, PUT, PATCH and DELETE
-    from a page, and `Sec-Fetch-Site`. A client that is not a browser sends neither.
-    """
-    if method.upper() in SAFE_METHODS:
-        return None
-    site = (_header(headers, "sec-fetch-site") or "").strip().lower()
-    origin = _header(headers, "origin")
-    own = f"http://{_header(headers, 'host') or ''}".lower()
-    if site in ("cross-site", "same-site") or (
-        origin is not None and origin.strip().lower() != own
-    ):
-        return _plain(403, "refused: a browser sent this request from a page of another site")
-    return None
-
-
-def read_body(headers: Message, stream: BufferedIOBase, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body by Content-Length or chunked, at most `limit` bytes; BodyRefused
-    (400, 413) for a body that is malformed, too large, or ends early."""
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-        return _read_chunked(stream, limit)
-    declared = {value.strip() for value in headers.get_all("Content-Length") or []}
-    if len(declared) > 1:
-        raise BodyRefused(400, "Content-Length is given twice, with different values")
-    text = declared.pop() if declared else "0"
-    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other
-    # scripts' digits (which int() reads).
-    if not _DIGITS.fullmatch(text):
-        raise BodyRefused(400, "Content-Length is not a number")
-    length = int(text)
-    if length > limit:
-        raise BodyRefused(413, "the body is larger than the host accepts")
-    body = stream.read(length) if length else b""
-    if len(body) < length:
-        raise BodyRefused(400, "the body ended before Content-Length bytes")
-    return body
-
-
-def _read_chunked(stream: BufferedIOBase, limit: int) -> bytes:
-    body = bytearray()
-    while True:
-        size_line = stream.readline(1024)
-        size_text = size_line.split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(size_text):
-            raise BodyRefused(400, "a chunk size is not hexadecimal")
-        size = int(size_text, 16)
-        if len(body) + size > limit:
-            raise BodyRefused(413, "the body is larger than the host accepts")
-        if size == 0:
-            for _ in range(100):  # trailers, up to the blank line
-                if not stream.readline(8192).strip():
-                    return bytes(body)
-            raise BodyRefused(400, "too many trailer lines")
-        chunk = stream.read(size)
-        if len(chunk) < size or stream.readline(64).strip():
-            raise BodyRefused(400, "a chunk ended early, or not with CRLF")
-        body += chunk
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    return next((value for key, value in headers.items() if key.lower() == name), None)
-
-
-def _plain(status: int, message: str) -> AppResponse:
-    return AppResponse(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())
-
-
-class RequestTimedOut(TimeoutError):
-    """The request did not arrive within its limit."""
-
-
-class _TimedSocketReader(io.RawIOBase):
-    """The connection's reads, each given only what is left of the request's time: a
-    per-read timeout alone lets a client that sends a byte now and then hold a thread
-    forever. The time left may grow with the bytes read (a minimum rate)."""
-
-    def __init__(self, connection: socket.socket) -> None:
-        self._connection = connection
-        self._start = 0.0
-        self._allowed = math.inf
-        self._per_byte = 0.0
-        self.received = 0
-        self.expired = False
-
-    def limit(self, seconds: float, per_byte_seconds: float = 0.0) -> None:
-        """From now: `seconds`, plus `per_byte_seconds` for every byte that arrives."""
-        self._start = time.monotonic()
-        self._allowed = seconds
-        self._per_byte = per_byte_seconds
-        self.received = 0
-        self.expired = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self._start + self._allowed + self.received * self._per_byte - time.monotonic()
-        if left <= 0:
-            self.expired = True
-            raise RequestTimedOut("the request did not arrive in time")
-        self._connection.settimeout(left)
-        try:
-            count = self._connection.recv_into(buffer)
-        except TimeoutError:
-            self.expired = True
-            raise RequestTimedOut("the request did not arrive in time") from None
-        self.received += count
-        return count
-
-
 def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
     limits = server.limits
 
@@ -436,14 +308,14 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
         # Headers and body are written separately: with Nagle's algorithm the body waits for
         # the client's delayed ACK of the headers, 40 ms per response on Linux.
         disable_nagle_algorithm = True
-        _reader: _TimedSocketReader
-        _buffered: "io.BufferedReader[_TimedSocketReader]"
+        _reader: TimedSocketReader
+        _buffered: "io.BufferedReader[TimedSocketReader]"
         _answered = False
         _blank_line = False
 
         def setup(self) -> None:
             super().setup()
-            self._reader = _TimedSocketReader(self.connection)
+            self._reader = TimedSocketReader(self.connection)
             self._buffered = self.rfile = io.BufferedReader(self._reader)
 
         def handle(self) -> None:
@@ -565,3 +437,7 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
 def _closing(status: int, message: bytes, headers: dict[str, str] | None = None) -> AppResponse:
     """An answer after which the connection is closed (its body, if any, was not read)."""
     return AppResponse(status, {**(headers or {}), "Connection": "close"}, message)
+
+
+def _plain(status: int, message: str) -> AppResponse:
+    return AppResponse(status, {"Content-Type": "text/plain; charset=utf-8"}, message.encode())

@@ -38,6 +38,12 @@ operations delivered again after a failed batch, which others overtake; where th
 writers race, the job store's compare-and-swap decides, tested in tests/test_races.py);
 payload size limits; the system key check. Activities are delivered at least once, as on
 the real host: one that was running when the host was killed runs again after a restart.
+
+Whole at ~1,050 lines: one class, every method of which reads or changes the engine's state
+under the same two locks and the commit rule of `_change`; split, that rule would be spread
+over files. What needs neither is beside it: mailbox.py (queue and timers), store.py
+(SQLite), orchestration_protocol.py (an orchestrator's reply), worker_calls.py (calling the
+app's functions), extension_api.py (the client's HTTP API).
 """
 
 import copy
@@ -61,6 +67,7 @@ import azure.functions as func
 from local_durable_host import history as events
 from local_durable_host.extension_api import DurableHttpApi
 from local_durable_host.history import EventType, HistoryEvent
+from local_durable_host.mailbox import Mailbox, Taken
 from local_durable_host.model import (
     TERMINAL_STATUSES,
     ActivityCall,
@@ -86,9 +93,7 @@ from local_durable_host.work import (
     DeliverEvent,
     EntityWork,
     InstanceRecord,
-    Mailbox,
     StartExecution,
-    Taken,
     Terminate,
     Work,
 )
@@ -188,6 +193,10 @@ class DurableHost:
         # Held across a whole change (a step taking its work, writing its outcome, a client
         # request, an activity's result) and its save, so a saved state is never half of one.
         self._change_lock = threading.RLock()
+        # Held by a step from taking its work to writing its outcome, which are two changes
+        # with the app's code between them: close() waits for it.
+        self._step_lock = threading.Lock()
+        self._closed = False
         self._virtual_now = None if start is None else start.astimezone(UTC)
         self._store = DurableStore(state_path)
         self._durable = state_path is not None
@@ -227,16 +236,19 @@ class DurableHost:
         self._http = DurableHttpApi(self, calls_kept=kept)
 
     def close(self) -> None:
-        """Stop the HTTP server, wait for running activities, save what is unsaved."""
+        """Stop the HTTP server, wait for the step in progress and the running activities,
+        save what is unsaved; no step runs after."""
         self._http.close()
-        if self._activity_pool is not None:
-            self._activity_pool.shutdown(wait=True, cancel_futures=True)
-        if self._worker_processes is not None:
-            self._worker_processes.close()
-        try:
-            self._save_if_changed()
-        finally:
-            self._store.close()
+        with self._step_lock:
+            self._closed = True
+            if self._activity_pool is not None:
+                self._activity_pool.shutdown(wait=True, cancel_futures=True)
+            if self._worker_processes is not None:
+                self._worker_processes.close()
+            try:
+                self._save_if_changed()
+            finally:
+                self._store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -397,6 +409,10 @@ class DurableHost:
 
         For races: e.g. purge or terminate while work of the instance is still queued.
         """
+        with self._step_lock:
+            return not self._closed and self._step()
+
+    def _step(self) -> bool:
         with self._lock:
             if not len(self._mailbox) and not self._mailbox.has_due(self.now()):
                 if self._virtual_now is not None and self._in_flight:
@@ -443,7 +459,7 @@ class DurableHost:
         request is answered (`save_now`), or soon after for the engine's own steps.
 
         App code never runs inside a change: a step takes its work in one change and writes
-        its outcome in another, and what it took stays in the store until then (work.Taken),
+        its outcome in another, and what it took stays in the store until then (mailbox.Taken),
         so a client request is not held up by an orchestrator's episode, and a step whose
         outcome is lost to a kill is done again after the restart: an orchestrator replays,
         an activity runs again (at least once, as on the real host).

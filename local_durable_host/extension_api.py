@@ -5,36 +5,63 @@ links (500 OrchestrationAlreadyExistsException while the id is active, 400 for a
 orchestrator), status 202 while active / 200 when finished / 404, purge 200 / 404,
 terminate and raise-event 202 / 404 / 410, entity signal 202, entity read 200 / 404.
 The server thread only reads and queues through the host; it never runs app code.
+
+Whole at ~470 lines: the API's routes and the extension's answers to each, one table.
 """
 
+import contextlib
 import json
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from local_durable_host.app_server import (
-    BodyRefused,
-    cross_site_refusal,
-    is_loopback_host,
-    read_body,
-)
 from local_durable_host.history import EventType, HistoryEvent
 from local_durable_host.model import (
     ClientCall,
     Delivery,
+    EntityView,
     InstanceAlreadyExistsError,
     InstanceView,
     RuntimeStatus,
     UnknownFunctionError,
     parse_stored_json,
 )
+from local_durable_host.request_checks import (
+    BodyRefused,
+    cross_site_refusal,
+    is_loopback_host,
+    read_body,
+)
 
-if TYPE_CHECKING:
-    from local_durable_host.engine import DurableHost
+
+class TaskHub(Protocol):
+    """What the API reads and queues through: the engine (engine.DurableHost)."""
+
+    task_hub_name: str
+
+    def start_instance(
+        self, name: str, instance_id: str | None, input_json: str | None, version: str = ""
+    ) -> str: ...
+
+    def find_instance(self, instance_id: str) -> InstanceView | None: ...
+
+    def purge_instance(self, instance_id: str) -> int | None: ...
+
+    def request_termination(self, instance_id: str, reason: str) -> Delivery: ...
+
+    def raise_event(self, instance_id: str, name: str, input_json: str | None) -> Delivery: ...
+
+    def signal_entity(
+        self, name: str, key: str, operation: str, input_json: str | None
+    ) -> None: ...
+
+    def entity(self, name: str, key: str) -> EntityView: ...
+
 
 # Stands for the host's system key, which the real management URLs carry: never show it to users.
 SYSTEM_KEY = "durable-host-system-key"
@@ -62,11 +89,14 @@ class HttpReply:
 class DurableHttpApi:
     """Serves the API on 127.0.0.1 (a free port) from a background thread and logs each call."""
 
-    def __init__(self, host: "DurableHost", calls_kept: int | None = None) -> None:
+    def __init__(self, host: TaskHub, calls_kept: int | None = None) -> None:
         self._host = host
         self._calls: deque[ClientCall] = deque(maxlen=calls_kept)
         self._calls_lock = threading.Lock()
         self._faults: list[tuple[str, str]] = []
+        # Kept-alive connections, closed with the server (a handler thread would go on
+        # serving a closed host).
+        self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         # A short poll interval keeps close() (shutdown waits for one poll) fast.
@@ -93,7 +123,19 @@ class DurableHttpApi:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        with self._calls_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._calls_lock:
+            self._connections.add(connection)
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._calls_lock:
+            self._connections.discard(connection)
 
     def fail_next(self, method: str, path_prefix: str) -> None:
         """Answer the next matching request with the extension's 500, as in an outage."""
@@ -372,6 +414,14 @@ def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
         # An idle kept-alive connection is closed after this long (the SDK's pool reconnects).
         timeout = 120
 
+        def setup(self) -> None:
+            super().setup()
+            api._opened(self.connection)
+
+        def finish(self) -> None:
+            api._closed(self.connection)
+            super().finish()
+
         def do_GET(self) -> None:
             self._serve()
 
@@ -404,6 +454,9 @@ def _handler_for(api: DurableHttpApi) -> type[BaseHTTPRequestHandler]:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
+            if self.close_connection:
+                # Or the client's pool keeps it and sends its next request into a closed one.
+                self.send_header("Connection", "close")
             if reply.body is not None:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))

@@ -10,12 +10,12 @@ from typing import Any
 
 from local_durable_host import history as events
 from local_durable_host.history import EventType, HistoryEvent
+from local_durable_host.mailbox import Mailbox
 from local_durable_host.model import RuntimeStatus, UnknownFunctionError, parse_stored_json
 from local_durable_host.work import (
     ActivityWork,
     EntityWork,
     InstanceRecord,
-    Mailbox,
     RetryState,
     StartExecution,
 )

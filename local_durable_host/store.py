@@ -11,6 +11,9 @@ Finished instances stay here only: the engine keeps the live ones in memory and 
 finished one when asked for it (a status query, a create that replaces it), so a thousand
 finished jobs cost a create nothing but a B-tree probe. `finished_before` finds what
 retention purges.
+
+Whole at ~560 lines: the schema and every statement that reads or writes it, so each table's
+writers are read in one place.
 """
 
 import json

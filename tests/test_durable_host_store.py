@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from local_durable_host import engine as engine_module
 from local_durable_host.engine import DurableHost
 from local_durable_host.model import RuntimeStatus
 from tests.support import toy_app
+from tests.support.committed_state import committed_copy
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -25,7 +27,7 @@ def alarm_input(label: str, sleep: float = 0) -> str:
 
 
 def options(on_disk: bool, tmp_path: Path) -> dict[str, Any]:
-    # A state file needs activity workers (a step holds the state while it runs).
+    # On disk, activities on a worker thread, as the local host runs them.
     return {"activity_workers": 1, "state_path": tmp_path / "state"} if on_disk else {}
 
 
@@ -178,26 +180,79 @@ def test_the_wall_clock_host_purges_now_and_then(
 
 
 class Restarting:
-    """An engine on a state file, closed and opened again after every step."""
+    """An engine on a state file, stopped after every step (`between` steps: closed, so its
+    last step is saved whole) or killed `inside` one: while the step's app code runs, a
+    client's request commits, and the engine is abandoned and started again from that commit
+    (activities inline, so theirs are steps too)."""
 
-    def __init__(self, path: Path, **settings: Any) -> None:
-        self._path, self._settings = path, settings
+    def __init__(self, path: Path, where: str, **settings: Any) -> None:
+        self._path, self._where, self._settings = path, where, settings
         self.failing = True
+        self.kills = 0
         self.host = self._open(START)
 
     def _open(self, now: datetime) -> DurableHost:
         host = DurableHost(
-            toy_app.app, now, activity_workers=1, state_path=self._path, **self._settings
+            toy_app.app,
+            now,
+            activity_workers=1 if self._where == "between" else 0,
+            state_path=self._path,
+            **self._settings,
         )
         # A fault switch is the test's, not the state's: set again after each start.
         if self.failing:
             host.fail_entity_invocations("journal", "stuck")
         return host
 
-    def restart(self) -> None:
+    def step(self) -> bool:
         now = self.host.now()
-        self.host.close()  # waits for the running activity, saves
-        self.host = self._open(now)
+        if self._where == "between":
+            progressed = self.host.step()
+            self.host.close()  # waits for the running activity, saves
+            self.host = self._open(now)
+            return progressed
+        killed: list[Path] = []
+        with _inside_app_code(lambda: killed.append(self._commit_and_copy())):
+            progressed = self.host.step()
+        if killed:
+            self.kills += 1
+            self.host.close()  # the state file the kill left is the copy, not this one
+            self._path = killed[0]
+            self.host = self._open(now)
+            assert self.host.step(), "the killed step's work was not there to do again"
+        return progressed
+
+    def _commit_and_copy(self) -> Path:
+        self.host.purge_instance("no such instance")  # a client's request: it commits
+        return committed_copy(self._path, self._path.parent / f"killed-{self.kills}")
+
+
+@contextmanager
+def _inside_app_code(kill: Callable[[], object]) -> Iterator[None]:
+    """Calls `kill` once, as the first app call of the step begins."""
+    armed = [True]
+    originals = {
+        name: getattr(engine_module, name) for name in ("call_orchestrator", "call_entity")
+    }
+    original_activity = engine_module.DurableHost._call_activity
+
+    def first(call: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*arguments: Any) -> Any:
+            if armed and armed.pop():
+                kill()
+            return call(*arguments)
+
+        return wrapped
+
+    try:
+        for name, call in originals.items():
+            setattr(engine_module, name, first(call))
+        engine_module.DurableHost._call_activity = first(original_activity)  # type: ignore[method-assign]
+        yield
+    finally:
+        for name, call in originals.items():
+            setattr(engine_module, name, call)
+        engine_module.DurableHost._call_activity = original_activity  # type: ignore[method-assign]
 
 
 def observed(host: DurableHost) -> dict[str, Any]:
@@ -210,13 +265,15 @@ def observed(host: DurableHost) -> dict[str, Any]:
     }
 
 
-def test_every_step_survives_a_restart_whole(tmp_path: Path) -> None:
-    """The same work on a host that never stops and on one restarted after each step: both
-    see the same instances (histories, statuses, outputs), timers, messages and entities."""
+@pytest.mark.parametrize("where", ["between", "inside"])
+def test_every_step_survives_a_restart_whole(tmp_path: Path, where: str) -> None:
+    """The same work on a host that never stops and on one stopped after each step, or killed
+    inside each: both see the same instances (histories, statuses, outputs), timers,
+    messages and entities."""
     settings: dict[str, Any] = {"activity_start_delay": timedelta(seconds=3)}
     oracle = DurableHost(toy_app.app, START, **settings)
     oracle.fail_entity_invocations("journal", "stuck")
-    restarting = Restarting(tmp_path / "state", **settings)
+    restarting = Restarting(tmp_path / "state", where, **settings)
 
     def on_both(method: str, *arguments: Any) -> None:
         for host in (oracle, restarting.host):
@@ -236,8 +293,7 @@ def test_every_step_survives_a_restart_whole(tmp_path: Path) -> None:
         sent: set[str] = set()
         for _ in range(400):
             progressed = oracle.step()
-            assert restarting.host.step() == progressed
-            restarting.restart()
+            assert restarting.step() == progressed
             assert observed(restarting.host) == observed(oracle)
             if progressed:
                 continue
@@ -281,6 +337,10 @@ def test_every_step_survives_a_restart_whole(tmp_path: Path) -> None:
         assert "ValueError: no" in outputs["ca"]["caught"]
         assert oracle.entity_state("journal", "stuck") == ["acquire", "gave up"]
         assert [call.name for call in oracle.activity_calls].count("explode") == 3
+        if where == "inside":
+            # Killed inside each of the 39 steps that ran app code (episodes, entity
+            # batches, activities).
+            assert restarting.kills == 39
     finally:
         oracle.close()
         restarting.host.close()

@@ -29,6 +29,7 @@ from local_durable_host.store import SCHEMA_VERSION, DurableStore, StateRefused,
 from local_durable_host.timer_triggers import TimerTriggers
 from local_durable_host.work import EntityWork, StartExecution
 from tests.support import toy_app
+from tests.support.committed_state import committed_copy
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 KEYS = Keys(function_key="function-key-for-tests", master_key="master-key-for-tests")
@@ -182,18 +183,6 @@ class Serving:
         self._stop.set()
         self._thread.join(10)
         self.engine.close()
-
-
-def committed_copy(state_path: Path, copy_path: Path) -> Path:
-    """What a kill -9 would leave of the state now: its last commit (SQLite's online backup
-    reads only committed transactions), in a file of its own."""
-    copy_path.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        closing(sqlite3.connect(state_path)) as source,
-        closing(sqlite3.connect(copy_path)) as copy,
-    ):
-        source.backup(copy)
-    return copy_path
 
 
 def stored(state_path: Path) -> StoredState:
@@ -410,6 +399,30 @@ def test_a_client_is_answered_while_an_episode_runs_and_a_kill_then_loses_neithe
         after.run()
         assert after.instance("h").output == "out"
         assert after.instance("h").runtime_status is RuntimeStatus.COMPLETED
+
+
+def test_closing_waits_for_the_episode_in_progress_and_keeps_its_outcome(
+    tmp_path: Path,
+) -> None:
+    state_path = tmp_path / "state"
+    toy_app.held_gate.clear()
+    engine = DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path)
+    engine.start_instance("held", "h", json.dumps(json.dumps("out")))
+    stepping = threading.Thread(target=engine.step)
+    closing = threading.Thread(target=engine.close)
+    try:
+        stepping.start()
+        closing.start()
+        closing.join(0.5)
+        assert closing.is_alive(), "closed while the episode was still running"
+    finally:
+        toy_app.held_gate.set()
+        stepping.join(10)
+        closing.join(10)
+    assert not engine.step(), "a closed engine took another step"
+    with DurableHost(toy_app.app, START, activity_workers=1, state_path=state_path) as after:
+        assert after.instance("h").runtime_status is RuntimeStatus.COMPLETED
+        assert after.queued_message_count() == 0
 
 
 # --- the host's settings ------------------------------------------------------------------

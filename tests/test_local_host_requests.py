@@ -2,6 +2,7 @@
 bodies, cross-site requests from a browser refused, time and size limits per request, and
 an HTTP answer (never a dropped connection) to whatever arrives."""
 
+import http.client
 import socket
 import time
 from collections.abc import Iterator
@@ -356,3 +357,47 @@ def test_the_extension_api_refuses_a_browser_request_from_another_site() -> None
         for headers in ({"Origin": "http://attacker.example"}, {"Sec-Fetch-Site": "cross-site"}):
             assert httpx.post(target, headers=headers).status_code == 403
         assert httpx.post(target).status_code == 404  # no such instance: it was heard
+
+
+def test_the_extension_api_keeps_a_connection_until_it_refuses_or_closes() -> None:
+    # The SDK client pools its connections: one kept alive must be told when it ends, or its
+    # next call goes into a closed connection; and a closed host serves none of them.
+    from datetime import UTC, datetime
+    from urllib.parse import urlsplit
+
+    from local_durable_host.engine import DurableHost
+    from tests.support import toy_app
+
+    host = DurableHost(toy_app.app, datetime(2026, 12, 1, tzinfo=UTC))
+    address = urlsplit(host.rpc_base_url)
+    path = f"{address.path}instances/x/terminate?reason=r"
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+    try:
+        answers = []
+        for _ in range(2):
+            connection.request("POST", path)
+            answer = connection.getresponse()
+            answer.read()
+            answers.append((answer.status, answer.getheader("Connection"), connection.sock))
+        assert [status for status, _, _ in answers] == [404, 404]
+        assert answers[0][2] is not None
+        assert answers[0][2] is answers[1][2], "not kept alive"
+
+        connection.request("POST", path, headers={"Origin": "http://attacker.example"})
+        refused = connection.getresponse()
+        refused.read()
+        assert (refused.status, refused.getheader("Connection")) == (403, "close")
+
+        connection.request("POST", path)  # on a new connection, kept alive
+        connection.getresponse().read()
+        host.close()
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            _answer_to_post(connection, path)
+    finally:
+        connection.close()
+        host.close()
+
+
+def _answer_to_post(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("POST", path)
+    return connection.getresponse().status

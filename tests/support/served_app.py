@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from azure.durable_functions.models.utils import http_utils
 
 from function_app import app
-from local_durable_host.app_server import LOOPBACK_NAMES, AppServer, Keys
+from local_durable_host.app_server import AppServer, Keys
+from local_durable_host.request_checks import LOOPBACK_NAMES
 from tests.support.scheduler import Scheduler
 
 TEST_KEYS = Keys(function_key="test-function-key", master_key="test-master-key")
