@@ -64,7 +64,8 @@ from function_app import app
 from local_durable_host.engine import DurableHost
 from scheduling.attempts import _claim
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
-from scheduling.job_store import (
+from scheduling.settings import SchedulerSettings
+from storage.job_store import (
     FAILED_SUFFIX,
     INDEX_SUFFIX,
     LABEL_SUFFIX,
@@ -75,11 +76,10 @@ from scheduling.job_store import (
     _row,
     due_keys,
 )
-from scheduling.paging import encode_cursor
-from scheduling.sealing import Sealer
-from scheduling.sealing.local_keys import LocalKeyWrapper
-from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, CLIENT_OPTIONS
+from storage.paging import encode_cursor
+from storage.sealing import Sealer
+from storage.sealing.local_keys import LocalKeyWrapper
+from storage.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, CLIENT_OPTIONS
 from tests.support.app_client import AppClient
 from tests.support.local_servers import (
     REPO_ROOT,

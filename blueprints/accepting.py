@@ -25,20 +25,11 @@ from scheduling.idempotency import (
     request_fingerprint,
     transaction_id_for,
 )
-from scheduling.job_log.lifecycle import accepted_entry
 from scheduling.job_record import (
     LIVE_STATES,
     JobRecord,
     callbacks_sealing_context,
     sealing_context,
-)
-from scheduling.job_store import (
-    JobExists,
-    StaleRecord,
-    StoredJob,
-    TableJobStore,
-    UnreadableRow,
-    due_keys,
 )
 from scheduling.job_views import next_fire_at
 from scheduling.log_context import name_job
@@ -59,9 +50,18 @@ from scheduling.prompts import (
 )
 from scheduling.redaction import redact_url
 from scheduling.responses import AcceptedJob
-from scheduling.sealing import SealingNotConfigured
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
+from storage.job_log.lifecycle import accepted_entry
+from storage.job_store import (
+    JobExists,
+    StaleRecord,
+    StoredJob,
+    TableJobStore,
+    UnreadableRow,
+    due_keys,
+)
+from storage.sealing import SealingNotConfigured
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 log = logging.getLogger(__name__)

@@ -69,8 +69,8 @@ def settings_problems() -> list[str]:
 
     from blueprints import dependencies
     from scheduling.idempotency import FingerprintKeyMissing, fingerprint_key
-    from scheduling.sealing import SealingNotConfigured
     from scheduling.webhook_signing import SigningNotConfigured
+    from storage.sealing import SealingNotConfigured
 
     deps = dependencies.current()
     try:

@@ -30,18 +30,7 @@ from blueprints.instances import (
 )
 from blueprints.job_logs import record_lifecycle
 from blueprints.unreadable import read_job, unreadable_conflict
-from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
-from scheduling.job_store import (
-    StaleRecord,
-    TableJobStore,
-    UnreadableRow,
-    drop_label_rows_quietly,
-    due_keys,
-    forget_failure_quietly,
-    label_rows_quietly,
-    unindex_quietly,
-)
 from scheduling.job_views import status_view
 from scheduling.models import ScheduleChange, ScheduleRequest
 from scheduling.problems import (
@@ -54,6 +43,17 @@ from scheduling.problems import (
 )
 from scheduling.timing import earliest_run, format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
+from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
+from storage.job_store import (
+    StaleRecord,
+    TableJobStore,
+    UnreadableRow,
+    drop_label_rows_quietly,
+    due_keys,
+    forget_failure_quietly,
+    label_rows_quietly,
+    unindex_quietly,
+)
 
 MAX_SWAPS = 5
 log = logging.getLogger(__name__)

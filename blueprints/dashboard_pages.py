@@ -28,8 +28,8 @@ from blueprints.instances import backend_unavailable, checked_id
 from blueprints.unreadable import key_check, read_job, shown
 from scheduling.dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import ContinuationToken, DueRange, UnreadableRow
 from scheduling.problems import not_found, problem
+from storage.job_store import ContinuationToken, DueRange, UnreadableRow
 
 LOG_ENTRIES_SHOWN = 200
 # The recurring page walks the due index for recurring jobs: at most this many rows a page.
@@ -116,7 +116,7 @@ async def recurring(
 ) -> func.HttpResponse:
     """Recurring jobs by next fire time: the due index walked page by page, bounded."""
     from blueprints.jobs import read_live
-    from scheduling.paging import InvalidCursor, decode_cursor, encode_cursor
+    from storage.paging import InvalidCursor, decode_cursor, encode_cursor
 
     scope_key = "dashboard/recurring"
     token: ContinuationToken | None = None

@@ -27,10 +27,13 @@ from blueprints.instances import backend_unavailable, bounded, purge
 from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import cursor_scope, cursor_token, query_time
 from blueprints.unreadable import key_check, read_job, shown
-from scheduling.job_log import LogKind
-from scheduling.job_log.lifecycle import lifecycle_entry
 from scheduling.job_record import JobRecord, instance_id
-from scheduling.job_store import (
+from scheduling.job_views import failed_view, unreadable_view
+from scheduling.problems import ProblemError
+from scheduling.responses import ClearOutcome
+from storage.job_log import LogKind
+from storage.job_log.lifecycle import lifecycle_entry
+from storage.job_store import (
     DueRange,
     FailedEntry,
     StaleRecord,
@@ -40,14 +43,11 @@ from scheduling.job_store import (
     failed_row_verdict,
     unindex_failure_quietly,
 )
-from scheduling.job_views import failed_view, unreadable_view
-from scheduling.paging import (
+from storage.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     encode_cursor,
 )
-from scheduling.problems import ProblemError
-from scheduling.responses import ClearOutcome
 
 # One clear (or sweep) request does at most this much; `complete: false` says to call again.
 CLEAR_PAGE_SIZE = 100

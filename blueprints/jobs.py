@@ -18,7 +18,21 @@ from blueprints.instances import backend_unavailable, bounded, checked_id, statu
 from blueprints.unreadable import key_check, read_job, shown
 from scheduling.durable_json import decode_durable_json
 from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import (
+from scheduling.job_views import (
+    listed_view,
+    may_wait_for_a_slot,
+    slot_wait_view,
+    status_view,
+    unreadable_view,
+)
+from scheduling.labels import MAX_LABELS, InvalidLabelFilter, parse_label_filter
+from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
+from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
+from scheduling.recurrence import Recurrence, RecurrenceError
+from scheduling.responses import FireTimes
+from scheduling.timing import ExecAtError, format_utc, parse_exec_at
+from scheduling.when import first_runs
+from storage.job_store import (
     ContinuationToken,
     DueEntry,
     DueRange,
@@ -29,27 +43,13 @@ from scheduling.job_store import (
     label_row_verdict,
     row_verdict,
 )
-from scheduling.job_views import (
-    listed_view,
-    may_wait_for_a_slot,
-    slot_wait_view,
-    status_view,
-    unreadable_view,
-)
-from scheduling.labels import MAX_LABELS, InvalidLabelFilter, parse_label_filter
-from scheduling.paging import (
+from storage.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     InvalidCursor,
     decode_cursor,
     encode_cursor,
 )
-from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
-from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
-from scheduling.recurrence import Recurrence, RecurrenceError
-from scheduling.responses import FireTimes
-from scheduling.timing import ExecAtError, format_utc, parse_exec_at
-from scheduling.when import first_runs
 
 log = logging.getLogger(__name__)
 

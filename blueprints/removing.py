@@ -22,9 +22,12 @@ from blueprints.instances import backend_unavailable, bounded, checked_id, purge
 from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
-from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
-from scheduling.job_store import (
+from scheduling.metrics import job_attributes, job_metrics
+from scheduling.problems import ProblemError, not_found, problem
+from scheduling.responses import CancelOutcome, DeletedJob, WipeOutcome
+from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry
+from storage.job_store import (
     ContinuationToken,
     DueRange,
     StaleRecord,
@@ -34,10 +37,7 @@ from scheduling.job_store import (
     unindex_labels_quietly,
     unindex_quietly,
 )
-from scheduling.metrics import job_attributes, job_metrics
-from scheduling.paging import encode_cursor
-from scheduling.problems import ProblemError, not_found, problem
-from scheduling.responses import CancelOutcome, DeletedJob, WipeOutcome
+from storage.paging import encode_cursor
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
 MAX_SWAPS = 5

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from blueprints.dependencies import Dependencies
 from scheduling.job_record import JobRecord
-from scheduling.job_store import StoredJob, TableJobStore, UnreadableRecord, UnreadableRow
 from scheduling.job_views import sealed_under_absent_key
 from scheduling.metrics import job_metrics
 from scheduling.problems import ProblemError, problem
 from scheduling.settings import SchedulerSettings
+from storage.job_store import StoredJob, TableJobStore, UnreadableRecord, UnreadableRow
 
 log = logging.getLogger(__name__)
 Found = StoredJob | UnreadableRow | None

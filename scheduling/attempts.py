@@ -9,10 +9,6 @@ from typing import Any
 
 from scheduling.attempt_history import lateness_ms
 from scheduling.firing import attempt_entries, fire
-from scheduling.job_log import JobLog, JobLogEntry
-from scheduling.job_log.lifecycle import lifecycle_entry
-from scheduling.job_log.resilient import append_with_retry
-from scheduling.job_log.table_store import TableJobLog, log_row
 from scheduling.job_record import (
     LIVE_STATES,
     AttemptOrder,
@@ -22,7 +18,16 @@ from scheduling.job_record import (
     finish_attempt,
     report_of,
 )
-from scheduling.job_store import (
+from scheduling.log_context import about_job
+from scheduling.metrics import job_attributes, job_metrics
+from scheduling.prompts import FiringContext
+from scheduling.retry import next_attempt_delay
+from scheduling.sealing import Sealer, SealingError, SealingUnavailable
+from storage.job_log import JobLog, JobLogEntry
+from storage.job_log.lifecycle import lifecycle_entry
+from storage.job_log.resilient import append_with_retry
+from storage.job_log.table_store import TableJobLog, log_row
+from storage.job_store import (
     StaleRecord,
     StoredJob,
     TableJobStore,
@@ -32,11 +37,6 @@ from scheduling.job_store import (
     label_rows_quietly,
     unindex_quietly,
 )
-from scheduling.log_context import about_job
-from scheduling.metrics import job_attributes, job_metrics
-from scheduling.prompts import FiringContext
-from scheduling.retry import next_attempt_delay
-from scheduling.sealing import Sealer, SealingError, SealingUnavailable
 
 # Each lost swap means another writer changed the record meanwhile; a few rounds settle it.
 MAX_SWAPS = 5

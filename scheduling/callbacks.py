@@ -14,11 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from scheduling.job_log import JobLogEntry
-from scheduling.job_log.entries import make_entry_id
-from scheduling.job_log.resilient import AppendError, append_with_retry
 from scheduling.job_record import EndedRun, JobRecord, ended_run
-from scheduling.job_store import TableJobStore, UnreadableRecord
 from scheduling.models import CallbackKind, UtcDatetime
 from scheduling.prompts import FiringContext
 from scheduling.prompts.http_call import HttpCallOutcome, HttpCallPayload, send_signed
@@ -26,6 +22,10 @@ from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
 from scheduling.timing import format_utc
 from scheduling.webhook_signing import message_id
+from storage.job_log import JobLogEntry
+from storage.job_log.entries import make_entry_id
+from storage.job_log.resilient import AppendError, append_with_retry
+from storage.job_store import TableJobStore, UnreadableRecord
 
 # What a summary shows of the run's last outcome: the gist, never headers or the body.
 _OUTCOME_GIST = ("ok", "status_code", "error", "elapsed_ms")

@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Any
 
-from scheduling.job_log import JobLogEntry, LogKind
-from scheduling.job_log.entries import attempt_entry_id
 from scheduling.prompts import FiringContext, run_prompt
+from storage.job_log import JobLogEntry, LogKind
+from storage.job_log.entries import attempt_entry_id
 
 
 def fire(prompt_type: str, payload: dict[str, Any], context: FiringContext) -> dict[str, Any]:

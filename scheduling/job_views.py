@@ -8,10 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scheduling.attempt_history import AttemptSummary
 from scheduling.job_record import JobRecord, JobState
-from scheduling.job_store import UnreadableRow
 from scheduling.models import UtcDatetime, fields_of
 from scheduling.redaction import redact_url
 from scheduling.timing import format_utc
+from storage.job_store import UnreadableRow
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
 _LISTED = (

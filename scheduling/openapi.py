@@ -18,7 +18,6 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, MAX_BATCH_JOBS
 from scheduling.dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
 from scheduling.idempotency import IDEMPOTENCY_KEY
-from scheduling.job_log.entries import JobLogPage
 from scheduling.job_views import JobStatus
 from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from scheduling.problems import Problem
@@ -50,6 +49,7 @@ from scheduling.responses import (
     JobStatusAnswer,
     WipeOutcome,
 )
+from storage.job_log.entries import JobLogPage
 
 Auth = Literal["anonymous", "function", "admin"]
 _REF = "#/components/schemas/{model}"

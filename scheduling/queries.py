@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduling.job_log.entries import MAX_READ_LIMIT
 from scheduling.labels import LABEL_FILTER_PATTERN, MAX_LABELS
 from scheduling.models import UtcDatetime, fields_of
-from scheduling.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from scheduling.recurrence import Recurrence
+from storage.job_log.entries import MAX_READ_LIMIT
+from storage.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 DEFAULT_LOG_PAGE = 100
 MAX_LOG_PAGE = MAX_READ_LIMIT

@@ -27,6 +27,7 @@ from scheduling.openapi import (
 )
 from scheduling.queries import JobListQuery
 from scheduling.responses import FailedPage, JobPage
+from tests.support.layout import APP_PACKAGES
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 
@@ -92,7 +93,7 @@ def test_create_body_is_one_schema_per_prompt_type_with_its_payload_model() -> N
 
 def test_every_problem_status_the_code_raises_is_documented() -> None:
     raised = set()
-    for source in [*REPO_ROOT.glob("blueprints/*.py"), *REPO_ROOT.glob("scheduling/**/*.py")]:
+    for source in (s for package in APP_PACKAGES for s in REPO_ROOT.glob(f"{package}/**/*.py")):
         text = source.read_text()
         raised |= {int(s) for s in re.findall(r"\bproblem\(\s*(\d{3})\b", text)}
         raised |= {int(s) for s in re.findall(r"\b_problem\(\s*(\d{3})\b", text)}

@@ -7,7 +7,7 @@ import pytest
 
 from blueprints.instances import checked_id
 from scheduling.problems import ProblemError
-from scheduling.table_storage import check_table_name
+from storage.table_storage import check_table_name
 from tests.support.app_client import Reply
 from tests.support.scheduler import Scheduler
 

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import httpx
 
-from scheduling.job_log import JobLog
 from scheduling.settings import SchedulerSettings
 from scheduling.webhook_signing import run_message_id
+from storage.job_log import JobLog
 
 Clock = Callable[[], datetime]
 

@@ -4,10 +4,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from scheduling.job_log import JobLogEntry
-from scheduling.job_log.entries import attempt_entry_id
-from scheduling.job_log.resilient import append_with_retry
 from scheduling.prompts.context import FiringContext, PayloadRules
+from storage.job_log import JobLogEntry
+from storage.job_log.entries import attempt_entry_id
+from storage.job_log.resilient import append_with_retry
 
 # A path is shown only for the failing value, each key cut to this length.
 _MAX_KEY_SHOWN = 32

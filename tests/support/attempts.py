@@ -12,7 +12,7 @@ import json
 from function_app import app
 from local_durable_host.worker_calls import DurableFunction, call_activity, discover
 from scheduling.job_record import AttemptOrder, AttemptReport
-from scheduling.job_store import TableJobStore
+from storage.job_store import TableJobStore
 
 ATTEMPT_ACTIVITY = "execute_prompt"
 

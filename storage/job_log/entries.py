@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from scheduling.paging import InvalidCursor as InvalidCursor  # re-exported for the stores
+from storage.paging import InvalidCursor as InvalidCursor  # re-exported for the stores
 
 LogKind = Literal[
     "accepted",

@@ -9,9 +9,9 @@ entry is never missing, whatever the log store did at the time.
 from collections.abc import Iterable
 from datetime import datetime
 
-from scheduling.job_log.entries import JobLogEntry, LogKind, event_entry_id
 from scheduling.job_record import JobRecord
 from scheduling.timing import format_utc
+from storage.job_log.entries import JobLogEntry, LogKind, event_entry_id
 
 
 def lifecycle_entry(

@@ -15,7 +15,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from scheduling.job_log.entries import (
+from storage.job_log.entries import (
     MAX_READ_LIMIT,
     JobLogEntry,
     JobLogPage,
@@ -25,7 +25,7 @@ from scheduling.job_log.entries import (
     from_storage_key,
     storage_key,
 )
-from scheduling.table_storage import TableEndpoint, get_text, open_table, put_text, utf16_bytes
+from storage.table_storage import TableEndpoint, get_text, open_table, put_text, utf16_bytes
 
 # An entity holds at most 1 MiB; leave room for the keys and the other properties.
 _MAX_TEXT_UTF16_BYTES = 960 * 1024

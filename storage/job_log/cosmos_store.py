@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 
-from scheduling.job_log.entries import (
+from storage.job_log.entries import (
     JobLogEntry,
     JobLogPage,
     check_limit,

@@ -5,10 +5,10 @@ import os
 import threading
 from collections.abc import Mapping
 
-from scheduling.job_store import TableJobStore
-from scheduling.sealing import Sealer, SealingNotConfigured, sealer_from_settings
 from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import TableStorageNotConfigured, table_endpoint
+from storage.job_store import TableJobStore
+from storage.sealing import Sealer, SealingNotConfigured, sealer_from_settings
+from storage.table_storage import TableStorageNotConfigured, table_endpoint
 
 _lock = threading.Lock()
 _stores: dict[tuple[object, str], TableJobStore] = {}

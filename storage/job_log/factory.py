@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from scheduling.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured, JobLogPage
 from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import STORAGE_TABLE_URI, TableEndpoint, table_endpoint
+from storage.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured, JobLogPage
+from storage.table_storage import STORAGE_TABLE_URI, TableEndpoint, table_endpoint
 
 
 class ClosableJobLog(JobLog, Protocol):
@@ -79,7 +79,7 @@ def build_job_log(config: JobLogConfig) -> ClosableJobLog:
 def _build(config: JobLogConfig) -> ClosableJobLog:
     # The stores import their SDKs (~0.1 s each) here, on first use, not at cold start.
     if config.kind == "cosmos":
-        from scheduling.job_log.cosmos_store import CosmosJobLog
+        from storage.job_log.cosmos_store import CosmosJobLog
 
         return CosmosJobLog(
             config.cosmos_endpoint,
@@ -87,7 +87,7 @@ def _build(config: JobLogConfig) -> ClosableJobLog:
             config.cosmos_container,
             key=config.cosmos_key,
         )
-    from scheduling.job_log.table_store import TableJobLog
+    from storage.job_log.table_store import TableJobLog
 
     if config.table is not None:
         return TableJobLog.open(config.table, config.table_name)

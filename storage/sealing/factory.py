@@ -2,8 +2,8 @@
 
 from scheduling.sealing.envelope import KeyWrapper, Sealer
 from scheduling.sealing.errors import SealingNotConfigured
-from scheduling.sealing.key_vault import SEALING_KEY_VAULT_KEY_URL, KeyVaultKeyWrapper
-from scheduling.sealing.local_keys import KEY_ID_PREFIX, SEALING_KEYS, LocalKeyWrapper
+from storage.sealing.key_vault import SEALING_KEY_VAULT_KEY_URL, KeyVaultKeyWrapper
+from storage.sealing.local_keys import KEY_ID_PREFIX, SEALING_KEYS, LocalKeyWrapper
 
 
 class _KeyVaultWithLocalKeys:

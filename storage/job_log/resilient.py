@@ -4,7 +4,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from scheduling.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured
+from storage.job_log.entries import JobLog, JobLogEntry, JobLogNotConfigured
 
 logger = logging.getLogger(__name__)
 

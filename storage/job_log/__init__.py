@@ -1,6 +1,6 @@
 """The job log: an append-only, per-job record of what happened and what the user logged."""
 
-from scheduling.job_log.entries import (
+from storage.job_log.entries import (
     InvalidCursor,
     JobLog,
     JobLogEntry,

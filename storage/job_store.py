@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
 from pydantic import ValidationError
 
 from scheduling.job_record import LIVE_STATES, JobRecord, JobState
-from scheduling.sealing import SealedPayload
-from scheduling.table_storage import TableEndpoint, get_text, open_table, put_text
+from storage.sealing import SealedPayload
+from storage.table_storage import TableEndpoint, get_text, open_table, put_text
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
