@@ -8,7 +8,7 @@ tables, and times the app's own code paths:
 
 - create: `store.create` + `store.index` of a new record (what POST /api/schedule does to
   the store); sealing is timed on its own (CPU only, local keys);
-- claim: the activity's claim (`scheduling.attempts._claim`: get, `claim`, replace);
+- claim: the activity's claim (`delivery.attempts._claim`: get, `claim`, replace);
 - cancel: the removal a wipe does (`blueprints.removing._cancel_one`: get, `cancel`, replace,
   unindex), the same compare-and-swap as a delete;
 - first page / deep page: GET /api/schedule?limit=50 through the real route, from the start
@@ -60,9 +60,9 @@ from blueprints import dependencies
 from blueprints.instances import bounded
 from blueprints.jobs import cursor_scope
 from blueprints.removing import _cancel_one
+from delivery.attempts import _claim
 from function_app import app
 from local_durable_host.engine import DurableHost
-from scheduling.attempts import _claim
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.settings import SchedulerSettings
 from storage.job_store import (

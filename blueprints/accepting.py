@@ -17,6 +17,13 @@ from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
 from blueprints.job_logs import record_lifecycle
 from blueprints.unreadable import read_job, unreadable_conflict
+from delivery.prompts import (
+    PayloadRules,
+    UnknownPromptType,
+    destination_of,
+    flow_key_of,
+    parse_payload,
+)
 from scheduling.flow_control import FlowLimitError, FlowLimits, flow_for
 from scheduling.idempotency import (
     FingerprintKeyMissing,
@@ -40,13 +47,6 @@ from scheduling.problems import (
     field_errors,
     problem,
     validation_problem,
-)
-from scheduling.prompts import (
-    PayloadRules,
-    UnknownPromptType,
-    destination_of,
-    flow_key_of,
-    parse_payload,
 )
 from scheduling.redaction import redact_url
 from scheduling.responses import AcceptedJob

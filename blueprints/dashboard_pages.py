@@ -77,7 +77,7 @@ async def pending(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     from blueprints.jobs import label_filters, live_page
-    from scheduling.prompts import PROMPT_TYPES
+    from delivery.prompts import PROMPT_TYPES
 
     page = await live_page(request)
     state = request.params.get("state") or ""
@@ -286,7 +286,7 @@ async def failed(
 ) -> func.HttpResponse:
     """The dead letters, by failure time, through the failed list's own handler."""
     from blueprints import dead_letters
-    from scheduling.prompts import PROMPT_TYPES
+    from delivery.prompts import PROMPT_TYPES
 
     listing = json.loads((await dead_letters.list_failed(client, request)).get_body())
     rows = [

@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduling.egress import EgressPolicy, Resolver, pinned_client
-from scheduling.prompts import FiringContext, PayloadRules
+from delivery.egress import EgressPolicy, Resolver, pinned_client
+from delivery.prompts import FiringContext, PayloadRules
 from scheduling.settings import SchedulerSettings, load_settings
 from storage.job_log import JobLog
 from storage.job_log.factory import open_job_log

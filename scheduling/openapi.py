@@ -15,13 +15,13 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from delivery.prompts import PROMPT_TYPES
 from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, MAX_BATCH_JOBS
 from scheduling.dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
 from scheduling.idempotency import IDEMPOTENCY_KEY
 from scheduling.job_views import JobStatus
 from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from scheduling.problems import Problem
-from scheduling.prompts import PROMPT_TYPES
 from scheduling.queries import (
     CancelQuery,
     DashboardFailedQuery,

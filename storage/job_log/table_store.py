@@ -2,7 +2,7 @@
 
 The entries share the partition of the job's record (PartitionKey = transaction id), so an
 attempt writes its outcome and its log entries in one entity group transaction
-(scheduling/attempts.py). Their RowKeys start with LOG_ROW_PREFIX, apart from the record's.
+(delivery/attempts.py). Their RowKeys start with LOG_ROW_PREFIX, apart from the record's.
 """
 
 import contextlib

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scheduling.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
-from scheduling.prompts.log_append import LogAppendOutcome
+from delivery.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
+from delivery.prompts.log_append import LogAppendOutcome
 from scheduling.settings import SchedulerSettings
 from storage.job_log import JobLog
 from storage.job_log.factory import UnconfiguredJobLog

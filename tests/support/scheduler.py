@@ -19,10 +19,10 @@ from azure.durable_functions.models.utils import http_utils
 
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
+from delivery.egress import DEFAULT_ALLOWED_PORTS, PortRanges
 from function_app import app
 from local_durable_host.engine import DurableHost
 from local_durable_host.model import InstanceView
-from scheduling.egress import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
 from storage.job_log import JobLog

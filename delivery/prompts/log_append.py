@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from scheduling.prompts.context import FiringContext, PayloadRules
+from delivery.prompts.context import FiringContext, PayloadRules
 from storage.job_log import JobLogEntry
 from storage.job_log.entries import attempt_entry_id
 from storage.job_log.resilient import append_with_retry

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from scheduling.prompts import FiringContext, run_prompt
+from delivery.prompts import FiringContext, run_prompt
 from storage.job_log import JobLogEntry, LogKind
 from storage.job_log.entries import attempt_entry_id
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scheduling.egress.addresses import IPAddress, IPNetwork
-from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
-from scheduling.egress.resolving import Resolver, resolve_and_vet, system_resolver
-from scheduling.egress.urls import VettedUrl, vet_url
+from delivery.egress.resolving import Resolver, resolve_and_vet, system_resolver
+from delivery.egress.urls import VettedUrl, vet_url
+from scheduling.network.addresses import IPAddress, IPNetwork
+from scheduling.network.ports import DEFAULT_ALLOWED_PORTS, PortRanges
 
 if TYPE_CHECKING:
     from scheduling.settings import SchedulerSettings

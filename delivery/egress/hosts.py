@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from scheduling.egress.addresses import IPAddress
+from scheduling.network.addresses import IPAddress
 
 # What inet_aton might read as a number: decimal, octal (leading 0) or hex (0x) parts.
 _NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")

@@ -17,8 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-from scheduling.egress import DestinationRefused
-from scheduling.prompts.context import FiringContext, PayloadRules
+from delivery.egress import DestinationRefused
+from delivery.prompts.context import FiringContext, PayloadRules
 from scheduling.redaction import redact_url
 from scheduling.webhook_signing import RESERVED_HEADER_PREFIX as SIGNING_HEADER_PREFIX
 from scheduling.webhook_signing import SigningNotConfigured, signed_headers

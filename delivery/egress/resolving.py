@@ -4,15 +4,15 @@ import socket
 from collections.abc import Callable, Collection, Sequence
 from ipaddress import ip_address
 
-from scheduling.egress.addresses import IPAddress, IPNetwork, address_refusal
-from scheduling.egress.errors import DestinationRefused
-from scheduling.egress.hosts import (
+from delivery.egress.errors import DestinationRefused
+from delivery.egress.hosts import (
     is_allow_listed,
     looks_numeric,
     name_refusal,
     parse_address_literal,
 )
-from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
+from scheduling.network.addresses import IPAddress, IPNetwork, address_refusal
+from scheduling.network.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 """Maps (host, port) to the addresses to try; raises OSError when the name does not resolve."""

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from delivery.firing import attempt_entries, fire
+from delivery.prompts import FiringContext
 from scheduling.attempt_history import lateness_ms
-from scheduling.firing import attempt_entries, fire
 from scheduling.job_record import (
     LIVE_STATES,
     AttemptOrder,
@@ -20,7 +21,6 @@ from scheduling.job_record import (
 )
 from scheduling.log_context import about_job
 from scheduling.metrics import job_attributes, job_metrics
-from scheduling.prompts import FiringContext
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
 from storage.job_log import JobLog, JobLogEntry

@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from delivery.prompts import FiringContext
+from delivery.prompts.http_call import HttpCallOutcome, HttpCallPayload, send_signed
 from scheduling.job_record import EndedRun, JobRecord, ended_run
 from scheduling.models import CallbackKind, UtcDatetime
-from scheduling.prompts import FiringContext
-from scheduling.prompts.http_call import HttpCallOutcome, HttpCallPayload, send_signed
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
 from scheduling.timing import format_utc

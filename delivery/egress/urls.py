@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from urllib.parse import SplitResult, urlsplit
 
-from scheduling.egress.addresses import IPAddress, IPNetwork, address_refusal, denial_reason
-from scheduling.egress.errors import DestinationRefused
-from scheduling.egress.hosts import (
+from delivery.egress.errors import DestinationRefused
+from delivery.egress.hosts import (
     AddressLiteral,
     is_allow_listed,
     looks_numeric,
@@ -15,7 +14,8 @@ from scheduling.egress.hosts import (
     normalise_name,
     parse_address_literal,
 )
-from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
+from scheduling.network.addresses import IPAddress, IPNetwork, address_refusal, denial_reason
+from scheduling.network.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

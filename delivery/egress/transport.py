@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from scheduling.egress.addresses import IPAddress
-from scheduling.egress.errors import DestinationRefused
-from scheduling.egress.policy import EgressPolicy
+from delivery.egress.errors import DestinationRefused
+from delivery.egress.policy import EgressPolicy
+from scheduling.network.addresses import IPAddress
 
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 # httpx logs every request line at INFO ("HTTP Request: POST https://...?token=..."), and

@@ -3,13 +3,13 @@
 Create time: `vet_url`. Fire time: `resolve_and_vet`, used by `PinnedTransport` on every connection.
 """
 
-from scheduling.egress.addresses import IPAddress, IPNetwork, address_refusal, denial_reason
-from scheduling.egress.errors import DestinationRefused
-from scheduling.egress.policy import EgressPolicy
-from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
-from scheduling.egress.resolving import Resolver, resolve_and_vet, system_resolver
-from scheduling.egress.transport import PinnedNetworkBackend, PinnedTransport, pinned_client
-from scheduling.egress.urls import VettedUrl, vet_url
+from delivery.egress.errors import DestinationRefused
+from delivery.egress.policy import EgressPolicy
+from delivery.egress.resolving import Resolver, resolve_and_vet, system_resolver
+from delivery.egress.transport import PinnedNetworkBackend, PinnedTransport, pinned_client
+from delivery.egress.urls import VettedUrl, vet_url
+from scheduling.network.addresses import IPAddress, IPNetwork, address_refusal, denial_reason
+from scheduling.network.ports import DEFAULT_ALLOWED_PORTS, PortRanges, port_refusal
 
 __all__ = [
     "DEFAULT_ALLOWED_PORTS",

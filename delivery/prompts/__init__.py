@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from delivery.prompts.context import FiringContext, PayloadRules
+from delivery.prompts.http_call import HttpCallPayload, run_http_call
+from delivery.prompts.log_append import LogAppendPayload, run_log_append
 from scheduling.models import FLOW_KEY_PATTERN
-from scheduling.prompts.context import FiringContext, PayloadRules
-from scheduling.prompts.http_call import HttpCallPayload, run_http_call
-from scheduling.prompts.log_append import LogAppendPayload, run_log_append
 
 
 @dataclass(frozen=True)
