@@ -12,6 +12,14 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from api.job_views import next_fire_at
+from api.problems import (
+    FieldError,
+    field_errors,
+    problem,
+    validation_problem,
+)
+from api.responses import AcceptedJob
 from blueprints import dependencies
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, orchestration_runs, start_orchestration
@@ -38,18 +46,10 @@ from scheduling.job_record import (
     callbacks_sealing_context,
     sealing_context,
 )
-from scheduling.job_views import next_fire_at
 from scheduling.log_context import name_job
 from scheduling.metrics import job_attributes, job_metrics
 from scheduling.models import Callbacks, ScheduleRequest
-from scheduling.problems import (
-    FieldError,
-    field_errors,
-    problem,
-    validation_problem,
-)
 from scheduling.redaction import redact_url
-from scheduling.responses import AcceptedJob
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
 from storage.job_log.lifecycle import accepted_entry

@@ -19,6 +19,15 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import ValidationError
 
+from api.job_views import status_view
+from api.problems import (
+    FieldError,
+    ProblemError,
+    field_errors,
+    not_found,
+    problem,
+    validation_problem,
+)
 from blueprints import dependencies
 from blueprints.http_io import json_response, read_json_body
 from blueprints.instances import (
@@ -31,16 +40,7 @@ from blueprints.instances import (
 from blueprints.job_logs import record_lifecycle
 from blueprints.unreadable import read_job, unreadable_conflict
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
-from scheduling.job_views import status_view
 from scheduling.models import ScheduleChange, ScheduleRequest
-from scheduling.problems import (
-    FieldError,
-    ProblemError,
-    field_errors,
-    not_found,
-    problem,
-    validation_problem,
-)
 from scheduling.timing import earliest_run, format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
 from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry

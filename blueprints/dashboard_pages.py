@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.problems import not_found, problem
 from blueprints import dependencies
 from blueprints.dashboard_web import (
     BASE,
@@ -26,9 +27,8 @@ from blueprints.dashboard_web import (
 )
 from blueprints.instances import backend_unavailable, checked_id
 from blueprints.unreadable import key_check, read_job, shown
-from scheduling.dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
+from dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.problems import not_found, problem
 from storage.job_store import ContinuationToken, DueRange, UnreadableRow
 
 LOG_ENTRIES_SHOWN = 200
@@ -48,7 +48,7 @@ NOTICES = {
 
 async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
     """The host has checked the admin key (this route's auth level): start a session."""
-    from scheduling.dashboard.sessions import cookie_header, new_session
+    from dashboard.sessions import cookie_header, new_session
 
     lifetime = session_lifetime()
     _, token = new_session(session_key(), dependencies.current().clock(), lifetime)
@@ -59,7 +59,7 @@ async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
 
 
 async def sign_out(request: func.HttpRequest) -> func.HttpResponse:
-    from scheduling.dashboard.sessions import clearing_cookie_header
+    from dashboard.sessions import clearing_cookie_header
 
     checked_form(request)
     return redirect(f"{BASE}/signed-out", {"Set-Cookie": clearing_cookie_header(is_https(request))})
@@ -216,7 +216,7 @@ async def charts(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """Attempts fired per minute over the last day, and how late they fired."""
-    from scheduling.dashboard import charts as drawing
+    from dashboard import charts as drawing
 
     deps = dependencies.current()
     store = deps.job_store(deps.settings())

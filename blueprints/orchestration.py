@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
-from scheduling.durable_json import decode_durable_json
+from blueprints.durable_json import decode_durable_json
 from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:

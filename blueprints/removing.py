@@ -16,6 +16,8 @@ from typing import Literal
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.problems import ProblemError, not_found, problem
+from api.responses import CancelOutcome, DeletedJob, WipeOutcome
 from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
@@ -24,8 +26,6 @@ from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
 from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
 from scheduling.metrics import job_attributes, job_metrics
-from scheduling.problems import ProblemError, not_found, problem
-from scheduling.responses import CancelOutcome, DeletedJob, WipeOutcome
 from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from storage.job_store import (
     ContinuationToken,

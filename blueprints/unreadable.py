@@ -5,11 +5,11 @@ job, and counted (`scheduler.jobs.unreadable`)."""
 import logging
 from collections.abc import Callable
 
+from api.job_views import sealed_under_absent_key
+from api.problems import ProblemError, problem
 from blueprints.dependencies import Dependencies
 from scheduling.job_record import JobRecord
-from scheduling.job_views import sealed_under_absent_key
 from scheduling.metrics import job_metrics
-from scheduling.problems import ProblemError, problem
 from scheduling.settings import SchedulerSettings
 from storage.job_store import StoredJob, TableJobStore, UnreadableRecord, UnreadableRow
 

@@ -13,20 +13,20 @@ import pytest
 import schemathesis
 from pytest_httpserver import HTTPServer
 
-from function_app import app
-from local_durable_host.app_server import AppServer
-from local_durable_host.worker_calls import index_functions
-from scheduling.job_record import LIVE_STATES
-from scheduling.job_views import JobStatus
-from scheduling.openapi import (
+from api.job_views import JobStatus
+from api.openapi import (
     OPERATIONS,
     PROBLEM_STATUSES,
     REFERENCE_ASSETS,
     openapi_document,
     route_of,
 )
-from scheduling.queries import JobListQuery
-from scheduling.responses import FailedPage, JobPage
+from api.queries import JobListQuery
+from api.responses import FailedPage, JobPage
+from function_app import app
+from local_durable_host.app_server import AppServer
+from local_durable_host.worker_calls import index_functions
+from scheduling.job_record import LIVE_STATES
 from tests.support.layout import APP_PACKAGES
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from scheduling.problems import FieldError, ProblemError, problem, validation_problem
+from api.problems import FieldError, ProblemError, problem, validation_problem
 
 MAX_BATCH_JOBS = 1000
 MAX_BATCH_BYTES = 1024 * 1024

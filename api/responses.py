@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from api.job_views import JobStatus, ListedJob, UnreadableJob
+from api.problems import Problem
 from scheduling.job_record import JobState
-from scheduling.job_views import JobStatus, ListedJob, UnreadableJob
 from scheduling.models import UtcDatetime
-from scheduling.problems import Problem
 
 
 class _Answer(BaseModel):

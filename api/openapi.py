@@ -15,14 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from delivery.prompts import PROMPT_TYPES
-from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, MAX_BATCH_JOBS
-from scheduling.dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
-from scheduling.idempotency import IDEMPOTENCY_KEY
-from scheduling.job_views import JobStatus
-from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
-from scheduling.problems import Problem
-from scheduling.queries import (
+from api.batch import ITEM_KEY, MAX_BATCH_BYTES, MAX_BATCH_JOBS
+from api.job_views import JobStatus
+from api.problems import Problem
+from api.queries import (
     CancelQuery,
     DashboardFailedQuery,
     DashboardForm,
@@ -35,7 +31,7 @@ from scheduling.queries import (
     JobStatusQuery,
     PreviewQuery,
 )
-from scheduling.responses import (
+from api.responses import (
     AcceptedJob,
     BatchOutcome,
     CancelOutcome,
@@ -49,6 +45,10 @@ from scheduling.responses import (
     JobStatusAnswer,
     WipeOutcome,
 )
+from dashboard.sessions import COOKIE_NAME as SESSION_COOKIE
+from delivery.prompts import PROMPT_TYPES
+from scheduling.idempotency import IDEMPOTENCY_KEY
+from scheduling.models import TRANSACTION_ID, ScheduleChange, ScheduleRequest
 from storage.job_log.entries import JobLogPage
 
 Auth = Literal["anonymous", "function", "admin"]
