@@ -11,7 +11,7 @@ from scheduling.job_record import JobRecord, JobState
 from scheduling.models import UtcDatetime, fields_of
 from scheduling.redaction import redact_url
 from scheduling.timing import format_utc
-from storage.job_store import UnreadableRow
+from storage.job_rows import UnreadableRow
 
 # In clear and safe to show: ids, schedule, state, and the payload's method and origin.
 _LISTED = (

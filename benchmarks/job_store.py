@@ -19,7 +19,7 @@ alone, one point read, and a query that matches no row. Every operation also rep
 requests it sent and the CPU time it cost this process and the Azurite process.
 docs/benchmarks.md describes the method and what the figures do and do not say.
 
-A few of the app's private functions are used on purpose (`_row` and `_due_row`, the rows
+A few of the app's own functions are used on purpose (`record_row` and `due_row`, the rows
 the store writes; `_claim`; `_cancel_one`): the benchmark loads and times exactly what the app
 runs, and breaks when that changes.
 """
@@ -65,6 +65,7 @@ from function_app import app
 from local_durable_host.engine import DurableHost
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
 from scheduling.settings import SchedulerSettings
+from storage.job_rows import due_keys, due_row, record_row
 from storage.job_store import (
     FAILED_SUFFIX,
     INDEX_SUFFIX,
@@ -72,9 +73,6 @@ from storage.job_store import (
     DueRange,
     StoredJob,
     TableJobStore,
-    _due_row,
-    _row,
-    due_keys,
 )
 from storage.paging import encode_cursor
 from storage.sealing import Sealer
@@ -327,8 +325,8 @@ def load(
             pending_record(sealer, jobs.ids[i], jobs.generations[i], jobs.exec_ats[i], jobs.now)
             for i in range(start, min(start + BATCH_ROWS, count))
         ]
-        inserted = loader.insert(TABLE, [_row(record) for record in records])
-        inserted += loader.insert(TABLE + INDEX_SUFFIX, [_due_row(record) for record in records])
+        inserted = loader.insert(TABLE, [record_row(record) for record in records])
+        inserted += loader.insert(TABLE + INDEX_SUFFIX, [due_row(record) for record in records])
         with progress_lock:
             done += len(records)
             if done / count >= next_report:

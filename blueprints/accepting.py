@@ -53,14 +53,8 @@ from scheduling.redaction import redact_url
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
 from storage.job_log.lifecycle import accepted_entry
-from storage.job_store import (
-    JobExists,
-    StaleRecord,
-    StoredJob,
-    TableJobStore,
-    UnreadableRow,
-    due_keys,
-)
+from storage.job_rows import UnreadableRow, due_keys
+from storage.job_store import JobExists, StaleRecord, StoredJob, TableJobStore
 from storage.sealing import SealingNotConfigured
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

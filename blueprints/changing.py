@@ -43,17 +43,15 @@ from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, r
 from scheduling.models import ScheduleChange, ScheduleRequest
 from scheduling.timing import earliest_run, format_utc
 from scheduling.when import FirstRun, ScheduleError, first_run
-from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
-from storage.job_store import (
-    StaleRecord,
-    TableJobStore,
-    UnreadableRow,
+from storage.index_upkeep import (
     drop_label_rows_quietly,
-    due_keys,
     forget_failure_quietly,
     label_rows_quietly,
     unindex_quietly,
 )
+from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
+from storage.job_rows import UnreadableRow, due_keys
+from storage.job_store import StaleRecord, TableJobStore
 
 MAX_SWAPS = 5
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from blueprints.instances import backend_unavailable, checked_id
 from blueprints.unreadable import key_check, read_job, shown
 from dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
-from storage.job_store import ContinuationToken, DueRange, UnreadableRow
+from storage.job_rows import UnreadableRow
+from storage.job_store import ContinuationToken, DueRange
 
 LOG_ENTRIES_SHOWN = 200
 # The recurring page walks the due index for recurring jobs: at most this many rows a page.

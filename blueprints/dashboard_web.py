@@ -69,7 +69,7 @@ def environment() -> "Environment":
 
 def _is_unreadable(job: object) -> bool:
     """A job shown as what could be read of it (its record, or its payload, cannot be)."""
-    from storage.job_store import UnreadableRow
+    from storage.job_rows import UnreadableRow
 
     return isinstance(job, UnreadableRow)
 

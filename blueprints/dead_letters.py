@@ -31,18 +31,11 @@ from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import cursor_scope, cursor_token, query_time
 from blueprints.unreadable import key_check, read_job, shown
 from scheduling.job_record import JobRecord, instance_id
+from storage.index_upkeep import failed_row_verdict, unindex_failure_quietly
 from storage.job_log import LogKind
 from storage.job_log.lifecycle import lifecycle_entry
-from storage.job_store import (
-    DueRange,
-    FailedEntry,
-    StaleRecord,
-    StoredJob,
-    TableJobStore,
-    UnreadableRow,
-    failed_row_verdict,
-    unindex_failure_quietly,
-)
+from storage.job_rows import UnreadableRow
+from storage.job_store import DueRange, FailedEntry, StaleRecord, StoredJob, TableJobStore
 from storage.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,

@@ -32,6 +32,8 @@ from scheduling.labels import MAX_LABELS, InvalidLabelFilter, parse_label_filter
 from scheduling.recurrence import Recurrence, RecurrenceError
 from scheduling.timing import ExecAtError, format_utc, parse_exec_at
 from scheduling.when import first_runs
+from storage.index_upkeep import label_row_verdict, row_verdict
+from storage.job_rows import UnreadableRow
 from storage.job_store import (
     ContinuationToken,
     DueEntry,
@@ -39,9 +41,6 @@ from storage.job_store import (
     LabelEntry,
     StoredJob,
     TableJobStore,
-    UnreadableRow,
-    label_row_verdict,
-    row_verdict,
 )
 from storage.paging import (
     DEFAULT_PAGE_SIZE,

@@ -26,17 +26,10 @@ from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
 from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
 from scheduling.metrics import job_attributes, job_metrics
+from storage.index_upkeep import forget_failure_quietly, unindex_labels_quietly, unindex_quietly
 from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry
-from storage.job_store import (
-    ContinuationToken,
-    DueRange,
-    StaleRecord,
-    TableJobStore,
-    UnreadableRow,
-    forget_failure_quietly,
-    unindex_labels_quietly,
-    unindex_quietly,
-)
+from storage.job_rows import UnreadableRow
+from storage.job_store import ContinuationToken, DueRange, StaleRecord, TableJobStore
 from storage.paging import encode_cursor
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.

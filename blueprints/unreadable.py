@@ -11,7 +11,8 @@ from blueprints.dependencies import Dependencies
 from scheduling.job_record import JobRecord
 from scheduling.metrics import job_metrics
 from scheduling.settings import SchedulerSettings
-from storage.job_store import StoredJob, TableJobStore, UnreadableRecord, UnreadableRow
+from storage.job_rows import UnreadableRow
+from storage.job_store import StoredJob, TableJobStore, UnreadableRecord
 
 log = logging.getLogger(__name__)
 Found = StoredJob | UnreadableRow | None

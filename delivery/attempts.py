@@ -23,20 +23,17 @@ from scheduling.log_context import about_job
 from scheduling.metrics import job_attributes, job_metrics
 from scheduling.retry import next_attempt_delay
 from scheduling.sealing import Sealer, SealingError, SealingUnavailable
-from storage.job_log import JobLog, JobLogEntry
-from storage.job_log.lifecycle import lifecycle_entry
-from storage.job_log.resilient import append_with_retry
-from storage.job_log.table_store import TableJobLog, log_row
-from storage.job_store import (
-    StaleRecord,
-    StoredJob,
-    TableJobStore,
-    UnreadableRecord,
+from storage.index_upkeep import (
     drop_label_rows_quietly,
     forget_failure_quietly,
     label_rows_quietly,
     unindex_quietly,
 )
+from storage.job_log import JobLog, JobLogEntry
+from storage.job_log.lifecycle import lifecycle_entry
+from storage.job_log.resilient import append_with_retry
+from storage.job_log.table_store import TableJobLog, log_row
+from storage.job_store import StaleRecord, StoredJob, TableJobStore, UnreadableRecord
 
 # Each lost swap means another writer changed the record meanwhile; a few rounds settle it.
 MAX_SWAPS = 5

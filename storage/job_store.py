@@ -1,5 +1,9 @@
 """The job store on Azure Table Storage: a record per job, and an index of live jobs by due time.
 
+Whole at ~540 lines because it is one thing, every read and write of the four tables below;
+how a record is a row is `storage.job_rows`, what readers do with stale index rows is
+`storage.index_upkeep`, the Table calls every store shares are `storage.table_storage`.
+
 Two tables (see docs/job-store.md for the reasoning):
 
 - `{JOB_TABLE}`: one row per job, PartitionKey = RowKey = transaction id. Every state change
@@ -22,20 +26,34 @@ Two tables (see docs/job-store.md for the reasoning):
   when the job ends, and a reader drops any it finds of an ended job, as for the due index.
 """
 
-import contextlib
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, get_args
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from scheduling.job_record import LIVE_STATES, JobRecord, JobState
-from storage.sealing import SealedPayload
-from storage.table_storage import TableEndpoint, get_text, open_table, put_text
+from scheduling.job_record import JobRecord
+from storage.job_rows import (
+    UnreadableRow,
+    due_keys,
+    due_row,
+    label_partition,
+    label_row,
+    parse_stamp,
+    record_from_row,
+    record_row,
+    stamp,
+    unreadable_row,
+)
+from storage.table_storage import (
+    TableEndpoint,
+    delete_row,
+    on_table,
+    open_table,
+    query_page,
+    upsert_rows,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -46,29 +64,6 @@ FAILED_SUFFIX = "failed"
 LABEL_SUFFIX = "labels"
 # An entity group transaction takes at most 100 operations, all in one partition.
 TRANSACTION_ROWS = 100
-# Filled with the job's fields on the way in and out; a fixed-width UTC stamp sorts as text.
-_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
-_PLAIN_FIELDS = (
-    "transaction_id",
-    "generation",
-    "state",
-    "prompt_type",
-    "attempts",
-    "runs",
-    "skipped_runs",
-)
-# Small JSON values, each in one property ("" for none).
-_JSON_FIELDS = ("retry", "recurrence", "last_run", "callbacks", "flow")
-_TIME_FIELDS = (
-    "exec_at",
-    "accepted_at",
-    "updated_at",
-    "next_attempt_at",
-    "fired_at",
-    "failed_at",
-    "replayed_at",
-)
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -78,36 +73,6 @@ class JobExists(Exception):
 
 class StaleRecord(Exception):
     """The record changed (or went) since it was read: the compare-and-swap lost."""
-
-
-@dataclass(frozen=True)
-class UnreadableRow:
-    """A job's row that is not a readable JobRecord (a property corrupted, a long text cut
-    short, a version that writes what this one cannot read), or whose payload cannot be
-    opened: what could still be read of it (None where nothing could), and why, in one line.
-    Its `etag` is the version read (empty when it came from a readable record)."""
-
-    transaction_id: str
-    why: str
-    etag: str = ""
-    state: str | None = None
-    generation: str | None = None
-    prompt_type: str | None = None
-    exec_at: datetime | None = None
-    failed_at: datetime | None = None
-
-    @classmethod
-    def of(cls, record: JobRecord, why: str) -> "UnreadableRow":
-        """A readable record whose payload cannot be opened, shown as unreadable."""
-        return cls(
-            transaction_id=record.transaction_id,
-            why=why,
-            state=record.state,
-            generation=record.generation,
-            prompt_type=record.prompt_type,
-            exec_at=record.exec_at,
-            failed_at=record.failed_at,
-        )
 
 
 class UnreadableRecord(Exception):
@@ -190,24 +155,6 @@ class LabelEntry:
 ContinuationToken = dict[str, str]
 
 
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_STAMP)
-
-
-def _parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, _STAMP).replace(tzinfo=UTC)
-
-
-def label_partition(key: str, value: str) -> str:
-    """The label index's partition of one pair: `key=value` (a key holds no `=`)."""
-    return f"{key}={value}"
-
-
-def due_keys(exec_at: datetime, transaction_id: str) -> tuple[str, str]:
-    """The index row's PartitionKey (the due minute) and RowKey (due time, then id)."""
-    return exec_at.astimezone(UTC).strftime("%Y%m%d%H%M"), f"{stamp(exec_at)}|{transaction_id}"
-
-
 class TableJobStore:
     """JobRecords in Table Storage; safe to share across the threads of one worker process."""
 
@@ -250,7 +197,9 @@ class TableJobStore:
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            metadata = _on_table(self._records, lambda: self._records.create_entity(_row(record)))
+            metadata = on_table(
+                self._records, lambda: self._records.create_entity(record_row(record))
+            )
         except ResourceExistsError:
             raise JobExists(record.transaction_id) from None
         return StoredJob(record, str(metadata["etag"]))
@@ -263,7 +212,7 @@ class TableJobStore:
         except ResourceNotFoundError:  # no such row, or no table yet
             return None
         try:
-            return StoredJob(_record(entity), str(entity.metadata["etag"]))
+            return StoredJob(record_from_row(entity), str(entity.metadata["etag"]))
         except (ValueError, TypeError, KeyError) as error:
             raise UnreadableRecord(unreadable_row(entity, error)) from None
 
@@ -287,14 +236,14 @@ class TableJobStore:
                 swap = {"mode": UpdateMode.REPLACE, "etag": stored.etag}
                 answers = self._records.submit_transaction(
                     [
-                        ("update", _row(record), {**swap, "match_condition": if_unchanged}),
+                        ("update", record_row(record), {**swap, "match_condition": if_unchanged}),
                         *(("upsert", row, {"mode": UpdateMode.REPLACE}) for row in along),
                     ]
                 )
                 etag = answers[0]["etag"]
             else:
                 etag = self._records.update_entity(
-                    _row(record),
+                    record_row(record),
                     mode=UpdateMode.REPLACE,
                     etag=stored.etag,
                     match_condition=if_unchanged,
@@ -348,23 +297,23 @@ class TableJobStore:
 
     def index(self, record: JobRecord) -> str:
         """Make the job findable by its due time (idempotent); the row's new ETag."""
-        return self.index_row(_due_row(record))
+        return self.index_row(due_row(record))
 
     def index_many(self, records: Sequence[JobRecord]) -> None:
         """Make many jobs findable by their due time: one entity group transaction per due
         minute and up to 100 jobs (a batch of jobs due at one time costs a few requests)."""
         rows: dict[str, list[dict[str, Any]]] = {}
         for record in records:
-            row = _due_row(record)
+            row = due_row(record)
             rows.setdefault(row["PartitionKey"], []).append(row)
         for partition_rows in rows.values():
             for start in range(0, len(partition_rows), TRANSACTION_ROWS):
-                _upsert_rows(self._due, partition_rows[start : start + TRANSACTION_ROWS])
+                upsert_rows(self._due, partition_rows[start : start + TRANSACTION_ROWS])
 
     def index_row(self, entity: dict[str, Any]) -> str:
         from azure.data.tables import UpdateMode
 
-        metadata = _on_table(
+        metadata = on_table(
             self._due, lambda: self._due.upsert_entity(entity, mode=UpdateMode.REPLACE)
         )
         return str(metadata.get("etag") or "")
@@ -382,7 +331,7 @@ class TableJobStore:
     def unindex(self, transaction_id: str, exec_at: datetime, etag: str | None = None) -> None:
         """Drop the job's index row, if there is one; with `etag`, only that version of it
         (a row someone has written again since is theirs now, and stays)."""
-        _delete_row(self._due, due_keys(exec_at, transaction_id), etag)
+        delete_row(self._due, due_keys(exec_at, transaction_id), etag)
 
     def drop_entry(self, entry: DueEntry) -> None:
         """Drop an index row if it is still the version read (else it was written again)."""
@@ -398,7 +347,7 @@ class TableJobStore:
             DueEntry(
                 transaction_id=str(row["transaction_id"]),
                 generation=str(row["generation"]),
-                exec_at=_parse_stamp(str(row["exec_at"])),
+                exec_at=parse_stamp(str(row["exec_at"])),
                 prompt_type=str(row["prompt_type"]),
                 etag=str(row.metadata.get("etag") or ""),
                 written_at=row.metadata.get("timestamp"),
@@ -416,16 +365,16 @@ class TableJobStore:
         for record in records:
             for key, value in record.labels.items():
                 partition = label_partition(key, value)
-                rows.setdefault(partition, []).append(_label_row(partition, record))
+                rows.setdefault(partition, []).append(label_row(partition, record))
         for partition_rows in rows.values():
             for start in range(0, len(partition_rows), TRANSACTION_ROWS):
                 chunk = partition_rows[start : start + TRANSACTION_ROWS]
-                _upsert_rows(self._labels, chunk)
+                upsert_rows(self._labels, chunk)
 
     def unindex_labels(self, transaction_id: str, labels: Mapping[str, str]) -> None:
         """Drop the job's rows of `labels` (an ended job's, or a create taken back)."""
         for key, value in labels.items():
-            _delete_row(self._labels, (label_partition(key, value), transaction_id), None)
+            delete_row(self._labels, (label_partition(key, value), transaction_id), None)
 
     def label_entries(self, transaction_id: str, labels: Mapping[str, str]) -> list[LabelEntry]:
         """The job's rows of `labels` there are, with their ETags: one point read each."""
@@ -444,7 +393,7 @@ class TableJobStore:
     def drop_label_entry(self, entry: LabelEntry) -> None:
         """Drop a label row if it is still the version read (else it was written again)."""
         keys = (label_partition(*entry.pair), entry.transaction_id)
-        _delete_row(self._labels, keys, entry.etag or None)
+        delete_row(self._labels, keys, entry.etag or None)
 
     def label_page(
         self,
@@ -460,7 +409,7 @@ class TableJobStore:
         if prompt_type is not None:
             query += " and prompt_type eq @prompt_type"
             parameters["prompt_type"] = prompt_type
-        rows, token = _query_page(self._labels, query, parameters, limit, continuation)
+        rows, token = query_page(self._labels, query, parameters, limit, continuation)
         entries = [
             LabelEntry(
                 transaction_id=str(row["RowKey"]),
@@ -489,7 +438,7 @@ class TableJobStore:
         }
         from azure.data.tables import UpdateMode
 
-        metadata = _on_table(
+        metadata = on_table(
             self._failed, lambda: self._failed.upsert_entity(entity, mode=UpdateMode.REPLACE)
         )
         return str(metadata.get("etag") or "")
@@ -508,7 +457,7 @@ class TableJobStore:
 
     def unindex_failure(self, transaction_id: str, failed_at: datetime, etag: str | None) -> None:
         """Drop a failed-index row; with `etag`, only that version of it."""
-        _delete_row(self._failed, due_keys(failed_at, transaction_id), etag)
+        delete_row(self._failed, due_keys(failed_at, transaction_id), etag)
 
     def drop_failure(self, entry: FailedEntry) -> None:
         self.unindex_failure(entry.transaction_id, entry.failed_at, entry.etag or None)
@@ -523,7 +472,7 @@ class TableJobStore:
             FailedEntry(
                 transaction_id=str(row["transaction_id"]),
                 generation=str(row["generation"]),
-                failed_at=_parse_stamp(str(row["failed_at"])),
+                failed_at=parse_stamp(str(row["failed_at"])),
                 prompt_type=str(row["prompt_type"]),
                 etag=str(row.metadata.get("etag") or ""),
                 written_at=row.metadata.get("timestamp"),
@@ -553,7 +502,7 @@ class TableJobStore:
         found = []
         for row in read:
             try:
-                found.append(_record(row))
+                found.append(record_from_row(row))
             except (ValueError, TypeError, KeyError) as error:
                 # One bad row leaves the sample one record short, never without the rest.
                 unreadable = unreadable_row(row, error)
@@ -569,217 +518,12 @@ class TableJobStore:
             self._credential.close()
 
 
-# A row whose record does not exist yet may belong to a create still on its way (writers
-# index first); past this age it belongs to one that never finished.
-ORPHAN_ROW_AGE = timedelta(minutes=10)
-RowVerdict = Literal["list", "skip", "drop"]
-
-
-def row_verdict(entry: DueEntry, record: JobRecord | None, now: datetime) -> RowVerdict:
-    """What a reader does with an index row, given the job's record.
-
-    Writers index before they write the record, so the index holds every live job (and may
-    hold rows that point nowhere yet, or any more). A row is listed only when it matches its
-    record; it is dropped only when its job has ended, or never came to be: never merely
-    because the record names another time or generation, which a write in progress may.
-    """
-    if record is None:
-        old = entry.written_at is not None and now - entry.written_at > ORPHAN_ROW_AGE
-        return "drop" if old else "skip"
-    if record.state not in LIVE_STATES:
-        return "drop"
-    if record.generation == entry.generation and record.exec_at == entry.exec_at:
-        return "list"
-    return "skip"
-
-
-def unindex_quietly(store: TableJobStore, record: JobRecord, etag: str | None = None) -> None:
-    """Drop a job's row (with `etag`, only that version), logging rather than raising: a
-    leftover row is skipped by every reader, and dropped once its job has ended."""
-    try:
-        store.unindex(record.transaction_id, record.exec_at, etag)
-    except Exception:
-        log.warning("could not drop an index row of %s", record.transaction_id, exc_info=True)
-
-
-def unindex_labels_quietly(store: TableJobStore, ended: JobRecord) -> None:
-    """Drop the label rows of a job that can never be live again (cancelled, deleted),
-    logging rather than raising: a reader of the label drops a row it finds of an ended job.
-    A job that may be replayed drops them by ETag (label_rows_quietly)."""
-    if not ended.labels:
-        return
-    try:
-        store.unindex_labels(ended.transaction_id, ended.labels)
-    except Exception:
-        log.warning("could not drop a label row of %s", ended.transaction_id, exc_info=True)
-
-
-def label_rows_quietly(store: TableJobStore, ending: JobRecord) -> list[LabelEntry]:
-    """The label rows of a job about to end, read before the write that ends it: a replay
-    right after that write writes them again (new ETags), and a drop by these ETags leaves
-    the replayed job's rows. Nothing when they cannot be read: readers drop them later."""
-    if not ending.labels or ending.state in LIVE_STATES:
-        return []
-    try:
-        return store.label_entries(ending.transaction_id, ending.labels)
-    except Exception:
-        log.warning("could not read the label rows of %s", ending.transaction_id, exc_info=True)
-        return []
-
-
-def drop_label_rows_quietly(store: TableJobStore, rows: Sequence[LabelEntry]) -> None:
-    """Drop the label rows read by label_rows_quietly, each only if not written since."""
-    for row in rows:
-        try:
-            store.drop_label_entry(row)
-        except Exception:
-            log.warning("could not drop a label row of %s", row.transaction_id, exc_info=True)
-
-
-def label_row_verdict(entry: LabelEntry, record: JobRecord | None, now: datetime) -> RowVerdict:
-    """What a reader does with a label row, given the job's record: as `row_verdict`, and a
-    row whose label the record does not have is dropped (a create under a reused key that
-    was refused, or another incarnation of the id)."""
-    if record is None:
-        old = entry.written_at is not None and now - entry.written_at > ORPHAN_ROW_AGE
-        return "drop" if old else "skip"
-    key, value = entry.pair
-    if record.state not in LIVE_STATES or record.labels.get(key) != value:
-        return "drop"
-    return "list"
-
-
-FailedVerdict = Literal["list", "expire", "skip", "drop"]
-
-
-def failed_row_verdict(
-    entry: FailedEntry, record: JobRecord | None, kept_since: datetime
-) -> FailedVerdict:
-    """What a reader of the failed list does with a row, given the job's record.
-
-    The row is written before the record moves to `failed` (while it is `firing`), so a
-    firing record of the row's generation may be on its way to it: skipped, not dropped.
-    A row is listed when the record failed at its time; expired (the record removed) when
-    that is before `kept_since` (the retention); dropped when it can never match again
-    (deleted, replayed, or a failure recorded at another time by a re-run of the attempt).
-    """
-    if record is None or record.generation != entry.generation:
-        return "drop"
-    if record.state == "failed" and record.failed_at == entry.failed_at:
-        return "expire" if entry.failed_at < kept_since else "list"
-    if record.state == "firing":
-        return "skip"
-    return "drop"
-
-
-def unindex_failure_quietly(store: TableJobStore, entry: FailedEntry) -> None:
-    """Drop a failed-index row (only the version read), logging rather than raising: a
-    leftover row is dropped by the next reader of the failed list."""
-    forget_failure_quietly(store, entry.transaction_id, entry.failed_at, entry.etag or None)
-
-
-def forget_failure_quietly(
-    store: TableJobStore, transaction_id: str, failed_at: datetime | None, etag: str | None = None
-) -> None:
-    """Drop the row of the failure at `failed_at` (with `etag`, only that version). Without
-    one it is safe too once the record has moved on from that failure: the row's key holds
-    the failure's time, which no writer uses again."""
-    if failed_at is None:
-        return
-    try:
-        store.unindex_failure(transaction_id, failed_at, etag)
-    except Exception:
-        log.warning("could not drop a failed-index row of %s", transaction_id, exc_info=True)
-
-
-def _delete_row(table: "TableClient", keys: tuple[str, str], etag: str | None) -> None:
-    """Delete an index row; with `etag`, only that version (one written again since stays)."""
-    from azure.core import MatchConditions
-    from azure.core.exceptions import ResourceModifiedError
-
-    partition, row = keys
-    # The SDK answers a missing row (or table) as success: nothing left to drop.
-    if etag is None:
-        table.delete_entity(partition, row)
-        return
-    with contextlib.suppress(ResourceModifiedError):
-        table.delete_entity(
-            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
-        )
-
-
 def _index_page(
     client: "TableClient", scope: DueRange, limit: int, continuation: ContinuationToken | None
 ) -> tuple[list[Any], ContinuationToken | None]:
     """One page of a time index's rows in key (time) order, and the service's next token."""
     query, parameters = _due_filter(scope)
-    return _query_page(client, query, parameters, limit, continuation)
-
-
-def _query_page(
-    client: "TableClient",
-    query: str,
-    parameters: dict[str, Any],
-    limit: int,
-    continuation: ContinuationToken | None,
-) -> tuple[list[Any], ContinuationToken | None]:
-    """One page of a query's rows in key order, and the service's next token."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    # The SDK's token is the service's next (PartitionKey, RowKey), typed as a str.
-    pages: Any = client.query_entities(
-        query, parameters=parameters, results_per_page=limit
-    ).by_page(continuation_token=cast(Any, continuation))
-    try:
-        page = next(pages)
-        rows = list(islice(page, limit))
-    except StopIteration:
-        return [], None
-    except ResourceNotFoundError:
-        return [], None  # no table yet: nothing was ever written to it
-    # The service may leave NextRowKey out (at a partition server's boundary): keep only the
-    # parts it gave.
-    token = pages.continuation_token
-    given = {name: str(value) for name, value in (token or {}).items() if value}
-    return rows, given or None
-
-
-def _on_table(client: "TableClient", write: Callable[[], T]) -> T:
-    """Run a write, making the table first if it does not exist yet (a fresh account)."""
-    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-    try:
-        return write()
-    except ResourceNotFoundError:
-        # Another worker or thread may have made it meanwhile.
-        with contextlib.suppress(ResourceExistsError):
-            client.create_table()
-        return write()
-
-
-def _upsert_rows(client: "TableClient", rows: list[dict[str, Any]]) -> None:
-    """Write rows of one partition (at most 100): one point write, or one transaction."""
-    from azure.data.tables import UpdateMode
-
-    if len(rows) == 1:  # a point write costs the service less than a batch of one
-        _on_table(client, lambda: client.upsert_entity(rows[0], mode=UpdateMode.REPLACE))
-        return
-    _in_transaction(client, [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows])
-
-
-def _in_transaction(client: "TableClient", operations: list[Any]) -> None:
-    """One entity group transaction, making the table first on a fresh account."""
-    from azure.core.exceptions import ResourceExistsError
-    from azure.data.tables import TableTransactionError
-
-    try:
-        client.submit_transaction(operations)
-    except TableTransactionError as error:
-        if error.status_code != 404:  # no table yet: nothing was ever written to it
-            raise
-        with contextlib.suppress(ResourceExistsError):
-            client.create_table()
-        client.submit_transaction(operations)
+    return query_page(client, query, parameters, limit, continuation)
 
 
 def _due_filter(scope: DueRange) -> tuple[str, dict[str, Any]]:
@@ -797,166 +541,3 @@ def _due_filter(scope: DueRange) -> tuple[str, dict[str, Any]]:
         clauses.append("prompt_type eq @prompt_type")
         parameters["prompt_type"] = scope.prompt_type
     return " and ".join(clauses), parameters
-
-
-def _due_row(record: JobRecord) -> dict[str, Any]:
-    partition, row = due_keys(record.exec_at, record.transaction_id)
-    return {
-        "PartitionKey": partition,
-        "RowKey": row,
-        "transaction_id": record.transaction_id,
-        "generation": record.generation,
-        "prompt_type": record.prompt_type,
-        "exec_at": stamp(record.exec_at),
-    }
-
-
-def _label_row(partition: str, record: JobRecord) -> dict[str, Any]:
-    return {
-        "PartitionKey": partition,
-        "RowKey": record.transaction_id,
-        "prompt_type": record.prompt_type,
-    }
-
-
-def _row(record: JobRecord) -> dict[str, Any]:
-    data = record.model_dump(mode="json")
-    entity: dict[str, Any] = {
-        "PartitionKey": record.transaction_id,
-        "RowKey": record.transaction_id,
-        **{name: data[name] for name in _PLAIN_FIELDS},
-        **{
-            name: "" if data[name] is None else json.dumps(data[name], separators=(",", ":"))
-            for name in _JSON_FIELDS
-        },
-        "destination": record.destination or "",
-        "request_fingerprint": record.request_fingerprint or "",
-        "cancelled_by": record.cancelled_by or "",
-        # In clear, like the other schedule fields: labels are not secret (scheduling/labels.py).
-        "labels": json.dumps(record.labels, separators=(",", ":")) if record.labels else "",
-    }
-    for name in _TIME_FIELDS:
-        moment = getattr(record, name)
-        entity[name] = stamp(moment) if moment is not None else ""
-    if record.last_outcome is not None:
-        put_text(entity, "last_outcome", json.dumps(data["last_outcome"], separators=(",", ":")))
-    if record.attempt_history:
-        history = json.dumps(data["attempt_history"], separators=(",", ":"))
-        put_text(entity, "attempt_history", history)
-    put_text(entity, "sealed_payload", record.sealed_payload.model_dump_json())
-    if record.sealed_callbacks is not None:
-        put_text(entity, "sealed_callbacks", record.sealed_callbacks.model_dump_json())
-    return entity
-
-
-def _record(entity: Mapping[str, Any]) -> JobRecord:
-    outcome = get_text(entity, "last_outcome")
-    history = get_text(entity, "attempt_history")
-    sealed_callbacks = get_text(entity, "sealed_callbacks")
-    return JobRecord.model_validate(
-        {
-            **{name: entity[name] for name in _PLAIN_FIELDS if name in entity},
-            **{
-                name: _parse_stamp(entity[name]) if entity.get(name) else None
-                for name in _TIME_FIELDS
-            },
-            **{
-                name: json.loads(entity[name]) if entity.get(name) else None
-                for name in _JSON_FIELDS
-            },
-            "destination": entity.get("destination") or None,
-            "request_fingerprint": entity.get("request_fingerprint") or None,
-            "cancelled_by": entity.get("cancelled_by") or None,
-            "labels": json.loads(entity["labels"]) if entity.get("labels") else {},
-            "last_outcome": json.loads(outcome) if outcome else None,
-            "attempt_history": json.loads(history) if history else [],
-            "sealed_payload": SealedPayload.model_validate_json(get_text(entity, "sealed_payload")),
-            "sealed_callbacks": (
-                SealedPayload.model_validate_json(sealed_callbacks) if sealed_callbacks else None
-            ),
-        }
-    )
-
-
-_STATES = frozenset(get_args(JobState))
-
-
-def unreadable_row(entity: Mapping[str, Any], error: Exception) -> UnreadableRow:
-    """What can still be read of a row `_record` refused, and why in one line (names of
-    properties, never their values: a row may hold a response a target sent)."""
-
-    def text(name: str) -> str | None:
-        value = entity.get(name)
-        return value if isinstance(value, str) and value else None
-
-    def moment(name: str) -> datetime | None:
-        value = text(name)
-        try:
-            return _parse_stamp(value) if value else None
-        except ValueError:
-            return None
-
-    state = text("state")
-    metadata = getattr(entity, "metadata", None) or {}
-    return UnreadableRow(
-        transaction_id=str(entity.get("PartitionKey") or entity.get("transaction_id") or ""),
-        why=_why_unreadable(entity, error),
-        etag=str(metadata.get("etag") or ""),
-        state=state if state in _STATES else None,
-        generation=text("generation"),
-        prompt_type=text("prompt_type"),
-        exec_at=moment("exec_at"),
-        failed_at=moment("failed_at"),
-    )
-
-
-def _why_unreadable(entity: Mapping[str, Any], error: Exception) -> str:
-    for name in _JSON_FIELDS:
-        if entity.get(name) and not _is_json(entity[name]):
-            return f"its {name} is not valid JSON (altered, or cut short)"
-    if entity.get("labels") and not _is_json(entity["labels"]):
-        return "its labels are not valid JSON (altered, or cut short)"
-    for name in ("last_outcome", "attempt_history"):
-        stored = get_text(entity, name)
-        if stored and not _is_json(stored):
-            return f"its {name} is not valid JSON (altered, or cut short)"
-    for name in ("sealed_payload", "sealed_callbacks"):
-        stored = get_text(entity, name)
-        if (stored or name == "sealed_payload") and not _is_sealed(stored):
-            return f"its {name} is not a sealed payload (altered, or cut short)"
-    for name in _TIME_FIELDS:
-        if entity.get(name) and not _is_stamp(entity[name]):
-            return f"its {name} is not a time"
-    if isinstance(error, ValidationError) and error.errors():
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        return " ".join(f"its {where}: {first['msg']}".split())[:200]
-    return f"it cannot be read ({type(error).__name__})"
-
-
-def _is_json(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        json.loads(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_sealed(text: str) -> bool:
-    try:
-        SealedPayload.model_validate_json(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_stamp(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        _parse_stamp(value)
-    except ValueError:
-        return False
-    return True

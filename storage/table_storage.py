@@ -1,14 +1,18 @@
 """Reaching Azure Table Storage on AzureWebJobsStorage: one way for every store that uses it."""
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:  # the SDK is imported on first use, not at cold start
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
+
+T = TypeVar("T")
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's published, well-known development key: not a secret.
@@ -180,3 +184,85 @@ def get_text(entity: Mapping[str, Any], name: str) -> str:
         parts.append(str(entity[f"{name}_{index}"]))
         index += 1
     return "".join(parts)
+
+
+def delete_row(table: "TableClient", keys: tuple[str, str], etag: str | None) -> None:
+    """Delete an index row; with `etag`, only that version (one written again since stays)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    partition, row = keys
+    # The SDK answers a missing row (or table) as success: nothing left to drop.
+    if etag is None:
+        table.delete_entity(partition, row)
+        return
+    with contextlib.suppress(ResourceModifiedError):
+        table.delete_entity(
+            partition, row, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+
+
+def query_page(
+    client: "TableClient",
+    query: str,
+    parameters: dict[str, Any],
+    limit: int,
+    continuation: dict[str, str] | None,
+) -> tuple[list[Any], dict[str, str] | None]:
+    """One page of a query's rows in key order, and the service's next token."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    # The SDK's token is the service's next (PartitionKey, RowKey), typed as a str.
+    pages: Any = client.query_entities(
+        query, parameters=parameters, results_per_page=limit
+    ).by_page(continuation_token=cast(Any, continuation))
+    try:
+        page = next(pages)
+        rows = list(islice(page, limit))
+    except StopIteration:
+        return [], None
+    except ResourceNotFoundError:
+        return [], None  # no table yet: nothing was ever written to it
+    # The service may leave NextRowKey out (at a partition server's boundary): keep only the
+    # parts it gave.
+    token = pages.continuation_token
+    given = {name: str(value) for name, value in (token or {}).items() if value}
+    return rows, given or None
+
+
+def on_table(client: "TableClient", write: Callable[[], T]) -> T:
+    """Run a write, making the table first if it does not exist yet (a fresh account)."""
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+    try:
+        return write()
+    except ResourceNotFoundError:
+        # Another worker or thread may have made it meanwhile.
+        with contextlib.suppress(ResourceExistsError):
+            client.create_table()
+        return write()
+
+
+def upsert_rows(client: "TableClient", rows: list[dict[str, Any]]) -> None:
+    """Write rows of one partition (at most 100): one point write, or one transaction."""
+    from azure.data.tables import UpdateMode
+
+    if len(rows) == 1:  # a point write costs the service less than a batch of one
+        on_table(client, lambda: client.upsert_entity(rows[0], mode=UpdateMode.REPLACE))
+        return
+    in_transaction(client, [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows])
+
+
+def in_transaction(client: "TableClient", operations: list[Any]) -> None:
+    """One entity group transaction, making the table first on a fresh account."""
+    from azure.core.exceptions import ResourceExistsError
+    from azure.data.tables import TableTransactionError
+
+    try:
+        client.submit_transaction(operations)
+    except TableTransactionError as error:
+        if error.status_code != 404:  # no table yet: nothing was ever written to it
+            raise
+        with contextlib.suppress(ResourceExistsError):
+            client.create_table()
+        client.submit_transaction(operations)
