@@ -14,13 +14,8 @@ import schemathesis
 from pytest_httpserver import HTTPServer
 
 from api.job_views import JobStatus
-from api.openapi import (
-    OPERATIONS,
-    PROBLEM_STATUSES,
-    REFERENCE_ASSETS,
-    openapi_document,
-    route_of,
-)
+from api.openapi import OPERATIONS, openapi_document, route_of
+from api.operations import PROBLEM_STATUSES, REFERENCE_ASSETS
 from api.queries import JobListQuery
 from api.responses import FailedPage, JobPage
 from function_app import app
