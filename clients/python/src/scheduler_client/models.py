@@ -1,5 +1,7 @@
 """The API's request and answer bodies, as the client reads and writes them.
 
+Whole at ~420 lines: one copy per component of the OpenAPI document, compared as one set.
+
 These are copies of the app's own models (scheduling/models.py; api/responses.py, job_views.py
 and queries.py; the prompt payloads in delivery/prompts/), without their server-side checks:
 the client package never imports the app. tests/live/test_cli_contract.py compares the JSON
