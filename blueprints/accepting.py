@@ -1,4 +1,8 @@
-"""Accepting a job: validate everything, seal the payload, store the record, then start."""
+"""Accepting a job: validate everything, seal the payload, store the record, then start.
+
+Whole at ~460 lines: one create path, read top to bottom in the order a request takes it
+(a batch's items take it too), so no step can be skipped unseen.
+"""
 
 import asyncio
 import hmac

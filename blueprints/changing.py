@@ -7,6 +7,8 @@ a running attempt is a 409. A change that needs a new orchestration (resume; mov
 pending job) starts it first, for a new generation of the job, and only then swaps the
 record: if the swap loses, the new orchestration finds a record of another generation and
 ends without doing anything; if it wins, the old orchestration is in that position.
+
+Whole at ~410 lines: the four changes share that start-then-swap protocol.
 """
 
 import asyncio
