@@ -11,7 +11,7 @@ own), then:
    record, index row and log entry is what the app writes;
 2. runs attempt 1 of each, in this process, as the Python worker runs it
    (`tests/support/attempts.py`: the app's `execute_prompt` activity, which calls
-   `scheduling.attempts.run_attempt`), alternating with a bare `httpx.post` of the same body
+   `delivery.attempts.run_attempt`), alternating with a bare `httpx.post` of the same body
    to the same receiver through ONE reused client configured as ours
    (`benchmarks/peer_scheduler.reused_http_client`): attempt, post, attempt, post, ...;
    medians of wall time, of this process's CPU time and of Azurite's;
@@ -43,12 +43,12 @@ from azure.durable_functions.models.utils import http_utils
 from benchmarks.measuring import load_average, percentile, process_cpu_seconds
 from benchmarks.peer_scheduler import reused_http_client
 from blueprints import dependencies
-from scheduling.job_log.factory import close_job_logs
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from scheduling.job_record import AttemptOrder
-from scheduling.job_store import FAILED_SUFFIX, INDEX_SUFFIX
-from scheduling.job_store_factory import close_job_stores
-from scheduling.prompts.http_call import TRANSACTION_HEADER
 from scheduling.settings import SchedulerSettings
+from storage.job_log.factory import close_job_logs
+from storage.job_store import FAILED_SUFFIX, INDEX_SUFFIX
+from storage.job_store_factory import close_job_stores
 from tests.support.arrival_receiver import ArrivalReceiver
 from tests.support.attempts import first_attempt, run_one_attempt
 from tests.support.local_servers import AzuriteService, running_azurite

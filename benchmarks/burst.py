@@ -3,6 +3,9 @@
 
 `.venv/bin/python -m benchmarks.burst [--jobs 2000] [--rounds 3] [--lead S] [--json PATH]`
 
+Whole at ~500 lines: one A/B method, both sides' runs beside the receiver's capacity and
+the tables that compare them.
+
 The receiver (`tests/support/arrival_receiver.py`) is a process of its own on 127.0.0.1 that
 notes when each request arrived and the transaction id it carried; before the rounds, the
 benchmark measures how many requests a second it serves (kept-alive and new connections), so

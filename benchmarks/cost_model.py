@@ -2,6 +2,9 @@
 
 `.venv/bin/python -m benchmarks.cost_model [--write-doc]`
 
+Whole at ~520 lines: one model, the counted runs beside the table they write into
+docs/cost.md, so a count and the line that prices it are read together.
+
 Runs the app on the development host (virtual time) against Azurite, with every Table request
 of the job store and job log going through the counting proxy (tests/support/table_requests.py),
 and every orchestrator step's new history events noted as the host stores them. Five segments:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scheduling.attempt_history import AttemptSummary
 from scheduling.job_record import JobRecord
-from scheduling.sealing import SealedPayload
+from storage.sealing import SealedPayload
 from tests.support.local_servers import running_azurite
 from tests.support.loopback_guard import loopback_only
 from tests.support.scheduler import Scheduler, running_scheduler

@@ -2,13 +2,16 @@
 
 `.venv/bin/python -m benchmarks.job_store [--sizes 1000,100000,1000000] [--repeat 100]`
 
+Whole at ~530 lines: one method, each timed operation beside its setup and the tables it
+prints; the jobs and their fast loading are `benchmarks.job_store_loading`.
+
 For each size N it starts a fresh in-memory Azurite (its own process, loopback only), loads N
 pending `http.call` jobs (a sealed record each, plus its due-index row) straight into fresh
 tables, and times the app's own code paths:
 
 - create: `store.create` + `store.index` of a new record (what POST /api/schedule does to
   the store); sealing is timed on its own (CPU only, local keys);
-- claim: the activity's claim (`scheduling.attempts._claim`: get, `claim`, replace);
+- claim: the activity's claim (`delivery.attempts._claim`: get, `claim`, replace);
 - cancel: the removal a wipe does (`blueprints.removing._cancel_one`: get, `cancel`, replace,
   unindex), the same compare-and-swap as a delete;
 - first page / deep page: GET /api/schedule?limit=50 through the real route, from the start
@@ -19,14 +22,13 @@ alone, one point read, and a query that matches no row. Every operation also rep
 requests it sent and the CPU time it cost this process and the Azurite process.
 docs/benchmarks.md describes the method and what the figures do and do not say.
 
-A few of the app's private functions are used on purpose (`_row` and `_due_row`, the rows
+A few of the app's own functions are used on purpose (`record_row` and `due_row`, the rows
 the store writes; `_claim`; `_cancel_one`): the benchmark loads and times exactly what the app
 runs, and breaks when that changes.
 """
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import platform
@@ -34,52 +36,54 @@ import random
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline import PipelineRequest
 from azure.data.tables import (
-    AccountSasPermissions,
-    ResourceTypes,
     TableClient,
-    generate_account_sas,
 )
 
+from benchmarks.job_store_loading import (
+    HORIZON,
+    PAYLOAD,
+    TABLE,
+    Jobs,
+    check_loaded,
+    load,
+    make_jobs,
+    pending_record,
+    progress,
+)
 from benchmarks.measuring import percentile, process_cpu_seconds
 from blueprints import dependencies
 from blueprints.instances import bounded
 from blueprints.jobs import cursor_scope
 from blueprints.removing import _cancel_one
+from delivery.attempts import _claim
 from function_app import app
 from local_durable_host.engine import DurableHost
-from scheduling.attempts import _claim
 from scheduling.job_record import AttemptOrder, JobRecord, sealing_context
-from scheduling.job_store import (
+from scheduling.settings import SchedulerSettings
+from storage.job_rows import due_keys
+from storage.job_store import (
     FAILED_SUFFIX,
     INDEX_SUFFIX,
     LABEL_SUFFIX,
     DueRange,
     StoredJob,
     TableJobStore,
-    _due_row,
-    _row,
-    due_keys,
 )
-from scheduling.paging import encode_cursor
-from scheduling.sealing import Sealer
-from scheduling.sealing.local_keys import LocalKeyWrapper
-from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, CLIENT_OPTIONS
+from storage.paging import encode_cursor
+from storage.sealing import Sealer
+from storage.sealing.local_keys import LocalKeyWrapper
+from storage.table_storage import CLIENT_OPTIONS
 from tests.support.app_client import AppClient
 from tests.support.local_servers import (
     REPO_ROOT,
@@ -89,27 +93,8 @@ from tests.support.local_servers import (
 )
 from tests.support.loopback_guard import loopback_only
 
-TABLE = "benchjobs"
 PAGE_SIZE = 50
 DEEP_FRACTION = 0.9
-# exec_at of the loaded and created jobs: uniform over the next 366 days (MAX_HORIZON_DAYS),
-# at least a minute ahead (MIN_LEAD_SECONDS), to the microsecond.
-MIN_LEAD = timedelta(seconds=60)
-HORIZON = timedelta(days=366)
-# An entity group transaction holds at most 100 operations.
-BATCH_ROWS = 100
-# The README's example job; sealed per record like a real create.
-PAYLOAD = json.dumps(
-    {
-        "method": "POST",
-        "url": "https://hooks.example.com/reminder",
-        "headers": {"Authorization": "Bearer s3cret"},
-        "json": {"text": "stand-up in 5 minutes"},
-        "timeout_seconds": 10,
-    },
-    separators=(",", ":"),
-).encode()
-DESTINATION = "POST https://hooks.example.com"
 # A key made for this benchmark only (base64 of 32 fixed bytes): nothing it seals matters.
 BENCH_SEALING_KEYS = "bench:" + "QkVOQ0hCRU5DSEJFTkNIQkVOQ0hCRU5DSEJFTkNIQkU="
 
@@ -188,174 +173,6 @@ def open_counted_store(service: AzuriteService, counter: RequestCounter) -> Tabl
     for client in clients:
         client.create_table()
     return TableJobStore(clients[0], clients[1], clients[2], clients[3])
-
-
-# -- the jobs ----------------------------------------------------------------------------
-
-
-@dataclass
-class Jobs:
-    """The loaded jobs by position: ids, generations and due times (not the records)."""
-
-    now: datetime
-    ids: list[str]
-    generations: list[str]
-    exec_ats: list[datetime]
-
-
-def make_jobs(count: int, rng: random.Random, now: datetime) -> Jobs:
-    span = int((HORIZON - MIN_LEAD) / timedelta(microseconds=1))
-    ids, generations, exec_ats = [], [], []
-    for _ in range(count):
-        ids.append(str(uuid.UUID(int=rng.getrandbits(128), version=4)))
-        generations.append(uuid.UUID(int=rng.getrandbits(128), version=4).hex)
-        exec_ats.append(now + MIN_LEAD + timedelta(microseconds=rng.randrange(span)))
-    return Jobs(now, ids, generations, exec_ats)
-
-
-def pending_record(
-    sealer: Sealer, transaction_id: str, generation: str, exec_at: datetime, now: datetime
-) -> JobRecord:
-    """A job as POST /api/schedule stores it: pending, its payload sealed to its identity."""
-    return JobRecord(
-        transaction_id=transaction_id,
-        generation=generation,
-        state="pending",
-        prompt_type="http.call",
-        exec_at=exec_at,
-        accepted_at=now,
-        updated_at=now,
-        destination=DESTINATION,
-        sealed_payload=sealer.seal(PAYLOAD, sealing_context(transaction_id, now)),
-    )
-
-
-# -- loading -------------------------------------------------------------------------------
-
-
-class BatchLoader:
-    """Writes rows straight into Azurite, 100 a request, through the Table service's $batch.
-
-    Each row is its own partition in the records table, and the due-minute partitions of
-    the index hold one or two rows each at these sizes: batches of one partition would carry
-    one row, and 2,000,000 single inserts take Azurite most of an hour. Azurite does not
-    check that a batch stays in one partition (Azure does: 400, the SDK refuses it before
-    sending), so the loader sends 100 rows of any partitions per batch. That is a loading
-    shortcut of the emulator only: the rows stored are the ones single inserts would store,
-    and every timed operation goes through the app's own code and the SDK.
-    """
-
-    def __init__(self, service: AzuriteService, port: int) -> None:
-        self._endpoint = service.table_endpoint
-        self._port = port
-        sas = generate_account_sas(
-            AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
-            resource_types=ResourceTypes(object=True),
-            permission=AccountSasPermissions(add=True),
-            expiry=datetime.now(UTC) + timedelta(days=1),
-        )
-        self._path = f"/{AZURITE_ACCOUNT}/$batch?{sas}"
-        self._local = threading.local()
-        self._connections: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=120)
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert `rows` (at most 100) in one batch; the number inserted, or RuntimeError."""
-        batch, changeset = f"batch_{uuid.uuid4().hex}", f"changeset_{uuid.uuid4().hex}"
-        parts = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
-        for row in rows:
-            parts.append(
-                f"--{changeset}\r\nContent-Type: application/http\r\n"
-                "Content-Transfer-Encoding: binary\r\n\r\n"
-                f"POST {self._endpoint}/{table} HTTP/1.1\r\n"
-                "Content-Type: application/json\r\nAccept: application/json;odata=nometadata\r\n"
-                "Prefer: return-no-content\r\nDataServiceVersion: 3.0\r\n\r\n"
-                f"{json.dumps(row, separators=(',', ':'))}\r\n"
-            )
-        parts.append(f"--{changeset}--\r\n--{batch}--\r\n")
-        connection = self._connection()
-        connection.request(
-            "POST",
-            self._path,
-            body="".join(parts).encode(),
-            headers={
-                "Content-Type": f"multipart/mixed; boundary={batch}",
-                "Accept": "application/json;odata=nometadata",
-                "DataServiceVersion": "3.0",
-                "MaxDataServiceVersion": "3.0;NetFx",
-                "x-ms-version": "2019-02-02",
-            },
-        )
-        response = connection.getresponse()
-        answer = response.read()
-        inserted = answer.count(b"HTTP/1.1 204")
-        if response.status != 202 or inserted != len(rows):
-            raise RuntimeError(
-                f"a load batch into {table} failed ({response.status}, {inserted} of "
-                f"{len(rows)} rows): {answer[:600]!r}"
-            )
-        return inserted
-
-    def close(self) -> None:
-        for connection in self._connections:
-            connection.close()
-
-
-def load(
-    service: AzuriteService, port: int, jobs: Jobs, sealer: Sealer, threads: int
-) -> tuple[float, int]:
-    """Load every job's record and index row; (seconds taken, rows inserted)."""
-    count = len(jobs.ids)
-    loader = BatchLoader(service, port)
-    done = 0
-    next_report = 0.0
-    progress_lock = threading.Lock()
-    started = time.perf_counter()
-
-    def chunk(start: int) -> int:
-        nonlocal done, next_report
-        records = [
-            pending_record(sealer, jobs.ids[i], jobs.generations[i], jobs.exec_ats[i], jobs.now)
-            for i in range(start, min(start + BATCH_ROWS, count))
-        ]
-        inserted = loader.insert(TABLE, [_row(record) for record in records])
-        inserted += loader.insert(TABLE + INDEX_SUFFIX, [_due_row(record) for record in records])
-        with progress_lock:
-            done += len(records)
-            if done / count >= next_report:
-                elapsed = time.perf_counter() - started
-                progress(f"  loaded {done:,} of {count:,} jobs in {elapsed:.0f} s")
-                next_report = (int(done * 10 / count) + 1) / 10
-        return inserted
-
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            rows = sum(pool.map(chunk, range(0, count, BATCH_ROWS)))
-    finally:
-        loader.close()
-    return time.perf_counter() - started, rows
-
-
-def check_loaded(store: TableJobStore, jobs: Jobs, rng: random.Random) -> None:
-    """A few records read back through the store as the app wrote them."""
-    for position in rng.sample(range(len(jobs.ids)), min(5, len(jobs.ids))):
-        found = store.get(jobs.ids[position])
-        if (
-            found is None
-            or found.record.state != "pending"
-            or found.record.generation != jobs.generations[position]
-            or found.record.exec_at != jobs.exec_ats[position]
-        ):
-            raise RuntimeError(f"loaded job {position} does not read back: {found}")
 
 
 # -- timing --------------------------------------------------------------------------------
@@ -563,10 +380,6 @@ def time_operations(
 
 
 # -- output --------------------------------------------------------------------------------
-
-
-def progress(message: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
 def figures_table(results: Sequence[SizeResult]) -> str:

@@ -25,8 +25,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from scheduling.egress import transport
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.egress import transport
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from scheduling.settings import SchedulerSettings
 
 PEER_THREADS = 8
@@ -34,7 +34,7 @@ PEER_THREADS = 8
 
 def reused_http_client() -> httpx.Client:
     """One client for every call, with our http.call client's settings
-    (scheduling/egress/transport.py, `pinned_client` and `PinnedTransport`): the default
+    (delivery/egress/transport.py, `pinned_client` and `PinnedTransport`): the default
     http.call timeout, the same connection limits, a CA-verifying TLS context built once, no
     environment proxies or .netrc, no redirects. Unlike ours (a client per attempt, its
     deadline counted from the attempt's start), it is made once and keeps connections alive."""

@@ -25,7 +25,7 @@ async def healthz(
 ) -> func.HttpResponse:
     # Anonymous: whether the app works, nothing that helps pick an exploit (versions) or
     # names internals. The details are one route further, behind the master key.
-    from scheduling.responses import Health
+    from api.responses import Health
 
     healthy = await _backend_answers(client) and not settings_problems()
     health = Health(status="ok" if healthy else "degraded")
@@ -38,7 +38,7 @@ async def healthz(
 async def healthz_details(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    from scheduling.responses import HealthDetails
+    from api.responses import HealthDetails
     from scheduling.zone_data import TZDATA_VERSION
 
     available = await _backend_answers(client)
@@ -69,8 +69,8 @@ def settings_problems() -> list[str]:
 
     from blueprints import dependencies
     from scheduling.idempotency import FingerprintKeyMissing, fingerprint_key
-    from scheduling.sealing import SealingNotConfigured
     from scheduling.webhook_signing import SigningNotConfigured
+    from storage.sealing import SealingNotConfigured
 
     deps = dependencies.current()
     try:

@@ -16,6 +16,9 @@ from collections.abc import Awaitable
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.batch import ITEM_KEY, MAX_BATCH_BYTES, BatchItem, batch_items
+from api.problems import Problem, ProblemError, problem
+from api.responses import BatchItemResult, BatchOutcome
 from blueprints import dependencies
 from blueprints.accepting import (
     IDEMPOTENCY_HEADER,
@@ -27,10 +30,7 @@ from blueprints.accepting import (
 )
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, bounded
-from scheduling.batch import ITEM_KEY, MAX_BATCH_BYTES, BatchItem, batch_items
-from scheduling.job_store import TableJobStore
-from scheduling.problems import Problem, ProblemError, problem
-from scheduling.responses import BatchItemResult, BatchOutcome
+from storage.job_store import TableJobStore
 
 log = logging.getLogger(__name__)
 _INTERNAL = "this job failed unexpectedly (the app's logs say why)"

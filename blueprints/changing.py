@@ -7,6 +7,8 @@ a running attempt is a 409. A change that needs a new orchestration (resume; mov
 pending job) starts it first, for a new generation of the job, and only then swaps the
 record: if the swap loses, the new orchestration finds a record of another generation and
 ends without doing anything; if it wins, the old orchestration is in that position.
+
+Whole at ~410 lines: the four changes share that start-then-swap protocol.
 """
 
 import asyncio
@@ -19,6 +21,15 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import ValidationError
 
+from api.job_views import status_view
+from api.problems import (
+    FieldError,
+    ProblemError,
+    field_errors,
+    not_found,
+    problem,
+    validation_problem,
+)
 from blueprints import dependencies
 from blueprints.http_io import json_response, read_json_body
 from blueprints.instances import (
@@ -30,30 +41,19 @@ from blueprints.instances import (
 )
 from blueprints.job_logs import record_lifecycle
 from blueprints.unreadable import read_job, unreadable_conflict
-from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, is_replaying, pause, replay, resume
-from scheduling.job_store import (
-    StaleRecord,
-    TableJobStore,
-    UnreadableRow,
+from scheduling.models import ScheduleChange, ScheduleRequest
+from scheduling.timing import earliest_run, format_utc
+from scheduling.when import FirstRun, ScheduleError, first_run
+from storage.index_upkeep import (
     drop_label_rows_quietly,
-    due_keys,
     forget_failure_quietly,
     label_rows_quietly,
     unindex_quietly,
 )
-from scheduling.job_views import status_view
-from scheduling.models import ScheduleChange, ScheduleRequest
-from scheduling.problems import (
-    FieldError,
-    ProblemError,
-    field_errors,
-    not_found,
-    problem,
-    validation_problem,
-)
-from scheduling.timing import earliest_run, format_utc
-from scheduling.when import FirstRun, ScheduleError, first_run
+from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry, replayed_entry
+from storage.job_rows import UnreadableRow, due_keys
+from storage.job_store import StaleRecord, TableJobStore
 
 MAX_SWAPS = 5
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.problems import not_found, problem
 from blueprints import dependencies
 from blueprints.dashboard_web import (
     BASE,
@@ -26,10 +27,10 @@ from blueprints.dashboard_web import (
 )
 from blueprints.instances import backend_unavailable, checked_id
 from blueprints.unreadable import key_check, read_job, shown
-from scheduling.dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
+from dashboard.attempts import AttemptRow, attempt_row, attempts_of, parse_time
 from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import ContinuationToken, DueRange, UnreadableRow
-from scheduling.problems import not_found, problem
+from storage.job_rows import UnreadableRow
+from storage.job_store import ContinuationToken, DueRange
 
 LOG_ENTRIES_SHOWN = 200
 # The recurring page walks the due index for recurring jobs: at most this many rows a page.
@@ -48,7 +49,7 @@ NOTICES = {
 
 async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
     """The host has checked the admin key (this route's auth level): start a session."""
-    from scheduling.dashboard.sessions import cookie_header, new_session
+    from dashboard.sessions import cookie_header, new_session
 
     lifetime = session_lifetime()
     _, token = new_session(session_key(), dependencies.current().clock(), lifetime)
@@ -59,7 +60,7 @@ async def sign_in(request: func.HttpRequest) -> func.HttpResponse:
 
 
 async def sign_out(request: func.HttpRequest) -> func.HttpResponse:
-    from scheduling.dashboard.sessions import clearing_cookie_header
+    from dashboard.sessions import clearing_cookie_header
 
     checked_form(request)
     return redirect(f"{BASE}/signed-out", {"Set-Cookie": clearing_cookie_header(is_https(request))})
@@ -77,7 +78,7 @@ async def pending(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     from blueprints.jobs import label_filters, live_page
-    from scheduling.prompts import PROMPT_TYPES
+    from delivery.prompts import PROMPT_TYPES
 
     page = await live_page(request)
     state = request.params.get("state") or ""
@@ -116,7 +117,7 @@ async def recurring(
 ) -> func.HttpResponse:
     """Recurring jobs by next fire time: the due index walked page by page, bounded."""
     from blueprints.jobs import read_live
-    from scheduling.paging import InvalidCursor, decode_cursor, encode_cursor
+    from storage.paging import InvalidCursor, decode_cursor, encode_cursor
 
     scope_key = "dashboard/recurring"
     token: ContinuationToken | None = None
@@ -216,7 +217,7 @@ async def charts(
     request: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """Attempts fired per minute over the last day, and how late they fired."""
-    from scheduling.dashboard import charts as drawing
+    from dashboard import charts as drawing
 
     deps = dependencies.current()
     store = deps.job_store(deps.settings())
@@ -286,7 +287,7 @@ async def failed(
 ) -> func.HttpResponse:
     """The dead letters, by failure time, through the failed list's own handler."""
     from blueprints import dead_letters
-    from scheduling.prompts import PROMPT_TYPES
+    from delivery.prompts import PROMPT_TYPES
 
     listing = json.loads((await dead_letters.list_failed(client, request)).get_body())
     rows = [

@@ -20,8 +20,8 @@ from blueprints import dependencies
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-    from scheduling.dashboard.sessions import Session
-    from scheduling.problems import ProblemError
+    from api.problems import ProblemError
+    from dashboard.sessions import Session
 
 BASE = "/api/dashboard"
 TEMPLATES = Path(__file__).with_name("dashboard_templates")
@@ -51,9 +51,9 @@ def environment() -> "Environment":
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    from scheduling.dashboard.jobs import format_duration, overdue
-    from scheduling.dashboard.naming import job_name
-    from scheduling.dashboard.timeline import entry_fields, format_ms
+    from dashboard.jobs import format_duration, overdue
+    from dashboard.naming import job_name
+    from dashboard.timeline import entry_fields, format_ms
 
     env.filters["utc"] = format_time
     env.filters["ms"] = format_ms
@@ -69,14 +69,14 @@ def environment() -> "Environment":
 
 def _is_unreadable(job: object) -> bool:
     """A job shown as what could be read of it (its record, or its payload, cannot be)."""
-    from scheduling.job_store import UnreadableRow
+    from storage.job_rows import UnreadableRow
 
     return isinstance(job, UnreadableRow)
 
 
 def format_time(moment: datetime | str | None) -> str:
     """A time (or RFC 3339 text, as in a recurring job's `last_run`) as the pages show it."""
-    from scheduling.dashboard.attempts import parse_time
+    from dashboard.attempts import parse_time
 
     parsed = parse_time(moment)
     return parsed.strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
@@ -104,9 +104,9 @@ def redirect(location: str, headers: dict[str, str] | None = None) -> func.HttpR
 
 
 def session_key() -> bytes:
-    from scheduling.dashboard.sessions import session_key as derive
+    from api.problems import problem
+    from dashboard.sessions import session_key as derive
     from scheduling.idempotency import FingerprintKeyMissing, fingerprint_key
-    from scheduling.problems import problem
 
     settings = dependencies.current().settings()
     try:
@@ -152,7 +152,7 @@ async def guarded(
 ) -> func.HttpResponse:
     """Answer with `page` (only for a signed-in browser, unless told otherwise); every error
     becomes a page with its status."""
-    from scheduling.problems import ProblemError, problem
+    from api.problems import ProblemError, problem
 
     try:
         if signed_in:
@@ -169,8 +169,8 @@ async def guarded(
 
 def current_session(request: func.HttpRequest) -> "Session":
     """The request's session, or a 401 that says how to sign in."""
-    from scheduling.dashboard.sessions import cookie_value, read_session
-    from scheduling.problems import problem
+    from api.problems import problem
+    from dashboard.sessions import cookie_value, read_session
 
     token = cookie_value(request.headers.get("cookie"))
     session = read_session(session_key(), token, dependencies.current().clock())
@@ -187,8 +187,8 @@ def current_session(request: func.HttpRequest) -> "Session":
 
 def checked_form(request: func.HttpRequest) -> dict[str, str]:
     """A POSTed form from our own pages: same origin, this session's CSRF token; else 403."""
-    from scheduling.dashboard.sessions import csrf_matches
-    from scheduling.problems import problem
+    from api.problems import problem
+    from dashboard.sessions import csrf_matches
 
     refused = problem(
         403, "dashboard-forbidden", "Refused", "the form did not come from this dashboard"

@@ -21,33 +21,26 @@ from typing import Literal
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.job_views import failed_view, unreadable_view
+from api.problems import ProblemError
+from api.responses import ClearOutcome
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, bounded, purge
 from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import cursor_scope, cursor_token, query_time
 from blueprints.unreadable import key_check, read_job, shown
-from scheduling.job_log import LogKind
-from scheduling.job_log.lifecycle import lifecycle_entry
 from scheduling.job_record import JobRecord, instance_id
-from scheduling.job_store import (
-    DueRange,
-    FailedEntry,
-    StaleRecord,
-    StoredJob,
-    TableJobStore,
-    UnreadableRow,
-    failed_row_verdict,
-    unindex_failure_quietly,
-)
-from scheduling.job_views import failed_view, unreadable_view
-from scheduling.paging import (
+from storage.index_upkeep import failed_row_verdict, unindex_failure_quietly
+from storage.job_log import LogKind
+from storage.job_log.lifecycle import lifecycle_entry
+from storage.job_rows import UnreadableRow
+from storage.job_store import DueRange, FailedEntry, StaleRecord, StoredJob, TableJobStore
+from storage.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     encode_cursor,
 )
-from scheduling.problems import ProblemError
-from scheduling.responses import ClearOutcome
 
 # One clear (or sweep) request does at most this much; `complete: false` says to call again.
 CLEAR_PAGE_SIZE = 100
@@ -104,7 +97,7 @@ async def list_failed(
     await bounded(_remove(client, store, entry, found, "expired") for entry, found in expired)
     # A short page, or an empty one, can still have a next: follow `next_cursor`.
     next_cursor = encode_cursor(token, scope_key) if token else None
-    # A FailedPage (scheduling/responses.py), its views not validated again on every request:
+    # A FailedPage (api/responses.py), its views not validated again on every request:
     # a view that drifts from its model fails the contract test, not a caller's listing.
     return json_response({"jobs": jobs, "next_cursor": next_cursor})
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduling.egress import EgressPolicy, Resolver, pinned_client
-from scheduling.job_log import JobLog
-from scheduling.job_log.factory import open_job_log
-from scheduling.job_store import TableJobStore
-from scheduling.job_store_factory import open_job_store, open_sealer
-from scheduling.prompts import FiringContext, PayloadRules
-from scheduling.sealing import Sealer
+from delivery.egress import EgressPolicy, Resolver, pinned_client
+from delivery.prompts import FiringContext, PayloadRules
 from scheduling.settings import SchedulerSettings, load_settings
+from storage.job_log import JobLog
+from storage.job_log.factory import open_job_log
+from storage.job_store import TableJobStore
+from storage.job_store_factory import open_job_store, open_sealer
+from storage.sealing import Sealer
 
 
 def system_clock() -> datetime:

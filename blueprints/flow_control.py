@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
-from scheduling.durable_json import decode_durable_json
+from blueprints.durable_json import decode_durable_json
 
 if TYPE_CHECKING:
     from scheduling.flow_control import AcquireAnswer, FlowLimits, Grant

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 if TYPE_CHECKING:
-    from scheduling.problems import ProblemError
+    from api.problems import ProblemError
 
-# scheduling.problems (pydantic models) is imported where an error is answered, not here:
+# api.problems (pydantic models) is imported where an error is answered, not here:
 # every route module imports this one, and import time is cold-start time.
 
 P = ParamSpec("P")
@@ -56,8 +56,8 @@ def problem_responses(
 
     @functools.wraps(handler)
     async def respond(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
+        from api.problems import ProblemError, problem
         from blueprints.telemetry import configure_once
-        from scheduling.problems import ProblemError, problem
 
         configure_once()
 
@@ -98,7 +98,7 @@ def read_json_body(request: func.HttpRequest, max_bytes: int) -> Any:
             object_pairs_hook=_object_with_unique_keys,
         )
     except _NotStrictJson as error:
-        from scheduling.problems import FieldError, validation_problem
+        from api.problems import FieldError, validation_problem
 
         raise validation_problem(
             f"the body is JSON, but {error.detail}",
@@ -123,7 +123,7 @@ def _declares_more_than(request: func.HttpRequest, max_bytes: int) -> bool:
 
 
 def _problem(status: int, slug: str, title: str, detail: str) -> "ProblemError":
-    from scheduling.problems import problem
+    from api.problems import problem
 
     return problem(status, slug, title, detail)
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.durable_functions as df
 
+from api.problems import problem
 from scheduling.log_context import name_job
 from scheduling.models import TRANSACTION_ID
-from scheduling.problems import problem
 
 if TYPE_CHECKING:
     from scheduling.job_record import JobRecord

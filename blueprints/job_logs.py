@@ -11,19 +11,19 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.problems import not_found, problem
+from api.queries import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
 from blueprints import dependencies
 from blueprints.http_io import json_response, query_int
 from blueprints.instances import backend_unavailable, checked_id
 from blueprints.unreadable import read_job
-from scheduling.job_log import JobLogEntry
-from scheduling.job_log.entries import decode_cursor, encode_cursor
-from scheduling.job_log.lifecycle import derived_entries, with_derived
-from scheduling.job_log.resilient import append_with_retry
 from scheduling.job_record import JobRecord
-from scheduling.job_store import StoredJob
-from scheduling.paging import InvalidCursor
-from scheduling.problems import not_found, problem
-from scheduling.queries import DEFAULT_LOG_PAGE, MAX_LOG_PAGE
+from storage.job_log import JobLogEntry
+from storage.job_log.entries import decode_cursor, encode_cursor
+from storage.job_log.lifecycle import derived_entries, with_derived
+from storage.job_log.resilient import append_with_retry
+from storage.job_store import StoredJob
+from storage.paging import InvalidCursor
 
 LOG_READ_SECONDS = 5.0
 LIFECYCLE_WRITE_SECONDS = 2.0

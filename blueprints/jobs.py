@@ -12,44 +12,43 @@ import azure.durable_functions as df
 import azure.functions as func
 from pydantic import ValidationError
 
-from blueprints import dependencies
-from blueprints.http_io import json_response, query_flag, query_int
-from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
-from blueprints.unreadable import key_check, read_job, shown
-from scheduling.durable_json import decode_durable_json
-from scheduling.job_record import LIVE_STATES, JobRecord
-from scheduling.job_store import (
-    ContinuationToken,
-    DueEntry,
-    DueRange,
-    LabelEntry,
-    StoredJob,
-    TableJobStore,
-    UnreadableRow,
-    label_row_verdict,
-    row_verdict,
-)
-from scheduling.job_views import (
+from api.job_views import (
     listed_view,
     may_wait_for_a_slot,
     slot_wait_view,
     status_view,
     unreadable_view,
 )
+from api.problems import FieldError, field_errors, not_found, problem, validation_problem
+from api.queries import DEFAULT_PREVIEW, MAX_PREVIEW
+from api.responses import FireTimes
+from blueprints import dependencies
+from blueprints.durable_json import decode_durable_json
+from blueprints.http_io import json_response, query_flag, query_int
+from blueprints.instances import backend_unavailable, bounded, checked_id, status_of
+from blueprints.unreadable import key_check, read_job, shown
+from scheduling.job_record import LIVE_STATES, JobRecord
 from scheduling.labels import MAX_LABELS, InvalidLabelFilter, parse_label_filter
-from scheduling.paging import (
+from scheduling.recurrence import Recurrence, RecurrenceError
+from scheduling.timing import ExecAtError, format_utc, parse_exec_at
+from scheduling.when import first_runs
+from storage.index_upkeep import label_row_verdict, row_verdict
+from storage.job_rows import UnreadableRow
+from storage.job_store import (
+    ContinuationToken,
+    DueEntry,
+    DueRange,
+    LabelEntry,
+    StoredJob,
+    TableJobStore,
+)
+from storage.paging import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     InvalidCursor,
     decode_cursor,
     encode_cursor,
 )
-from scheduling.problems import FieldError, field_errors, not_found, problem, validation_problem
-from scheduling.queries import DEFAULT_PREVIEW, MAX_PREVIEW
-from scheduling.recurrence import Recurrence, RecurrenceError
-from scheduling.responses import FireTimes
-from scheduling.timing import ExecAtError, format_utc, parse_exec_at
-from scheduling.when import first_runs
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ async def list_jobs(
         listed_view(record) if isinstance(record, JobRecord) else unreadable_view(record)
         for record in page.records
     ]
-    # A JobPage (scheduling/responses.py), its views not validated again on every request: a
+    # A JobPage (api/responses.py), its views not validated again on every request: a
     # view that drifts from its model fails the contract test, not a caller's listing.
     return json_response({"jobs": jobs, "next_cursor": page.next_cursor})
 

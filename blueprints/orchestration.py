@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 
-from scheduling.durable_json import decode_durable_json
+from blueprints.durable_json import decode_durable_json
 from scheduling.timing import format_utc, next_wait
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _callback(
     is written down in the custom status and the job's log: (given up, its order when the
     job log did not take the entry either).
     """
-    from scheduling.callbacks import CallbackOrder, CallbackReport
+    from delivery.callbacks import CallbackOrder, CallbackReport
     from scheduling.retry import store_retry_delay
 
     assert report.callback is not None
@@ -237,8 +237,8 @@ def deliver_callback(order: dict[str, Any]) -> dict[str, Any]:
     """One delivery attempt of an outcome callback; whether it was delivered, or when to try
     again. Never the URL or the summary."""
     from blueprints import dependencies
-    from scheduling.callbacks import CallbackOrder
-    from scheduling.callbacks import deliver_callback as deliver
+    from delivery.callbacks import CallbackOrder
+    from delivery.callbacks import deliver_callback as deliver
 
     this = CallbackOrder.model_validate(decode_durable_json(order))
     deps = dependencies.current()
@@ -259,7 +259,7 @@ def deliver_callback(order: dict[str, Any]) -> dict[str, Any]:
 def note_callback_abandoned(order: dict[str, Any]) -> None:
     """Write in the job's log that its callback was given up while the store did not answer."""
     from blueprints import dependencies
-    from scheduling.callbacks import CallbackOrder, log_abandoned
+    from delivery.callbacks import CallbackOrder, log_abandoned
 
     this = CallbackOrder.model_validate(decode_durable_json(order))
     context = dependencies.firing_context(this.transaction_id, this.due_at, this.attempt)
@@ -273,7 +273,7 @@ def execute_prompt(order: dict[str, Any]) -> dict[str, Any]:
     # Here, not at import: the stores, the HTTP client and the sealer are cold-start weight.
     from blueprints import dependencies
     from blueprints.telemetry import configure_once
-    from scheduling.attempts import run_attempt
+    from delivery.attempts import run_attempt
     from scheduling.flow_control import may_start
     from scheduling.job_record import SLOT_LAPSED, AttemptOrder, AttemptReport
 

@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
 @bp.route(route="openapi.json", methods=["GET"], auth_level=ANONYMOUS)
 @problem_responses
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
-    from scheduling.openapi import openapi_document
+    from api.openapi import openapi_document
 
     return json_response(openapi_document(origin_of(req)))
 
@@ -58,8 +58,8 @@ async def api_reference(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="docs/{asset}", methods=["GET"], auth_level=ANONYMOUS)
 @problem_responses
 async def api_reference_asset(req: func.HttpRequest) -> func.HttpResponse:
+    from api.problems import not_found
     from blueprints.reference_assets import read_asset
-    from scheduling.problems import not_found
 
     name = req.route_params.get("asset", "")
     content = read_asset(name)

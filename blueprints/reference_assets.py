@@ -5,7 +5,7 @@ import functools
 import importlib.util
 from pathlib import Path
 
-from scheduling.openapi import REFERENCE_ASSETS
+from api.operations import REFERENCE_ASSETS
 
 
 @functools.cache

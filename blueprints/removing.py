@@ -16,28 +16,21 @@ from typing import Literal
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.problems import ProblemError, not_found, problem
+from api.responses import CancelOutcome, DeletedJob, WipeOutcome
 from blueprints import dependencies
 from blueprints.http_io import json_response
 from blueprints.instances import backend_unavailable, bounded, checked_id, purge, stop_quietly
 from blueprints.job_logs import record_lifecycle, record_removal
 from blueprints.jobs import IndexRow
 from blueprints.unreadable import read_job
-from scheduling.job_log.lifecycle import cancelled_entry, lifecycle_entry
 from scheduling.job_record import LIVE_STATES, JobRecord, cancel, instance_id
-from scheduling.job_store import (
-    ContinuationToken,
-    DueRange,
-    StaleRecord,
-    TableJobStore,
-    UnreadableRow,
-    forget_failure_quietly,
-    unindex_labels_quietly,
-    unindex_quietly,
-)
 from scheduling.metrics import job_attributes, job_metrics
-from scheduling.paging import encode_cursor
-from scheduling.problems import ProblemError, not_found, problem
-from scheduling.responses import CancelOutcome, DeletedJob, WipeOutcome
+from storage.index_upkeep import forget_failure_quietly, unindex_labels_quietly, unindex_quietly
+from storage.job_log.lifecycle import cancelled_entry, lifecycle_entry
+from storage.job_rows import UnreadableRow
+from storage.job_store import ContinuationToken, DueRange, StaleRecord, TableJobStore
+from storage.paging import encode_cursor
 
 # Each lost swap means another writer (an attempt's claim) changed the record meanwhile.
 MAX_SWAPS = 5

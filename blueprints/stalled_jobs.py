@@ -20,7 +20,9 @@ from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR, orchestration_runs
 from blueprints.unreadable import read_job
 from scheduling.job_record import JobRecord, JobRun
-from scheduling.job_store import DueRange, UnreadableRow, row_verdict
+from storage.index_upkeep import row_verdict
+from storage.job_rows import UnreadableRow
+from storage.job_store import DueRange
 
 # Far longer than any lateness of a healthy host (its timers poll every 10-30 s).
 STALL_AGE = timedelta(minutes=10)

@@ -5,13 +5,14 @@ job, and counted (`scheduler.jobs.unreadable`)."""
 import logging
 from collections.abc import Callable
 
+from api.job_views import sealed_under_absent_key
+from api.problems import ProblemError, problem
 from blueprints.dependencies import Dependencies
 from scheduling.job_record import JobRecord
-from scheduling.job_store import StoredJob, TableJobStore, UnreadableRecord, UnreadableRow
-from scheduling.job_views import sealed_under_absent_key
 from scheduling.metrics import job_metrics
-from scheduling.problems import ProblemError, problem
 from scheduling.settings import SchedulerSettings
+from storage.job_rows import UnreadableRow
+from storage.job_store import StoredJob, TableJobStore, UnreadableRecord
 
 log = logging.getLogger(__name__)
 Found = StoredJob | UnreadableRow | None

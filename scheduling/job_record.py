@@ -1,5 +1,8 @@
 """A job as the job store keeps it, and the moves between its states.
 
+Whole at ~475 lines: the record and every move between its states, read together (one
+move's outcome is another's precondition).
+
 Every move is decided here, as a pure function of the record read; the store then writes
 it only if the record is still the one read (its ETag), so a fire and a delete that meet
 are settled by one compare-and-swap: whichever writes first wins, the other sees why.

@@ -9,9 +9,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from scheduling.egress.addresses import IPNetwork, never_reachable_reason
-from scheduling.egress.ports import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.models import FLOW_KEY, canonical_flow_key
+from scheduling.network.addresses import IPNetwork, never_reachable_reason
+from scheduling.network.ports import DEFAULT_ALLOWED_PORTS, PortRanges
 from scheduling.webhook_signing import parse_secrets
 
 

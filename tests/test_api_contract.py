@@ -23,9 +23,9 @@ import schemathesis
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
+from api.openapi import openapi_document
 from local_durable_host.app_server import AppServer
 from scheduling.models import ScheduleRequest
-from scheduling.openapi import openapi_document
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import TEST_KEYS, served_app
 

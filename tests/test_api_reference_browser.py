@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser
 
+from api.openapi import OPERATIONS
 from local_durable_host.app_server import AppServer
 from local_durable_host.request_checks import LOOPBACK_NAMES
-from scheduling.openapi import OPERATIONS
 from tests.support.browser import MAPPED_TO_LOOPBACK, OffMachineRequests, fenced_context
 from tests.support.browser import chromium as chromium
 from tests.support.scheduler import Scheduler

@@ -9,7 +9,7 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 
 from blueprints import dependencies
-from scheduling.job_store import TableJobStore
+from storage.job_store import TableJobStore
 from tests.support.scheduler import START, Scheduler
 from tests.support.services import unreachable_table_endpoint
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from scheduling.batch import MAX_BATCH_BYTES, MAX_BATCH_JOBS
-from scheduling.responses import BatchOutcome
+from api.batch import MAX_BATCH_BYTES, MAX_BATCH_JOBS
+from api.responses import BatchOutcome
 from scheduling.timing import format_utc
 from tests.support.local_servers import AzuriteService
 from tests.support.scheduler import START, Scheduler, running_scheduler

@@ -16,7 +16,7 @@ from azure.data.tables import TableClient, UpdateMode
 from pytest_httpserver import HTTPServer
 
 from benchmarks.peer_scheduler import PeerScheduler
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from tests.support.arrival_receiver import ArrivalReceiver
 from tests.support.attempts import first_attempt, run_one_attempt
 from tests.support.scheduler import Scheduler

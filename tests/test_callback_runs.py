@@ -13,10 +13,10 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from blueprints import dependencies
-from scheduling.job_log.entries import make_entry_id
-from scheduling.job_log.table_store import TableJobLog
-from scheduling.job_store import TableJobStore
 from scheduling.timing import format_utc
+from storage.job_log.entries import make_entry_id
+from storage.job_log.table_store import TableJobLog
+from storage.job_store import TableJobStore
 from tests.support.scheduler import START, Scheduler, running_scheduler
 from tests.support.services import AzuriteService, unreachable_table_endpoint
 

@@ -13,8 +13,8 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from blueprints import dependencies
-from scheduling.job_store import TableJobStore
 from scheduling.timing import format_utc
+from storage.job_store import TableJobStore
 from tests.support.scheduler import START, Scheduler, running_scheduler
 from tests.support.services import AzuriteService, unreachable_table_endpoint
 from tests.test_sealed_secrets import durable_state, table_rows

@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 from blueprints import dependencies
 from function_app import app
 from local_durable_host.worker_calls import index_functions
-from scheduling.job_store import DueRange
+from storage.job_store import DueRange
 from tests.support.app_client import Reply
 from tests.support.interleaving import interleaved, on_loop
 from tests.support.scheduler import START, Scheduler

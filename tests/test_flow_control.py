@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from api.job_views import JobStatus
 from blueprints.flow_control import ENTITY_CALL_DEADLINE
 from local_durable_host.model import RuntimeStatus
-from scheduling.job_views import JobStatus
 from scheduling.timing import format_utc
 from tests.support.counting_receiver import CountingReceiver
 from tests.support.scheduler import START, Scheduler, running_scheduler

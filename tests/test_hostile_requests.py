@@ -27,9 +27,9 @@ import pytest
 from hypothesis import strategies as st
 from pytest_httpserver import HTTPServer
 
+from api.problems import Problem
+from dashboard.sessions import COOKIE_NAME
 from local_durable_host.app_server import AppServer
-from scheduling.dashboard.sessions import COOKIE_NAME
-from scheduling.problems import Problem
 from scheduling.timing import format_utc
 from tests.support.poison import POISONS
 from tests.support.scheduler import Scheduler

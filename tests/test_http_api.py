@@ -9,8 +9,8 @@ import pytest
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
 from local_durable_host.extension_api import SYSTEM_KEY
-from scheduling.job_store import DueRange
 from scheduling.timing import format_utc
+from storage.job_store import DueRange
 from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 

@@ -181,7 +181,7 @@ async def test_a_bad_label_filter_is_a_400(scheduler: Scheduler, query: str) -> 
 async def test_a_labelled_listing_reads_only_its_labels_rows(scheduler: Scheduler) -> None:
     """The label index is one partition a label: 30 jobs of another label are not read."""
     from blueprints.jobs import read_live
-    from scheduling.job_store import DueRange
+    from storage.job_store import DueRange
 
     ours = {await _labelled(scheduler, {"tenant": "a"}) for _ in range(2)}
     for _ in range(30):

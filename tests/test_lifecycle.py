@@ -10,7 +10,7 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from tests.support.app_client import Reply
 from tests.support.scheduler import START, Scheduler
 

@@ -11,7 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from blueprints import dependencies
-from scheduling.job_log.table_store import TableJobLog
+from storage.job_log.table_store import TableJobLog
 from tests.support.scheduler import START, Scheduler
 from tests.support.services import azurite_endpoint_at
 

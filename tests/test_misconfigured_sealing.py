@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from blueprints import dependencies
+from tests.support.layout import APP_PACKAGES
 from tests.support.scheduler import TEST_SEALING_KEYS, Scheduler, running_scheduler
 from tests.support.services import AzuriteService
 
@@ -65,7 +66,7 @@ async def test_a_due_job_waits_while_the_keys_are_broken_and_fires_once_they_are
         status = (await scheduler.api.get(f"/api/schedule/{job}/status")).json()
     assert status["state"] == "pending"
     assert any(
-        record.name.startswith("scheduling") and WHAT_IS_WRONG in record.getMessage()
+        record.name.startswith(APP_PACKAGES) and WHAT_IS_WRONG in record.getMessage()
         for record in caplog.records
     ), caplog.text
     assert KEY_MATERIAL not in caplog.text

@@ -13,20 +13,16 @@ import pytest
 import schemathesis
 from pytest_httpserver import HTTPServer
 
+from api.job_views import JobStatus
+from api.openapi import OPERATIONS, openapi_document, route_of
+from api.operations import PROBLEM_STATUSES, REFERENCE_ASSETS
+from api.queries import JobListQuery
+from api.responses import FailedPage, JobPage
 from function_app import app
 from local_durable_host.app_server import AppServer
 from local_durable_host.worker_calls import index_functions
 from scheduling.job_record import LIVE_STATES
-from scheduling.job_views import JobStatus
-from scheduling.openapi import (
-    OPERATIONS,
-    PROBLEM_STATUSES,
-    REFERENCE_ASSETS,
-    openapi_document,
-    route_of,
-)
-from scheduling.queries import JobListQuery
-from scheduling.responses import FailedPage, JobPage
+from tests.support.layout import APP_PACKAGES
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 
@@ -92,7 +88,7 @@ def test_create_body_is_one_schema_per_prompt_type_with_its_payload_model() -> N
 
 def test_every_problem_status_the_code_raises_is_documented() -> None:
     raised = set()
-    for source in [*REPO_ROOT.glob("blueprints/*.py"), *REPO_ROOT.glob("scheduling/**/*.py")]:
+    for source in (s for package in APP_PACKAGES for s in REPO_ROOT.glob(f"{package}/**/*.py")):
         text = source.read_text()
         raised |= {int(s) for s in re.findall(r"\bproblem\(\s*(\d{3})\b", text)}
         raised |= {int(s) for s in re.findall(r"\b_problem\(\s*(\d{3})\b", text)}

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from scheduling.timing import format_utc
 from tests.support.app_client import Reply
 from tests.support.scheduler import Scheduler, running_scheduler

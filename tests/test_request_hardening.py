@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from api.problems import ProblemError
 from blueprints.instances import checked_id
-from scheduling.problems import ProblemError
-from scheduling.table_storage import check_table_name
+from storage.table_storage import check_table_name
 from tests.support.app_client import Reply
 from tests.support.scheduler import Scheduler
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pytest_httpserver import HTTPServer
 
-from scheduling.job_store import DueEntry, DueRange, StaleRecord, row_verdict
-from scheduling.paging import decode_cursor, encode_cursor
+from storage.index_upkeep import row_verdict
+from storage.job_store import DueEntry, DueRange, StaleRecord
+from storage.paging import decode_cursor, encode_cursor
 from tests.store.test_job_store import new_record
 from tests.support.scheduler import START, Scheduler
 

@@ -20,7 +20,7 @@ from azure.data.tables import TableClient
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from scheduling.table_storage import expand_development_storage
+from storage.table_storage import expand_development_storage
 from tests.support.scheduler import START, Scheduler
 
 AUTH = "S3cr3tAuthValue7x"

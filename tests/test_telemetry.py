@@ -23,6 +23,7 @@ from blueprints.telemetry import (
     quiet_sdk_requests,
 )
 from scheduling.metrics import METER_NAME
+from tests.support.layout import APP_PACKAGES
 from tests.support.poison import POISONS
 from tests.support.scheduler import Scheduler
 
@@ -154,7 +155,7 @@ async def test_every_log_record_of_an_attempt_carries_the_job_id(
     assert len(httpserver.log) == 1
     # The orchestrator does no I/O: every storage call logged here is the attempt's.
     attempt_records = [
-        r for r in caplog.records if r.name.startswith(("azure.core", "urllib3", "scheduling"))
+        r for r in caplog.records if r.name.startswith(("azure.core", "urllib3", *APP_PACKAGES))
     ]
     assert attempt_records, "the attempt logged nothing to check"
     assert {getattr(r, "transaction_id", None) for r in attempt_records} == {transaction_id}
@@ -233,7 +234,7 @@ def test_scheduler_log_level_debug_never_prints_a_storage_sas_signature(
     # it REDACTED; no other line may print it in clear (urllib3 logs each raw request line).
     from azure.core.exceptions import HttpResponseError
 
-    from scheduling.table_storage import TableEndpoint, open_table
+    from storage.table_storage import TableEndpoint, open_table
 
     signature = "NotForLogs0123456789abcdefSIG%3D"
     sas = f"sv=2022-11-02&ss=t&srt=sco&sp=rwdlacu&se=2030-01-01T00%3A00%3A00Z&sig={signature}"

@@ -27,7 +27,7 @@ configure_once()
 logging.getLogger().setLevel(logging.INFO)
 job_metrics().accepted.add(1, job_attributes("log.append", None))
 with about_job("0f8fad5b-d9cb-469f-a165-70867728950e"):
-    logging.getLogger("scheduling.attempts").warning("attempt 1 failed")
+    logging.getLogger("delivery.attempts").warning("attempt 1 failed")
 # What a job's http.call sends (the same client library), to a target of the test.
 httpx.post(os.environ["TEST_TARGET_URL"], content=b"{}")
 metrics.get_meter_provider().force_flush()

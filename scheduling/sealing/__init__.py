@@ -1,26 +1,17 @@
-"""Sealing job payloads: envelope encryption under a key-encryption key.
+"""The sealed-payload envelope: what a job record carries instead of its payload in clear.
 
-A payload (URL, headers, body: possibly credentials) is encrypted with a fresh AES-256-GCM
-data key bound to associated data (the record it belongs to); the data key is wrapped by a
-key-encryption key in Azure Key Vault, or by a local key from the app settings in development.
+The scheme (AES-256-GCM data key per record, wrapped by a key-encryption key) is pure;
+the key wrappers that reach Key Vault or read app settings live in `storage.sealing`.
 """
 
 from scheduling.sealing.envelope import KeyWrapper, SealedPayload, Sealer
 from scheduling.sealing.errors import SealingError, SealingNotConfigured, SealingUnavailable
-from scheduling.sealing.factory import sealer_from_settings
-from scheduling.sealing.key_vault import SEALING_KEY_VAULT_KEY_URL, KeyVaultKeyWrapper
-from scheduling.sealing.local_keys import SEALING_KEYS, LocalKeyWrapper
 
 __all__ = [
-    "SEALING_KEYS",
-    "SEALING_KEY_VAULT_KEY_URL",
-    "KeyVaultKeyWrapper",
     "KeyWrapper",
-    "LocalKeyWrapper",
     "SealedPayload",
     "Sealer",
     "SealingError",
     "SealingNotConfigured",
     "SealingUnavailable",
-    "sealer_from_settings",
 ]

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from blueprints import dependencies
-from scheduling.dashboard.sessions import COOKIE_NAME
+from dashboard.sessions import COOKIE_NAME
 from tests.support.dashboard_site import ADMIN_KEY, FUNCTION_KEY, DashboardSite
 
 PAGES = [

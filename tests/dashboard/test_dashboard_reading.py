@@ -8,7 +8,7 @@ from playwright.async_api import Page
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from scheduling.dashboard.jobs import OVERDUE_AFTER
+from dashboard.jobs import OVERDUE_AFTER
 from tests.support.dashboard_site import DashboardSite
 
 

@@ -17,9 +17,10 @@ import urllib3
 from azure.cosmos import CosmosClient
 from azure.data.tables import TableClient
 
-from scheduling.job_log import InvalidCursor, JobLog, JobLogEntry, JobLogNotConfigured
-from scheduling.job_log.cosmos_store import CosmosJobLog, is_loopback_endpoint
-from scheduling.job_log.entries import (
+from scheduling.settings import SchedulerSettings
+from storage.job_log import InvalidCursor, JobLog, JobLogEntry, JobLogNotConfigured
+from storage.job_log.cosmos_store import CosmosJobLog, is_loopback_endpoint
+from storage.job_log.entries import (
     MAX_READ_LIMIT,
     decode_cursor,
     encode_cursor,
@@ -27,11 +28,10 @@ from scheduling.job_log.entries import (
     make_entry_id,
     storage_key,
 )
-from scheduling.job_log.factory import close_job_logs, job_log_config, open_job_log
-from scheduling.job_log.resilient import append_with_retry
-from scheduling.job_log.table_store import TableJobLog
-from scheduling.settings import SchedulerSettings
-from scheduling.table_storage import (
+from storage.job_log.factory import close_job_logs, job_log_config, open_job_log
+from storage.job_log.resilient import append_with_retry
+from storage.job_log.table_store import TableJobLog
+from storage.table_storage import (
     AZURITE_ACCOUNT,
     AZURITE_KEY,
     STORAGE_CLIENT_ID,

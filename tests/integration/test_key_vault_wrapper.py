@@ -14,8 +14,8 @@ import pytest
 from azure.core.credentials import AccessToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from scheduling.sealing import KeyVaultKeyWrapper, SealedPayload, Sealer, SealingError
 from scheduling.sealing.errors import SealingUnavailable
+from storage.sealing import KeyVaultKeyWrapper, SealedPayload, Sealer, SealingError
 from tests.support.key_vault_stand_in import TENANT_ID, KeyVaultStandIn, b64url
 
 TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.stand-in-token.sig"

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from scheduling.zone_data import TZDATA_VERSION
 from tests.live.conftest import LiveApp, Receiver, client_of
 

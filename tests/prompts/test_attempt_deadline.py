@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
-from scheduling.egress import EgressPolicy, IPAddress, pinned_client, transport
-from scheduling.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
-from scheduling.prompts import FiringContext, PayloadRules, parse_payload
-from scheduling.prompts.http_call import HttpCallOutcome, run_http_call
+from delivery.egress import EgressPolicy, IPAddress, pinned_client, transport
+from delivery.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKUPS
+from delivery.prompts import FiringContext, PayloadRules, parse_payload
+from delivery.prompts.http_call import HttpCallOutcome, run_http_call
 from scheduling.settings import SchedulerSettings
 from tests.support.memory_log import MemoryJobLog
 

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from scheduling.egress import EgressPolicy, pinned_client
-from scheduling.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
-from scheduling.prompts.http_call import (
+from delivery.egress import EgressPolicy, pinned_client
+from delivery.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
+from delivery.prompts.http_call import (
     MAX_RETRY_AFTER_SECONDS,
     TRANSACTION_HEADER,
     HttpCallOutcome,

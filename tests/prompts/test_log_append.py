@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from scheduling.job_log import JobLog
-from scheduling.job_log.factory import UnconfiguredJobLog
-from scheduling.job_log.table_store import TableJobLog
-from scheduling.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
-from scheduling.prompts.log_append import LogAppendOutcome
+from delivery.prompts import FiringContext, PayloadRules, parse_payload, run_prompt
+from delivery.prompts.log_append import LogAppendOutcome
 from scheduling.settings import SchedulerSettings
+from storage.job_log import JobLog
+from storage.job_log.factory import UnconfiguredJobLog
+from storage.job_log.table_store import TableJobLog
 from tests.support.scheduler import Scheduler
 from tests.support.services import unreachable_table_endpoint
 

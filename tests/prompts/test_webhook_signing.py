@@ -11,9 +11,9 @@ from pydantic import SecretStr, ValidationError
 from pytest_httpserver import HTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from scheduling.egress import EgressPolicy, pinned_client
-from scheduling.prompts import FiringContext, PayloadRules, parse_payload
-from scheduling.prompts.http_call import HttpCallOutcome, HttpCallPayload, run_http_call
+from delivery.egress import EgressPolicy, pinned_client
+from delivery.prompts import FiringContext, PayloadRules, parse_payload
+from delivery.prompts.http_call import HttpCallOutcome, HttpCallPayload, run_http_call
 from scheduling.settings import SchedulerSettings
 from tests.support.memory_log import MemoryJobLog
 

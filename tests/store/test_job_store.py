@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduling.job_log import JobLogEntry, LogKind
-from scheduling.job_log.table_store import TableJobLog, log_row
 from scheduling.job_record import JobRecord
-from scheduling.job_store import (
+from storage.job_log import JobLogEntry, LogKind
+from storage.job_log.table_store import TableJobLog, log_row
+from storage.job_store import (
     ContinuationToken,
     DueEntry,
     DueRange,
@@ -19,8 +19,8 @@ from scheduling.job_store import (
     StaleRecord,
     TableJobStore,
 )
-from scheduling.sealing import SealedPayload
-from scheduling.table_storage import TableEndpoint
+from storage.sealing import SealedPayload
+from storage.table_storage import TableEndpoint
 from tests.support.services import AzuriteService
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from scheduling.job_store import TableJobStore
+from storage.job_store import TableJobStore
 from tests.store.test_job_store import START, new_record
 from tests.store.test_job_store import store as store
 

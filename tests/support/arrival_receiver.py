@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from scheduling.egress import DEFAULT_ALLOWED_PORTS
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.egress import DEFAULT_ALLOWED_PORTS
+from delivery.prompts.http_call import TRANSACTION_HEADER
 from tests.support.local_servers import HOST, REPO_ROOT, ServerProcess, free_port, start_server
 
 # Accepted connections waiting for the server: a burst opens many at once.

@@ -2,7 +2,7 @@
 
 The app's `execute_prompt` activity is called as the worker calls it (its input decoded from
 JSON, its result encoded), with whatever `blueprints.dependencies` are current: it builds the
-store, the sealer and the firing context and calls `scheduling.attempts.run_attempt`. So the
+store, the sealer and the firing context and calls `delivery.attempts.run_attempt`. So the
 call of `run_attempt` stays in one place, the app's, whatever arguments it gains or loses.
 """
 
@@ -12,7 +12,7 @@ import json
 from function_app import app
 from local_durable_host.worker_calls import DurableFunction, call_activity, discover
 from scheduling.job_record import AttemptOrder, AttemptReport
-from scheduling.job_store import TableJobStore
+from storage.job_store import TableJobStore
 
 ATTEMPT_ACTIVITY = "execute_prompt"
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-from scheduling.prompts.http_call import TRANSACTION_HEADER
+from delivery.prompts.http_call import TRANSACTION_HEADER
 
 
 class CountingReceiver:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar, cast
 
-from scheduling.job_store import TableJobStore
+from storage.job_store import TableJobStore
 
 T = TypeVar("T")
 # Long enough for a request on a loaded machine; a hung step fails the test, not the suite.

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scheduling.job_record import JobRecord
-from scheduling.sealing import SealedPayload
+from storage.sealing import SealedPayload
 
 DUE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SEALED = SealedPayload(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY
+from storage.table_storage import AZURITE_ACCOUNT, AZURITE_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"

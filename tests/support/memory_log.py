@@ -2,7 +2,7 @@
 
 import threading
 
-from scheduling.job_log import JobLogEntry, JobLogPage
+from storage.job_log import JobLogEntry, JobLogPage
 
 
 class MemoryJobLog:

@@ -8,8 +8,8 @@ from typing import Any
 
 from azure.data.tables import TableClient, UpdateMode
 
-from scheduling.sealing import LocalKeyWrapper, Sealer
-from scheduling.table_storage import expand_development_storage
+from storage.sealing import LocalKeyWrapper, Sealer
+from storage.table_storage import expand_development_storage
 from tests.support.scheduler import Scheduler
 
 # A key that was removed from SEALING_KEYS too early (made for these tests only).

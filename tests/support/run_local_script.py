@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.layout import APP_PACKAGES
 from tests.support.local_servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-LINKED = ("function_app.py", "host.json", "blueprints", "scheduling", "local_durable_host")
+LINKED = ("function_app.py", "host.json", *APP_PACKAGES, "local_durable_host")
 BANNER_END = "Stop with Ctrl-C."
 BASH = shutil.which("bash") or "/bin/bash"
 

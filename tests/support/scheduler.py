@@ -19,16 +19,16 @@ from azure.durable_functions.models.utils import http_utils
 
 from blueprints import dependencies
 from blueprints.instances import ORCHESTRATOR
+from delivery.egress import DEFAULT_ALLOWED_PORTS, PortRanges
 from function_app import app
 from local_durable_host.engine import DurableHost
 from local_durable_host.model import InstanceView
-from scheduling.egress import DEFAULT_ALLOWED_PORTS, PortRanges
-from scheduling.job_log import JobLog
-from scheduling.job_log.factory import close_job_logs, open_job_log
-from scheduling.job_store import TableJobStore
-from scheduling.job_store_factory import close_job_stores, open_job_store
 from scheduling.settings import SchedulerSettings
 from scheduling.timing import format_utc
+from storage.job_log import JobLog
+from storage.job_log.factory import close_job_logs, open_job_log
+from storage.job_store import TableJobStore
+from storage.job_store_factory import close_job_stores, open_job_store
 from tests.support.app_client import AppClient, Reply
 from tests.support.services import AzuriteService
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
+from storage.table_storage import AZURITE_ACCOUNT, AZURITE_KEY, TableEndpoint
 from tests.support import local_servers
 from tests.support.local_servers import HOST, AzuriteService, free_port, start_server
 

@@ -4,8 +4,8 @@ attempts were kept, what the record's own fields say of its last attempt."""
 from datetime import timedelta
 from typing import Any
 
+from dashboard.attempts import attempt_row, attempts_of
 from scheduling.attempt_history import AttemptSummary
-from scheduling.dashboard.attempts import attempt_row, attempts_of
 from scheduling.job_record import JobRecord
 from tests.support.job_records import DUE, job_record
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from scheduling.dashboard.charts import (
+from dashboard.charts import (
     DAY_MINUTES,
     HEIGHT,
     FiredAttempt,

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from scheduling.dashboard.jobs import OVERDUE_AFTER, format_duration, overdue
+from dashboard.jobs import OVERDUE_AFTER, format_duration, overdue
 from scheduling.flow_control import FlowLimits
 from tests.support.job_records import DUE
 from tests.support.job_records import job_record as record

@@ -1,7 +1,7 @@
 """How the dashboard names a job: its labels as key=value chips beside its short id, or its
 kind (and an http.call's host) when it has none; never anything of its sealed payload."""
 
-from scheduling.dashboard.naming import (
+from dashboard.naming import (
     MAX_CHIP_CHARS,
     MAX_CHIPS,
     host_of,

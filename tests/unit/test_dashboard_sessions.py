@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from scheduling.dashboard.sessions import (
+from dashboard.sessions import (
     cookie_value,
     csrf_matches,
     new_session,

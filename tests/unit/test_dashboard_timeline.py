@@ -1,7 +1,7 @@
 """A job log entry's fields on the timeline: an outcome's gist as named values, the rest
 folded away, every value capped."""
 
-from scheduling.dashboard.timeline import MAX_FIELDS, MAX_VALUE_CHARS, Shown, entry_fields
+from dashboard.timeline import MAX_FIELDS, MAX_VALUE_CHARS, Shown, entry_fields
 
 
 def test_an_http_outcome_leads_with_its_gist_and_folds_the_rest() -> None:

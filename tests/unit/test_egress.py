@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 import pytest
 from pydantic import ValidationError
 
-from scheduling.egress import (
+from delivery.egress import (
     DEFAULT_ALLOWED_PORTS,
     DestinationRefused,
     EgressPolicy,
@@ -17,7 +17,7 @@ from scheduling.egress import (
     system_resolver,
     vet_url,
 )
-from scheduling.egress.ports import DENIED_BY_DEFAULT
+from scheduling.network.ports import DENIED_BY_DEFAULT
 from scheduling.settings import SchedulerSettings
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
-from scheduling.egress import (
+from delivery.egress import (
     DestinationRefused,
     EgressPolicy,
     IPAddress,

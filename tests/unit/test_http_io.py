@@ -6,8 +6,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from api.problems import ProblemError
 from blueprints.http_io import MAX_JSON_DEPTH, query_int, read_json_body
-from scheduling.problems import ProblemError
 
 LIMIT = 1000
 

@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from scheduling.job_log import InvalidCursor
-from scheduling.job_log.entries import decode_cursor, encode_cursor
+from storage.job_log import InvalidCursor
+from storage.job_log.entries import decode_cursor, encode_cursor
 
 
 def crafted(raw: bytes) -> str:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduling.job_record import JobRecord, JobState, cancel, claim, finish_attempt
-from scheduling.sealing import SealedPayload
+from storage.sealing import SealedPayload
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SEALED = SealedPayload(

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
-from scheduling.job_log import JobLogEntry
-from scheduling.job_log.lifecycle import derived_entries, with_derived
 from scheduling.job_record import JobRecord
-from scheduling.sealing import SealedPayload
+from storage.job_log import JobLogEntry
+from storage.job_log.lifecycle import derived_entries, with_derived
+from storage.sealing import SealedPayload
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ID = "3f0c2a57-8d4e-4c1b-9a6f-0b1c2d3e4f50"

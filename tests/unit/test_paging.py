@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from scheduling.paging import InvalidCursor, decode_cursor, encode_cursor
+from storage.paging import InvalidCursor, decode_cursor, encode_cursor
 
 TOKEN = {"PartitionKey": "202612010930", "RowKey": "2026-12-01T09:30:00.000000Z|abc"}
 SCOPE = "(None, None, None, None)"

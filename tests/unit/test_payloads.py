@@ -5,10 +5,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from delivery.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
+from delivery.prompts.http_call import TRANSACTION_HEADER, HttpCallPayload
 from scheduling.job_record import JobRecord, JobRun
 from scheduling.models import ScheduleRequest
-from scheduling.prompts import PayloadRules, UnknownPromptType, destination_of, parse_payload
-from scheduling.prompts.http_call import TRANSACTION_HEADER, HttpCallPayload
 from scheduling.settings import SchedulerSettings
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from scheduling.prompts.http_call import retry_after_seconds
+from delivery.prompts.http_call import retry_after_seconds
 from scheduling.retry import RetryPolicy, next_attempt_delay
 
 POLICY = RetryPolicy(max_attempts=5, initial_delay_seconds=10, max_delay_seconds=60)

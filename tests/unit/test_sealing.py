@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from scheduling.sealing import (
+from storage.sealing import (
     SEALING_KEY_VAULT_KEY_URL,
     SEALING_KEYS,
     KeyVaultKeyWrapper,
@@ -318,7 +318,7 @@ def test_a_key_vault_key_url_that_is_not_a_versionless_key_id_is_refused(
 def test_importing_sealing_does_not_load_the_key_vault_or_identity_sdks() -> None:
     # Import time is cold-start time: those SDKs load only when a Key Vault key is used.
     probe = (
-        "import sys, scheduling.sealing\n"
+        "import sys, storage.sealing\n"
         "heavy = ('azure.keyvault', 'azure.identity')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )

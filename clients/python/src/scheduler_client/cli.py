@@ -1,4 +1,8 @@
-"""The `scheduler` command: the Durable Scheduler's API from a shell."""
+"""The `scheduler` command: the Durable Scheduler's API from a shell.
+
+Whole at ~975 lines: the click group, one command after another with its options and help;
+what the user typed becomes a request in `arguments`, answers are drawn by `render`.
+"""
 
 import functools
 import json
@@ -8,13 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from scheduler_client import render
+from scheduler_client import arguments, render
 from scheduler_client.client import SchedulerClient, parse_answer
 from scheduler_client.config import (
     DEFAULT_URL,
@@ -53,7 +56,6 @@ from scheduler_client.models import (
     PreviewQuery,
     RetryPolicy,
     ScheduleRequest,
-    UtcDatetime,
 )
 from scheduler_client.receiver import Delivery, Receiver, SecretError, verifiers_of
 
@@ -62,10 +64,7 @@ R = TypeVar("R")
 # The API's largest page of jobs and of log entries.
 MAX_JOB_PAGE = 500
 MAX_LOG_PAGE = 1000
-# A body given with @file (or @- for standard input) is read up to this size.
-MAX_BODY_FILE_BYTES = 1 << 20
 FOLLOW_INTERVAL_SECONDS = 2.0
-_INSTANT = TypeAdapter(UtcDatetime)
 
 HELP = f"""The Durable Scheduler from a shell: schedule jobs, watch them, receive them.
 
@@ -212,110 +211,6 @@ def main(
 
 
 # --- schedule --------------------------------------------------------------------------------
-
-
-def _text_or_file(value: str | None, what: str) -> str | None:
-    """The option's text, or with @path the file's (@- standard input)."""
-    if value is None or not value.startswith("@"):
-        return value
-    source = value[1:]
-    try:
-        if source == "-":
-            raw = sys.stdin.buffer.read(MAX_BODY_FILE_BYTES + 1)
-        else:
-            with Path(source).open("rb") as file:
-                raw = file.read(MAX_BODY_FILE_BYTES + 1)
-    except OSError as error:
-        raise click.BadParameter(
-            f"cannot read {source}: {error.strerror}", param_hint=what
-        ) from None
-    if len(raw) > MAX_BODY_FILE_BYTES:
-        raise click.BadParameter(f"larger than {MAX_BODY_FILE_BYTES} bytes", param_hint=what)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise click.BadParameter("not UTF-8 text", param_hint=what) from None
-
-
-def _json_value(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise click.BadParameter(f"not JSON ({error})", param_hint=what) from None
-
-
-def _headers(values: tuple[str, ...]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for value in values:
-        name, colon, content = value.partition(":")
-        if not colon or not name.strip():
-            raise click.BadParameter(f"{value!r} is not 'Name: value'", param_hint="--header")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    """--label KEY=VALUE options as a job's labels (the API checks their form)."""
-    labels: dict[str, str] = {}
-    for value in values:
-        key, equals, text = value.partition("=")
-        if not equals:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
-        labels[key] = text
-    return labels
-
-
-def _fields(values: tuple[str, ...]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for value in values:
-        name, equals, content = value.partition("=")
-        if not equals or not name:
-            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--field")
-        try:
-            fields[name] = json.loads(content)
-        except ValueError:
-            fields[name] = content
-    return fields
-
-
-def _one(given: dict[str, Any], what: str) -> tuple[str, Any]:
-    chosen = [(name, value) for name, value in given.items() if value not in (None, ())]
-    if len(chosen) != 1:
-        names = ", ".join(given)
-        raise click.UsageError(f"give exactly one of {names} ({what})")
-    return chosen[0]
-
-
-def _when(after: str | None, at: str | None, cron: str | None, tz: str | None) -> dict[str, Any]:
-    name, value = _one({"--in": after, "--at": at, "--cron": cron}, "when it runs")
-    if name == "--in":
-        if tz:
-            raise click.UsageError("--tz is for --at and --cron: --in counts from now")
-        # The server adds it to its own clock when it accepts the job: no clock skew here.
-        return {"delay": value}
-    if name == "--cron":
-        return {"cron": value, **({"timezone": tz} if tz else {})}
-    if tz:
-        # A wall time in a zone: 09:00 wherever the zone's clocks say 09:00.
-        return {"exec_local": value, "timezone": tz}
-    try:
-        return {"exec_at": _INSTANT.validate_python(value)}
-    except ValidationError:
-        raise click.BadParameter(
-            "an RFC 3339 instant with an offset (2026-12-01T09:30:00Z, …+02:00), or a local "
-            "time with --tz ZONE",
-            param_hint="--at",
-        ) from None
-
-
-def _target(methods: dict[str, str | None], request: tuple[str, str] | None) -> tuple[str, str]:
-    given: dict[str, Any] = {f"--{method.lower()}": url for method, url in methods.items()}
-    given["--request"] = request or None
-    name, value = _one(given, "the URL to call")
-    if name == "--request":
-        method, url = value
-        return method.upper(), url
-    return name[2:].upper(), value
 
 
 @main.command()
@@ -469,30 +364,34 @@ def schedule(
                 "not --log"
             )
         payload: BaseModel = LogAppendPayload(
-            message=log_message, **({"level": level} if level else {}), fields=_fields(fields)
+            message=log_message,
+            **({"level": level} if level else {}),
+            fields=arguments.fields(fields),
         )
         prompt_type = "log.append"
     else:
         if level or fields:
             raise click.UsageError("--level and --field are for --log")
         methods = {"POST": post, "GET": get, "PUT": put, "PATCH": patch, "DELETE": delete}
-        method, url = _target(methods, request)
+        method, url = arguments.target(methods, request)
         if json_body is not None and body is not None:
             raise click.UsageError("give --json or --body, not both")
         call: dict[str, Any] = {"method": method, "url": url}
         if json_body is not None:
-            call["json"] = _json_value(_text_or_file(json_body, "--json") or "", "--json")
+            call["json"] = arguments.json_value(
+                arguments.text_or_file(json_body, "--json") or "", "--json"
+            )
         if body is not None:
-            call["body"] = _text_or_file(body, "--body")
+            call["body"] = arguments.text_or_file(body, "--body")
         if headers:
-            call["headers"] = _headers(headers)
+            call["headers"] = arguments.headers(headers)
         if call_timeout is not None:
             call["timeout_seconds"] = call_timeout
         if record_response:
             call["record_response_body"] = True
         payload = HttpCallPayload(**call)
         prompt_type = "http.call"
-    fields_given.update(_when(after, at, cron, tz))
+    fields_given.update(arguments.when(after, at, cron, tz))
     given: dict[str, Any] = {
         "start_at": start_at,
         "end_at": end_at,
@@ -532,7 +431,7 @@ def schedule(
     if flow:
         fields_given["flow_control"] = FlowControlRequest(**flow)
     if labels:
-        fields_given["labels"] = _labels(labels)
+        fields_given["labels"] = arguments.labels(labels)
     job = ScheduleRequest(
         prompt_type=prompt_type,
         payload=payload.model_dump(mode="json", by_alias=True, exclude_unset=True),
@@ -893,8 +792,8 @@ def batch(source: str) -> None:
     \b
     scheduler batch jobs.json
     """
-    text = _text_or_file(f"@{source}", "FILE") or ""
-    document = _json_value(text, "FILE")
+    text = arguments.text_or_file(f"@{source}", "FILE") or ""
+    document = arguments.json_value(text, "FILE")
     jobs = document.get("jobs") if isinstance(document, dict) else document
     try:
         request = BatchRequest.model_validate({"jobs": jobs})

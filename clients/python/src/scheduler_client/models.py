@@ -1,11 +1,13 @@
 """The API's request and answer bodies, as the client reads and writes them.
 
-These are copies of the app's own models (scheduling/models.py, responses.py, job_views.py,
-queries.py and the prompt payloads), without their server-side checks: the client package
-never imports the app. tests/live/test_cli_contract.py compares the JSON schema of every
-model here with the same component of the running app's GET /api/openapi.json, field by
-field (types, bounds, defaults, required): when the API changes, that test fails until the
-copy here is changed to match.
+Whole at ~420 lines: one copy per component of the OpenAPI document, compared as one set.
+
+These are copies of the app's own models (scheduling/models.py; api/responses.py, job_views.py
+and queries.py; the prompt payloads in delivery/prompts/), without their server-side checks:
+the client package never imports the app. tests/live/test_cli_contract.py compares the JSON
+schema of every model here with the same component of the running app's GET
+/api/openapi.json, field by field (types, bounds, defaults, required): when the API changes,
+that test fails until the copy here is changed to match.
 
 Answers ignore fields they do not name, so an older client still reads a newer app's
 answers; requests forbid them, so a misspelt field is caught before it is sent.

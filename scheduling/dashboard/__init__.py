@@ -1,1 +1,0 @@
-"""The admin dashboard's decisions, free of the Functions SDK: sessions, charts, timelines."""
