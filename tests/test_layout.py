@@ -112,7 +112,7 @@ LONG_MODULE_LINES = 400
 
 def test_a_long_module_says_at_its_top_why_it_stays_whole() -> None:
     # One module, one job: past ~400 lines a module is split, or its docstring says "Whole at".
-    folders = [*APP_PACKAGES, "benchmarks", "clients/python/src"]
+    folders = [*APP_PACKAGES, "local_durable_host", "benchmarks", "clients/python/src"]
     unexplained = [
         f"{source.relative_to(REPO)}: {lines} lines"
         for folder in folders
@@ -121,6 +121,56 @@ def test_a_long_module_says_at_its_top_why_it_stays_whole() -> None:
         and "Whole at" not in (ast.get_docstring(ast.parse(source.read_text())) or "")
     ]
     assert unexplained == []
+
+
+def local_host_imports() -> dict[str, set[str]]:
+    """Module -> the local_durable_host modules it imports (under TYPE_CHECKING too)."""
+    package = "local_durable_host"
+    graph: dict[str, set[str]] = {}
+    for source in modules_of(package):
+        reached = set()
+        for module in imports_in(source):
+            if module == package:  # `from local_durable_host import history`
+                tree = ast.parse(source.read_text())
+                reached |= {
+                    f"{package}.{alias.name}"
+                    for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module == package
+                    for alias in node.names
+                }
+            elif module.startswith(f"{package}."):
+                reached.add(module)
+        graph[f"{package}.{source.stem}"] = reached
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle (its modules in order, the first again at the end), or []."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str]:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return []
+        for reached in sorted(graph.get(module, ())):
+            if found := visit(reached, [*path, module]):
+                return found
+        done.add(module)
+        return []
+
+    return next((found for module in sorted(graph) if (found := visit(module, []))), [])
+
+
+def test_the_local_host_has_no_import_circle() -> None:
+    graph = local_host_imports()
+    assert "local_durable_host.engine" in graph["local_durable_host.local_host"]
+    assert cycle_in(graph) == []
+
+
+def test_the_circle_check_finds_a_circle() -> None:
+    assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle_in({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_rule_check_sees_an_import_inside_a_function(tmp_path: Path) -> None:
