@@ -10,7 +10,6 @@ from playwright.async_api import Browser
 from local_durable_host.app_server import LOOPBACK_NAMES, AppServer
 from scheduling.openapi import OPERATIONS
 from tests.support.browser import MAPPED_TO_LOOPBACK, OffMachineRequests, fenced_context
-from tests.support.browser import chromium as chromium
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 
