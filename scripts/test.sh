@@ -55,4 +55,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy .
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# Two workers, file by file (tests/support/worker_scopes.py): one waits out the live modules'
+# minute of real time while the other runs the rest. PYTEST_WORKERS=0 runs in one process.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

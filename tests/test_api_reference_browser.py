@@ -11,7 +11,6 @@ from api.openapi import OPERATIONS
 from local_durable_host.app_server import AppServer
 from local_durable_host.request_checks import LOOPBACK_NAMES
 from tests.support.browser import MAPPED_TO_LOOPBACK, OffMachineRequests, fenced_context
-from tests.support.browser import chromium as chromium
 from tests.support.scheduler import Scheduler
 from tests.support.served_app import served_app
 

@@ -6,7 +6,6 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.support.browser import OffMachineRequests, fenced_context
-from tests.support.browser import chromium as chromium
 from tests.support.dashboard_site import DashboardSite
 from tests.support.dashboard_site import dashboard_site as dashboard_site
 

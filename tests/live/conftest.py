@@ -16,6 +16,7 @@ to loopback addresses: a base URL that is not on this machine fails every live t
 
 import base64
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +36,7 @@ from werkzeug import Request, Response
 
 from tests.live.local_host_process import LocalHostProcess
 from tests.support.local_servers import AzuriteService
+from tests.support.worker_scopes import WAITING_MODULES
 
 BASE_URL_ENV = "SCHEDULER_LIVE_BASE_URL"
 FUNCTION_KEY_ENV = "SCHEDULER_LIVE_FUNCTION_KEY"
@@ -237,8 +240,37 @@ def serving_receiver() -> Iterator[Receiver]:
             server.stop()
 
 
-@pytest.fixture(scope="module")
-def receiver(live_base_url: str) -> Iterator[Receiver]:
-    """The target of the live jobs' http.call."""
-    with serving_receiver() as receiver:
-        yield receiver
+@dataclass(frozen=True)
+class JobsDueTogether:
+    """What each waiting module's `schedule_jobs` returned, or the error it raised."""
+
+    _scheduled: dict[str, Any]
+
+    def of(self, module: str) -> Any:
+        scheduled = self._scheduled[module]
+        if isinstance(scheduled, Exception):
+            raise scheduled
+        return scheduled
+
+
+@pytest.fixture(scope="session")
+def jobs_due_together(
+    request: pytest.FixtureRequest, api: httpx.Client
+) -> Iterator[JobsDueTogether]:
+    """The jobs of every waiting module of this run (worker_scopes.py), scheduled one after
+    the other when the first of them asks: the run waits for one firing window, not one per
+    module. Each such module has `schedule_jobs(api, stack)`, which schedules its jobs (its
+    receivers started on `stack`, serving until the session ends) and returns what its tests
+    check. A module whose scheduling fails fails alone."""
+    collected = {
+        item.module.__name__ for item in request.session.items if isinstance(item, pytest.Function)
+    }
+    with contextlib.ExitStack() as stack:
+        scheduled: dict[str, Any] = {}
+        for name in WAITING_MODULES:
+            if name in collected:
+                try:
+                    scheduled[name] = importlib.import_module(name).schedule_jobs(api, stack)
+                except Exception as error:  # raised again in that module's own tests
+                    scheduled[name] = error
+        yield JobsDueTogether(scheduled)

@@ -2,13 +2,16 @@
 
 Every job here is scheduled when the module's first test asks for them, 65 s ahead
 (MIN_LEAD_SECONDS is 60) but one due 90 s ahead, so the whole module waits for one firing
-window: about 90 s plus the allowed lateness (conftest.py). Early on, while every job is
-pending, the app's host is killed with SIGKILL and started again (when the suite started it):
-the jobs must then all fire, once. Tests run in file order; each one still waits for what it
-needs, so any one of them can run alone. The wipe test at the end removes every pending job
-of the app it runs against.
+window: about 90 s plus the allowed lateness (conftest.py). The other modules that wait for
+jobs a minute out schedule theirs at the same moment (conftest.py's `jobs_due_together`), so
+the run waits out that window once. Early on, while every job is pending, the app's host is
+killed with SIGKILL and started again (when the suite started it): the jobs must then all
+fire, once. Tests run in file order; each one still waits for what it needs, so any one of
+them can run alone. The wipe test at the end removes every pending job of the app it runs
+against.
 """
 
+import contextlib
 import json
 import time
 import uuid
@@ -23,7 +26,7 @@ import pytest
 
 from delivery.prompts.http_call import TRANSACTION_HEADER
 from scheduling.zone_data import TZDATA_VERSION
-from tests.live.conftest import LiveApp, Receiver, client_of
+from tests.live.conftest import JobsDueTogether, LiveApp, Receiver, client_of, serving_receiver
 
 pytestmark = pytest.mark.live
 
@@ -95,10 +98,12 @@ def accepted_id(response: httpx.Response) -> str:
     return transaction_id
 
 
-@pytest.fixture(scope="module")
-def jobs(api: httpx.Client, receiver: Receiver) -> dict[str, Scheduled]:
-    """Jobs due 65 s from now (two http.call, one log.append, one to be deleted, three that
-    outlive a kill of the host) and one http.call due 90 s from now."""
+def schedule_jobs(
+    api: httpx.Client, stack: contextlib.ExitStack
+) -> tuple[Receiver, dict[str, Scheduled]]:
+    """A receiver, and jobs due 65 s from now (two http.call, one log.append, one to be
+    deleted, three that outlive a kill of the host) and one http.call due 90 s from now."""
+    receiver = stack.enter_context(serving_receiver())
     token = uuid.uuid4().hex
     plans: list[tuple[str, str, dict[str, Any], str | None]] = [
         (
@@ -167,7 +172,20 @@ def jobs(api: httpx.Client, receiver: Receiver) -> dict[str, Scheduled]:
             response=response,
             receiver_path=path,
         )
-    return scheduled
+    return receiver, scheduled
+
+
+@pytest.fixture(scope="module")
+def receiver(jobs_due_together: JobsDueTogether) -> Receiver:
+    """The target of this module's http.call jobs."""
+    receiver: Receiver = jobs_due_together.of(__name__)[0]
+    return receiver
+
+
+@pytest.fixture(scope="module")
+def jobs(jobs_due_together: JobsDueTogether) -> dict[str, Scheduled]:
+    jobs: dict[str, Scheduled] = jobs_due_together.of(__name__)[1]
+    return jobs
 
 
 def listed_jobs(api: httpx.Client) -> Iterator[dict[str, Any]]:

@@ -1,16 +1,20 @@
 """Many jobs at once on the running app: a batch creates 300 labelled jobs and 50 others, a
 filtered delete cancels the labelled ones, and only the 50 reach the receiver (the 1,000-job
-case runs on the virtual clock in tests/test_bulk_cancel.py; this one waits in real time)."""
+case runs on the virtual clock in tests/test_bulk_cancel.py; this one waits in real time).
+The jobs are scheduled and cancelled with the other waiting modules' (conftest.py's
+`jobs_due_together`), so their firing window is waited out once for all of them."""
 
+import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.live.conftest import JobsDueTogether
 from tests.support.counting_receiver import CountingReceiver
 
 pytestmark = pytest.mark.live
@@ -23,10 +27,18 @@ OTHERS = 50
 QUIET_SECONDS = 5.0
 
 
-@pytest.fixture
-def receiver() -> Iterator[CountingReceiver]:
-    with CountingReceiver(hold_seconds=0) as counting:
-        yield counting
+@dataclass(frozen=True)
+class Cancelled:
+    """The jobs, what the filtered deletes answered, and when they were done."""
+
+    receiver: CountingReceiver
+    exec_at: datetime
+    labelled: list[str]
+    others: list[str]
+    cancelled: int
+    firing: list[str]
+    listed_after: list[dict[str, Any]]
+    done_at: datetime
 
 
 def created(api: httpx.Client, jobs: list[dict[str, Any]]) -> list[str]:
@@ -37,9 +49,10 @@ def created(api: httpx.Client, jobs: list[dict[str, Any]]) -> list[str]:
     return [result["job"]["transaction_id"] for result in outcome["results"]]
 
 
-def test_labelled_jobs_cancelled_by_label_never_fire(
-    api: httpx.Client, receiver: CountingReceiver, max_lateness: float
-) -> None:
+def schedule_jobs(api: httpx.Client, stack: contextlib.ExitStack) -> Cancelled:
+    """300 labelled jobs and 50 others, all due together; then the labelled ones cancelled
+    by their labels, page by page."""
+    receiver = stack.enter_context(CountingReceiver(hold_seconds=0))
     exec_at = datetime.now(UTC) + LEAD
     run = uuid.uuid4().hex[:16]
 
@@ -70,17 +83,26 @@ def test_labelled_jobs_cancelled_by_label_never_fire(
         cursor = body["next_cursor"]
         if body["complete"]:
             break
-    assert datetime.now(UTC) < exec_at, "creating and cancelling took longer than the lead"
-    assert (cancelled, firing) == (LABELLED, [])
+    done_at = datetime.now(UTC)
     listed = api.get("/api/schedule", params={"label": f"run={run}"}).json()["jobs"]
-    assert listed == []
+    return Cancelled(receiver, exec_at, labelled, others, cancelled, firing, listed, done_at)
 
-    deadline = time.monotonic() + LEAD.total_seconds() + max_lateness + 30
-    while time.monotonic() < deadline and len(receiver.calls) < OTHERS:
+
+def test_labelled_jobs_cancelled_by_label_never_fire(
+    api: httpx.Client, jobs_due_together: JobsDueTogether, max_lateness: float
+) -> None:
+    bulk: Cancelled = jobs_due_together.of(__name__)
+    assert bulk.done_at < bulk.exec_at, "creating and cancelling took longer than the lead"
+    assert (bulk.cancelled, bulk.firing) == (LABELLED, [])
+    assert bulk.listed_after == []
+
+    receiver = bulk.receiver
+    deadline = bulk.exec_at.timestamp() + max_lateness + 30
+    while time.time() < deadline and len(receiver.calls) < OTHERS:
         time.sleep(0.5)
     time.sleep(QUIET_SECONDS)
     # Each of the others once; none of the cancelled, ever.
-    assert receiver.calls == dict.fromkeys(others, 1)
-    for transaction_id in labelled[:: LABELLED // 20]:
+    assert receiver.calls == dict.fromkeys(bulk.others, 1)
+    for transaction_id in bulk.labelled[:: LABELLED // 20]:
         status = api.get(f"/api/schedule/{transaction_id}/status").json()
         assert (status["state"], status["attempts"]) == ("cancelled", 0)

@@ -10,7 +10,6 @@ from playwright.async_api import Browser
 
 from tests.live.conftest import LiveApp
 from tests.support.browser import OffMachineRequests, fenced_context
-from tests.support.browser import chromium as chromium
 
 pytestmark = pytest.mark.live
 
