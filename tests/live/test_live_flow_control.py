@@ -71,3 +71,6 @@ def test_jobs_through_one_key_with_max_parallel_one_take_turns(
     # One at a time: each request arrived after the one before had been held its second.
     arrivals = sorted(slow_receiver.arrivals)
     assert all(b - a >= HOLD_SECONDS for a, b in itertools.pairwise(arrivals))
+    # On time: none before its exec_at, the last within the lateness bound and the turns.
+    assert min(slow_receiver.arrived_at) >= taking_turns.exec_at.timestamp() - 1.0
+    assert max(slow_receiver.arrived_at) <= deadline

@@ -21,7 +21,8 @@ class CountingReceiver:
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls: Counter[str] = Counter()
-        self.arrivals: list[float] = []
+        self.arrivals: list[float] = []  # time.perf_counter(), for intervals
+        self.arrived_at: list[float] = []  # time.time(), to compare with a job's exec_at
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -38,6 +39,7 @@ class CountingReceiver:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.calls[transaction_id] += 1
             self.arrivals.append(time.perf_counter())
+            self.arrived_at.append(time.time())
 
     def leave(self) -> None:
         with self._lock:
