@@ -290,7 +290,10 @@ async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
     """Take back a job whose orchestration may not have started; False if it runs already.
 
     Deleting the record is enough even if the start did go through: an orchestration
-    without its record (of its generation) ends without doing anything.
+    without its record (of its generation) ends without doing anything. Its index and
+    label rows stay for readers to skip, and drop once old (index_upkeep.row_verdict): a
+    retry with the same key may write the same rows again at any moment, and a drop here
+    would take them from the job it creates.
     """
     record = stored.record
     try:
@@ -306,11 +309,6 @@ async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
             "the backend did not confirm the start: the job may have been scheduled; "
             "send the request with an Idempotency-Key to retry it safely",
         ) from None
-    try:
-        await asyncio.to_thread(store.unindex, record.transaction_id, record.exec_at)
-        await asyncio.to_thread(store.unindex_labels, record.transaction_id, record.labels)
-    except Exception:
-        log.warning("could not drop the index row of %s", record.transaction_id, exc_info=True)
     raise backend_unavailable("start the job; nothing was scheduled")
 
 

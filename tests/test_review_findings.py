@@ -1,5 +1,6 @@
 """The second review's findings on the job store, each a behaviour a user would notice."""
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -7,7 +8,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from storage.index_upkeep import row_verdict
-from storage.job_store import DueEntry, DueRange, StaleRecord
+from storage.job_store import DueEntry, DueRange, StaleRecord, StoredJob, TableJobStore
 from storage.paging import decode_cursor, encode_cursor
 from tests.store.test_job_store import new_record
 from tests.support.scheduler import START, Scheduler
@@ -154,3 +155,28 @@ async def test_a_replay_that_starts_the_job_makes_its_creators_take_back_lose(
     with pytest.raises(StaleRecord):
         scheduler.job_store.delete(creators_view)
     assert scheduler.has_orchestration(transaction_id)
+
+
+async def test_a_keyed_retry_racing_a_take_back_keeps_its_job_listed(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first request's start fails and it takes its job back; the client's retry with the
+    # same key creates the job again between that take-back's delete and what follows it.
+    loop = asyncio.get_running_loop()
+    retried: list[tuple[int, dict[str, object]]] = []
+    delete = TableJobStore.delete
+
+    def delete_then_retry(store: TableJobStore, stored: StoredJob) -> None:
+        delete(store, stored)
+        if not retried:
+            retry = asyncio.run_coroutine_threadsafe(create_with_key(scheduler, "order-11"), loop)
+            retried.append(retry.result(timeout=30))
+
+    monkeypatch.setattr(TableJobStore, "delete", delete_then_retry)
+    scheduler.host.fail_next("POST", "orchestrators/")
+    status, _ = await create_with_key(scheduler, "order-11")
+    assert status == 503
+    [(status, again)] = retried
+    assert status == 202
+    listed = (await scheduler.api.get("/api/schedule")).json()["jobs"]
+    assert [job["transaction_id"] for job in listed] == [again["transaction_id"]]
