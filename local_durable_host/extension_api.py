@@ -12,6 +12,7 @@ Whole at ~470 lines: the API's routes and the extension's answers to each, one t
 import contextlib
 import json
 import socket
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ class _Server(ThreadingHTTPServer):
     # The SDK client sends up to 30 requests at once; the default backlog of 5 drops the
     # rest, and aiohttp's retry then stalls for seconds.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client dropping a kept-alive connection (its pool closing, a reset) is how
+        # connections end, not an error to print.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)

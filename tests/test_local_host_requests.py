@@ -401,3 +401,26 @@ def test_the_extension_api_keeps_a_connection_until_it_refuses_or_closes() -> No
 def _answer_to_post(connection: http.client.HTTPConnection, path: str) -> int:
     connection.request("POST", path)
     return connection.getresponse().status
+
+
+def test_a_client_resetting_a_kept_alive_connection_prints_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # The SDK's pool drops idle connections as it likes: no traceback in the developer's console.
+    import struct
+    from datetime import UTC, datetime
+    from urllib.parse import urlsplit
+
+    from local_durable_host.engine import DurableHost
+    from tests.support import toy_app
+
+    with DurableHost(toy_app.app, datetime(2026, 12, 1, tzinfo=UTC)) as host:
+        address = urlsplit(host.rpc_base_url)
+        connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=10)
+        assert _answer_to_post(connection, f"{address.path}instances/x/terminate") == 404
+        assert connection.sock is not None
+        # A reset (RST), not a polite close: linger on, for no time.
+        connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+        time.sleep(0.5)  # the server's thread reads the reset
+    assert "Traceback" not in capfd.readouterr().err
