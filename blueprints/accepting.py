@@ -58,7 +58,7 @@ from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
 from storage.job_log.lifecycle import accepted_entry
 from storage.job_rows import UnreadableRow, due_keys
-from storage.job_store import JobExists, StaleRecord, StoredJob, TableJobStore
+from storage.job_store import JobExists, LabelEntry, StaleRecord, StoredJob, TableJobStore
 from storage.sealing import SealingNotConfigured
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -84,6 +84,15 @@ class PreparedJob:
 
     record: JobRecord
     fingerprint: str | None
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """The index rows a create wrote for its job, by version (ETag): what its take-back may
+    drop, and nothing a retry with the same key has written again since."""
+
+    due_etag: str
+    labels: list[LabelEntry]
 
 
 @dataclass(frozen=True)
@@ -126,10 +135,10 @@ async def store_and_start(
     store: TableJobStore,
     prepared: PreparedJob,
     *,
-    indexed: bool = False,
+    indexed: IndexRows | None = None,
     log_accepted: bool = True,
 ) -> AcceptedRecord:
-    """Store the job and start its orchestration. `indexed`: its index rows are written
+    """Store the job and start its orchestration. `indexed`: its index rows, written
     already (a batch writes them together); without `log_accepted`, its `accepted` log
     entry is left to be derived from its record (on every read of its log, and written
     before the record goes): one write fewer per job of a batch. A problem (ProblemError)
@@ -138,12 +147,12 @@ async def store_and_start(
     record = prepared.record
     transaction_id = record.transaction_id
     try:
-        if not indexed:
+        if indexed is None:
             # The index first: it must list every live job (a wipe finds jobs through it);
             # a row whose record never comes is dropped by a later reader.
-            await asyncio.to_thread(store.index, record)
-            if record.labels:
-                await asyncio.to_thread(store.index_labels, [record])
+            due_etag = await asyncio.to_thread(store.index, record)
+            labels = await asyncio.to_thread(store.index_labels, [record]) if record.labels else []
+            indexed = IndexRows(due_etag, labels)
         stored = await asyncio.to_thread(store.create, record)
     except JobExists:
         earlier = await _read(store, transaction_id)  # a concurrent request with the key won
@@ -158,7 +167,7 @@ async def store_and_start(
         await start_orchestration(client, record)
     except Exception:
         log.exception("starting %s failed", transaction_id)
-        if await orchestration_runs(client, record) or not await _withdraw(store, stored):
+        if await orchestration_runs(client, record) or not await _withdraw(store, stored, indexed):
             return AcceptedRecord(record)
     if log_accepted:
         await record_lifecycle(accepted_entry(record))
@@ -286,14 +295,13 @@ async def _sealed_record(
     )
 
 
-async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
+async def _withdraw(store: TableJobStore, stored: StoredJob, indexed: IndexRows) -> bool:
     """Take back a job whose orchestration may not have started; False if it runs already.
 
     Deleting the record is enough even if the start did go through: an orchestration
-    without its record (of its generation) ends without doing anything. Its index and
-    label rows stay for readers to skip, and drop once old (index_upkeep.row_verdict): a
-    retry with the same key may write the same rows again at any moment, and a drop here
-    would take them from the job it creates.
+    without its record (of its generation) ends without doing anything. Its index rows go
+    too, each only as the version this create wrote: a retry with the same key may have
+    written the same rows again meanwhile, for the job it creates, and those stay.
     """
     record = stored.record
     try:
@@ -309,6 +317,15 @@ async def _withdraw(store: TableJobStore, stored: StoredJob) -> bool:
             "the backend did not confirm the start: the job may have been scheduled; "
             "send the request with an Idempotency-Key to retry it safely",
         ) from None
+    try:
+        await asyncio.to_thread(
+            store.unindex, record.transaction_id, record.exec_at, indexed.due_etag or None
+        )
+        for entry in indexed.labels:
+            await asyncio.to_thread(store.drop_label_entry, entry)
+    except Exception:
+        # Left to readers: skipped while young, dropped once old (index_upkeep).
+        log.warning("could not drop the index rows of %s", record.transaction_id, exc_info=True)
     raise backend_unavailable("start the job; nothing was scheduled")
 
 

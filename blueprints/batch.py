@@ -23,6 +23,7 @@ from blueprints import dependencies
 from blueprints.accepting import (
     IDEMPOTENCY_HEADER,
     AcceptedRecord,
+    IndexRows,
     PreparedJob,
     accepted_job,
     prepare_job,
@@ -30,7 +31,7 @@ from blueprints.accepting import (
 )
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, bounded
-from storage.job_store import TableJobStore
+from storage.job_store import LabelEntry, TableJobStore
 
 log = logging.getLogger(__name__)
 _INTERNAL = "this job failed unexpectedly (the app's logs say why)"
@@ -59,7 +60,12 @@ async def create_batch(
     fresh = [step for step in steps if isinstance(step, PreparedJob)]
     if fresh:
         indexed = await _index(store, fresh)
-        done = iter(await bounded(_store_and_start(client, store, job, indexed) for job in fresh))
+        done = iter(
+            await bounded(
+                _store_and_start(client, store, job, indexed.get(job.record.transaction_id))
+                for job in fresh
+            )
+        )
         steps = [next(done) if isinstance(step, PreparedJob) else step for step in steps]
     origin = origin_of(request)
     results = [_result(index, step, origin) for index, step in enumerate(steps)]
@@ -80,21 +86,31 @@ async def _prepare(
     return await _as_step(prepare_job(client, store, item.body, item.idempotency_key))
 
 
-async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> bool:
-    """Write the jobs' due and label rows together; False when the store did not take them
-    (each job then writes its own, as a single create does)."""
+async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> dict[str, IndexRows]:
+    """Write the jobs' due and label rows together: each job's rows by transaction id; none
+    when the store did not take them (each job then writes its own, as a single create
+    does)."""
     records = [job.record for job in jobs]
     try:
-        await asyncio.to_thread(store.index_many, records)
-        await asyncio.to_thread(store.index_labels, records)
+        due = await asyncio.to_thread(store.index_many, records)
+        labels = await asyncio.to_thread(store.index_labels, records)
     except Exception:
         log.warning("indexing a batch of %d jobs together failed", len(jobs), exc_info=True)
-        return False
-    return True
+        return {}
+    by_job: dict[str, list[LabelEntry]] = {}
+    for entry in labels:
+        by_job.setdefault(entry.transaction_id, []).append(entry)
+    return {
+        transaction_id: IndexRows(etag, by_job.get(transaction_id, []))
+        for transaction_id, etag in due.items()
+    }
 
 
 async def _store_and_start(
-    client: df.DurableOrchestrationClient, store: TableJobStore, job: PreparedJob, indexed: bool
+    client: df.DurableOrchestrationClient,
+    store: TableJobStore,
+    job: PreparedJob,
+    indexed: IndexRows | None,
 ) -> Step:
     return await _as_step(store_and_start(client, store, job, indexed=indexed, log_accepted=False))
 

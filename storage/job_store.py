@@ -26,6 +26,7 @@ Two tables (see docs/job-store.md for the reasoning):
   when the job ends, and a reader drops any it finds of an ended job, as for the due index.
 """
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -299,16 +300,21 @@ class TableJobStore:
         """Make the job findable by its due time (idempotent); the row's new ETag."""
         return self.index_row(due_row(record))
 
-    def index_many(self, records: Sequence[JobRecord]) -> None:
+    def index_many(self, records: Sequence[JobRecord]) -> dict[str, str]:
         """Make many jobs findable by their due time: one entity group transaction per due
-        minute and up to 100 jobs (a batch of jobs due at one time costs a few requests)."""
+        minute and up to 100 jobs (a batch of jobs due at one time costs a few requests).
+        Each job's row's new ETag, by transaction id."""
         rows: dict[str, list[dict[str, Any]]] = {}
         for record in records:
             row = due_row(record)
             rows.setdefault(row["PartitionKey"], []).append(row)
+        etags: dict[str, str] = {}
         for partition_rows in rows.values():
             for start in range(0, len(partition_rows), TRANSACTION_ROWS):
-                upsert_rows(self._due, partition_rows[start : start + TRANSACTION_ROWS])
+                chunk = partition_rows[start : start + TRANSACTION_ROWS]
+                for row, etag in zip(chunk, upsert_rows(self._due, chunk), strict=True):
+                    etags[str(row["transaction_id"])] = etag
+        return etags
 
     def index_row(self, entity: dict[str, Any]) -> str:
         from azure.data.tables import UpdateMode
@@ -358,18 +364,24 @@ class TableJobStore:
 
     # -- the label index -----------------------------------------------------------------
 
-    def index_labels(self, records: Sequence[JobRecord]) -> None:
+    def index_labels(self, records: Sequence[JobRecord]) -> list[LabelEntry]:
         """Make the jobs findable by each of their labels (idempotent): one entity group
-        transaction per label and up to 100 jobs, as all rows of a label share a partition."""
-        rows: dict[str, list[dict[str, Any]]] = {}
+        transaction per label and up to 100 jobs, as all rows of a label share a partition.
+        The rows written, with their new ETags."""
+        rows: dict[str, list[tuple[LabelEntry, dict[str, Any]]]] = {}
         for record in records:
-            for key, value in record.labels.items():
-                partition = label_partition(key, value)
-                rows.setdefault(partition, []).append(label_row(partition, record))
+            for pair in record.labels.items():
+                partition = label_partition(*pair)
+                entry = LabelEntry(transaction_id=record.transaction_id, pair=pair)
+                rows.setdefault(partition, []).append((entry, label_row(partition, record)))
+        written = []
         for partition_rows in rows.values():
             for start in range(0, len(partition_rows), TRANSACTION_ROWS):
                 chunk = partition_rows[start : start + TRANSACTION_ROWS]
-                upsert_rows(self._labels, chunk)
+                etags = upsert_rows(self._labels, [row for _, row in chunk])
+                for (entry, _), etag in zip(chunk, etags, strict=True):
+                    written.append(dataclasses.replace(entry, etag=etag))
+        return written
 
     def unindex_labels(self, transaction_id: str, labels: Mapping[str, str]) -> None:
         """Drop the job's rows of `labels` (an ended job's, or a create taken back)."""

@@ -243,26 +243,30 @@ def on_table(client: "TableClient", write: Callable[[], T]) -> T:
         return write()
 
 
-def upsert_rows(client: "TableClient", rows: list[dict[str, Any]]) -> None:
-    """Write rows of one partition (at most 100): one point write, or one transaction."""
+def upsert_rows(client: "TableClient", rows: list[dict[str, Any]]) -> list[str]:
+    """Write rows of one partition (at most 100): one point write, or one transaction; the
+    rows' new ETags, in order."""
     from azure.data.tables import UpdateMode
 
     if len(rows) == 1:  # a point write costs the service less than a batch of one
-        on_table(client, lambda: client.upsert_entity(rows[0], mode=UpdateMode.REPLACE))
-        return
-    in_transaction(client, [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows])
+        written = on_table(client, lambda: client.upsert_entity(rows[0], mode=UpdateMode.REPLACE))
+        return [str(written.get("etag") or "")]
+    operations = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows]
+    # The service answers a transaction's operations in their order.
+    return [str(part.get("etag") or "") for part in in_transaction(client, operations)]
 
 
-def in_transaction(client: "TableClient", operations: list[Any]) -> None:
-    """One entity group transaction, making the table first on a fresh account."""
+def in_transaction(client: "TableClient", operations: list[Any]) -> list[Mapping[str, Any]]:
+    """One entity group transaction, making the table first on a fresh account; what the
+    service said of each operation (its ETag), in order."""
     from azure.core.exceptions import ResourceExistsError
     from azure.data.tables import TableTransactionError
 
     try:
-        client.submit_transaction(operations)
+        return client.submit_transaction(operations)
     except TableTransactionError as error:
         if error.status_code != 404:  # no table yet: nothing was ever written to it
             raise
         with contextlib.suppress(ResourceExistsError):
             client.create_table()
-        client.submit_transaction(operations)
+        return client.submit_transaction(operations)

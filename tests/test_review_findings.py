@@ -157,6 +157,23 @@ async def test_a_replay_that_starts_the_job_makes_its_creators_take_back_lose(
     assert scheduler.has_orchestration(transaction_id)
 
 
+async def test_a_take_back_leaves_no_index_row_behind(scheduler: Scheduler) -> None:
+    # Readers would skip them, but the stalled-job repair and the wipe read the index from
+    # its head: rows of jobs that never came to be would crowd out the live ones.
+    body = {**JOB, "labels": {"tenant": "acme", "tier": "gold"}}
+    scheduler.host.fail_next("POST", "orchestrators/")
+    reply = await scheduler.api.request(
+        "POST",
+        "/api/schedule",
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": "order-12"},
+    )
+    assert reply.status == 503
+    assert scheduler.job_store.due_page(DueRange(), 10, None)[0] == []
+    for pair in {"tenant": "acme", "tier": "gold"}.items():
+        assert scheduler.job_store.label_page(pair, None, 10, None)[0] == []
+
+
 async def test_a_keyed_retry_racing_a_take_back_keeps_its_job_listed(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
