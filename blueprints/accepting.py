@@ -318,11 +318,14 @@ async def _withdraw(store: TableJobStore, stored: StoredJob, indexed: IndexRows)
             "send the request with an Idempotency-Key to retry it safely",
         ) from None
     try:
-        await asyncio.to_thread(
-            store.unindex, record.transaction_id, record.exec_at, indexed.due_etag or None
-        )
+        # A row whose version is not known is left to readers rather than dropped blind.
+        if indexed.due_etag:
+            await asyncio.to_thread(
+                store.unindex, record.transaction_id, record.exec_at, indexed.due_etag
+            )
         for entry in indexed.labels:
-            await asyncio.to_thread(store.drop_label_entry, entry)
+            if entry.etag:
+                await asyncio.to_thread(store.drop_label_entry, entry)
     except Exception:
         # Left to readers: skipped while young, dropped once old (index_upkeep).
         log.warning("could not drop the index rows of %s", record.transaction_id, exc_info=True)
