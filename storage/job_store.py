@@ -26,7 +26,6 @@ Two tables (see docs/job-store.md for the reasoning):
   when the job ends, and a reader drops any it finds of an ended job, as for the due index.
 """
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -304,17 +303,8 @@ class TableJobStore:
         """Make many jobs findable by their due time: one entity group transaction per due
         minute and up to 100 jobs (a batch of jobs due at one time costs a few requests).
         Each job's row's new ETag, by transaction id."""
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            row = due_row(record)
-            rows.setdefault(row["PartitionKey"], []).append(row)
-        etags: dict[str, str] = {}
-        for partition_rows in rows.values():
-            for start in range(0, len(partition_rows), TRANSACTION_ROWS):
-                chunk = partition_rows[start : start + TRANSACTION_ROWS]
-                for row, etag in zip(chunk, upsert_rows(self._due, chunk), strict=True):
-                    etags[str(row["transaction_id"])] = etag
-        return etags
+        etags = _upsert_by_partition(self._due, [due_row(record) for record in records])
+        return {record.transaction_id: etag for record, etag in zip(records, etags, strict=True)}
 
     def index_row(self, entity: dict[str, Any]) -> str:
         from azure.data.tables import UpdateMode
@@ -368,20 +358,14 @@ class TableJobStore:
         """Make the jobs findable by each of their labels (idempotent): one entity group
         transaction per label and up to 100 jobs, as all rows of a label share a partition.
         The rows written, with their new ETags."""
-        rows: dict[str, list[tuple[LabelEntry, dict[str, Any]]]] = {}
-        for record in records:
-            for pair in record.labels.items():
-                partition = label_partition(*pair)
-                entry = LabelEntry(transaction_id=record.transaction_id, pair=pair)
-                rows.setdefault(partition, []).append((entry, label_row(partition, record)))
-        written = []
-        for partition_rows in rows.values():
-            for start in range(0, len(partition_rows), TRANSACTION_ROWS):
-                chunk = partition_rows[start : start + TRANSACTION_ROWS]
-                etags = upsert_rows(self._labels, [row for _, row in chunk])
-                for (entry, _), etag in zip(chunk, etags, strict=True):
-                    written.append(dataclasses.replace(entry, etag=etag))
-        return written
+        labelled = [(record, pair) for record in records for pair in record.labels.items()]
+        rows = [label_row(label_partition(*pair), record) for record, pair in labelled]
+        return [
+            LabelEntry(transaction_id=record.transaction_id, pair=pair, etag=etag)
+            for (record, pair), etag in zip(
+                labelled, _upsert_by_partition(self._labels, rows), strict=True
+            )
+        ]
 
     def unindex_labels(self, transaction_id: str, labels: Mapping[str, str]) -> None:
         """Drop the job's rows of `labels` (an ended job's, or a create taken back)."""
@@ -528,6 +512,22 @@ class TableJobStore:
         self._labels.close()
         if self._credential is not None and hasattr(self._credential, "close"):
             self._credential.close()
+
+
+def _upsert_by_partition(table: "TableClient", rows: list[dict[str, Any]]) -> list[str]:
+    """Write rows of any partitions, one entity group transaction per partition and up to
+    TRANSACTION_ROWS rows; their new ETags, in the order of `rows`."""
+    by_partition: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        by_partition.setdefault(row["PartitionKey"], []).append(position)
+    etags = [""] * len(rows)
+    for positions in by_partition.values():
+        for start in range(0, len(positions), TRANSACTION_ROWS):
+            chunk = positions[start : start + TRANSACTION_ROWS]
+            written = upsert_rows(table, [rows[position] for position in chunk])
+            for position, etag in zip(chunk, written, strict=True):
+                etags[position] = etag
+    return etags
 
 
 def _index_page(
