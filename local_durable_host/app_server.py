@@ -19,9 +19,7 @@ site) before reading its body, in that order; the checks themselves are request_
 """
 
 import asyncio
-import contextlib
 import hmac
-import inspect
 import io
 import json
 import logging
@@ -35,6 +33,15 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
+from local_durable_host.http_functions import (
+    AppResponse,
+    FunctionFailed,
+    HttpCall,
+    HttpFunction,
+    call_http,
+    close_durable_session,
+    http_functions,
+)
 from local_durable_host.request_checks import (
     LOOPBACK_NAMES,
     MAX_BODY_BYTES,
@@ -46,11 +53,9 @@ from local_durable_host.request_checks import (
     is_loopback_host,
     read_body,
 )
-from local_durable_host.worker_calls import DURABLE_CLIENT, index_functions
+from local_durable_host.worker_processes import WorkerProcesses
 
 log = logging.getLogger(__name__)
-# A route parameter, `{name}` or `{name:constraint}`; split() yields the names.
-_PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
 @dataclass(frozen=True)
@@ -72,20 +77,6 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class HttpFunction:
-    """One HTTP-triggered function of the app."""
-
-    name: str
-    methods: frozenset[str]
-    route: str
-    pattern: re.Pattern[str]
-    auth_level: str  # "anonymous", "function" or "admin"
-    request_parameter: str
-    client_parameters: tuple[str, ...]
-    user_function: Callable[..., Any]
-
-
-@dataclass(frozen=True)
 class Keys:
     """The keys the local host accepts: the master key works wherever a function key does."""
 
@@ -103,42 +94,6 @@ class Keys:
         return any(hmac.compare_digest(presented.encode(), key.encode()) for key in accepted)
 
 
-@dataclass(frozen=True)
-class AppResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def http_functions(app: func.FunctionRegister) -> list[HttpFunction]:
-    """The app's HTTP functions, literal routes before templated ones (the host's precedence)."""
-    found = []
-    for function in index_functions(app):
-        bindings = [binding.get_dict_repr() for binding in function.get_bindings()]
-        for trigger in (b for b in bindings if b.get("type") == "httpTrigger"):
-            route = str(trigger["route"])
-            template = "".join(
-                f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part)
-                for index, part in enumerate(_PARAMETER.split(route))
-            )
-            found.append(
-                HttpFunction(
-                    name=str(function.get_function_name()),
-                    methods=frozenset(str(m).upper() for m in trigger.get("methods") or []),
-                    route=route,
-                    # The host matches routes without regard to case.
-                    pattern=re.compile(f"/api/{template}", re.IGNORECASE),
-                    auth_level=str(trigger.get("authLevel", "function")).lower(),
-                    request_parameter=str(trigger["name"]),
-                    client_parameters=tuple(
-                        str(b["name"]) for b in bindings if b.get("type") == DURABLE_CLIENT
-                    ),
-                    user_function=function.get_user_function(),
-                )
-            )
-    return sorted(found, key=lambda f: f.route.count("{"))
-
-
 class AppServer:
     """Serves the app's HTTP functions on `127.0.0.1:port` from background threads."""
 
@@ -151,13 +106,17 @@ class AppServer:
         loop: asyncio.AbstractEventLoop | None = None,
         limits: Limits = Limits(),
         host_names: frozenset[str] = LOOPBACK_NAMES,
+        workers: WorkerProcesses | None = None,
     ) -> None:
         """`loop`: run the app's async functions on this running loop (a test's own: the
         Durable SDK's one HTTP session per process works only on the loop that made it),
         which must stay free while requests are served; else on a loop of the server's own.
         `host_names`: the Host names served (a test may add one that its browser maps to
-        loopback; the socket is on 127.0.0.1 whatever the name)."""
+        loopback; the socket is on 127.0.0.1 whatever the name). `workers`: run the
+        functions in these worker processes (worker_processes.py), as the Functions host
+        does; None: in this process."""
         self._functions = http_functions(app)
+        self._workers = workers
         self._client_binding = client_binding
         self._keys = keys
         self.limits = limits
@@ -190,10 +149,7 @@ class AppServer:
         self._server.server_close()
         self._thread.join(timeout=5)
         if self._loop_thread is not None:
-            # The Durable SDK's one HTTP session lives on this loop, and the SDK has no
-            # shutdown hook: closed here, or asyncio reports an "Unclosed client session".
-            with contextlib.suppress(Exception):
-                self.run_async(_close_durable_session())
+            close_durable_session(self._loop)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(timeout=5)
 
@@ -239,13 +195,15 @@ class AppServer:
         headers: dict[str, str],
         body: bytes,
     ) -> AppResponse:
+        """The function's response; FunctionFailed if it raised."""
         function = admitted.function
         parts = urlsplit(target)
         # The URL the caller used, as the host gives it: its Host header (checked to be one
         # of ours), so that a page opened at http://localhost:7071 sees its own origin.
         host = header(headers, "host") or self.base_url.removeprefix("http://")
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        request = func.HttpRequest(
+        call = HttpCall(
+            function_name=function.name,
             method=method,
             url=f"http://{host}{path}",
             headers=headers,
@@ -255,22 +213,11 @@ class AppServer:
                 name: unquote(value) for name, value in admitted.match.groupdict().items()
             },
             body=body,
+            client_binding=self._client_binding() if function.client_parameters else "",
         )
-        arguments: dict[str, Any] = {function.request_parameter: request}
-        arguments.update({name: self._client_binding() for name in function.client_parameters})
-        if inspect.iscoroutinefunction(function.user_function):
-            future = asyncio.run_coroutine_threadsafe(
-                function.user_function(**arguments), self._loop
-            )
-            response = future.result()
-        else:
-            response = function.user_function(**arguments)
-        if not isinstance(response, func.HttpResponse):
-            raise TypeError(f"{function.name} returned {type(response).__name__}")
-        reply_headers = dict(response.headers.items())
-        if not any(name.lower() == "content-type" for name in reply_headers):
-            reply_headers["Content-Type"] = response.mimetype
-        return AppResponse(response.status_code, reply_headers, response.get_body())
+        if self._workers is not None:
+            return self._workers.call_http(call)
+        return call_http(function, call, self._loop)
 
 
 @dataclass(frozen=True)
@@ -286,12 +233,6 @@ class _Server(ThreadingHTTPServer):
     # Connections beyond the listen backlog (5 by default) wait for the client's SYN
     # retries, seconds each: a burst of clients (a test's, a browser's) would see stalls.
     request_queue_size = 128
-
-
-async def _close_durable_session() -> None:
-    from azure.durable_functions.models.utils.http_utils import _close_session
-
-    await _close_session()
 
 
 async def _awaited(awaitable: Any) -> Any:
@@ -400,9 +341,11 @@ def _handler_for(server: AppServer) -> type[BaseHTTPRequestHandler]:
                 return _closing(refused.status, str(refused).encode())
             try:
                 return server.invoke(admitted, self.command, self.path, headers, body)
-            except Exception as error:  # the host answers 500 when a function raises
-                log.exception("%s %s failed", self.command, urlsplit(self.path).path)
-                message = json.dumps({"error": type(error).__name__}).encode()
+            except FunctionFailed as failed:  # the host answers 500 when a function raises
+                if failed.__cause__ is not None:  # raised in this process (a worker logs its own)
+                    path = urlsplit(self.path).path
+                    log.error("%s %s failed", self.command, path, exc_info=failed.__cause__)
+                message = json.dumps({"error": failed.error_type}).encode()
                 return AppResponse(500, {"Content-Type": "application/json"}, message)
 
         def _refuse(self, status: int, message: bytes) -> None:

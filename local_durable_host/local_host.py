@@ -75,7 +75,7 @@ class LocalHost:
             raise
         try:
             # Bound before anything runs: a taken port stops the host with nothing done.
-            self.server = AppServer(app, self.engine.client_binding, keys, port)
+            self.server = AppServer(app, self.engine.client_binding, keys, port, workers=workers)
         except BaseException:
             self.engine.close()
             self._lock_file.close()

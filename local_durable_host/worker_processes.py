@@ -1,19 +1,22 @@
-"""Activities in Python worker processes beside the host, as the Functions host runs them.
+"""The app's HTTP functions and activities in Python worker processes, as the Functions host
+runs them.
 
 The Functions host never runs app code in its own process: it starts
 `FUNCTIONS_WORKER_PROCESS_COUNT` language worker processes (default 1, at most 10) and
 spreads invocations evenly among them (learn.microsoft.com/azure/azure-functions/
 functions-app-settings#functions_worker_process_count); each worker runs several invocations
-at once on its own threads (PYTHON_THREADPOOL_THREAD_COUNT). Here activities may do the same:
-each worker process imports the app, and the host sends it an activity's name, its input JSON
-and the durable client binding, and gets back the JSON result or the worker's error text, as
-over the host's gRPC channel. Orchestrators and entities stay in the host's process: they are
-short, deterministic, and ordered by the engine.
+at once on its own threads (PYTHON_THREADPOOL_THREAD_COUNT) and every async function on its
+one event loop. Here each worker process imports the app; the host sends it an admitted
+HTTP request (http_functions.HttpCall) or an activity's name and input JSON, each with the
+durable client binding, and gets back the response, the activity's JSON result, or the
+error, as over the host's gRPC channel. Orchestrators and entities stay in the host's
+process: they are short, deterministic, and ordered by the engine.
 
-Why bother: the Azure SDKs' CPU of a burst of attempts then runs on another core than the
-engine's, instead of contending for one interpreter lock with it.
+Why bother: the app's CPU (the Azure SDKs' above all) then runs on other cores than the
+engine's and the HTTP server's, instead of contending for one interpreter lock with them.
 """
 
+import asyncio
 import contextlib
 import importlib
 import itertools
@@ -22,27 +25,51 @@ import multiprocessing
 import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
+from urllib.parse import urlsplit
 
-from local_durable_host.worker_calls import ActivityOutcome, call_activity, discover
+from local_durable_host.http_functions import (
+    AppResponse,
+    FunctionFailed,
+    HttpCall,
+    HttpFunction,
+    call_http,
+    close_durable_session,
+    http_functions,
+)
+from local_durable_host.worker_calls import (
+    ActivityOutcome,
+    DurableFunction,
+    call_activity,
+    discover,
+)
 
 # The Functions host's limit for FUNCTIONS_WORKER_PROCESS_COUNT.
 MAX_WORKER_PROCESSES = 10
 log = logging.getLogger(__name__)
 
-# (call id, activity name, input JSON, client binding JSON); None stops the worker.
-_Call = tuple[int, str, str | None, str]
 
+@dataclass(frozen=True)
+class ActivityCall:
+    name: str
+    input_json: str | None
+    client_binding: str
+
+
+# Over a worker's pipe: (call id, ActivityCall | HttpCall) there, None to stop it; back,
+# (call id, the activity's outcome, the function's response, or the type of what it raised).
 
 # What an activity whose worker process exited before answering ends with.
 EXITED = ActivityOutcome(error_message="WorkerProcessExited: the worker process exited")
+_EXITED_TYPE = "WorkerProcessExited"
 
 
 class WorkerProcesses:
     """`count` worker processes, each importing `app_reference` ("module" or "module:attr",
-    attr `app` by default) and running up to `threads` activities at once."""
+    attr `app` by default) and running up to `threads` invocations at once."""
 
     def __init__(self, app_reference: str, count: int, threads: int) -> None:
         if not 1 <= count <= MAX_WORKER_PROCESSES:
@@ -66,9 +93,20 @@ class WorkerProcesses:
         self, name: str, input_json: str | None, client_binding: str
     ) -> ActivityOutcome:
         """Run activity `name` in the next worker (round robin, as the host spreads them)."""
+        answer = self._next_worker().call(ActivityCall(name, input_json, client_binding))
+        return answer if isinstance(answer, ActivityOutcome) else EXITED
+
+    def call_http(self, call: HttpCall) -> AppResponse:
+        """Run an HTTP function in the next worker; FunctionFailed if it raised or its worker
+        exited."""
+        answer = self._next_worker().call(call)
+        if isinstance(answer, AppResponse):
+            return answer
+        raise FunctionFailed(answer if isinstance(answer, str) else _EXITED_TYPE)
+
+    def _next_worker(self) -> "_Worker":
         with self._pick:
-            worker = self._workers[next(self._next)]
-        return worker.call((next(self._ids), name, input_json, client_binding))
+            return self._workers[next(self._next)]
 
     def close(self) -> None:
         self._closing = True
@@ -93,7 +131,7 @@ class _Worker:
         self._pool = pool
         self._number = number
         self._send = threading.Lock()
-        self._pending: dict[int, Future[ActivityOutcome]] = {}
+        self._pending: dict[int, Future[ActivityOutcome | AppResponse | str]] = {}
         self._start()
 
     def _start(self) -> None:
@@ -107,14 +145,16 @@ class _Worker:
     def wait_ready(self) -> None:
         self._ready.result()
 
-    def call(self, call: _Call) -> ActivityOutcome:
-        answer: Future[ActivityOutcome] = Future()
+    def call(self, call: ActivityCall | HttpCall) -> ActivityOutcome | AppResponse | str:
+        """Its answer; EXITED if the worker exited before giving one."""
+        answer: Future[ActivityOutcome | AppResponse | str] = Future()
+        call_id = next(self._pool._ids)
         with self._send:
-            self._pending[call[0]] = answer
+            self._pending[call_id] = answer
             try:
-                self._connection.send(call)
+                self._connection.send((call_id, call))
             except OSError:  # it just exited: _read fails what it held and replaces it
-                self._pending.pop(call[0], None)
+                self._pending.pop(call_id, None)
                 return EXITED
         return answer.result()
 
@@ -127,10 +167,10 @@ class _Worker:
                 return
             self._ready.set_result(None)
             while True:
-                call_id, result_json, error_message = connection.recv()
+                call_id, result = connection.recv()
                 with self._send:
                     answer = self._pending.pop(call_id)
-                answer.set_result(ActivityOutcome(result_json, error_message))
+                answer.set_result(result)
         except (EOFError, OSError):
             pass
         if not self._ready.done():
@@ -145,7 +185,7 @@ class _Worker:
             if self._pool._closing:
                 return
             log.error(
-                "worker process %d exited; %d activities failed; starting another",
+                "worker process %d exited; %d invocations failed; starting another",
                 self._number,
                 len(lost),
             )
@@ -181,7 +221,8 @@ def _logger_levels() -> dict[str, int]:
 def _serve(
     connection: Connection, app_reference: str, threads: int, levels: dict[str, int]
 ) -> None:
-    """The worker process: import the app, then run each activity asked for on a thread."""
+    """The worker process: import the app, then run each invocation asked for on a thread
+    (an async function on the worker's one event loop)."""
     # A Ctrl-C (to the terminal's whole process group) or a TERM to the host's group is the
     # host's to handle: it finishes what runs, then stops its workers. A host that is gone
     # ends them all the same: their pipe closes.
@@ -191,30 +232,63 @@ def _serve(
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
     try:
-        activities = discover(_load_app(app_reference)).activities
+        app = _load_app(app_reference)
+        activities = discover(app).activities
+        routes = {function.name: function for function in http_functions(app)}
     except BaseException as error:
         connection.send(RuntimeError(f"the worker could not load the app: {error!r}"))
         return
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="worker-event-loop", daemon=True).start()
     connection.send("ready")
     send = threading.Lock()
 
-    def run(call: _Call) -> None:
-        call_id, name, input_json, client_binding = call
-        activity = activities.get(name.lower())
-        if activity is None:
-            outcome = ActivityOutcome(
-                error_message=f"The function '{name}' doesn't exist, is disabled, or is not "
-                "an activity function."
-            )
-        else:
-            outcome = call_activity(activity, input_json, client_binding)
+    def run(call_id: int, call: ActivityCall | HttpCall) -> None:
+        answer = (
+            _serve_http(routes, call, loop)
+            if isinstance(call, HttpCall)
+            else _run_activity(activities, call, loop)
+        )
         with send:
-            # (call id, result JSON, error message)
-            connection.send((call_id, outcome.result_json, outcome.error_message))
+            connection.send((call_id, answer))
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="worker-activity") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="worker-invocation") as pool:
         try:
-            while (call := connection.recv()) is not None:
-                pool.submit(run, call)
+            while (message := connection.recv()) is not None:
+                pool.submit(run, *message)
         except EOFError:  # the host is gone: nobody is left to answer
             pool.shutdown(wait=False, cancel_futures=True)
+    close_durable_session(loop)
+
+
+def _run_activity(
+    activities: dict[str, DurableFunction], call: ActivityCall, loop: asyncio.AbstractEventLoop
+) -> ActivityOutcome:
+    activity = activities.get(call.name.lower())
+    if activity is None:
+        return ActivityOutcome(
+            error_message=f"The function '{call.name}' doesn't exist, is disabled, or is not "
+            "an activity function."
+        )
+    return call_activity(
+        activity,
+        call.input_json,
+        call.client_binding,
+        lambda coroutine: asyncio.run_coroutine_threadsafe(coroutine, loop).result(),
+    )
+
+
+def _serve_http(
+    routes: dict[str, HttpFunction], call: HttpCall, loop: asyncio.AbstractEventLoop
+) -> AppResponse | str:
+    """The function's response, or the type name of what it raised (logged here, where its
+    traceback is)."""
+    function = routes.get(call.function_name)
+    if function is None:  # the host and its workers index the same app
+        return "FunctionNotFound"
+    try:
+        return call_http(function, call, loop)
+    except FunctionFailed as failed:
+        path = urlsplit(call.url).path
+        log.error("%s %s failed", call.method, path, exc_info=failed.__cause__)
+        return failed.error_type

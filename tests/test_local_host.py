@@ -21,13 +21,15 @@ import httpx
 import pytest
 
 from local_durable_host.__main__ import HostTuning, host_tuning, webhook_secret_note
-from local_durable_host.app_server import AppServer, Keys, http_functions
+from local_durable_host.app_server import AppServer, Keys
 from local_durable_host.engine import DurableHost
+from local_durable_host.http_functions import http_functions
 from local_durable_host.local_host import WORKER_PROCESSES, LocalHost, StateInUse
 from local_durable_host.model import RuntimeStatus, UnknownFunctionError
 from local_durable_host.store import SCHEMA_VERSION, DurableStore, StateRefused, StoredState
 from local_durable_host.timer_triggers import TimerTriggers
 from local_durable_host.work import EntityWork, StartExecution
+from local_durable_host.worker_processes import WorkerProcesses
 from tests.support import toy_app
 from tests.support.committed_state import committed_copy
 
@@ -69,14 +71,21 @@ def broken(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("a bug in the function")
 
 
-@pytest.fixture
-def served() -> Iterator[httpx.Client]:
-    server = AppServer(routes, lambda: "{}", KEYS)
+@pytest.fixture(params=["in this process", "in worker processes"])
+def served(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """The routes above, run in the host's process or (as the Functions host runs them) in
+    worker processes: each request must come out the same."""
+    workers = None
+    if request.param == "in worker processes":
+        workers = WorkerProcesses(f"{__name__}:routes", count=2, threads=4)
+    server = AppServer(routes, lambda: "{}", KEYS, workers=workers)
     try:
         with httpx.Client(base_url=server.base_url, trust_env=False, timeout=10) as client:
             yield client
     finally:
         server.close()
+        if workers is not None:
+            workers.close()
 
 
 def test_anonymous_route_needs_no_key(served: httpx.Client) -> None:

@@ -1,6 +1,6 @@
-"""Activities in Python worker processes beside the local host (FUNCTIONS_WORKER_PROCESS_COUNT):
-each runs in a process of its own, spread evenly, and a worker that dies fails only what it
-was running, as on the Functions host."""
+"""The app's HTTP functions and activities in Python worker processes beside the local host
+(FUNCTIONS_WORKER_PROCESS_COUNT): each runs in a process of its own, spread evenly, and a
+worker that dies fails only what it was running, as on the Functions host."""
 
 import json
 import logging
@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from local_durable_host.app_server import AppServer, Keys
 from local_durable_host.engine import DurableHost
 from local_durable_host.model import RuntimeStatus
 from local_durable_host.worker_processes import WorkerProcesses
@@ -21,8 +23,16 @@ from tests.support import toy_app
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[DurableHost]:
+def workers() -> Iterator[WorkerProcesses]:
     workers = WorkerProcesses("tests.support.toy_app", count=2, threads=4)
+    try:
+        yield workers
+    finally:
+        workers.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path, workers: WorkerProcesses) -> Iterator[DurableHost]:
     host = DurableHost(
         toy_app.app,
         None,
@@ -39,6 +49,18 @@ def engine(tmp_path: Path) -> Iterator[DurableHost]:
         stop.set()
         serving.join(10)
         host.close()
+
+
+@pytest.fixture
+def api(engine: DurableHost, workers: WorkerProcesses) -> Iterator[httpx.Client]:
+    """The toy app's HTTP functions served by the host, run in the worker processes."""
+    keys = Keys(function_key="f", master_key="m")
+    server = AppServer(toy_app.app, engine.client_binding, keys, workers=workers)
+    try:
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as client:
+            yield client
+    finally:
+        server.close()
 
 
 def finished(engine: DurableHost, instance_ids: list[str]) -> list[object]:
@@ -123,3 +145,51 @@ def test_an_app_the_workers_cannot_import_stops_the_start_with_its_error() -> No
     with pytest.raises(RuntimeError, match=r"could not load the app.*no_such_app"):
         WorkerProcesses("tests.support.no_such_app", count=2, threads=1)
     assert multiprocessing.active_children() == []
+
+
+def test_http_functions_run_in_the_worker_processes_spread_evenly(api: httpx.Client) -> None:
+    served_by = Counter(int(api.get("/api/whereabouts").text) for _ in range(6))
+    assert os.getpid() not in served_by
+    assert sorted(served_by.values()) == [3, 3]
+
+
+def test_a_function_in_a_worker_starts_an_orchestration_the_host_runs(
+    api: httpx.Client, engine: DurableHost
+) -> None:
+    reply = api.post("/api/start/whereabouts", json={})
+    assert reply.status_code == 200
+    started = reply.json()
+    assert started["pid"] != os.getpid()
+    [activity_process] = finished(engine, [started["instance_id"]])
+    assert activity_process not in (os.getpid(), None)
+
+
+def test_a_function_that_raises_in_a_worker_is_a_500_naming_only_its_error_type(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Started here, so that the worker's output goes where capfd reads.
+    workers = WorkerProcesses("tests.support.toy_app", count=1, threads=1)
+    server = AppServer(toy_app.app, lambda: "{}", Keys("f", "m"), workers=workers)
+    try:
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as api:
+            reply = api.get("/api/whereabouts", params={"raise": "1"})
+            assert (reply.status_code, reply.json()) == (500, {"error": "ValueError"})
+            assert "asked to" not in reply.text
+            assert api.get("/api/whereabouts").status_code == 200
+    finally:
+        server.close()
+        workers.close()
+    # The worker logs what it raised, with its traceback, where the developer sees it.
+    logged = capfd.readouterr().err
+    assert "GET /api/whereabouts failed" in logged
+    assert "ValueError: asked to" in logged
+
+
+def test_a_worker_that_exits_mid_request_fails_that_request_and_a_new_one_serves_on(
+    api: httpx.Client,
+) -> None:
+    reply = api.get("/api/whereabouts", params={"exit": "1"})
+    assert (reply.status_code, reply.json()) == (500, {"error": "WorkerProcessExited"})
+    served_by = Counter(int(api.get("/api/whereabouts").text) for _ in range(4))
+    assert os.getpid() not in served_by
+    assert sorted(served_by.values()) == [2, 2]

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from function_app import app
-from local_durable_host.app_server import http_functions
+from local_durable_host.http_functions import http_functions
 
 BASE_URL = "http://127.0.0.1:7071"
 

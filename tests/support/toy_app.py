@@ -250,3 +250,24 @@ def logger_levels(context: df.DurableOrchestrationContext) -> Generator[Any, Any
 @app.activity_trigger(input_name="names")
 def levels_here(names: list[str]) -> list[int]:
     return [logging.getLogger(name or None).level for name in names]
+
+
+@app.route(route="whereabouts", methods=["GET"])
+def whereabouts_route(req: func.HttpRequest) -> func.HttpResponse:
+    """The id of the process serving it; with `?exit=1`, that process ends instead; with
+    `?raise=1`, the function raises."""
+    if req.params.get("exit"):
+        os._exit(3)
+    if req.params.get("raise"):
+        raise ValueError("asked to")
+    return func.HttpResponse(str(os.getpid()))
+
+
+@app.route(route="start/{name}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_route(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Start orchestrator `name` with the body as input; its instance id and this process's."""
+    instance_id = await client.start_new(req.route_params["name"], None, req.get_json())
+    return func.HttpResponse(json.dumps({"instance_id": instance_id, "pid": os.getpid()}))
