@@ -56,6 +56,7 @@ from scheduling.models import Callbacks, ScheduleRequest
 from scheduling.redaction import redact_url
 from scheduling.settings import SchedulerSettings
 from scheduling.when import FirstRun, ScheduleError, first_run
+from storage.batch_writes import BatchWrites
 from storage.job_log.lifecycle import accepted_entry
 from storage.job_rows import UnreadableRow, due_keys
 from storage.job_store import JobExists, LabelEntry, StaleRecord, StoredJob, TableJobStore
@@ -135,15 +136,16 @@ async def store_and_start(
     store: TableJobStore,
     prepared: PreparedJob,
     *,
+    batch: BatchWrites | None = None,
     indexed: IndexRows | None = None,
     log_accepted: bool = True,
 ) -> AcceptedRecord:
-    """Store the job and start its orchestration. `indexed`: its index rows, written
-    already (a batch writes them together); without `log_accepted`, its `accepted` log
-    entry is left to be derived from its record (on every read of its log, and written
-    before the record goes): one write fewer per job of a batch. A problem (ProblemError)
-    when nothing was scheduled; accepted when the job may run (repair_stalled_jobs starts
-    a stalled one)."""
+    """Store the job and start its orchestration. `batch`: the batch's writes, which insert
+    the record; `indexed`: its index rows, written already (a batch writes them together);
+    without `log_accepted`, its `accepted` log entry is left to be derived from its record
+    (on every read of its log, and written before the record goes): one write fewer per job
+    of a batch. A problem (ProblemError) when nothing was scheduled; accepted when the job
+    may run (repair_stalled_jobs starts a stalled one)."""
     record = prepared.record
     transaction_id = record.transaction_id
     try:
@@ -153,7 +155,10 @@ async def store_and_start(
             due_etag = await asyncio.to_thread(store.index, record)
             labels = await asyncio.to_thread(store.index_labels, [record]) if record.labels else []
             indexed = IndexRows(due_etag, labels)
-        stored = await asyncio.to_thread(store.create, record)
+        if batch is None:
+            stored = await asyncio.to_thread(store.create, record)
+        else:
+            stored = await batch.create(record)
     except JobExists:
         earlier = await _read(store, transaction_id)  # a concurrent request with the key won
         if earlier is None:

@@ -31,6 +31,7 @@ from blueprints.accepting import (
 )
 from blueprints.http_io import json_response, origin_of, read_json_body
 from blueprints.instances import backend_unavailable, bounded
+from storage.batch_writes import BatchWrites
 from storage.job_store import LabelEntry, TableJobStore
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,16 @@ async def create_batch(
     steps: list[Step] = await bounded(_prepare(client, store, item) for item in items)
     fresh = [step for step in steps if isinstance(step, PreparedJob)]
     if fresh:
-        indexed = await _index(store, fresh)
-        done = iter(
-            await bounded(
-                _store_and_start(client, store, job, indexed.get(job.record.transaction_id))
-                for job in fresh
+        async with BatchWrites(store) as writes:
+            indexed = await _index(writes, fresh)
+            done = iter(
+                await bounded(
+                    _store_and_start(
+                        client, store, writes, job, indexed.get(job.record.transaction_id)
+                    )
+                    for job in fresh
+                )
             )
-        )
         steps = [next(done) if isinstance(step, PreparedJob) else step for step in steps]
     origin = origin_of(request)
     results = [_result(index, step, origin) for index, step in enumerate(steps)]
@@ -86,14 +90,13 @@ async def _prepare(
     return await _as_step(prepare_job(client, store, item.body, item.idempotency_key))
 
 
-async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> dict[str, IndexRows]:
+async def _index(writes: BatchWrites, jobs: list[PreparedJob]) -> dict[str, IndexRows]:
     """Write the jobs' due and label rows together: each job's rows by transaction id; none
     when the store did not take them (each job then writes its own, as a single create
     does)."""
     records = [job.record for job in jobs]
     try:
-        due = await asyncio.to_thread(store.index_many, records)
-        labels = await asyncio.to_thread(store.index_labels, records)
+        due, labels = await asyncio.gather(writes.index_many(records), writes.index_labels(records))
     except Exception:
         log.warning("indexing a batch of %d jobs together failed", len(jobs), exc_info=True)
         return {}
@@ -109,10 +112,13 @@ async def _index(store: TableJobStore, jobs: list[PreparedJob]) -> dict[str, Ind
 async def _store_and_start(
     client: df.DurableOrchestrationClient,
     store: TableJobStore,
+    writes: BatchWrites,
     job: PreparedJob,
     indexed: IndexRows | None,
 ) -> Step:
-    return await _as_step(store_and_start(client, store, job, indexed=indexed, log_accepted=False))
+    return await _as_step(
+        store_and_start(client, store, job, batch=writes, indexed=indexed, log_accepted=False)
+    )
 
 
 async def _as_step(work: Awaitable[PreparedJob | AcceptedRecord]) -> Step:

@@ -26,6 +26,7 @@ Two tables (see docs/job-store.md for the reasoning):
   when the job ends, and a reader drops any it finds of an ended job, as for the due index.
 """
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -165,12 +166,15 @@ class TableJobStore:
         failed_index: "TableClient",
         label_index: "TableClient",
         credential: "TokenCredential | None" = None,
+        endpoint: TableEndpoint | None = None,
     ) -> None:
+        """`endpoint`: where the tables are, for a batch's async clients (BatchWrites)."""
         self._records = records
         self._due = due_index
         self._failed = failed_index
         self._labels = label_index
         self._credential = credential
+        self.endpoint = endpoint
 
     @classmethod
     def open(cls, endpoint: TableEndpoint, table_name: str) -> "TableJobStore":
@@ -179,7 +183,7 @@ class TableJobStore:
         due_index, _ = open_table(endpoint, table_name + INDEX_SUFFIX)
         failed_index, _ = open_table(endpoint, table_name + FAILED_SUFFIX)
         label_index, _ = open_table(endpoint, table_name + LABEL_SUFFIX)
-        return cls(records, due_index, failed_index, label_index, credential)
+        return cls(records, due_index, failed_index, label_index, credential, endpoint)
 
     @property
     def table_name(self) -> str:
@@ -358,14 +362,8 @@ class TableJobStore:
         """Make the jobs findable by each of their labels (idempotent): one entity group
         transaction per label and up to 100 jobs, as all rows of a label share a partition.
         The rows written, with their new ETags."""
-        labelled = [(record, pair) for record in records for pair in record.labels.items()]
-        rows = [label_row(label_partition(*pair), record) for record, pair in labelled]
-        return [
-            LabelEntry(transaction_id=record.transaction_id, pair=pair, etag=etag)
-            for (record, pair), etag in zip(
-                labelled, _upsert_by_partition(self._labels, rows), strict=True
-            )
-        ]
+        rows = label_rows(records)
+        return label_entries(rows, _upsert_by_partition(self._labels, [row for _, row in rows]))
 
     def unindex_labels(self, transaction_id: str, labels: Mapping[str, str]) -> None:
         """Drop the job's rows of `labels` (an ended job's, or a create taken back)."""
@@ -517,17 +515,46 @@ class TableJobStore:
 def _upsert_by_partition(table: "TableClient", rows: list[dict[str, Any]]) -> list[str]:
     """Write rows of any partitions, one entity group transaction per partition and up to
     TRANSACTION_ROWS rows; their new ETags, in the order of `rows`."""
+    etags = [""] * len(rows)
+    for chunk in transaction_chunks(rows):
+        written = upsert_rows(table, [rows[position] for position in chunk])
+        for position, etag in zip(chunk, written, strict=True):
+            etags[position] = etag
+    return etags
+
+
+def transaction_chunks(rows: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """The positions of `rows` that one entity group transaction may write together: of one
+    partition, at most TRANSACTION_ROWS."""
     by_partition: dict[str, list[int]] = {}
     for position, row in enumerate(rows):
         by_partition.setdefault(row["PartitionKey"], []).append(position)
-    etags = [""] * len(rows)
-    for positions in by_partition.values():
-        for start in range(0, len(positions), TRANSACTION_ROWS):
-            chunk = positions[start : start + TRANSACTION_ROWS]
-            written = upsert_rows(table, [rows[position] for position in chunk])
-            for position, etag in zip(chunk, written, strict=True):
-                etags[position] = etag
-    return etags
+    return [
+        positions[start : start + TRANSACTION_ROWS]
+        for positions in by_partition.values()
+        for start in range(0, len(positions), TRANSACTION_ROWS)
+    ]
+
+
+def label_rows(records: Sequence[JobRecord]) -> list[tuple[LabelEntry, dict[str, Any]]]:
+    """A row for each label of each job, with the entry it will be once written."""
+    return [
+        (
+            LabelEntry(transaction_id=record.transaction_id, pair=pair),
+            label_row(label_partition(*pair), record),
+        )
+        for record in records
+        for pair in record.labels.items()
+    ]
+
+
+def label_entries(
+    rows: Sequence[tuple[LabelEntry, dict[str, Any]]], etags: Sequence[str]
+) -> list[LabelEntry]:
+    """The label rows' entries, with the ETags their writes returned."""
+    return [
+        dataclasses.replace(entry, etag=etag) for (entry, _), etag in zip(rows, etags, strict=True)
+    ]
 
 
 def _index_page(

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:  # the SDK is imported on first use, not at cold start
     from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
     from azure.data.tables import TableClient
+    from azure.data.tables.aio import TableClient as AsyncTableClient
 
 T = TypeVar("T")
 
@@ -38,9 +40,8 @@ CLIENT_OPTIONS: Mapping[str, Any] = {
 # What `requests` reads from the environment for each request when allowed to: a proxy, or
 # a CA bundle. Without any of them the reading is skipped: it walks the whole environment
 # twice per request (13 % of a point read's CPU here, more on a Functions host).
-_TRANSPORT_ENVIRONMENT = frozenset(
-    {"http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle", "curl_ca_bundle"}
-)
+_PROXY_ENVIRONMENT = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+_TRANSPORT_ENVIRONMENT = _PROXY_ENVIRONMENT | {"requests_ca_bundle", "curl_ca_bundle"}
 
 
 # Connections a client keeps open for reuse: as many as the worker's threads may use at
@@ -136,6 +137,34 @@ def open_table(
         table_name=name,
         credential=credential,
         **client_options(),
+    )
+    return client, credential
+
+
+def open_async_table(
+    endpoint: TableEndpoint, table_name: str
+) -> "tuple[AsyncTableClient, AsyncTokenCredential | None]":
+    """An async client for one table (its aiohttp transport, for writes awaited on an event
+    loop), and the credential to close with it; the same options as `open_table`'s."""
+    from azure.data.tables.aio import TableClient
+
+    name = check_table_name(table_name)
+    # aiohttp reads only proxies from the environment (and, like requests, on every request).
+    options = {
+        **CLIENT_OPTIONS,
+        "use_env_settings": any(key.lower() in _PROXY_ENVIRONMENT for key in os.environ),
+    }
+    if endpoint.connection_string:
+        client = TableClient.from_connection_string(
+            expand_development_storage(endpoint.connection_string), table_name=name, **options
+        )
+        return client, None
+    from azure.identity.aio import DefaultAzureCredential
+
+    identity = {"managed_identity_client_id": endpoint.client_id} if endpoint.client_id else {}
+    credential = DefaultAzureCredential(**identity)
+    client = TableClient(
+        endpoint=endpoint.table_service_uri, table_name=name, credential=credential, **options
     )
     return client, credential
 
