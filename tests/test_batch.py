@@ -159,6 +159,33 @@ async def test_a_job_over_the_single_create_limit_is_refused_alone(
     assert outcome["results"][1]["problem"]["status"] == 413
 
 
+def compact_size(body: dict[str, Any]) -> int:
+    return len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+async def test_a_job_is_measured_as_its_single_create_sends_it(azurite: AzuriteService) -> None:
+    """The job limit is the single create's, on the job as our client (and httpx) sends
+    it: compact UTF-8, its key in a header. Measured escaped to ASCII and with its key, a
+    job a single create takes was refused (413) in a batch."""
+    with running_scheduler(azurite, max_request_bytes=1024) as scheduler:
+        accented = job(0, payload={"message": "é" * 450})  # 986 bytes; escaped, 2,786
+        long_key = job(1, payload={"message": "m" * 930})  # 1,016 bytes; the key is 255 more
+        over = job(2, payload={"message": "é" * 470})
+        assert [compact_size(j) for j in (accented, long_key, over)] == [986, 1016, 1026]
+        single = await scheduler.api.request(
+            "POST",
+            "/api/schedule",
+            body=json.dumps(accented, ensure_ascii=False, separators=(",", ":")).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert single.status == 202, single.json()
+        outcome = await send(
+            scheduler, [accented, {**long_key, "idempotency_key": "k" * 255}, over]
+        )
+        assert [r["result"] for r in outcome["results"]] == ["created", "created", "failed"]
+        assert outcome["results"][2]["problem"]["status"] == 413
+
+
 async def test_the_index_rows_of_a_batch_are_written_together(azurite: AzuriteService) -> None:
     """250 jobs due in one minute with one label: 3 transactions to the due index and 3 to
     the label index, not 250 writes to each; one insert per record (a partition each)."""
