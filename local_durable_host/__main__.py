@@ -66,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-processes",
         type=int,
-        help="Python worker processes that run the activities, as the Functions host starts "
-        "them; 0 runs them in the host's own process (env FUNCTIONS_WORKER_PROCESS_COUNT; "
+        help="Python worker processes that run the app's HTTP functions and activities, as "
+        "the Functions host starts them; 0 runs them in the host's own process (env "
+        "FUNCTIONS_WORKER_PROCESS_COUNT; "
         f"default {WORKER_PROCESSES})",
     )
     parser.add_argument(

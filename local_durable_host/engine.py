@@ -10,7 +10,8 @@ Two clocks:
   activities run inline, so a test decides every interleaving;
 - wall (the local host, local_host.py): `serve()` processes messages as they come and fires
   timers when their time comes; activities run on a thread pool (and, given
-  `worker_processes`, in Python worker processes, as on the Functions host); with a
+  `worker_processes`, in Python worker processes, as on the Functions host, where the app
+  server runs the HTTP functions too); with a
   `state_path`, every change is saved (store.py) before it is acknowledged, so a killed host
   resumes where it stopped.
 

@@ -22,7 +22,8 @@ STATE_FILE_NAME = "durable-state.sqlite3"
 OLD_STATE_FILE_NAME = "durable-state.pickle"
 # Activities at once: an http.call waits on its target, and the others should not wait on it.
 ACTIVITY_WORKERS = 32
-# Python worker processes for activities (0: in the host's own process). The Functions
+# Python worker processes for HTTP functions and activities (0: in the host's own process). The
+# Functions
 # host starts 1 by default; 2 drained a 1,000-job burst fastest here (docs/local-development.md).
 WORKER_PROCESSES = 2
 RETENTION = timedelta(hours=72)
@@ -48,7 +49,7 @@ class LocalHost:
     ) -> None:
         """`retention`: finished orchestrations older than this are purged (at start, then
         every few minutes); `activity_start_delay`: see DurableHost; `worker_processes` > 0
-        runs activities in that many Python worker processes, each importing
+        runs HTTP functions and activities in that many Python worker processes, each importing
         `app_reference` (worker_processes.py), 0 in this process."""
         # Two hosts on one state folder would run each other's activities and overwrite each
         # other's saves: the second one stops here, before it loads anything.
