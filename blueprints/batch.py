@@ -96,7 +96,10 @@ async def _index(writes: BatchWrites, jobs: list[PreparedJob]) -> dict[str, Inde
     does)."""
     records = [job.record for job in jobs]
     try:
-        due, labels = await asyncio.gather(writes.index_many(records), writes.index_labels(records))
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other
+            due_rows = group.create_task(writes.index_many(records))
+            label_rows = group.create_task(writes.index_labels(records))
+        due, labels = due_rows.result(), label_rows.result()
     except Exception:
         log.warning("indexing a batch of %d jobs together failed", len(jobs), exc_info=True)
         return {}

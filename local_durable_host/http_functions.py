@@ -96,11 +96,34 @@ def http_functions(app: func.FunctionRegister) -> list[HttpFunction]:
     return sorted(found, key=lambda f: f.route.count("{"))
 
 
+def is_async(function: HttpFunction) -> bool:
+    return inspect.iscoroutinefunction(function.user_function)
+
+
 def call_http(
     function: HttpFunction, call: HttpCall, loop: asyncio.AbstractEventLoop
 ) -> AppResponse:
     """Run the function on `call` (an async one on `loop`, the worker's one event loop);
     FunctionFailed if it raised."""
+    if is_async(function):
+        return asyncio.run_coroutine_threadsafe(call_http_async(function, call), loop).result()
+    try:
+        returned = function.user_function(**_arguments(function, call))
+    except Exception as error:
+        raise FunctionFailed(type(error).__name__) from error
+    return _response(function, returned)
+
+
+async def call_http_async(function: HttpFunction, call: HttpCall) -> AppResponse:
+    """Await an async function on `call`; FunctionFailed if it raised."""
+    try:
+        returned = await function.user_function(**_arguments(function, call))
+    except Exception as error:
+        raise FunctionFailed(type(error).__name__) from error
+    return _response(function, returned)
+
+
+def _arguments(function: HttpFunction, call: HttpCall) -> dict[str, Any]:
     request = func.HttpRequest(
         method=call.method,
         url=call.url,
@@ -111,20 +134,17 @@ def call_http(
     )
     arguments: dict[str, Any] = {function.request_parameter: request}
     arguments.update({name: call.client_binding for name in function.client_parameters})
-    try:
-        if inspect.iscoroutinefunction(function.user_function):
-            future = asyncio.run_coroutine_threadsafe(function.user_function(**arguments), loop)
-            response = future.result()
-        else:
-            response = function.user_function(**arguments)
-        if not isinstance(response, func.HttpResponse):
-            raise TypeError(f"{function.name} returned {type(response).__name__}")
-    except Exception as error:
+    return arguments
+
+
+def _response(function: HttpFunction, returned: Any) -> AppResponse:
+    if not isinstance(returned, func.HttpResponse):
+        error = TypeError(f"{function.name} returned {type(returned).__name__}")
         raise FunctionFailed(type(error).__name__) from error
-    reply_headers = dict(response.headers.items())
-    if not any(name.lower() == "content-type" for name in reply_headers):
-        reply_headers["Content-Type"] = response.mimetype
-    return AppResponse(response.status_code, reply_headers, response.get_body())
+    headers = dict(returned.headers.items())
+    if not any(name.lower() == "content-type" for name in headers):
+        headers["Content-Type"] = returned.mimetype
+    return AppResponse(returned.status_code, headers, returned.get_body())
 
 
 def close_durable_session(loop: asyncio.AbstractEventLoop) -> None:

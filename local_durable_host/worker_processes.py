@@ -10,7 +10,8 @@ one event loop. Here each worker process imports the app; the host sends it an a
 HTTP request (http_functions.HttpCall) or an activity's name and input JSON, each with the
 durable client binding, and gets back the response, the activity's JSON result, or the
 error, as over the host's gRPC channel. Orchestrators and entities stay in the host's
-process: they are short, deterministic, and ordered by the engine.
+process (short, deterministic, ordered by the engine), and so do timer triggers (a few runs
+an hour): there the local host departs from the Functions host.
 
 Why bother: the app's CPU (the Azure SDKs' above all) then runs on other cores than the
 engine's and the HTTP server's, instead of contending for one interpreter lock with them.
@@ -22,6 +23,7 @@ import importlib
 import itertools
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,8 +39,10 @@ from local_durable_host.http_functions import (
     HttpCall,
     HttpFunction,
     call_http,
+    call_http_async,
     close_durable_session,
     http_functions,
+    is_async,
 )
 from local_durable_host.worker_calls import (
     ActivityOutcome,
@@ -134,11 +138,14 @@ class _Worker:
         self._pending: dict[int, Future[ActivityOutcome | AppResponse | str]] = {}
         self._start()
 
-    def _start(self) -> None:
+    def _start(self, *, replacing: bool = False) -> None:
         self._process, self._connection = self._pool._spawn()
         self._ready: Future[None] = Future()
         self._reader = threading.Thread(
-            target=self._read, name=f"durable-worker-{self._number}", daemon=True
+            target=self._read,
+            args=(replacing,),
+            name=f"durable-worker-{self._number}",
+            daemon=True,
         )
         self._reader.start()
 
@@ -158,30 +165,39 @@ class _Worker:
                 return EXITED
         return answer.result()
 
-    def _read(self) -> None:
+    def _read(self, replacing: bool) -> None:
         connection = self._connection
+        failure: BaseException | None = None
         try:
             message = connection.recv()
             if isinstance(message, BaseException):
-                self._ready.set_exception(message)
-                return
-            self._ready.set_result(None)
-            while True:
-                call_id, result = connection.recv()
-                with self._send:
-                    answer = self._pending.pop(call_id)
-                answer.set_result(result)
+                failure = message
+            else:
+                self._ready.set_result(None)
+                while True:
+                    call_id, result = connection.recv()
+                    with self._send:
+                        answer = self._pending.pop(call_id)
+                    answer.set_result(result)
         except (EOFError, OSError):
             pass
-        if not self._ready.done():
-            self._ready.set_exception(RuntimeError("a worker process exited as it started"))
-            return
         # As the Functions host does when a language worker exits: what it was running fails,
         # and a new worker takes its place.
         with self._send:
             lost, self._pending = self._pending, {}
             for answer in lost.values():
                 answer.set_result(EXITED)
+            if not self._ready.done():
+                error = failure or RuntimeError("a worker process exited as it started")
+                self._ready.set_exception(error)  # the host's start raises it
+                if replacing:  # nobody waits for a replacement: say it here
+                    log.error(
+                        "worker process %d could not start again (%s): what is sent to it "
+                        "fails until the host is restarted",
+                        self._number,
+                        error,
+                    )
+                return
             if self._pool._closing:
                 return
             log.error(
@@ -191,7 +207,7 @@ class _Worker:
             )
             self._process.join(5)
             self._connection.close()
-            self._start()
+            self._start(replacing=True)
 
     def close(self) -> None:
         with self._send, contextlib.suppress(OSError):
@@ -243,21 +259,36 @@ def _serve(
     connection.send("ready")
     send = threading.Lock()
 
-    def run(call_id: int, call: ActivityCall | HttpCall) -> None:
-        answer = (
-            _serve_http(routes, call, loop)
-            if isinstance(call, HttpCall)
-            else _run_activity(activities, call, loop)
-        )
+    def answer(call_id: int, result: ActivityOutcome | AppResponse | str) -> None:
         with send:
-            connection.send((call_id, answer))
+            connection.send((call_id, result))
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="worker-invocation") as pool:
+    def run(call_id: int, call: ActivityCall | HttpCall) -> None:
         try:
-            while (message := connection.recv()) is not None:
-                pool.submit(run, *message)
-        except EOFError:  # the host is gone: nobody is left to answer
-            pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(call, HttpCall):
+                answer(call_id, _serve_http(routes, call, loop))
+            else:
+                answer(call_id, _run_activity(activities, call, loop))
+        except BaseException as error:  # sys.exit() in a function: still an answer
+            answer(call_id, type(error).__name__)
+
+    def await_on_loop(call_id: int, function: HttpFunction, call: HttpCall) -> None:
+        # As the worker runs async functions: on its loop, holding no thread while they wait.
+        future = asyncio.run_coroutine_threadsafe(_serve_http_async(function, call), loop)
+        future.add_done_callback(lambda done: answer(call_id, done.result()))
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="worker-invocation")
+    try:
+        while (message := connection.recv()) is not None:
+            call_id, call = message
+            function = routes.get(call.function_name) if isinstance(call, HttpCall) else None
+            if function is not None and is_async(function):
+                await_on_loop(call_id, function, call)
+            else:
+                pool.submit(run, call_id, call)
+    except EOFError:  # the host is gone: nobody is left to answer
+        os._exit(0)
+    pool.shutdown(wait=True)
     close_durable_session(loop)
 
 
@@ -289,6 +320,19 @@ def _serve_http(
     try:
         return call_http(function, call, loop)
     except FunctionFailed as failed:
-        path = urlsplit(call.url).path
-        log.error("%s %s failed", call.method, path, exc_info=failed.__cause__)
-        return failed.error_type
+        return _failed(call, failed)
+
+
+async def _serve_http_async(function: HttpFunction, call: HttpCall) -> AppResponse | str:
+    try:
+        return await call_http_async(function, call)
+    except FunctionFailed as failed:
+        return _failed(call, failed)
+    except BaseException as error:  # not let out: it would stop the worker's event loop
+        return type(error).__name__
+
+
+def _failed(call: HttpCall, failed: FunctionFailed) -> str:
+    # The path only: the query may carry a key (`?code=`).
+    log.error("%s %s failed", call.method, urlsplit(call.url).path, exc_info=failed.__cause__)
+    return failed.error_type

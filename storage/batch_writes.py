@@ -26,14 +26,14 @@ from storage.job_store import (
     label_rows,
     transaction_chunks,
 )
-from storage.table_storage import open_async_table
+from storage.table_storage import open_async_tables
 
 if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient as AsyncTableClient
 
 T = TypeVar("T")
-# Transactions of one batch's index rows in flight at once (a batch of 1,000 jobs with ten
-# labels each has 110 of up to 100 rows).
+# Transactions of one batch's index rows in flight at once (a batch of 1,000 jobs due in one
+# minute, with ten labels each, has 110 of up to 100 rows).
 TRANSACTIONS_AT_ONCE = 16
 
 
@@ -44,9 +44,12 @@ class BatchWrites:
         if store.endpoint is None:
             raise ValueError("the store was made without its endpoint")
         name = store.table_name
-        self._records, self._credential = open_async_table(store.endpoint, name)
-        self._due, _ = open_async_table(store.endpoint, name + INDEX_SUFFIX)
-        self._labels, _ = open_async_table(store.endpoint, name + LABEL_SUFFIX)
+        tables, self._credential = open_async_tables(
+            store.endpoint, [name, name + INDEX_SUFFIX, name + LABEL_SUFFIX]
+        )
+        self._records, self._due, self._labels = tables
+        # One bound for all of the batch's transactions (due rows and label rows together).
+        self._gate = asyncio.Semaphore(TRANSACTIONS_AT_ONCE)
 
     async def __aenter__(self) -> Self:
         return self
@@ -57,10 +60,11 @@ class BatchWrites:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        for client in (self._records, self._due, self._labels):
-            await client.close()
-        if self._credential is not None:
-            await self._credential.close()
+        async with contextlib.AsyncExitStack() as closing:
+            for client in (self._records, self._due, self._labels):
+                closing.push_async_callback(client.close)
+            if self._credential is not None:
+                closing.push_async_callback(self._credential.close)
 
     async def create(self, record: JobRecord) -> StoredJob:
         """Insert the record if no record has its id; JobExists otherwise."""
@@ -76,17 +80,22 @@ class BatchWrites:
 
     async def index_many(self, records: Sequence[JobRecord]) -> dict[str, str]:
         """The jobs' due rows, as TableJobStore.index_many writes them."""
-        etags = await _upsert_by_partition(self._due, [due_row(record) for record in records])
+        rows = [due_row(record) for record in records]
+        etags = await _upsert_by_partition(self._due, rows, self._gate)
         return {record.transaction_id: etag for record, etag in zip(records, etags, strict=True)}
 
     async def index_labels(self, records: Sequence[JobRecord]) -> list[LabelEntry]:
         """The jobs' label rows, as TableJobStore.index_labels writes them."""
         rows = label_rows(records)
-        return label_entries(rows, await _upsert_by_partition(self._labels, [r for _, r in rows]))
+        written = await _upsert_by_partition(self._labels, [row for _, row in rows], self._gate)
+        return label_entries(rows, written)
 
 
-async def _upsert_by_partition(table: "AsyncTableClient", rows: list[dict[str, Any]]) -> list[str]:
-    """The rows in entity group transactions sent together; their ETags in `rows`' order."""
+async def _upsert_by_partition(
+    table: "AsyncTableClient", rows: list[dict[str, Any]], gate: asyncio.Semaphore
+) -> list[str]:
+    """The rows in entity group transactions sent together (as many at once as `gate`
+    lets); their ETags in `rows`' order. If one fails, the others are cancelled."""
     from azure.data.tables import UpdateMode
 
     async def write(chunk: list[int]) -> list[str]:
@@ -101,16 +110,16 @@ async def _upsert_by_partition(table: "AsyncTableClient", rows: list[dict[str, A
         answers = await _on_table(table, lambda: table.submit_transaction(operations))
         return [str(answer.get("etag") or "") for answer in answers]
 
-    gate = asyncio.Semaphore(TRANSACTIONS_AT_ONCE)
-
     async def gated(chunk: list[int]) -> list[str]:
         async with gate:
             return await write(chunk)
 
     chunks = transaction_chunks(rows)
+    async with asyncio.TaskGroup() as group:
+        writes = [group.create_task(gated(chunk)) for chunk in chunks]
     etags = [""] * len(rows)
-    for chunk, written in zip(chunks, await asyncio.gather(*map(gated, chunks)), strict=True):
-        for position, etag in zip(chunk, written, strict=True):
+    for chunk, done in zip(chunks, writes, strict=True):
+        for position, etag in zip(chunk, done.result(), strict=True):
             etags[position] = etag
     return etags
 

@@ -3,7 +3,7 @@
 import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -141,32 +141,44 @@ def open_table(
     return client, credential
 
 
-def open_async_table(
-    endpoint: TableEndpoint, table_name: str
-) -> "tuple[AsyncTableClient, AsyncTokenCredential | None]":
-    """An async client for one table (its aiohttp transport, for writes awaited on an event
-    loop), and the credential to close with it; the same options as `open_table`'s."""
+def open_async_tables(
+    endpoint: TableEndpoint, table_names: Sequence[str]
+) -> "tuple[list[AsyncTableClient], AsyncTokenCredential | None]":
+    """Async clients for some tables (the aiohttp transport, for writes awaited on an event
+    loop), sharing one credential to close with them; the same options as `open_table`'s."""
     from azure.data.tables.aio import TableClient
 
-    name = check_table_name(table_name)
-    # aiohttp reads only proxies from the environment (and, like requests, on every request).
-    options = {
-        **CLIENT_OPTIONS,
-        "use_env_settings": any(key.lower() in _PROXY_ENVIRONMENT for key in os.environ),
-    }
+    names = [check_table_name(name) for name in table_names]
+    options = {**CLIENT_OPTIONS, **aiohttp_options(os.environ)}
     if endpoint.connection_string:
-        client = TableClient.from_connection_string(
-            expand_development_storage(endpoint.connection_string), table_name=name, **options
-        )
-        return client, None
+        expanded = expand_development_storage(endpoint.connection_string)
+        clients = [
+            TableClient.from_connection_string(expanded, table_name=name, **options)
+            for name in names
+        ]
+        return clients, None
     from azure.identity.aio import DefaultAzureCredential
 
     identity = {"managed_identity_client_id": endpoint.client_id} if endpoint.client_id else {}
     credential = DefaultAzureCredential(**identity)
-    client = TableClient(
-        endpoint=endpoint.table_service_uri, table_name=name, credential=credential, **options
-    )
-    return client, credential
+    clients = [
+        TableClient(
+            endpoint=endpoint.table_service_uri, table_name=name, credential=credential, **options
+        )
+        for name in names
+    ]
+    return clients, credential
+
+
+def aiohttp_options(environ: Mapping[str, str]) -> dict[str, Any]:
+    """What the sync clients take from the environment, for the aiohttp transport: proxies
+    (read on every request, so only when set) and the CA bundle requests would use."""
+    lowered = {key.lower(): value for key, value in environ.items()}
+    options: dict[str, Any] = {"use_env_settings": bool(_PROXY_ENVIRONMENT & lowered.keys())}
+    bundle = lowered.get("requests_ca_bundle") or lowered.get("curl_ca_bundle")
+    if bundle:
+        options["connection_verify"] = bundle
+    return options
 
 
 def expand_development_storage(connection_string: str) -> str:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -193,3 +194,57 @@ def test_a_worker_that_exits_mid_request_fails_that_request_and_a_new_one_serves
     served_by = Counter(int(api.get("/api/whereabouts").text) for _ in range(4))
     assert os.getpid() not in served_by
     assert sorted(served_by.values()) == [2, 2]
+
+
+@pytest.fixture
+def one_worker() -> Iterator[tuple[httpx.Client, WorkerProcesses]]:
+    """The toy app's HTTP functions in one worker process with one thread."""
+    workers = WorkerProcesses("tests.support.toy_app", count=1, threads=1)
+    server = AppServer(toy_app.app, lambda: "{}", Keys("f", "m"), workers=workers)
+    try:
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=60) as api:
+            yield api, workers
+    finally:
+        server.close()
+        workers.close()
+
+
+def test_an_async_function_that_waits_holds_no_thread_of_its_worker(
+    one_worker: tuple[httpx.Client, WorkerProcesses],
+) -> None:
+    """As the Python worker runs async functions on its loop: with one thread, a second
+    request still runs while the first waits for it."""
+    api, _ = one_worker
+    with ThreadPoolExecutor(1) as waiting:
+        first = waiting.submit(api.get, "/api/meet/m1")
+        time.sleep(0.5)  # let it be waiting (if it is not yet, the meeting still happens)
+        assert api.get("/api/meet/m1", params={"arrive": "1"}).status_code == 200
+        reply = first.result()
+    assert (reply.status_code, reply.text) == (200, "met")
+
+
+def test_a_function_that_calls_sys_exit_in_a_worker_is_a_500_and_the_worker_goes_on(
+    one_worker: tuple[httpx.Client, WorkerProcesses],
+) -> None:
+    api, _ = one_worker
+    pid = api.get("/api/whereabouts").text
+    reply = api.get("/api/whereabouts", params={"sys_exit": "1"})
+    assert (reply.status_code, reply.json()) == (500, {"error": "SystemExit"})
+    assert api.get("/api/whereabouts").text == pid
+
+
+def test_a_replacement_that_cannot_load_the_app_fails_what_it_is_sent_and_says_why(
+    one_worker: tuple[httpx.Client, WorkerProcesses],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api, _ = one_worker
+    assert api.get("/api/whereabouts").status_code == 200
+    monkeypatch.setenv("TOY_APP_UNLOADABLE", "1")  # as an app saved with an error
+    reply = api.get("/api/whereabouts", params={"exit": "1"})
+    assert reply.json() == {"error": "WorkerProcessExited"}
+    # Answered (not left waiting for a worker that never starts), and the console says why.
+    reply = api.get("/api/whereabouts")
+    assert (reply.status_code, reply.json()) == (500, {"error": "WorkerProcessExited"})
+    assert "could not start again" in caplog.text
+    assert "the toy app was made unloadable" in caplog.text

@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Generator
 from datetime import timedelta
@@ -11,6 +12,9 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+
+if os.environ.get("TOY_APP_UNLOADABLE"):  # lets a test break the app for new worker processes
+    raise ImportError("the toy app was made unloadable")
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -255,11 +259,13 @@ def levels_here(names: list[str]) -> list[int]:
 @app.route(route="whereabouts", methods=["GET"])
 def whereabouts_route(req: func.HttpRequest) -> func.HttpResponse:
     """The id of the process serving it; with `?exit=1`, that process ends instead; with
-    `?raise=1`, the function raises."""
+    `?raise=1`, the function raises; with `?sys_exit=1`, it calls sys.exit()."""
     if req.params.get("exit"):
         os._exit(3)
     if req.params.get("raise"):
         raise ValueError("asked to")
+    if req.params.get("sys_exit"):
+        sys.exit(4)
     return func.HttpResponse(str(os.getpid()))
 
 
@@ -271,3 +277,22 @@ async def start_route(
     """Start orchestrator `name` with the body as input; its instance id and this process's."""
     instance_id = await client.start_new(req.route_params["name"], None, req.get_json())
     return func.HttpResponse(json.dumps({"instance_id": instance_id, "pid": os.getpid()}))
+
+
+# Per name, set when a request `meet/{name}?arrive=1` comes (in the worker's loop).
+_meetings: dict[str, asyncio.Event] = {}
+
+
+@app.route(route="meet/{name}", methods=["GET"])
+async def meet_route(req: func.HttpRequest) -> func.HttpResponse:
+    """Wait up to 20 s for another request to `meet/{name}` with `?arrive=1` (which answers
+    at once): 200 if it came, 504 if not."""
+    meeting = _meetings.setdefault(req.route_params["name"], asyncio.Event())
+    if req.params.get("arrive"):
+        meeting.set()
+        return func.HttpResponse("arrived")
+    try:
+        await asyncio.wait_for(meeting.wait(), 20)
+    except TimeoutError:
+        return func.HttpResponse("nobody came", status_code=504)
+    return func.HttpResponse("met")

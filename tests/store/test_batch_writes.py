@@ -1,0 +1,30 @@
+"""A batch's async writes: the same options from the environment as the sync clients, one
+sign-in for all of a batch's tables."""
+
+from storage.batch_writes import BatchWrites
+from storage.job_store import TableJobStore
+from storage.table_storage import TableEndpoint, aiohttp_options
+
+
+def test_the_async_clients_take_the_proxy_and_ca_bundle_the_sync_clients_take() -> None:
+    assert aiohttp_options({}) == {"use_env_settings": False}
+    assert aiohttp_options({"HTTPS_PROXY": "http://127.0.0.1:3128"}) == {"use_env_settings": True}
+    # requests' CA bundle (a TLS-inspecting proxy's root, say) is aiohttp's to verify with too.
+    assert aiohttp_options({"REQUESTS_CA_BUNDLE": "/etc/ca.pem", "CURL_CA_BUNDLE": "/x"}) == {
+        "use_env_settings": False,
+        "connection_verify": "/etc/ca.pem",
+    }
+    assert aiohttp_options({"curl_ca_bundle": "/x"})["connection_verify"] == "/x"
+
+
+async def test_a_batch_on_a_managed_identity_signs_in_once_for_all_its_tables() -> None:
+    endpoint = TableEndpoint(table_service_uri="https://account.table.core.windows.net")
+    store = TableJobStore.open(endpoint, "jobs")
+    try:
+        async with BatchWrites(store) as writes:
+            # No network call yet: the clients only hold their credential.
+            tables = (writes._records, writes._due, writes._labels)
+            assert len({id(table.credential) for table in tables}) == 1
+            assert tables[0].credential is writes._credential
+    finally:
+        store.close()
