@@ -12,7 +12,7 @@ other job, and find nothing on a second pass; every job it left alone still runs
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -40,7 +40,7 @@ RAN_BY = START + timedelta(minutes=5)
 CRON_MINUTES = (3, 10, 40)
 # A move must be a lead (60 s) ahead of the clock at RAN_BY.
 MOVABLE_FROM = 6 * 60
-EXAMPLES = 40
+EXAMPLES = 30
 
 
 @dataclass
@@ -340,21 +340,18 @@ async def check_one_world(
         edge = any(exec_at_now(world.specs[t]) in (chosen.due_from, chosen.due_to) for t in named)
         hypothesis.event(f"a bound at a named job's due time: {edge}")
 
-        # The listing: exactly the oracle's jobs, each once, at the oracle's due times.
-        shown = await listed(scheduler, chosen.query(), list_limit)
-        shown_ids = [job["transaction_id"] for job in shown]
-        assert len(shown_ids) == len(set(shown_ids)), shown_ids
-        assert set(shown_ids) == named
-        for job in shown:
-            spec = world.specs[job["transaction_id"]]
-            assert job["exec_at"] == format_utc(exec_at_now(spec)), job
-            assert job["labels"] == spec.labels
+        # The listing: exactly the oracle's jobs, each once, at the oracle's due times; and
+        # without the labels (the due index rather than the label index) too.
+        await check_listing(scheduler, world, chosen, list_limit)
+        unlabelled = replace(chosen, label_pairs=[])
+        await check_listing(scheduler, world, unlabelled, list_limit)
 
         # The filtered delete until complete: exactly the oracle's jobs, each counted once.
         first = await cancelled_until_complete(scheduler, chosen.query())
         assert first.cancelled == len(named - firing), (first, named, firing)
         assert sorted(first.firing) == sorted(firing)
         assert first.unreadable == 0
+        hypothesis.event(f"the delete took {'one call' if first.calls == 1 else 'calls'}")
         # Each call but the last looks at CANCEL_MAX_JOBS index rows at least (a job has
         # one row in each index), so the cursor always gets further.
         assert first.calls <= len(jobs) // call_rows + 1, first
@@ -375,6 +372,17 @@ async def check_one_world(
         assert {job["transaction_id"] for job in again} == firing
 
         await check_the_rest_still_runs(scheduler, world, named - firing)
+
+
+async def check_listing(scheduler: Scheduler, world: World, chosen: Filter, limit: int) -> None:
+    shown = await listed(scheduler, chosen.query(), limit)
+    shown_ids = [job["transaction_id"] for job in shown]
+    assert len(shown_ids) == len(set(shown_ids)), shown_ids
+    assert set(shown_ids) == world.named_by(chosen), chosen
+    for job in shown:
+        spec = world.specs[job["transaction_id"]]
+        assert job["exec_at"] == format_utc(exec_at_now(spec)), job
+        assert job["labels"] == spec.labels
 
 
 async def check_the_rest_still_runs(
@@ -417,7 +425,7 @@ async def check_the_rest_still_runs(
 async def test_filtered_listing_and_cancel_agree_with_the_oracle(
     azurite: AzuriteService, data: st.DataObject
 ) -> None:
-    jobs = data.draw(st.lists(specs(), min_size=1, max_size=14), label="jobs")
+    jobs = data.draw(st.lists(specs(), min_size=3, max_size=14), label="jobs")
     chosen = data.draw(filters(jobs), label="filter")
     await check_one_world(
         azurite,
@@ -425,7 +433,7 @@ async def test_filtered_listing_and_cancel_agree_with_the_oracle(
         chosen,
         list_limit=data.draw(st.integers(1, 4), label="list limit"),
         page_rows=data.draw(st.integers(1, 4), label="rows per page"),
-        call_rows=data.draw(st.integers(1, 6), label="rows per call"),
+        call_rows=data.draw(st.integers(1, 4), label="rows per call"),
     )
 
 
