@@ -33,7 +33,7 @@ class JobListQuery(_Query):
         default=None, alias="from", description="only jobs due at or after this time"
     )
     due_to: UtcDatetime | None = Field(
-        default=None, alias="to", description="only jobs due before this time"
+        default=None, alias="to", description="only jobs due at or before this time"
     )
     prompt_type: str | None = None
     label: list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]] | None = Field(

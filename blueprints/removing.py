@@ -17,6 +17,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api.problems import ProblemError, not_found, problem
+from api.queries import CancelQuery
 from api.responses import CancelOutcome, DeletedJob, WipeOutcome
 from blueprints import dependencies
 from blueprints.http_io import json_response
@@ -41,6 +42,11 @@ WIPE_MAX_SECONDS = 20.0
 WIPE_STOP_SECONDS = 10.0
 # A filtered delete looks at most at this many index rows per request.
 CANCEL_MAX_JOBS = 1000
+# What a filtered delete reads from its query (CancelQuery's names), and the function key
+# (`code`), which a caller may send in the query.
+CANCEL_PARAMETERS = frozenset(
+    {field.alias or name for name, field in CancelQuery.model_fields.items()} | {"code"}
+)
 log = logging.getLogger(__name__)
 
 
@@ -197,6 +203,13 @@ async def cancel_jobs(
         raise invalid_query(
             "give a filter (label, prompt_type, from, to): to cancel every live job, "
             "POST /api/wipe with the admin key"
+        )
+    if set(request.params) - CANCEL_PARAMETERS:
+        # Ignored, a parameter the caller thinks narrows the delete (`state`, `limit`, a
+        # misspelt filter) would leave it wider than asked: cancelling more is not undone.
+        raise invalid_query(
+            "a filtered delete takes only label, prompt_type, from, to and cursor; "
+            "leave out any other query parameter (it would not narrow the delete)"
         )
     scope_key = "cancel" + cursor_scope(scope, None)
     token = cursor_token(request, scope_key)

@@ -134,7 +134,18 @@ async def test_a_firing_job_is_reported_not_cancelled(scheduler: Scheduler) -> N
 
 @pytest.mark.parametrize(
     "query",
-    ["", "limit=5", "label=tenant", "label=Tenant=a", "from=yesterday", "cursor=x&label=a=b"],
+    [
+        "",
+        "limit=5",
+        "label=tenant",
+        "label=Tenant=a",
+        "from=yesterday",
+        "cursor=x&label=a=b",
+        # A parameter the delete does not read would not narrow it: refused, never ignored.
+        "label=a=b&limit=5",
+        "label=a=b&state=paused",
+        "prompt_type=log.append&lable=a=c",
+    ],
 )
 async def test_a_delete_without_a_valid_filter_is_a_400_and_cancels_nothing(
     scheduler: Scheduler, query: str
@@ -143,6 +154,8 @@ async def test_a_delete_without_a_valid_filter_is_a_400_and_cancels_nothing(
     problem = assert_problem(await scheduler.api.delete(f"/api/schedule?{query}"), 400)
     if not query or query == "limit=5":
         assert "POST /api/wipe" in problem["detail"]
+    elif "&" in query and "cursor" not in query:
+        assert "takes only label, prompt_type, from, to and cursor" in problem["detail"]
     assert await states(scheduler, [transaction_id]) == {"pending"}
 
 
