@@ -3,18 +3,16 @@ sign-in for all of a batch's tables."""
 
 from storage.batch_writes import BatchWrites
 from storage.job_store import TableJobStore
-from storage.table_storage import TableEndpoint, aiohttp_options
+from storage.table_storage import AiohttpEnvironment, TableEndpoint, aiohttp_environment
 
 
 def test_the_async_clients_take_the_proxy_and_ca_bundle_the_sync_clients_take() -> None:
-    assert aiohttp_options({}) == {"use_env_settings": False}
-    assert aiohttp_options({"HTTPS_PROXY": "http://127.0.0.1:3128"}) == {"use_env_settings": True}
+    assert aiohttp_environment({}) == AiohttpEnvironment(proxies=False, ca_bundle=None)
+    assert aiohttp_environment({"HTTPS_PROXY": "http://127.0.0.1:3128"}).proxies
     # requests' CA bundle (a TLS-inspecting proxy's root, say) is aiohttp's to verify with too.
-    assert aiohttp_options({"REQUESTS_CA_BUNDLE": "/etc/ca.pem", "CURL_CA_BUNDLE": "/x"}) == {
-        "use_env_settings": False,
-        "connection_verify": "/etc/ca.pem",
-    }
-    assert aiohttp_options({"curl_ca_bundle": "/x"})["connection_verify"] == "/x"
+    both = {"REQUESTS_CA_BUNDLE": "/etc/ca.pem", "CURL_CA_BUNDLE": "/x"}
+    assert aiohttp_environment(both) == AiohttpEnvironment(proxies=False, ca_bundle="/etc/ca.pem")
+    assert aiohttp_environment({"curl_ca_bundle": "/x"}).ca_bundle == "/x"
 
 
 async def test_a_batch_on_a_managed_identity_signs_in_once_for_all_its_tables() -> None:
