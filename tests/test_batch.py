@@ -256,3 +256,21 @@ async def test_an_idempotency_key_header_on_a_batch_is_refused_not_ignored(
     assert "idempotency_key" in problem["detail"]
     assert scheduler.orchestrations_started() == []
     assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
+
+
+@pytest.mark.parametrize("ca_bundle", [None, "certifi"])
+async def test_a_batch_is_stored_with_or_without_a_ca_bundle_in_the_environment(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, ca_bundle: str | None
+) -> None:
+    """The batch's async clients take requests' CA bundle through a session of their own
+    (a TLS-inspecting proxy's root, say): either way its jobs are stored."""
+    import certifi
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    if ca_bundle:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    outcome = await send(scheduler, [job(n) for n in range(3)])
+    assert outcome["created"] == 3
+    for result in outcome["results"]:
+        assert scheduler.job_store.get(result["job"]["transaction_id"]) is not None
