@@ -1,6 +1,7 @@
 """1,000 jobs by one batch against 1,000 single creates, over HTTP on the local durable host.
 
-`.venv/bin/python -m benchmarks.batch_create [--jobs 1000] [--rounds 3] [--labels 1]`
+`.venv/bin/python -m benchmarks.batch_create [--jobs 1000] [--rounds 3] [--labels 1]
+    [--worker-processes N]`
 
 Starts Azurite (in memory) and `python -m local_durable_host` in processes of their own on
 loopback, then, each round, creates `--jobs` `log.append` jobs two ways, side by side:
@@ -13,6 +14,8 @@ Each job carries `--labels` labels and is due an hour ahead (none fires during t
 order of the two alternates per round, so drift in the machine's load (and Azurite's growing
 tables) falls on both alike; the medians over rounds and their ratio are printed with the
 load average before and after. Every job of each way is checked to have been created.
+`--worker-processes` sets the host's FUNCTIONS_WORKER_PROCESS_COUNT (0: the app's functions
+in the host's own process; by default, the host's default).
 
 docs/bulk.md has the figures.
 """
@@ -66,13 +69,19 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--labels", type=int, default=1)
+    parser.add_argument("--worker-processes", type=int)
     options = parser.parse_args()
+    host_settings = (
+        {}
+        if options.worker_processes is None
+        else {"FUNCTIONS_WORKER_PROCESS_COUNT": str(options.worker_processes)}
+    )
     print(f"load average before: {load_average()}", flush=True)
     times: dict[str, list[float]] = {"single": [], "batch": []}
     with (
         tempfile.TemporaryDirectory() as workdir,
         running_azurite(Path(workdir)) as (azurite, _),
-        local_host(azurite, Path(workdir) / "host", {}) as host,
+        local_host(azurite, Path(workdir) / "host", host_settings) as host,
         httpx.Client(
             base_url=host.base_url,
             headers={"x-functions-key": host.function_key},
