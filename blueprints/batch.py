@@ -60,7 +60,7 @@ async def create_batch(
     steps: list[Step] = await bounded(_prepare(client, store, item) for item in items)
     fresh = [step for step in steps if isinstance(step, PreparedJob)]
     if fresh:
-        async with BatchWrites(store) as writes:
+        async with _batch_writes(store) as writes:
             indexed = await _index(writes, fresh)
             done = iter(
                 await bounded(
@@ -80,6 +80,14 @@ async def create_batch(
         failed=sum(1 for result in results if result.result == "failed"),
     )
     return json_response(outcome.model_dump(mode="json"))
+
+
+def _batch_writes(store: TableJobStore) -> BatchWrites:
+    try:
+        return BatchWrites(store)
+    except Exception:  # a CA bundle setting that names no file, say
+        log.exception("opening the job store's async clients failed")
+        raise backend_unavailable("open the job store; nothing was scheduled") from None
 
 
 async def _prepare(

@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -197,6 +197,8 @@ class _Worker:
                         self._number,
                         error,
                     )
+                # Whatever is sent from now on fails at once (OSError), not waits forever.
+                self._connection.close()
                 return
             if self._pool._closing:
                 return
@@ -272,23 +274,30 @@ def _serve(
         except BaseException as error:  # sys.exit() in a function: still an answer
             answer(call_id, type(error).__name__)
 
-    def await_on_loop(call_id: int, function: HttpFunction, call: HttpCall) -> None:
-        # As the worker runs async functions: on its loop, holding no thread while they wait.
-        future = asyncio.run_coroutine_threadsafe(_serve_http_async(function, call), loop)
-        future.add_done_callback(lambda done: answer(call_id, done.result()))
+    async def serve_on_loop(call_id: int, function: HttpFunction, call: HttpCall) -> None:
+        result = await _serve_http_async(function, call)
+        # A large answer is written off the loop, which other invocations share.
+        await asyncio.to_thread(answer, call_id, result)
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="worker-invocation")
+    on_loop: set[Future[None]] = set()
     try:
         while (message := connection.recv()) is not None:
             call_id, call = message
             function = routes.get(call.function_name) if isinstance(call, HttpCall) else None
             if function is not None and is_async(function):
-                await_on_loop(call_id, function, call)
+                # As the worker runs async functions: on its loop, holding no thread meanwhile.
+                running = asyncio.run_coroutine_threadsafe(
+                    serve_on_loop(call_id, function, call), loop
+                )
+                on_loop.add(running)
+                running.add_done_callback(on_loop.discard)
             else:
                 pool.submit(run, call_id, call)
-    except EOFError:  # the host is gone: nobody is left to answer
+    except (EOFError, OSError):  # the host is gone: nobody is left to answer
         os._exit(0)
     pool.shutdown(wait=True)
+    wait(list(on_loop), timeout=10)
     close_durable_session(loop)
 
 

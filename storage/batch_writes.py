@@ -9,6 +9,7 @@ and `index_labels`, and the same answers, for a fifth less of the worker's CPU p
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from azure.data.tables.aio import TableClient as AsyncTableClient
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # Transactions of one batch's index rows in flight at once (a batch of 1,000 jobs due in one
 # minute, with ten labels each, has 110 of up to 100 rows).
 TRANSACTIONS_AT_ONCE = 16
@@ -60,11 +62,13 @@ class BatchWrites:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        async with contextlib.AsyncExitStack() as closing:
-            for client in (self._records, self._due, self._labels):
-                closing.push_async_callback(client.close)
-            if self._credential is not None:
-                closing.push_async_callback(self._credential.close)
+        # A close that fails must not turn a batch whose jobs were stored into an error.
+        for closable in (self._records, self._due, self._labels, self._credential):
+            if closable is not None:
+                try:
+                    await closable.close()
+                except Exception:
+                    log.warning("closing a batch's table client failed", exc_info=True)
 
     async def create(self, record: JobRecord) -> StoredJob:
         """Insert the record if no record has its id; JobExists otherwise."""

@@ -191,10 +191,10 @@ class AiohttpEnvironment:
 
 
 def aiohttp_environment(environ: Mapping[str, str]) -> AiohttpEnvironment:
-    lowered = {key.lower(): value for key, value in environ.items()}
+    # requests reads proxies in either case, its CA bundle variables only in upper case.
     return AiohttpEnvironment(
-        proxies=bool(_PROXY_ENVIRONMENT & lowered.keys()),
-        ca_bundle=lowered.get("requests_ca_bundle") or lowered.get("curl_ca_bundle") or None,
+        proxies=any(key.lower() in _PROXY_ENVIRONMENT for key in environ),
+        ca_bundle=environ.get("REQUESTS_CA_BUNDLE") or environ.get("CURL_CA_BUNDLE") or None,
     )
 
 
@@ -216,8 +216,13 @@ def _transport(environment: AiohttpEnvironment) -> dict[str, Any]:
 
 @functools.cache
 def _verifying_with(ca_bundle: str) -> "ssl.SSLContext":
+    """Read once per process (requests reads the bundle for each request: a bundle changed
+    on disk is seen by a batch after a restart); a folder of certificates, as requests takes
+    it, or a file."""
     import ssl
 
+    if os.path.isdir(ca_bundle):
+        return ssl.create_default_context(capath=ca_bundle)
     return ssl.create_default_context(cafile=ca_bundle)
 
 

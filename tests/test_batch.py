@@ -4,6 +4,7 @@ order, a retried batch creates no duplicate, and the index rows are written toge
 import json
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,19 +259,31 @@ async def test_an_idempotency_key_header_on_a_batch_is_refused_not_ignored(
     assert (await scheduler.api.get("/api/schedule")).json()["jobs"] == []
 
 
-@pytest.mark.parametrize("ca_bundle", [None, "certifi"])
+@pytest.mark.parametrize("ca_bundle", [None, "file", "folder"])
 async def test_a_batch_is_stored_with_or_without_a_ca_bundle_in_the_environment(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, ca_bundle: str | None
 ) -> None:
-    """The batch's async clients take requests' CA bundle through a session of their own
-    (a TLS-inspecting proxy's root, say): either way its jobs are stored."""
+    """The batch's async clients take requests' CA bundle, a file or a folder (a
+    TLS-inspecting proxy's root, say): either way its jobs are stored."""
     import certifi
 
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
-    if ca_bundle:
+    if ca_bundle == "file":
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    elif ca_bundle == "folder":
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(Path(certifi.where()).parent))
     outcome = await send(scheduler, [job(n) for n in range(3)])
     assert outcome["created"] == 3
     for result in outcome["results"]:
         assert scheduler.job_store.get(result["job"]["transaction_id"]) is not None
+
+
+async def test_a_ca_bundle_that_names_no_file_is_a_503_and_stores_nothing(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    reply = await scheduler.api.post("/api/schedule/batch", {"jobs": [job(0)]})
+    assert assert_problem(reply, 503)["type"].endswith(":backend-unavailable")
+    listed = (await scheduler.api.get("/api/schedule")).json()
+    assert listed["jobs"] == []
