@@ -13,7 +13,9 @@ loopback, then, each round, creates `--jobs` `log.append` jobs two ways, side by
 Each job carries `--labels` labels and is due an hour ahead (none fires during the run). The
 order of the two alternates per round, so drift in the machine's load (and Azurite's growing
 tables) falls on both alike; the medians over rounds and their ratio are printed with the
-load average before and after. Every job of each way is checked to have been created.
+load average before and after. Every job of each way is checked to have been created. Also
+printed: the CPU time per job each process spent during each way (from /proc: the host's
+own process, its worker processes, Azurite).
 `--worker-processes` sets the host's FUNCTIONS_WORKER_PROCESS_COUNT (0: the app's functions
 in the host's own process; by default, the host's default).
 
@@ -31,6 +33,7 @@ from typing import Any
 import httpx
 
 from benchmarks.local_host import load_average, local_host
+from benchmarks.measuring import process_cpu_seconds, process_tree_cpu_seconds
 from tests.support.local_servers import running_azurite
 
 
@@ -80,7 +83,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"single": [], "batch": []}
     with (
         tempfile.TemporaryDirectory() as workdir,
-        running_azurite(Path(workdir)) as (azurite, _),
+        running_azurite(Path(workdir)) as (azurite, azurite_server),
         local_host(azurite, Path(workdir) / "host", host_settings) as host,
         httpx.Client(
             base_url=host.base_url,
@@ -98,14 +101,20 @@ def main() -> None:
                     {k: v for k, v in job_body(n, exec_at, options.labels, run).items() if v}
                     for n in range(options.jobs)
                 ]
+                before = cpu_seconds(host.pid, azurite_server.pid)
                 seconds = (singles if way == "single" else batch)(api, bodies)
+                spent = cpu_seconds(host.pid, azurite_server.pid)
                 times[way].append(seconds)
                 listed = count_labelled(api, run) if options.labels else options.jobs
                 if listed != options.jobs:
                     raise SystemExit(f"{way}: {listed} jobs listed under run={run}")
+                cpu = ", ".join(
+                    f"{name} {(spent[name] - before[name]) * 1000 / options.jobs:.2f}"
+                    for name in spent
+                )
                 print(
                     f"round {round_number + 1}, {way}: {options.jobs} jobs in {seconds:.2f} s "
-                    f"({options.jobs / seconds:.0f} jobs/s)",
+                    f"({options.jobs / seconds:.0f} jobs/s); CPU ms per job: {cpu}",
                     flush=True,
                 )
     print(f"load average after: {load_average()}")
@@ -116,6 +125,16 @@ def main() -> None:
         f"({options.jobs / single:.0f} jobs/s), one batch {batched:.2f} s "
         f"({options.jobs / batched:.0f} jobs/s): the batch {single / batched:.1f}x faster"
     )
+
+
+def cpu_seconds(host_pid: int, azurite_pid: int) -> dict[str, float]:
+    """CPU time so far of the host's own process, its worker processes, and Azurite."""
+    host = process_cpu_seconds(host_pid)
+    return {
+        "host": host,
+        "workers": process_tree_cpu_seconds(host_pid) - host,
+        "Azurite": process_cpu_seconds(azurite_pid),
+    }
 
 
 def count_labelled(api: httpx.Client, run: str) -> int:
