@@ -4,16 +4,10 @@ verified with requests' CA bundle), one sign-in for all of a batch's tables."""
 import ssl
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from storage.batch_writes import BatchWrites
 from storage.job_store import TableJobStore
@@ -25,6 +19,7 @@ from storage.table_storage import (
     aiohttp_environment,
     open_async_tables,
 )
+from tests.support.loopback_tls import self_signed_certificate
 
 
 def test_the_async_clients_take_the_proxy_and_ca_bundle_the_sync_clients_take() -> None:
@@ -56,32 +51,7 @@ async def test_a_batch_on_a_managed_identity_signs_in_once_for_all_its_tables() 
 def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     """An HTTPS server on loopback with a certificate of its own (not one any system trusts):
     its URL, the certificate's file, and the request lines it got."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = self_signed_certificate(tmp_path, tmp_path / "cert.pem")
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
