@@ -12,16 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
 from delivery.egress import EgressPolicy, IPAddress, pinned_client, transport
@@ -29,6 +25,7 @@ from delivery.egress.transport import LOOKUP_THREAD_PREFIX, MAX_CONCURRENT_LOOKU
 from delivery.prompts import FiringContext, PayloadRules, parse_payload
 from delivery.prompts.http_call import HttpCallOutcome, run_http_call
 from scheduling.settings import SchedulerSettings
+from tests.support.loopback_tls import self_signed_certificate
 from tests.support.memory_log import MemoryJobLog
 
 LOOPBACK_ONLY = SchedulerSettings(
@@ -156,35 +153,10 @@ class SelfSignedTls:
 @pytest.fixture
 def loopback_tls(tmp_path: Path) -> SelfSignedTls:
     """A certificate for 127.0.0.1, made for this test and trusted by its client alone."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(certificate_pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    certificate, key = self_signed_certificate(tmp_path, tmp_path / "cert.pem")
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    client = ssl.create_default_context(cadata=certificate_pem.decode())
+    server.load_cert_chain(certificate, key)
+    client = ssl.create_default_context(cafile=certificate)
     return SelfSignedTls(server=server, client=client)
 
 
